@@ -1,0 +1,61 @@
+# Open Chat on DeltaDB: `make run` serves the app, `make test` runs every suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= $(CURDIR)/data
+KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
+DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
+
+.PHONY: run test venv dev-deps chromium lint bench clean help
+
+help:
+	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
+	@echo "make test  - install test dependencies (Chromium included) and run every suite"
+
+$(VENV)/.runtime-stamp: requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime-stamp
+dev-deps: $(VENV)/.dev-stamp
+
+# Debian's Chromium drives the browser tests; Playwright never downloads its own.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+$(KEY_FILE): | $(VENV)/.runtime-stamp
+	@$(PY) -m deltadb_dialect keygen --out $(KEY_FILE)
+
+run: $(VENV)/.runtime-stamp $(KEY_FILE)
+	@mkdir -p $(DATA_DIR)
+	@echo "Store: $(DATA_DIR)/openchat  master key file: $(KEY_FILE)"
+	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
+	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers
+
+test: $(VENV)/.dev-stamp chromium
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.dev-stamp
+	$(PY) bench/orm_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
