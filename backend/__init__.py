@@ -1,0 +1,1 @@
+"""Open Chat: a self-hosted private AI chat service on the encrypted DeltaDB store."""

@@ -1,0 +1,78 @@
+"""The engine, sessions, and the guard that refuses an un-migrated database."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import registry
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from backend.core.config import settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+# The package's entry point registers `deltadb://` once installed (`pip install -e .`);
+# registering it here too lets a plain checkout run from its own directory.
+registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
+
+
+def make_engine(url: str) -> Engine:
+    """One engine per process; SQLite files get the pragmas that make them behave like a server."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=url.startswith("postgresql"))
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if ":memory:" not in url:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    return engine
+
+
+engine = make_engine(settings.DATABASE_URL)
+# Objects stay readable after commit: routes build responses from them once the
+# transaction is over, which keeps every transaction short.
+SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)
+
+
+async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run `fn(session=..., **kwargs)` in a worker thread with its own short-lived session.
+
+    Async routes use this so that no transaction is ever open while they await the model.
+    """
+
+    def call() -> T:
+        with SessionLocal() as session:
+            return fn(session=session, **kwargs)
+
+    return await run_in_threadpool(call)
+
+
+def alembic_config() -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    return config
+
+
+def migration_problem(bind: Engine) -> str | None:
+    """Explain why the database is not at the migration head, or None when it is."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with bind.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == head:
+        return None
+    state = "has no tables yet" if current is None else f"is at revision {current}"
+    return (
+        f"The database {state}, but this version of Open Chat needs revision {head}. "
+        "Run `alembic upgrade head` (with the same DATABASE_URL) and start again."
+    )
