@@ -63,6 +63,8 @@ class Settings(BaseSettings):
         "gpt-4o",
     ]
     LLM_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
+    # Retries of failed requests (429/5xx/connection errors) before the user sees the error.
+    LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
     # How many earlier messages are sent to the model with each question.
     LLM_CONTEXT_MESSAGES: int = Field(default=40, ge=1)
 

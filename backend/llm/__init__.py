@@ -1,0 +1,1 @@
+"""Talking to OpenAI-compatible chat APIs, and the built-in offline mock of one."""
