@@ -1,0 +1,112 @@
+"""``create_app``: the FastAPI application of the DeltaDB entity server."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from deltadb_dialect.server.auth import AuthService
+from deltadb_dialect.server.engine import make_engine
+from deltadb_dialect.server.errors import install_error_handlers
+from deltadb_dialect.server.http import Services
+from deltadb_dialect.server.metrics import MetricsMiddleware, RequestMetrics
+from deltadb_dialect.server.routes import admin_routes, auth_routes, entities, schema_routes
+from deltadb_dialect.server.schemas import SchemaRegistry
+from deltadb_dialect.server.store import EntityStore
+from deltadb_dialect.server.tables import create_internal_tables
+from deltadb_dialect.server.workers import WorkerRegistry
+
+STATIC_DIR = Path(__file__).with_name("static")
+CONFIG_ENV = "DELTADB_SERVER_CONFIG"  # JSON settings the CLI hands to each uvicorn worker
+
+
+def create_app(
+    engine_url: str | None = None,
+    *,
+    engine: Engine | None = None,
+    admin_key: str | None = None,
+    client_ttl: float = 86400.0,
+    token_cache_seconds: float = 2.0,
+    heartbeat_seconds: float = 5.0,
+    catalog_ttl: float = 2.0,
+    register_worker: bool = True,
+    address: str | None = None,
+) -> FastAPI:
+    """Build the server over ``engine_url`` (``deltadb:///PATH`` or ``sqlite:///FILE``).
+
+    ``admin_key=None`` means development mode: ``{"client_id": ...}`` logins are accepted.
+    """
+    if engine is None:
+        if engine_url is None:
+            raise ValueError("create_app needs engine_url or engine")
+        engine = make_engine(engine_url)
+    create_internal_tables(engine)
+
+    schemas = SchemaRegistry(engine)
+    request_metrics = RequestMetrics()
+    workers = WorkerRegistry(engine, heartbeat_seconds, address)
+    svc = Services(
+        store=EntityStore(engine, schemas, catalog_ttl),
+        schemas=schemas,
+        auth=AuthService(engine, admin_key, client_ttl, token_cache_seconds),
+        workers=workers,
+        metrics=request_metrics,
+        store_path=make_url(str(engine.url)).database,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if register_worker:
+            workers.start(lambda: request_metrics.total_requests)
+        try:
+            yield
+        finally:
+            if register_worker:
+                await workers.stop()
+
+    app = FastAPI(
+        title="DeltaDB entity server",
+        version=admin_routes.VERSION,
+        description="DeltaDatabase-compatible REST API over an encrypted DeltaDB store.",
+        docs_url=None,  # Swagger UI loads from a CDN; the management UI at / needs none
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    install_error_handlers(app)
+    for module in (entities, auth_routes, schema_routes, admin_routes):
+        app.include_router(module.router)
+    _add_ui(app)
+    app.add_middleware(MetricsMiddleware, metrics=request_metrics)
+    return app
+
+
+def _add_ui(app: FastAPI) -> None:
+    index = STATIC_DIR / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def ui() -> FileResponse:
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers started by ``python -m deltadb_dialect serve``."""
+    settings: dict[str, Any] = json.loads(os.environ[CONFIG_ENV])
+    return create_app(
+        settings["engine_url"],
+        admin_key=os.environ.get("DELTADB_ADMIN_KEY") or None,
+        client_ttl=settings.get("client_ttl", 86400.0),
+        address=settings.get("address"),
+    )

@@ -1,0 +1,1 @@
+"""Route modules: each is thin and delegates to the services in ``Services``."""

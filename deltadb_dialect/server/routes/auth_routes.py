@@ -1,0 +1,73 @@
+"""Login, logout, the caller's identity, and API key management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from deltadb_dialect.server.auth import Principal, authenticated, is_admin
+from deltadb_dialect.server.errors import ApiError
+from deltadb_dialect.server.http import OK, read_json, services
+
+router = APIRouter(tags=["auth"])
+
+_LOGIN_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object",
+    "properties": {"key": {"type": "string", "description": "admin key or API key"},
+                   "client_id": {"type": "string", "description": "development mode only"}},
+}}}}}
+
+
+@router.post("/api/login", openapi_extra=_LOGIN_BODY)
+async def login(request: Request) -> dict[str, Any]:
+    """Exchange a key (or, in development mode, a client_id) for a bearer token."""
+    body = await read_json(request)
+    return await run_in_threadpool(services(request).auth.login, body)
+
+
+@router.post("/api/logout")
+async def logout(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+    """Revoke the token used for this request."""
+    await run_in_threadpool(services(request).auth.logout, principal)
+    return OK
+
+
+@router.get("/api/me")
+async def me(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+    mode = "development" if services(request).auth.development_mode else "production"
+    return {**principal.as_json(), "mode": mode}
+
+
+@router.post("/api/keys", status_code=201, openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["name", "permissions"],
+        "properties": {
+            "name": {"type": "string"},
+            "permissions": {"type": "array", "items": {"enum": ["read", "write", "admin"]}},
+            "expires_in": {"description": "seconds, or a duration such as 30d"},
+        }}}}}})
+async def create_api_key(request: Request, principal: Principal = Depends(is_admin)) -> Any:
+    """Create an API key; its secret (``key``) is shown in this response only."""
+    body = await read_json(request)
+    created = await run_in_threadpool(
+        services(request).auth.create_api_key, body, principal.client_id
+    )
+    return JSONResponse(created, status_code=201)
+
+
+@router.get("/api/keys")
+def list_api_keys(request: Request, _: Principal = Depends(is_admin)) -> dict[str, Any]:
+    return {"keys": services(request).auth.list_api_keys()}
+
+
+@router.delete("/api/keys/{key_id}")
+async def delete_api_key(
+    key_id: str, request: Request, _: Principal = Depends(is_admin)
+) -> dict[str, Any]:
+    """Delete an API key and revoke the tokens issued for it."""
+    if not await run_in_threadpool(services(request).auth.delete_api_key, key_id):
+        raise ApiError(404, "no such API key")
+    return OK
