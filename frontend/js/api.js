@@ -1,0 +1,531 @@
+// Every call the browser makes to the Open Chat backend lives in this module, so the
+// JSON contract (docs/API.md) is adapted in one place. Pages only see the normalised
+// shapes returned here, never raw responses.
+
+const CSRF_COOKIE = 'csrf_token';
+const CSRF_HEADER = 'X-CSRF-Token';
+
+export class ApiError extends Error {
+  constructor(status, message, data = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.data = data;
+  }
+}
+
+// Called with the ApiError whenever the backend answers 401 to an authenticated call.
+let unauthorizedHandler = null;
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
+
+export function readCookie(name) {
+  for (const part of document.cookie.split(';')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    if (part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return '';
+}
+
+const FALLBACK = {
+  0: 'Cannot reach the server. Check your connection and try again.',
+  400: 'The request was not accepted.',
+  401: 'Your session has ended. Please sign in again.',
+  403: 'You are not allowed to do that.',
+  404: 'Not found. It may have been deleted.',
+  409: 'That conflicts with something that already exists.',
+  413: 'That is too large to send.',
+  422: 'Some of the fields are not valid.',
+  429: 'Too many requests. Wait a moment and try again.',
+  500: 'Something went wrong on the server. Try again.',
+  502: 'The AI service could not be reached. Try again shortly.',
+  503: 'The service is unavailable right now. Try again shortly.',
+  504: 'The AI service took too long to answer. Try again.',
+};
+
+function fieldName(loc) {
+  if (!Array.isArray(loc)) return '';
+  const parts = loc.filter((p) => p !== 'body' && p !== 'query' && p !== 'path');
+  return parts.join('.');
+}
+
+// Turns any backend error body (FastAPI's {"detail": ...} in its string, object or
+// validation-list forms, or {"error": ...}) into one sentence a person can read.
+export function describeError(status, data) {
+  let d = data;
+  if (d && typeof d === 'object' && !Array.isArray(d)) {
+    d = d.detail ?? d.error ?? d.message ?? d.msg ?? null;
+  }
+  if (d && typeof d === 'object' && !Array.isArray(d)) {
+    d = d.message ?? d.msg ?? d.detail ?? d.error ?? null;
+  }
+  if (Array.isArray(d)) {
+    d = d
+      .map((e) => {
+        if (typeof e === 'string') return e;
+        const msg = String(e?.msg ?? e?.message ?? '').replace(/^Value error, /, '');
+        const field = fieldName(e?.loc);
+        return field ? `${field}: ${msg}` : msg;
+      })
+      .filter(Boolean)
+      .join('; ');
+  }
+  if (typeof d === 'string' && d.trim()) return d.trim();
+  if (FALLBACK[status]) return FALLBACK[status];
+  if (status >= 500) return FALLBACK[500];
+  return `Request failed (${status}).`;
+}
+
+async function errorFrom(res) {
+  let data = null;
+  try {
+    const text = await res.text();
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text && text.length < 300 && !/<html/i.test(text) ? text : null;
+    }
+  } catch {
+    data = null;
+  }
+  const err = new ApiError(res.status, describeError(res.status, data), data);
+  return err;
+}
+
+function buildUrl(path, query) {
+  const url = new URL(path, window.location.origin);
+  if (query) {
+    for (const [k, v] of Object.entries(query)) {
+      if (v === undefined || v === null || v === '') continue;
+      url.searchParams.set(k, String(v));
+    }
+  }
+  return url;
+}
+
+function headersFor(method, hasBody, accept = 'application/json') {
+  const headers = { Accept: accept };
+  if (hasBody) headers['Content-Type'] = 'application/json';
+  if (!['GET', 'HEAD', 'OPTIONS'].includes(method)) {
+    const token = readCookie(CSRF_COOKIE);
+    if (token) headers[CSRF_HEADER] = token;
+  }
+  return headers;
+}
+
+async function send(method, path, { body, query, signal, accept, quiet401 = false } = {}) {
+  const hasBody = body !== undefined;
+  let res;
+  try {
+    res = await fetch(buildUrl(path, query), {
+      method,
+      headers: headersFor(method, hasBody, accept),
+      body: hasBody ? JSON.stringify(body) : undefined,
+      credentials: 'same-origin',
+      signal,
+    });
+  } catch (e) {
+    if (e?.name === 'AbortError') throw e;
+    throw new ApiError(0, FALLBACK[0]);
+  }
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (res.status === 401 && !quiet401 && unauthorizedHandler) unauthorizedHandler(err);
+    throw err;
+  }
+  return res;
+}
+
+async function request(method, path, opts = {}) {
+  const res = await send(method, path, opts);
+  if (res.status === 204) return null;
+  const type = res.headers.get('content-type') || '';
+  if (type.includes('json')) return res.json();
+  const text = await res.text();
+  return text || null;
+}
+
+/* ---------- shape normalisation ---------- */
+
+function pick(obj, ...keys) {
+  if (!obj) return undefined;
+  for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) return obj[k];
+  return undefined;
+}
+
+function modelNames(list) {
+  if (!Array.isArray(list)) return null;
+  return list
+    .map((m) => (typeof m === 'string' ? m : pick(m, 'name', 'id', 'model')))
+    .filter((m) => typeof m === 'string' && m);
+}
+
+export function normalizeUser(u) {
+  if (!u) return null;
+  const user = u.user && typeof u.user === 'object' ? u.user : u;
+  return {
+    id: pick(user, 'id', 'uuid', 'user_id'),
+    username: pick(user, 'username', 'name') ?? '',
+    email: pick(user, 'email') ?? '',
+    fullName: pick(user, 'full_name', 'fullName') ?? '',
+    admin: Boolean(pick(user, 'is_admin', 'admin')),
+    active: pick(user, 'is_active', 'active') ?? true,
+    allowedModels: modelNames(pick(user, 'allowed_models', 'models')),
+    createdAt: pick(user, 'created_at', 'created') ?? null,
+  };
+}
+
+export function normalizeConversation(c) {
+  if (!c) return null;
+  const conv = c.conversation && typeof c.conversation === 'object' ? c.conversation : c;
+  return {
+    id: String(pick(conv, 'uuid', 'id', 'conversation_id')),
+    title: pick(conv, 'title') ?? '',
+    defaultModel: pick(conv, 'default_model', 'model') ?? null,
+    pinned: Boolean(pick(conv, 'pinned', 'is_pinned')),
+    archived: Boolean(pick(conv, 'archived', 'is_archived')),
+    createdAt: pick(conv, 'created_at', 'created') ?? null,
+    updatedAt: pick(conv, 'updated_at', 'updated', 'created_at') ?? null,
+  };
+}
+
+export function normalizeResponse(r, m = {}) {
+  const src = r && typeof r === 'object' ? r : {};
+  const usage = src.usage && typeof src.usage === 'object' ? src.usage : {};
+  const meta = {
+    model: pick(src, 'model', 'model_used') ?? pick(m, 'model_used', 'model') ?? null,
+    promptTokens: pick(src, 'prompt_tokens') ?? pick(usage, 'prompt_tokens') ?? null,
+    completionTokens: pick(src, 'completion_tokens') ?? pick(usage, 'completion_tokens') ?? null,
+    totalTokens: pick(src, 'total_tokens') ?? pick(usage, 'total_tokens') ?? null,
+    timeMs: pick(src, 'completion_time_ms', 'completion_ms', 'duration_ms', 'time_ms') ?? null,
+  };
+  const any = Object.values(meta).some((v) => v !== null && v !== undefined);
+  return any ? meta : null;
+}
+
+export function normalizeMessage(m) {
+  if (!m) return null;
+  const response = pick(m, 'response', 'meta', 'metadata');
+  let meta = normalizeResponse(response, m);
+  if (!meta && m.role === 'assistant') meta = normalizeResponse(m, {});
+  return {
+    id: String(pick(m, 'uuid', 'id', 'message_id') ?? ''),
+    role: pick(m, 'role') ?? 'assistant',
+    content: pick(m, 'content', 'text') ?? '',
+    model: pick(m, 'model') ?? null,
+    createdAt: pick(m, 'created_at', 'created') ?? null,
+    meta,
+  };
+}
+
+function listOf(data, ...keys) {
+  if (Array.isArray(data)) return { items: data, total: null };
+  if (!data || typeof data !== 'object') return { items: [], total: null };
+  for (const k of [...keys, 'items', 'results', 'data']) {
+    if (Array.isArray(data[k])) {
+      const total = pick(data, 'total', 'count', 'total_count');
+      return { items: data[k], total: typeof total === 'number' ? total : null };
+    }
+  }
+  return { items: [], total: null };
+}
+
+/* ---------- auth ---------- */
+
+export async function register({ username, email, password, fullName }) {
+  const body = { username, email, password };
+  if (fullName) body.full_name = fullName;
+  return normalizeUser(await request('POST', '/api/auth/register', { body, quiet401: true }));
+}
+
+export async function login({ username, password }) {
+  return normalizeUser(
+    await request('POST', '/api/auth/login', { body: { username, password }, quiet401: true }),
+  );
+}
+
+export async function logout() {
+  try {
+    await request('POST', '/api/auth/logout', { quiet401: true });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 401) throw e;
+  }
+}
+
+// The signed-in user, or null when signed out.
+export async function me() {
+  try {
+    return normalizeUser(await request('GET', '/api/auth/me', { quiet401: true }));
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return null;
+    throw e;
+  }
+}
+
+/* ---------- conversations ---------- */
+
+export async function listConversations({ q, archived = false, limit = 100, offset = 0 } = {}) {
+  const data = await request('GET', '/api/conversations', {
+    query: { q, archived: archived ? 'true' : 'false', limit, offset },
+  });
+  const { items, total } = listOf(data, 'conversations');
+  return { items: items.map(normalizeConversation), total };
+}
+
+export async function createConversation({ title, model } = {}) {
+  const body = {};
+  if (title) body.title = title;
+  if (model) body.default_model = model;
+  return normalizeConversation(await request('POST', '/api/conversations', { body }));
+}
+
+export async function getConversation(id) {
+  return normalizeConversation(
+    await request('GET', `/api/conversations/${encodeURIComponent(id)}`),
+  );
+}
+
+// changes: {title?, defaultModel?, pinned?, archived?}
+export async function updateConversation(id, changes) {
+  const body = {};
+  if ('title' in changes) body.title = changes.title;
+  if ('defaultModel' in changes) body.default_model = changes.defaultModel;
+  if ('pinned' in changes) body.pinned = changes.pinned;
+  if ('archived' in changes) body.archived = changes.archived;
+  return normalizeConversation(
+    await request('PATCH', `/api/conversations/${encodeURIComponent(id)}`, { body }),
+  );
+}
+
+export async function deleteConversation(id) {
+  await request('DELETE', `/api/conversations/${encodeURIComponent(id)}`);
+}
+
+/* ---------- messages ---------- */
+
+// Messages in chronological order; total is the conversation's message count when the
+// backend reports it (null otherwise).
+export async function listMessages(id, { limit = 50, offset = 0 } = {}) {
+  const data = await request('GET', `/api/conversations/${encodeURIComponent(id)}/messages`, {
+    query: { limit, offset },
+  });
+  const { items, total } = listOf(data, 'messages');
+  return { items: items.map(normalizeMessage), total };
+}
+
+export async function clearMessages(id) {
+  await request('DELETE', `/api/conversations/${encodeURIComponent(id)}/messages`);
+}
+
+// Non-streaming send: {user, assistant, title}
+export async function sendMessage(id, { content, model }) {
+  const body = { content };
+  if (model) body.model = model;
+  const data = await request('POST', `/api/conversations/${encodeURIComponent(id)}/messages`, {
+    body,
+  });
+  return normalizeFinal(data);
+}
+
+// Pulls the user message, the assistant message (with its response metadata) and a
+// generated title out of a final JSON answer or a final SSE event, whatever their nesting.
+export function normalizeFinal(data) {
+  if (!data || typeof data !== 'object') return { user: null, assistant: null, title: null };
+  const userRaw = pick(data, 'user_message', 'user');
+  const asstRaw = pick(data, 'assistant_message', 'assistant', 'message');
+  const user = userRaw && typeof userRaw === 'object' ? normalizeMessage(userRaw) : null;
+  let assistant = asstRaw && typeof asstRaw === 'object' ? normalizeMessage(asstRaw) : null;
+  const responseMeta = normalizeResponse(pick(data, 'response', 'usage'), data);
+  if (assistant && !assistant.meta && responseMeta) assistant.meta = responseMeta;
+  if (!assistant && responseMeta) {
+    assistant = { id: String(pick(data, 'assistant_message_id', 'message_id') ?? ''), meta: responseMeta };
+  }
+  const conv = pick(data, 'conversation');
+  const title = pick(data, 'title', 'conversation_title') ?? (conv && pick(conv, 'title')) ?? null;
+  return { user, assistant, title };
+}
+
+/* ---------- streaming (server-sent events over fetch) ---------- */
+
+// Parses an SSE byte stream into {event, data, id} objects (data JSON-decoded when it is
+// JSON). Handles CRLF, multi-line data and events split across network chunks.
+export async function* readSSE(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  const flush = function* (block) {
+    let event = 'message';
+    let id = null;
+    const data = [];
+    for (const line of block.split(/\r\n|\r|\n/)) {
+      if (!line || line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'id') id = value;
+    }
+    if (!data.length && event === 'message') return;
+    const raw = data.join('\n');
+    let parsed = raw;
+    try {
+      parsed = raw ? JSON.parse(raw) : null;
+    } catch {
+      parsed = raw;
+    }
+    yield { event, data: parsed, id };
+  };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let m;
+      while ((m = /\r\n\r\n|\n\n|\r\r/.exec(buffer))) {
+        const block = buffer.slice(0, m.index);
+        buffer = buffer.slice(m.index + m[0].length);
+        yield* flush(block);
+      }
+    }
+    if (buffer.trim()) yield* flush(buffer);
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+// Classifies one SSE event into what the chat page acts on:
+//   {type: 'delta', text} | {type: 'start', user} | {type: 'done', user, assistant, title}
+//   | {type: 'title', title} | {type: 'error', message, status} | {type: 'ignore'}
+export function classifyEvent({ event, data }) {
+  const name = (event || 'message').toLowerCase();
+  if (data === '[DONE]') return { type: 'ignore' };
+  if (name === 'error' || (data && typeof data === 'object' && (data.error || data.detail) && name !== 'done')) {
+    const status = (data && typeof data === 'object' && pick(data, 'status', 'status_code', 'code')) || 502;
+    return { type: 'error', status, message: describeError(typeof status === 'number' ? status : 502, data) };
+  }
+  if (name === 'title' || name === 'title_generated') {
+    const title = typeof data === 'string' ? data : pick(data, 'title');
+    return title ? { type: 'title', title } : { type: 'ignore' };
+  }
+  if (['done', 'end', 'final', 'complete', 'completed', 'finish', 'message_end'].includes(name)) {
+    return { type: 'done', ...normalizeFinal(data) };
+  }
+  if (['start', 'begin', 'user_message', 'created', 'message_start'].includes(name)) {
+    const final = normalizeFinal(data);
+    const user = final.user ?? (data && data.role === 'user' ? normalizeMessage(data) : null);
+    return { type: 'start', user, assistant: final.assistant };
+  }
+  // A delta: our own {content|delta|text} or an OpenAI chunk passed through.
+  if (typeof data === 'string') return { type: 'delta', text: data };
+  if (data && typeof data === 'object') {
+    const choice = Array.isArray(data.choices) ? data.choices[0] : null;
+    const text =
+      pick(data, 'delta', 'content', 'text', 'token') ?? (choice && (choice.delta?.content ?? choice.text));
+    if (typeof text === 'string') return { type: 'delta', text };
+    if (text && typeof text === 'object' && typeof text.content === 'string') {
+      return { type: 'delta', text: text.content };
+    }
+    if (pick(data, 'assistant_message', 'response', 'usage')) return { type: 'done', ...normalizeFinal(data) };
+  }
+  return { type: 'ignore' };
+}
+
+async function* streamFrom(path, body, signal) {
+  const res = await send('POST', path, { body, signal, accept: 'text/event-stream' });
+  const type = res.headers.get('content-type') || '';
+  if (!type.includes('text/event-stream')) {
+    // The backend answered with plain JSON: replay it as one delta and a final event.
+    const data = type.includes('json') ? await res.json() : { content: await res.text() };
+    const final = normalizeFinal(data);
+    if (final.assistant?.content) yield { type: 'delta', text: final.assistant.content };
+    yield { type: 'done', ...final };
+    return;
+  }
+  for await (const evt of readSSE(res.body)) {
+    const c = classifyEvent(evt);
+    if (c.type !== 'ignore') yield c;
+  }
+}
+
+export function streamMessage(id, { content, model }, signal) {
+  const body = { content };
+  if (model) body.model = model;
+  return streamFrom(`/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
+}
+
+export function streamRegenerate(id, { model } = {}, signal) {
+  const body = {};
+  if (model) body.model = model;
+  return streamFrom(`/api/conversations/${encodeURIComponent(id)}/regenerate`, body, signal);
+}
+
+/* ---------- settings and models ---------- */
+
+export function normalizeSettings(s) {
+  const src = s && typeof s === 'object' ? s.settings ?? s : {};
+  const masked = pick(src, 'api_key_masked', 'masked_api_key', 'api_key_preview', 'api_key');
+  const isSet = pick(src, 'api_key_set', 'has_api_key');
+  return {
+    apiKeyMasked: typeof masked === 'string' ? masked : '',
+    apiKeySet: isSet !== undefined ? Boolean(isSet) : Boolean(masked),
+    baseUrl: pick(src, 'base_url', 'openai_base_url') ?? '',
+    defaultModel: pick(src, 'default_model', 'model') ?? '',
+  };
+}
+
+export async function getSettings() {
+  return normalizeSettings(await request('GET', '/api/settings'));
+}
+
+// changes: {apiKey? (string; '' clears it), baseUrl?, defaultModel?}
+export async function saveSettings(changes) {
+  const body = {};
+  if ('apiKey' in changes) body.api_key = changes.apiKey;
+  if ('baseUrl' in changes) body.base_url = changes.baseUrl;
+  if ('defaultModel' in changes) body.default_model = changes.defaultModel;
+  return normalizeSettings(await request('PUT', '/api/settings', { body }));
+}
+
+// The models this user may use: {models: [names], defaultModel}
+export async function listModels() {
+  const data = await request('GET', '/api/models');
+  const { items } = listOf(data, 'models', 'allowed_models');
+  return {
+    models: modelNames(items) ?? [],
+    defaultModel: (data && !Array.isArray(data) && pick(data, 'default_model', 'default')) || null,
+  };
+}
+
+/* ---------- admin ---------- */
+
+export async function adminListUsers() {
+  const data = await request('GET', '/api/admin/users', { query: { limit: 500 } });
+  return listOf(data, 'users').items.map(normalizeUser);
+}
+
+// changes: {active?, admin?, allowedModels? (array of names, or null for "all models")}
+export async function adminUpdateUser(id, changes) {
+  const body = {};
+  if ('active' in changes) body.is_active = changes.active;
+  if ('admin' in changes) body.is_admin = changes.admin;
+  if ('allowedModels' in changes) body.allowed_models = changes.allowedModels;
+  return normalizeUser(await request('PATCH', `/api/admin/users/${encodeURIComponent(id)}`, { body }));
+}
+
+export async function adminGetModels() {
+  const data = await request('GET', '/api/admin/models');
+  const { items } = listOf(data, 'models', 'available_models');
+  return {
+    models: modelNames(items) ?? [],
+    defaultModel: (data && !Array.isArray(data) && pick(data, 'default_model', 'default')) || null,
+  };
+}
+
+export async function adminSaveModels(models) {
+  const data = await request('PUT', '/api/admin/models', { body: { models } });
+  const { items } = listOf(data, 'models', 'available_models');
+  return { models: modelNames(items) ?? models };
+}

@@ -1,0 +1,1065 @@
+// The chat page: sidebar of conversations, the history with paging, the composer and
+// token-by-token streaming.
+import * as api from './api.js';
+import {
+  $,
+  confirmDialog,
+  copyText,
+  dayGroup,
+  formatDuration,
+  h,
+  icon,
+  initials,
+  parseDate,
+  requireUser,
+  signOut,
+  toast,
+} from './common.js';
+import { renderMarkdown } from './markdown.js';
+
+const PAGE = 50;
+const DRAFT_KEY = 'openchat.draft.';
+
+const el = {
+  app: $('#app'),
+  sidebar: $('#sidebar'),
+  convList: $('#conv-list'),
+  search: $('#search'),
+  archived: $('#toggle-archived'),
+  newChat: $('#new-chat'),
+  who: $('#who'),
+  adminLink: $('#admin-link'),
+  signOut: $('#sign-out'),
+  openSidebar: $('#open-sidebar'),
+  closeSidebar: $('#close-sidebar'),
+  scrim: $('#scrim'),
+  model: $('#model'),
+  title: $('#chat-title'),
+  messages: $('#messages'),
+  thread: $('#thread'),
+  jump: $('#jump'),
+  composer: $('#composer'),
+  input: $('#message'),
+  send: $('#send'),
+  stop: $('#stop'),
+  error: $('#chat-error'),
+  errorText: $('#chat-error-text'),
+  errorClose: $('#chat-error-close'),
+  announcer: $('#announcer'),
+};
+
+const state = {
+  me: null,
+  models: [],
+  serverDefault: null,
+  userDefault: null,
+  conversations: [],
+  showArchived: false,
+  query: '',
+  current: null, // the open conversation, or null for a new chat
+  messages: [], // loaded messages, oldest first
+  oldestOffset: 0, // server offset of messages[0]
+  total: null,
+  loadingOlder: false,
+  olderBuffer: null, // when the server gives no total: older messages kept client-side
+  streaming: null, // {controller}
+  openToken: 0,
+};
+
+/* ---------- small UI pieces ---------- */
+
+function announce(text) {
+  el.announcer.textContent = '';
+  setTimeout(() => {
+    el.announcer.textContent = text;
+  }, 30);
+}
+
+function showError(message) {
+  el.errorText.textContent = message;
+  el.error.hidden = false;
+}
+
+function hideError() {
+  el.error.hidden = true;
+  el.errorText.textContent = '';
+}
+
+function setStreamingUi(on) {
+  el.send.hidden = on;
+  el.stop.hidden = !on;
+  el.messages.setAttribute('aria-busy', on ? 'true' : 'false');
+  updateSendEnabled();
+  if (on) el.stop.focus({ preventScroll: true });
+  else if (document.activeElement === el.stop || document.activeElement === document.body) {
+    el.input.focus({ preventScroll: true });
+  }
+}
+
+function updateSendEnabled() {
+  el.send.disabled = !el.input.value.trim() || !!state.streaming || !state.models.length;
+}
+
+function autosize() {
+  el.input.style.height = 'auto';
+  el.input.style.height = `${Math.min(el.input.scrollHeight, 240)}px`;
+}
+
+function draftKey() {
+  return DRAFT_KEY + (state.current ? state.current.id : 'new');
+}
+
+function saveDraft() {
+  try {
+    if (el.input.value) localStorage.setItem(draftKey(), el.input.value);
+    else localStorage.removeItem(draftKey());
+  } catch {
+    /* storage full or disabled */
+  }
+}
+
+function restoreDraft() {
+  let text = '';
+  try {
+    text = localStorage.getItem(draftKey()) || '';
+  } catch {
+    text = '';
+  }
+  el.input.value = text;
+  autosize();
+  updateSendEnabled();
+}
+
+function putBackText(text) {
+  // Never lose what the user typed: put it back, ahead of anything typed since.
+  const now = el.input.value;
+  el.input.value = now.trim() ? `${text}\n${now}` : text;
+  autosize();
+  saveDraft();
+  updateSendEnabled();
+}
+
+function nearBottom() {
+  const m = el.messages;
+  return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  el.messages.scrollTop = el.messages.scrollHeight;
+  el.jump.hidden = true;
+}
+
+function setTitle(text) {
+  const t = text || (state.current ? 'Untitled chat' : '');
+  el.title.textContent = t;
+  document.title = t ? `${t} · Open Chat` : 'Open Chat';
+}
+
+/* ---------- sidebar ---------- */
+
+function openSidebar(open) {
+  el.app.classList.toggle('sidebar-open', open);
+  el.openSidebar.setAttribute('aria-expanded', open ? 'true' : 'false');
+  if (open) el.newChat.focus();
+}
+
+function isPhone() {
+  return window.matchMedia('(max-width: 767px)').matches;
+}
+
+function sortConversations(list) {
+  const time = (c) => parseDate(c.updatedAt)?.getTime() ?? 0;
+  return [...list].sort((a, b) => (b.pinned - a.pinned) || time(b) - time(a));
+}
+
+async function loadConversations() {
+  try {
+    const { items } = await api.listConversations({
+      q: state.query.trim() || undefined,
+      archived: state.showArchived,
+      limit: 200,
+    });
+    state.conversations = sortConversations(items);
+    renderConversations();
+  } catch (e) {
+    el.convList.replaceChildren(h('p', { class: 'conv-empty', role: 'alert' }, e.message));
+  }
+}
+
+function renderConversations() {
+  const list = state.conversations;
+  const out = [];
+  if (!list.length) {
+    let text = 'No chats yet. Start one with New chat.';
+    if (state.query.trim()) text = 'No chats match your search.';
+    else if (state.showArchived) text = 'No archived chats.';
+    out.push(h('p', { class: 'conv-empty' }, text));
+  }
+  let group = null;
+  for (const c of list) {
+    const g = state.showArchived ? 'Archived' : c.pinned ? 'Pinned' : dayGroup(c.updatedAt);
+    if (g !== group) {
+      group = g;
+      out.push(h('h2', { class: 'conv-group' }, g));
+    }
+    out.push(conversationItem(c));
+  }
+  el.convList.replaceChildren(...out);
+}
+
+function conversationItem(c) {
+  const active = state.current && state.current.id === c.id;
+  const linkId = `conv-${c.id}`;
+  const link = h(
+    'a',
+    {
+      class: 'conv-link',
+      id: linkId,
+      href: `/?c=${encodeURIComponent(c.id)}`,
+      'aria-current': active ? 'page' : null,
+      title: c.title || 'Untitled chat',
+    },
+    c.pinned && !state.showArchived ? icon('pin', 14) : null,
+    h('span', { class: 't' }, c.title || 'Untitled chat'),
+  );
+  link.addEventListener('click', (e) => {
+    if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    openConversation(c.id, { push: true });
+    if (isPhone()) openSidebar(false);
+  });
+  const menuBtn = h(
+    'button',
+    {
+      type: 'button',
+      class: 'icon-btn conv-menu-btn',
+      'aria-label': 'Chat options',
+      'aria-describedby': linkId,
+      'aria-haspopup': 'menu',
+      'aria-expanded': 'false',
+      title: 'Chat options',
+    },
+    icon('dots', 18),
+  );
+  menuBtn.addEventListener('click', () => openMenu(menuBtn, c));
+  return h('div', { class: `conv-item${active ? ' active' : ''}`, dataset: { id: c.id } }, link, menuBtn);
+}
+
+let openMenuEl = null;
+
+function closeMenu(focusBack = true) {
+  if (!openMenuEl) return;
+  const { menu, button } = openMenuEl;
+  menu.remove();
+  button.setAttribute('aria-expanded', 'false');
+  openMenuEl = null;
+  if (focusBack && button.isConnected) button.focus();
+}
+
+function openMenu(button, c) {
+  if (openMenuEl && openMenuEl.button === button) {
+    closeMenu();
+    return;
+  }
+  closeMenu(false);
+  const item = (label, iconName, action, cls = '') =>
+    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(false); action(); } }, icon(iconName, 16), label));
+  const menu = h(
+    'ul',
+    { class: 'menu', role: 'menu', 'aria-label': 'Chat options' },
+    item('Rename', 'edit', () => startRename(c)),
+    state.showArchived ? null : item(c.pinned ? 'Unpin' : 'Pin', 'pin', () => patchConversation(c, { pinned: !c.pinned })),
+    item(c.archived ? 'Unarchive' : 'Archive', 'archive', () => patchConversation(c, { archived: !c.archived })),
+    item('Delete', 'trash', () => removeConversation(c), 'danger'),
+  );
+  document.body.append(menu);
+  const r = button.getBoundingClientRect();
+  const mh = menu.offsetHeight;
+  const top = r.bottom + 4 + mh > window.innerHeight ? r.top - mh - 4 : r.bottom + 4;
+  menu.style.top = `${Math.max(8, top)}px`;
+  menu.style.left = `${Math.max(8, Math.min(r.left, window.innerWidth - menu.offsetWidth - 8))}px`;
+  button.setAttribute('aria-expanded', 'true');
+  openMenuEl = { menu, button };
+  const items = [...menu.querySelectorAll('[role=menuitem]')];
+  items[0].focus();
+  menu.addEventListener('keydown', (e) => {
+    const i = items.indexOf(document.activeElement);
+    if (e.key === 'ArrowDown') items[(i + 1) % items.length].focus();
+    else if (e.key === 'ArrowUp') items[(i - 1 + items.length) % items.length].focus();
+    else if (e.key === 'Home') items[0].focus();
+    else if (e.key === 'End') items[items.length - 1].focus();
+    else if (e.key === 'Escape' || e.key === 'Tab') closeMenu();
+    else return;
+    e.preventDefault();
+  });
+}
+
+document.addEventListener('pointerdown', (e) => {
+  if (openMenuEl && !openMenuEl.menu.contains(e.target) && !openMenuEl.button.contains(e.target)) {
+    closeMenu(false);
+  }
+});
+window.addEventListener('resize', () => closeMenu(false));
+el.convList.addEventListener('scroll', () => closeMenu(false));
+
+function replaceConversation(updated) {
+  state.conversations = state.conversations.map((c) => (c.id === updated.id ? { ...c, ...updated } : c));
+  if (state.current && state.current.id === updated.id) {
+    state.current = { ...state.current, ...updated };
+    setTitle(state.current.title);
+  }
+}
+
+async function patchConversation(c, changes) {
+  try {
+    const updated = await api.updateConversation(c.id, changes);
+    replaceConversation({ ...c, ...changes, ...(updated || {}) });
+    if ('archived' in changes) {
+      state.conversations = state.conversations.filter((x) => x.id !== c.id || x.archived === state.showArchived);
+      toast(changes.archived ? 'Chat archived' : 'Chat restored');
+    } else if ('pinned' in changes) {
+      toast(changes.pinned ? 'Chat pinned' : 'Chat unpinned');
+    }
+    state.conversations = sortConversations(state.conversations);
+    renderConversations();
+    return true;
+  } catch (e) {
+    toast(e.message, 'error', 5000);
+    return false;
+  }
+}
+
+function startRename(c) {
+  const item = el.convList.querySelector(`.conv-item[data-id="${CSS.escape(c.id)}"]`);
+  if (!item) return;
+  const input = h('input', {
+    type: 'text',
+    class: 'conv-rename',
+    'aria-label': 'Chat title',
+    maxlength: '200',
+  });
+  input.value = c.title || '';
+  item.replaceChildren(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    if (save && title && title !== c.title) {
+      const ok = await patchConversation(c, { title });
+      if (ok) toast('Chat renamed');
+      else renderConversations();
+    } else {
+      renderConversations();
+    }
+    const link = el.convList.querySelector(`.conv-item[data-id="${CSS.escape(c.id)}"] .conv-link`);
+    if (link) link.focus();
+  };
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      finish(true);
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      finish(false);
+    }
+  });
+  input.addEventListener('blur', () => finish(true));
+}
+
+async function removeConversation(c) {
+  const ok = await confirmDialog({
+    title: 'Delete chat?',
+    body: `“${c.title || 'Untitled chat'}” and all its messages will be deleted. This cannot be undone.`,
+    confirmLabel: 'Delete',
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    await api.deleteConversation(c.id);
+  } catch (e) {
+    if (e.status !== 404) {
+      toast(e.message, 'error', 5000);
+      return;
+    }
+  }
+  state.conversations = state.conversations.filter((x) => x.id !== c.id);
+  renderConversations();
+  toast('Chat deleted');
+  if (state.current && state.current.id === c.id) newChat({ push: true });
+}
+
+/* ---------- models ---------- */
+
+async function loadModels() {
+  try {
+    const [{ models, defaultModel }, settings] = await Promise.all([
+      api.listModels(),
+      api.getSettings().catch(() => null),
+    ]);
+    state.models = models;
+    state.serverDefault = defaultModel;
+    state.userDefault = settings?.defaultModel || null;
+  } catch (e) {
+    state.models = [];
+    showError(`Could not load the models: ${e.message}`);
+  }
+  renderModelPicker();
+}
+
+function preferredModel() {
+  const allowed = new Set(state.models);
+  const candidates = [state.current?.defaultModel, state.userDefault, state.serverDefault];
+  for (const m of candidates) if (m && allowed.has(m)) return m;
+  return state.models[0] || '';
+}
+
+function renderModelPicker() {
+  const select = el.model;
+  if (!state.models.length) {
+    select.replaceChildren(h('option', { value: '' }, 'No models available'));
+    select.disabled = true;
+    showError('No models are enabled for your account. Ask an administrator to allow one.');
+  } else {
+    select.replaceChildren(...state.models.map((m) => h('option', { value: m }, m)));
+    select.disabled = false;
+    select.value = preferredModel();
+  }
+  updateSendEnabled();
+}
+
+el.model.addEventListener('change', async () => {
+  const model = el.model.value;
+  if (!state.current || !model) return;
+  try {
+    const updated = await api.updateConversation(state.current.id, { defaultModel: model });
+    replaceConversation({ ...state.current, defaultModel: model, ...(updated || {}) });
+  } catch (e) {
+    toast(e.message, 'error', 5000);
+  }
+});
+
+/* ---------- messages ---------- */
+
+function metaText(meta) {
+  if (!meta) return '';
+  const parts = [];
+  if (meta.model) parts.push(meta.model);
+  const p = meta.promptTokens;
+  const c = meta.completionTokens;
+  if (p !== null && p !== undefined && c !== null && c !== undefined) {
+    parts.push(`${p} in · ${c} out tokens`);
+  } else if (meta.totalTokens !== null && meta.totalTokens !== undefined) {
+    parts.push(`${meta.totalTokens} tokens`);
+  }
+  const t = formatDuration(meta.timeMs);
+  if (t) parts.push(t);
+  return parts.join(' · ');
+}
+
+function userNode(m) {
+  return h('article', { class: 'msg user', dataset: { id: m.id || '' } }, h('div', { class: 'bubble' }, m.content));
+}
+
+function assistantNode(m) {
+  const content = h('div', { class: 'msg-content markdown' });
+  renderMarkdown(content, m.content);
+  const node = h(
+    'article',
+    { class: 'msg assistant', dataset: { id: m.id || '' } },
+    h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'AI'),
+    h('div', { class: 'msg-body' }, content, h('div', { class: 'msg-foot' })),
+  );
+  node._message = m;
+  fillFoot(node, m);
+  return node;
+}
+
+function fillFoot(node, m) {
+  const foot = node.querySelector('.msg-foot');
+  const copyBtn = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Copy answer', title: 'Copy answer' }, icon('copy', 16));
+  copyBtn.addEventListener('click', async () => {
+    const ok = await copyText(node._message?.content ?? '');
+    toast(ok ? 'Copied' : 'Copy failed', ok ? 'info' : 'error', 1500);
+  });
+  const regen = h('button', { type: 'button', class: 'icon-btn regen', 'aria-label': 'Regenerate', title: 'Regenerate' }, icon('refresh', 16));
+  regen.addEventListener('click', () => regenerate(node));
+  const meta = metaText(m.meta);
+  foot.replaceChildren(copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null);
+  markLastAnswer();
+}
+
+// Only the latest answer carries a Regenerate button.
+function markLastAnswer() {
+  const answers = el.thread.querySelectorAll('.msg.assistant');
+  const last = answers[answers.length - 1];
+  const lastMsg = el.thread.querySelector('.msg:last-of-type');
+  answers.forEach((a) => {
+    const btn = a.querySelector('.regen');
+    if (btn) btn.hidden = !(a === last && a === lastMsg) || !!state.streaming;
+  });
+}
+
+function nodeFor(m) {
+  return m.role === 'user' ? userNode(m) : assistantNode(m);
+}
+
+function olderStatus() {
+  let s = el.thread.querySelector('.older-status');
+  if (!s) {
+    s = h('div', { class: 'older-status', 'aria-live': 'polite' });
+    el.thread.prepend(s);
+  }
+  return s;
+}
+
+function hasOlder() {
+  return state.oldestOffset > 0 || (state.olderBuffer && state.olderBuffer.length > 0);
+}
+
+function renderEmpty() {
+  const name = state.me?.fullName || state.me?.username || '';
+  const ideas = [
+    ['Explain a concept', 'how encryption at rest protects a database'],
+    ['Write code', 'a Python function that deduplicates a list, keeping order'],
+    ['Summarise', 'the key ideas of the CAP theorem in five bullet points'],
+    ['Brainstorm', 'names for a privacy-first team chat tool'],
+  ];
+  const chips = ideas.map(([head, rest]) =>
+    h('button', {
+      type: 'button',
+      class: 'suggestion',
+      onclick: () => {
+        el.input.value = `${head}: ${rest}`;
+        autosize();
+        saveDraft();
+        updateSendEnabled();
+        el.input.focus();
+      },
+    }, h('strong', {}, head), rest),
+  );
+  el.thread.replaceChildren(
+    h(
+      'div',
+      { class: 'empty' },
+      h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'O'),
+      h('h2', {}, name ? `Hello, ${name}` : 'Hello'),
+      h('p', { class: 'muted' }, 'How can I help you today?'),
+      h('div', { class: 'suggestions' }, chips),
+    ),
+  );
+}
+
+function renderThread() {
+  if (!state.messages.length && !state.current) {
+    renderEmpty();
+    return;
+  }
+  el.thread.replaceChildren(...state.messages.map(nodeFor));
+  if (hasOlder()) olderStatus().textContent = 'Scroll up for earlier messages';
+  markLastAnswer();
+}
+
+async function fetchLatestPage(id) {
+  // Ask for the first page; if the server reports a total beyond it, jump to the end.
+  let page = await api.listMessages(id, { limit: PAGE, offset: 0 });
+  if (page.total !== null) {
+    if (page.total > PAGE) {
+      const offset = page.total - PAGE;
+      const last = await api.listMessages(id, { limit: PAGE, offset });
+      return { items: last.items, offset, total: last.total ?? page.total, buffer: null };
+    }
+    return { items: page.items, offset: 0, total: page.total, buffer: null };
+  }
+  // No total: walk forward to the end, keep the last page on screen, the rest in memory.
+  const all = [...page.items];
+  let offset = page.items.length;
+  while (page.items.length === PAGE && offset < 100000) {
+    page = await api.listMessages(id, { limit: PAGE, offset });
+    all.push(...page.items);
+    offset += page.items.length;
+  }
+  const start = Math.max(0, all.length - PAGE);
+  return { items: all.slice(start), offset: 0, total: all.length, buffer: all.slice(0, start) };
+}
+
+async function openConversation(id, { push = false, replace = false } = {}) {
+  if (state.streaming) stopStreaming();
+  closeMenu(false);
+  hideError();
+  saveDraft();
+  const token = ++state.openToken;
+  if (push) history.pushState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
+  else if (replace) history.replaceState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
+  const known = state.conversations.find((c) => c.id === id);
+  state.current = known ? { ...known } : { id, title: '' };
+  state.messages = [];
+  state.olderBuffer = null;
+  setTitle(known?.title || '');
+  renderConversations();
+  el.thread.replaceChildren(h('p', { class: 'older-status' }, 'Loading…'));
+  restoreDraft();
+  try {
+    const [conv, page] = await Promise.all([api.getConversation(id), fetchLatestPage(id)]);
+    if (token !== state.openToken) return;
+    state.current = conv;
+    state.messages = page.items;
+    state.oldestOffset = page.offset;
+    state.total = page.total;
+    state.olderBuffer = page.buffer;
+    setTitle(conv.title);
+    renderModelPicker();
+    renderThread();
+    scrollToBottom();
+    fillViewport();
+  } catch (e) {
+    if (token !== state.openToken) return;
+    if (e.status === 404) {
+      toast('That chat no longer exists.', 'error');
+      newChat({ replace: true });
+      return;
+    }
+    el.thread.replaceChildren();
+    showError(e.message);
+  }
+}
+
+// Keep loading older pages until the history fills the screen (so scrolling works).
+async function fillViewport() {
+  for (let i = 0; i < 5; i += 1) {
+    if (!hasOlder() || el.messages.scrollHeight > el.messages.clientHeight + 40) return;
+    await loadOlder();
+  }
+}
+
+async function loadOlder() {
+  if (state.loadingOlder || !hasOlder() || !state.current) return;
+  state.loadingOlder = true;
+  const token = state.openToken;
+  const status = olderStatus();
+  status.textContent = 'Loading earlier messages…';
+  try {
+    let items;
+    if (state.olderBuffer && state.olderBuffer.length) {
+      items = state.olderBuffer.splice(Math.max(0, state.olderBuffer.length - PAGE));
+    } else {
+      const offset = Math.max(0, state.oldestOffset - PAGE);
+      const page = await api.listMessages(state.current.id, { limit: state.oldestOffset - offset, offset });
+      if (token !== state.openToken) return;
+      items = page.items;
+      state.oldestOffset = offset;
+    }
+    const m = el.messages;
+    const before = m.scrollHeight - m.scrollTop;
+    state.messages = [...items, ...state.messages];
+    const frag = document.createDocumentFragment();
+    for (const msg of items) frag.append(nodeFor(msg));
+    status.after(frag);
+    m.scrollTop = m.scrollHeight - before;
+    status.textContent = hasOlder() ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
+  } catch (e) {
+    status.textContent = `Could not load earlier messages: ${e.message}`;
+  } finally {
+    state.loadingOlder = false;
+  }
+}
+
+el.messages.addEventListener(
+  'scroll',
+  () => {
+    if (el.messages.scrollTop < 400 && hasOlder()) loadOlder();
+    el.jump.hidden = nearBottom() || !state.messages.length;
+  },
+  { passive: true },
+);
+
+el.jump.addEventListener('click', () => {
+  scrollToBottom();
+  el.input.focus();
+});
+
+function newChat({ push = false, replace = false } = {}) {
+  if (state.streaming) stopStreaming();
+  saveDraft();
+  state.openToken += 1;
+  state.current = null;
+  state.messages = [];
+  state.olderBuffer = null;
+  state.oldestOffset = 0;
+  state.total = 0;
+  hideError();
+  if (push) history.pushState({}, '', '/');
+  else if (replace) history.replaceState({}, '', '/');
+  setTitle('');
+  renderConversations();
+  renderModelPicker();
+  renderEmpty();
+  restoreDraft();
+  el.input.focus();
+}
+
+/* ---------- sending and streaming ---------- */
+
+function typingNode() {
+  return h('div', { class: 'typing', 'aria-label': 'Writing' }, h('span'), h('span'), h('span'));
+}
+
+function pendingAssistant() {
+  const content = h('div', { class: 'msg-content markdown' }, typingNode());
+  const node = h(
+    'article',
+    { class: 'msg assistant streaming' },
+    h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'AI'),
+    h('div', { class: 'msg-body' }, content, h('div', { class: 'msg-foot' })),
+  );
+  node._message = { role: 'assistant', content: '' };
+  return node;
+}
+
+function stopStreaming() {
+  if (state.streaming) state.streaming.controller.abort();
+}
+
+// Consumes one answer stream into `node`. Returns {ok, confirmed, error, stopped}.
+async function consume(stream, node, controller) {
+  const content = node.querySelector('.msg-content');
+  let text = '';
+  let confirmed = false;
+  let final = null;
+  let frame = 0;
+  const paint = () => {
+    frame = 0;
+    const stick = nearBottom();
+    renderMarkdown(content, text);
+    if (stick) scrollToBottom();
+  };
+  try {
+    for await (const ev of stream) {
+      if (ev.type === 'delta') {
+        confirmed = true;
+        text += ev.text;
+        node._message.content = text;
+        if (!frame) frame = requestAnimationFrame(paint);
+      } else if (ev.type === 'start') {
+        confirmed = true;
+        if (ev.user?.id) node._userId = ev.user.id;
+      } else if (ev.type === 'title') {
+        if (state.current) replaceConversation({ ...state.current, title: ev.title });
+        renderConversations();
+      } else if (ev.type === 'done') {
+        confirmed = true;
+        final = ev;
+      } else if (ev.type === 'error') {
+        throw new api.ApiError(ev.status, ev.message);
+      }
+    }
+    if (frame) cancelAnimationFrame(frame);
+    if (final?.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
+    return { ok: true, confirmed, text, final };
+  } catch (e) {
+    if (frame) cancelAnimationFrame(frame);
+    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, stopped: true, confirmed, text };
+    return { ok: false, error: e, confirmed, text };
+  }
+}
+
+function finishAnswer(node, result) {
+  node.classList.remove('streaming');
+  const content = node.querySelector('.msg-content');
+  const assistant = result.final?.assistant;
+  const m = {
+    id: assistant?.id || '',
+    role: 'assistant',
+    content: result.text,
+    meta: assistant?.meta || null,
+  };
+  node._message = m;
+  node.dataset.id = m.id;
+  renderMarkdown(content, m.content);
+  fillFoot(node, m);
+  return m;
+}
+
+async function refreshTitleSoon(id) {
+  // The title is generated from the first exchange; it may land just after the answer.
+  for (const wait of [0, 600, 1500, 3000]) {
+    if (wait) await new Promise((r) => setTimeout(r, wait));
+    if (!state.current || state.current.id !== id) return;
+    try {
+      const conv = await api.getConversation(id);
+      const known = state.conversations.some((c) => c.id === id);
+      if (!known) state.conversations.unshift(conv);
+      replaceConversation({ ...conv, updatedAt: conv.updatedAt || new Date().toISOString() });
+      state.conversations = sortConversations(state.conversations);
+      renderConversations();
+      if (conv.title) return;
+    } catch {
+      return;
+    }
+  }
+}
+
+function bumpConversation(id) {
+  const c = state.conversations.find((x) => x.id === id);
+  if (c) c.updatedAt = new Date().toISOString();
+  state.conversations = sortConversations(state.conversations);
+  renderConversations();
+}
+
+async function submit() {
+  const text = el.input.value;
+  if (!text.trim() || state.streaming) return;
+  if (!state.models.length) {
+    showError('No models are enabled for your account. Ask an administrator to allow one.');
+    return;
+  }
+  hideError();
+  const model = el.model.value || undefined;
+  const controller = new AbortController();
+  state.streaming = { controller };
+  setStreamingUi(true);
+
+  // Clear the box now; the text is put back if the server never accepts it.
+  const draftId = draftKey();
+  el.input.value = '';
+  autosize();
+
+  let conv = state.current;
+  if (!conv) {
+    try {
+      conv = await api.createConversation({ model });
+      state.current = conv;
+      state.messages = [];
+      state.oldestOffset = 0;
+      history.pushState({ c: conv.id }, '', `/?c=${encodeURIComponent(conv.id)}`);
+      if (!state.showArchived && !state.query) state.conversations.unshift(conv);
+      renderConversations();
+      setTitle(conv.title);
+      el.thread.replaceChildren();
+    } catch (e) {
+      state.streaming = null;
+      setStreamingUi(false);
+      putBackText(text);
+      showError(e.message);
+      return;
+    }
+  }
+  try {
+    localStorage.removeItem(draftId);
+  } catch {
+    /* ignore */
+  }
+  const userEl = userNode({ id: '', content: text });
+  const asstEl = pendingAssistant();
+  el.thread.querySelector('.empty')?.remove();
+  el.thread.append(userEl, asstEl);
+  markLastAnswer();
+  scrollToBottom();
+
+  const result = await consume(api.streamMessage(conv.id, { content: text, model }, controller.signal), asstEl, controller);
+  state.streaming = null;
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
+
+  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  if (result.ok) {
+    const m = finishAnswer(asstEl, result);
+    state.messages.push(userMsg, m);
+    announce('Answer complete');
+    bumpConversation(conv.id);
+    refreshTitleSoon(conv.id);
+    return;
+  }
+  if (result.stopped) {
+    asstEl.classList.remove('streaming');
+    const m = finishAnswer(asstEl, { text: result.text, final: null });
+    asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    state.messages.push(userMsg, m);
+    announce('Stopped');
+    bumpConversation(conv.id);
+    return;
+  }
+  // Failed. Did the server keep the user's message? If not, give the text back.
+  let kept = result.confirmed;
+  if (!kept) {
+    try {
+      const page = await fetchLatestPage(conv.id);
+      const last = page.items.filter((x) => x.role === 'user').pop();
+      kept = !!last && last.content === text && page.items[page.items.length - 1]?.role === 'user';
+    } catch {
+      kept = false;
+    }
+  }
+  if (!kept) {
+    userEl.remove();
+    asstEl.remove();
+    putBackText(text);
+    showError(result.error.message);
+    if (!el.thread.children.length && !state.messages.length) renderThread();
+    el.input.focus();
+    return;
+  }
+  state.messages.push(userMsg);
+  showAnswerError(asstEl, result.error.message, result.text);
+  showError(result.error.message);
+  bumpConversation(conv.id);
+  refreshTitleSoon(conv.id);
+}
+
+function showAnswerError(node, message, partial) {
+  node.classList.remove('streaming');
+  const content = node.querySelector('.msg-content');
+  if (partial) renderMarkdown(content, partial);
+  else content.replaceChildren();
+  const retry = h('button', { type: 'button', class: 'btn' }, 'Retry');
+  retry.addEventListener('click', () => regenerate(node));
+  node.querySelector('.msg-foot').replaceChildren(
+    h('div', { class: 'msg-error', role: 'alert' }, `The answer failed: ${message}`, retry),
+  );
+  node._message = { role: 'assistant', content: partial || '', failed: true };
+}
+
+async function regenerate(node) {
+  if (state.streaming || !state.current) return;
+  hideError();
+  const conv = state.current;
+  const previous = node._message;
+  const controller = new AbortController();
+  state.streaming = { controller };
+  setStreamingUi(true);
+  node.classList.add('streaming');
+  node.querySelector('.msg-note')?.remove();
+  node.querySelector('.msg-content').replaceChildren(typingNode());
+  node.querySelector('.msg-foot').replaceChildren();
+  node._message = { role: 'assistant', content: '' };
+  const model = el.model.value || undefined;
+  const result = await consume(api.streamRegenerate(conv.id, { model }, controller.signal), node, controller);
+  state.streaming = null;
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return;
+  if (result.ok || result.stopped) {
+    const m = finishAnswer(node, result);
+    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    const i = state.messages.lastIndexOf(previous);
+    if (i >= 0) state.messages[i] = m;
+    else state.messages.push(m);
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    bumpConversation(conv.id);
+    return;
+  }
+  showError(result.error.message);
+  if (previous && previous.content && !previous.failed) {
+    node._message = previous;
+    renderMarkdown(node.querySelector('.msg-content'), previous.content);
+    node.classList.remove('streaming');
+    fillFoot(node, previous);
+  } else {
+    showAnswerError(node, result.error.message, result.text);
+  }
+}
+
+/* ---------- composer events ---------- */
+
+el.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  submit();
+});
+
+el.input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+    e.preventDefault();
+    submit();
+  }
+});
+
+el.input.addEventListener('input', () => {
+  autosize();
+  updateSendEnabled();
+  saveDraft();
+});
+
+el.stop.addEventListener('click', stopStreaming);
+el.errorClose.addEventListener('click', hideError);
+el.newChat.addEventListener('click', () => {
+  newChat({ push: true });
+  if (isPhone()) openSidebar(false);
+});
+el.openSidebar.addEventListener('click', () => openSidebar(true));
+el.closeSidebar.addEventListener('click', () => {
+  openSidebar(false);
+  el.openSidebar.focus();
+});
+el.scrim.addEventListener('click', () => openSidebar(false));
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && el.app.classList.contains('sidebar-open') && !openMenuEl) {
+    openSidebar(false);
+    el.openSidebar.focus();
+  }
+  if (e.key === 'Escape' && state.streaming && document.activeElement !== el.input) stopStreaming();
+});
+
+let searchTimer = 0;
+el.search.addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.query = el.search.value;
+    loadConversations();
+  }, 220);
+});
+
+el.archived.addEventListener('click', () => {
+  state.showArchived = !state.showArchived;
+  el.archived.setAttribute('aria-pressed', state.showArchived ? 'true' : 'false');
+  const label = state.showArchived ? 'Show current chats' : 'Show archived';
+  el.archived.setAttribute('aria-label', label);
+  el.archived.title = label;
+  loadConversations();
+});
+
+el.signOut.addEventListener('click', () => signOut());
+
+window.addEventListener('popstate', () => {
+  const id = new URLSearchParams(window.location.search).get('c');
+  if (id) openConversation(id);
+  else newChat();
+});
+
+/* ---------- start ---------- */
+
+function fillStatic() {
+  el.newChat.replaceChildren(icon('plus', 18), 'New chat');
+  el.openSidebar.replaceChildren(icon('menu', 20));
+  el.closeSidebar.replaceChildren(icon('close', 20));
+  el.archived.replaceChildren(icon('archive', 18));
+  $('#search-box').prepend(icon('search', 16));
+  el.send.replaceChildren(icon('send', 18));
+  el.stop.replaceChildren(icon('stop', 16));
+  el.jump.replaceChildren(icon('down', 18));
+  el.errorClose.replaceChildren(icon('close', 14));
+  el.model.parentElement.append(icon('chevron', 14));
+  $('#settings-link').prepend(icon('gear', 18));
+  el.adminLink.prepend(icon('shield', 18));
+  el.signOut.prepend(icon('out', 18));
+}
+
+async function main() {
+  fillStatic();
+  const me = await requireUser();
+  state.me = me;
+  el.who.replaceChildren(
+    h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(me.fullName || me.username)),
+    h('div', { class: 'who-text' }, h('div', { class: 'name' }, me.fullName || me.username), h('div', { class: 'role' }, me.admin ? 'Administrator' : me.email || 'Member')),
+  );
+  el.adminLink.hidden = !me.admin;
+  await Promise.all([loadModels(), loadConversations()]);
+  const id = new URLSearchParams(window.location.search).get('c');
+  if (id) await openConversation(id);
+  else newChat();
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e) => {
+  if (e) console.error(e);
+});

@@ -1,0 +1,62 @@
+// Sign-in page.
+import * as api from './api.js';
+import { $, safeNext, setFormError } from './common.js';
+
+const params = new URLSearchParams(window.location.search);
+const next = safeNext(params.get('next'));
+
+async function init() {
+  // Already signed in? Go straight to the app.
+  try {
+    if (await api.me()) {
+      window.location.replace(next);
+      return;
+    }
+  } catch {
+    /* the form still works; errors show on submit */
+  }
+  if (params.get('registered')) {
+    const note = $('#form-note');
+    note.textContent = 'Account created. Sign in to start chatting.';
+    note.hidden = false;
+  }
+  if (params.get('signedout')) {
+    const note = $('#form-note');
+    note.textContent = 'You have been signed out.';
+    note.hidden = false;
+  }
+}
+
+$('#login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const errorBox = $('#form-error');
+  const username = form.username.value.trim();
+  const password = form.password.value;
+  setFormError(errorBox, '');
+  form.username.removeAttribute('aria-invalid');
+  form.password.removeAttribute('aria-invalid');
+  if (!username || !password) {
+    setFormError(errorBox, 'Enter your username and password.');
+    (username ? form.password : form.username).setAttribute('aria-invalid', 'true');
+    (username ? form.password : form.username).focus();
+    return;
+  }
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  button.classList.add('busy');
+  try {
+    await api.login({ username, password });
+    window.location.replace(next);
+  } catch (e) {
+    const msg = e.status === 401 ? 'Wrong username or password.' : e.message;
+    setFormError(errorBox, msg);
+    form.password.select();
+    form.password.focus();
+  } finally {
+    button.disabled = false;
+    button.classList.remove('busy');
+  }
+});
+
+init();

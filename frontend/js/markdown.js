@@ -1,0 +1,88 @@
+// Markdown rendering: marked turns text into HTML, DOMPurify removes anything active
+// (scripts, event handlers, javascript: and other non-http(s) URLs, forms, iframes), and
+// only then is the result put in the page. Code blocks get a language label and a copy
+// button built with DOM calls, never from content.
+import { Marked } from '../vendor/marked-18.2.1/marked.esm.js';
+import DOMPurify from '../vendor/dompurify-3.4.18/purify.es.mjs';
+import { copyText, h, icon } from './common.js';
+
+const marked = new Marked({ gfm: true, breaks: true, async: false });
+
+const ALLOWED_URL = /^(?:https?:|mailto:|#|\/(?!\/))/i;
+
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.hasAttribute && node.hasAttribute('href')) {
+    const href = node.getAttribute('href') || '';
+    if (!ALLOWED_URL.test(href.trim())) {
+      node.removeAttribute('href');
+    } else if (node.tagName === 'A' && !href.startsWith('#')) {
+      node.setAttribute('target', '_blank');
+      node.setAttribute('rel', 'noopener noreferrer nofollow');
+    }
+  }
+  if (node.tagName === 'IMG') {
+    const src = node.getAttribute('src') || '';
+    // Remote images would leak that a message was read; only same-origin and data: PNG/JPEG/GIF.
+    if (!/^(?:\/(?!\/)|data:image\/(?:png|jpe?g|gif|webp);)/i.test(src)) node.removeAttribute('src');
+    node.setAttribute('loading', 'lazy');
+    node.setAttribute('referrerpolicy', 'no-referrer');
+  }
+});
+
+const PURIFY = {
+  USE_PROFILES: { html: true },
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'option', 'iframe', 'object', 'embed', 'svg', 'math', 'link', 'meta', 'base'],
+  FORBID_ATTR: ['style', 'srcset', 'action', 'formaction', 'xlink:href'],
+  ALLOW_DATA_ATTR: false,
+  RETURN_DOM_FRAGMENT: true,
+};
+
+export function sanitizeToFragment(html) {
+  return DOMPurify.sanitize(html, PURIFY);
+}
+
+function decorateCode(root) {
+  for (const pre of root.querySelectorAll('pre')) {
+    if (pre.parentElement?.classList.contains('code-block')) continue;
+    const code = pre.querySelector('code');
+    const langClass = code ? [...code.classList].find((c) => c.startsWith('language-')) : null;
+    const lang = langClass ? langClass.slice('language-'.length) : '';
+    const button = h(
+      'button',
+      { type: 'button', class: 'code-copy', title: 'Copy code' },
+      icon('copy', 15),
+      h('span', {}, 'Copy'),
+    );
+    button.addEventListener('click', async () => {
+      const ok = await copyText((code || pre).textContent);
+      const label = button.querySelector('span');
+      label.textContent = ok ? 'Copied' : 'Copy failed';
+      setTimeout(() => {
+        label.textContent = 'Copy';
+      }, 1500);
+    });
+    const wrap = h('div', { class: 'code-block' }, h('div', { class: 'code-head' }, h('span', { class: 'code-lang' }, lang || 'text'), button));
+    pre.replaceWith(wrap);
+    wrap.append(pre);
+  }
+  for (const table of root.querySelectorAll('table')) {
+    if (table.parentElement?.classList.contains('table-wrap')) continue;
+    const wrap = h('div', { class: 'table-wrap' });
+    table.replaceWith(wrap);
+    wrap.append(table);
+  }
+}
+
+// Renders markdown text into `target`, replacing its content. Safe for any input.
+export function renderMarkdown(target, text) {
+  let html;
+  try {
+    html = marked.parse(String(text ?? ''));
+  } catch {
+    target.textContent = String(text ?? '');
+    return;
+  }
+  const frag = sanitizeToFragment(html);
+  decorateCode(frag);
+  target.replaceChildren(frag);
+}
