@@ -1,0 +1,145 @@
+"""The entity server's commands in ``python -m deltadb_dialect``: serve, export, import.
+
+``deltadb_dialect.cli`` calls ``add_commands(subparsers)`` when this package is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ADMIN_KEY_ENV = "DELTADB_ADMIN_KEY"
+
+
+def store_url(store: str, key_file: str | None = None) -> str:
+    """A SQLAlchemy URL for ``--store``: a URL as given, else a deltadb store directory."""
+    if "://" in store:
+        return store
+    url = "deltadb:///" + str(Path(store).expanduser().resolve())
+    if key_file:
+        url += "?key_file=" + str(Path(key_file).expanduser().resolve())
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True,
+                        help="store directory (deltadb) or a SQLAlchemy URL such as sqlite:///f.db")
+    parser.add_argument("--key-file", help="file holding the master key "
+                        "(default: the DELTADB_MASTER_KEY environment variable)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the REST entity server and management UI",
+                           description="Serve the DeltaDatabase-compatible REST API and the "
+                           f"management UI. Without {ADMIN_KEY_ENV} the server runs in "
+                           "development mode: client_id logins, loopback addresses only.")
+    _add_store_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--client-ttl", default="24h", help="token lifetime (e.g. 30m, 24h, 7d)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=cmd_serve)
+
+    export = sub.add_parser("export", help="write every entity as decrypted JSON lines")
+    _add_store_arguments(export)
+    export.add_argument("--out", help="file to write (mode 0600); default stdout")
+    export.set_defaults(handler=cmd_export)
+
+    imp = sub.add_parser("import", help="read JSON lines written by export into the store")
+    _add_store_arguments(imp)
+    imp.add_argument("input", nargs="?", default="-", help="file to read; default stdin")
+    imp.set_defaults(handler=cmd_import)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from deltadb_dialect.server.app import CONFIG_ENV, create_app
+    from deltadb_dialect.server.auth import parse_duration
+
+    admin_key = os.environ.get(ADMIN_KEY_ENV) or None
+    if admin_key is None and not is_loopback(args.host):
+        print(f"error: development mode (no {ADMIN_KEY_ENV}) serves loopback addresses only; "
+              f"set {ADMIN_KEY_ENV} to listen on {args.host}", file=sys.stderr)
+        return 2
+    url = store_url(args.store, args.key_file)
+    settings: dict[str, Any] = {
+        "engine_url": url,
+        "client_ttl": parse_duration(args.client_ttl),
+        "address": f"{args.host}:{args.port}",
+    }
+    create_app(url, admin_key=admin_key, register_worker=False)  # fail early on a bad store
+    if admin_key is None:
+        print(f"DeltaDB server in DEVELOPMENT MODE: no {ADMIN_KEY_ENV} is set, so anyone on this "
+              "machine can log in with {\"client_id\": NAME} and gets full rights. "
+              f"Set {ADMIN_KEY_ENV} for production.", file=sys.stderr)
+    print(f"Serving {args.store} on http://{args.host}:{args.port}/ "
+          f"({args.workers} worker process(es))", file=sys.stderr)
+    os.environ[CONFIG_ENV] = json.dumps(settings)
+    uvicorn.run("deltadb_dialect.server.app:create_app_from_env", factory=True,
+                host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=False)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from deltadb_dialect.server.portability import open_store, write_export
+
+    print("warning: the export is DECRYPTED plaintext; keep it as safe as the master key and "
+          "delete it when done.", file=sys.stderr)
+    store = open_store(store_url(args.store, args.key_file))
+    with ExitStack() as stack:
+        if args.out:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            out = stack.enter_context(os.fdopen(fd, "w", encoding="utf-8"))
+        else:
+            out = sys.stdout
+        count = write_export(store, out)
+    print(f"exported {count} line(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from deltadb_dialect.server.errors import ApiError
+    from deltadb_dialect.server.portability import import_lines, open_store
+
+    store = open_store(store_url(args.store, args.key_file))
+    with ExitStack() as stack:
+        source = sys.stdin if args.input == "-" else stack.enter_context(
+            open(args.input, encoding="utf-8"))
+        try:
+            counts = import_lines(store, source)
+        except ApiError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+    print(f"imported {counts['entities']} entities and {counts['schemas']} schemas",
+          file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run only the server's subcommands (useful when the store's own CLI is unavailable)."""
+    parser = argparse.ArgumentParser(prog="python -m deltadb_dialect.server.cli")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
