@@ -1,0 +1,106 @@
+"""Dependencies shared by the routes: database session, caller identity, CSRF, admin check."""
+
+import logging
+from collections.abc import Generator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from backend.core.config import settings
+from backend.core.db import SessionLocal
+from backend.core.security import csrf_token_matches
+from backend.models import User
+from backend.services import auth_sessions
+from backend.services.conversations import Owner
+
+logger = logging.getLogger(__name__)
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Dependencies without I/O are `async def` so they run on the event loop instead of costing
+# a thread-pool hop each; the ones that touch the database are plain `def`.
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def get_db() -> Generator[Session]:
+    with SessionLocal() as session:
+        yield session
+
+
+# scope="function" closes the session as soon as the route returns, before the response is
+# sent, so a transaction never outlives the route's own work.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def session_token(request: Request, bearer: BearerDep) -> tuple[str, bool] | None:
+    """The caller's session token and whether it came from the cookie."""
+    if bearer is not None:
+        return bearer.credentials, False
+    cookie = request.cookies.get(settings.SESSION_COOKIE_NAME)
+    return (cookie, True) if cookie else None
+
+
+TokenDep = Annotated[tuple[str, bool] | None, Depends(session_token)]
+
+
+def get_optional_user(request: Request, token: TokenDep) -> User | None:
+    """The logged-in user, or None without credentials. Invalid credentials are a 401.
+
+    The lookup uses its own short session rather than SessionDep: routes that wait on a
+    model must not inherit an open transaction from their dependencies.
+    """
+    if token is None:
+        return None
+    value, from_cookie = token
+    # Cookies are sent by browsers on their own; unsafe requests must prove same-origin.
+    if from_cookie and request.method not in SAFE_METHODS:
+        if not csrf_token_matches(
+            session_token=value,
+            header=request.headers.get(CSRF_HEADER),
+            cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
+    with SessionLocal() as session:
+        user = auth_sessions.user_for_token(session=session, token=value)
+    if user is None or not user.is_active:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Session expired or revoked; log in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Not authenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_current_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Administrator rights required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_current_admin)]
+
+
+async def get_owner(user: CurrentUser) -> Owner:
+    return Owner(user=user)
+
+
+CurrentOwner = Annotated[Owner, Depends(get_owner)]

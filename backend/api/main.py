@@ -1,0 +1,14 @@
+"""All API routers, under /api."""
+
+from fastapi import APIRouter
+
+from backend.api.routes import admin, auth, conversations, health, messages, models, settings
+
+api_router = APIRouter(prefix="/api")
+api_router.include_router(auth.router)
+api_router.include_router(conversations.router)
+api_router.include_router(messages.router)
+api_router.include_router(settings.router)
+api_router.include_router(models.router)
+api_router.include_router(admin.router)
+api_router.include_router(health.router)

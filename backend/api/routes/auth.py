@@ -1,0 +1,57 @@
+"""Registration, login (cookie + bearer token), logout, and who am I."""
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response, status
+
+from backend.api.deps import CurrentUser, SessionDep, TokenDep
+from backend.core.config import settings
+from backend.core.security import csrf_token_for
+from backend.schemas import LoginRequest, LoginResponse, MessageOut, UserPublic, UserRegister
+from backend.services import auth_sessions, users
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _set_login_cookies(response: Response, *, token: str, expires_at: datetime) -> None:
+    common = {"expires": expires_at, "secure": settings.cookie_secure, "samesite": "lax"}
+    response.set_cookie(settings.SESSION_COOKIE_NAME, token, httponly=True, **common)
+    # Readable by the page's JavaScript, which echoes it in X-CSRF-Token (double submit).
+    response.set_cookie(settings.CSRF_COOKIE_NAME, csrf_token_for(token), httponly=False, **common)
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+def register(session: SessionDep, user_in: UserRegister) -> UserPublic:
+    user = users.register_user(session=session, user_in=user_in)
+    return UserPublic.model_validate(user)
+
+
+@router.post("/login", response_model=LoginResponse)
+def login(session: SessionDep, credentials: LoginRequest, response: Response) -> LoginResponse:
+    user = users.authenticate(
+        session=session, login=credentials.username, password=credentials.password
+    )
+    token, auth_session = auth_sessions.create_session(session=session, user=user)
+    _set_login_cookies(response, token=token, expires_at=auth_session.expires_at)
+    return LoginResponse(
+        access_token=token,
+        expires_at=auth_session.expires_at,
+        csrf_token=csrf_token_for(token),
+        user=UserPublic.model_validate(user),
+    )
+
+
+@router.post("/logout", response_model=MessageOut)
+def logout(
+    session: SessionDep, user: CurrentUser, token: TokenDep, request: Request, response: Response
+) -> MessageOut:
+    if token is not None:
+        auth_sessions.revoke_session(session=session, token=token[0])
+    response.delete_cookie(settings.SESSION_COOKIE_NAME, samesite="lax")
+    response.delete_cookie(settings.CSRF_COOKIE_NAME, samesite="lax")
+    return MessageOut(message="Logged out")
+
+
+@router.get("/me", response_model=UserPublic)
+async def read_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user)

@@ -1,0 +1,61 @@
+"""Exception handlers: every failure becomes a JSON answer with a clear `detail`."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from backend.services.errors import ServiceError, TooManyRequests
+
+logger = logging.getLogger(__name__)
+
+QUICKCHAT_PREFIX = "/chat/"
+
+
+def _readable(error: dict) -> dict:
+    # FastAPI echoes the offending input back; a 1 MiB string or a password has no place
+    # in an error answer, so only location, message and type are kept.
+    return {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error["type"]}
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_readable(error) for error in exc.errors()]
+    if request.url.path.startswith(QUICKCHAT_PREFIX):  # seed 004's contract: 400 + status/message
+        message = "; ".join(
+            f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in errors
+        )
+        return JSONResponse({"status": "error", "message": message}, status_code=400)
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+    # Two writers raced for the same unique value (e.g. two questions at once in one chat).
+    logger.warning("integrity_conflict", extra={"path": request.url.path})
+    return JSONResponse({"detail": "Conflicting concurrent change; try again"}, status_code=409)
+
+
+async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    logger.error(
+        "database_error", extra={"path": request.url.path, "error": type(exc.orig).__name__}
+    )
+    return JSONResponse({"detail": "The database is unavailable; try again"}, status_code=503)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled_error", extra={"path": request.url.path})
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, integrity_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected_error)

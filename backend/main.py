@@ -1,0 +1,74 @@
+"""The Open Chat application: `uvicorn backend.main:app`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from backend.api.main import api_router
+from backend.api.routes import quickchat
+from backend.core.config import settings
+from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
+from backend.core.logging import configure_logging
+from backend.errors import register_exception_handlers
+from backend.llm.mock import mock_openai_app
+from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.services import users
+
+logger = logging.getLogger(__name__)
+
+FRONTEND_DIR = REPO_ROOT / "frontend"
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Refuse to serve on a schema this code was not written for.
+    if problem := migration_problem(engine):
+        logger.critical("database_not_migrated", extra={"reason": problem})
+        raise DatabaseNotMigrated(problem)
+    with SessionLocal() as session:
+        users.ensure_configured_admin(session=session)
+    logger.info(
+        "started",
+        extra={
+            "environment": settings.ENVIRONMENT,
+            "database": engine.dialect.name,
+            "mock_llm": settings.use_mock_llm,
+        },
+    )
+    yield
+
+
+def mount_frontend(app: FastAPI, directory: Path) -> None:
+    """Serve the static UI at / — after every API route, so it never shadows one."""
+    if (directory / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=directory, html=True), name="frontend")
+    else:
+        logger.warning("frontend_missing", extra={"directory": str(directory)})
+
+
+def create_app() -> FastAPI:
+    configure_logging(settings.LOG_LEVEL)
+    app = FastAPI(
+        title=settings.PROJECT_NAME,
+        summary="A private AI chat service whose every stored row is encrypted at rest.",
+        lifespan=lifespan,
+    )
+    register_exception_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
+    app.add_middleware(AccessLogMiddleware)
+    app.include_router(api_router)
+    app.include_router(quickchat.router)
+    app.mount("/mock-openai", mock_openai_app, name="mock-openai")
+    mount_frontend(app, FRONTEND_DIR)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,170 @@
+"""One question and its answer, split around the model call.
+
+`start_turn` (one short transaction) stores the question and gathers everything the model
+needs; the route then awaits the model with no transaction open; `finish_turn` (another
+short transaction) stores the answer. The encrypted store serializes transactions, so none
+may stay open while a model thinks.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.core.config import settings
+from backend.llm.client import Completion, Provider
+from backend.models import Conversation, Message, Response, utcnow
+from backend.schemas import ChatTurnPublic, ConversationPublic, MessagePublic, MessagesPublic
+from backend.services import model_access, user_settings
+from backend.services.conversations import Owner, delete_messages, get_owned_conversation
+from backend.services.errors import BadRequest
+
+TITLE_MAX_CHARS = 60
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """Everything needed to ask the model, detached from any database session."""
+
+    conversation_id: int
+    conversation_uuid: str
+    user_message: MessagePublic
+    model: str
+    provider: Provider
+    prompt: list[dict[str, Any]]
+    # Set by regenerate: the old answer, removed only once the new one is complete.
+    replaces_message_id: int | None = None
+
+
+def derive_title(question: str) -> str:
+    """A short title from the first question: no second model call, no extra cost."""
+    first_line = " ".join(question.strip().splitlines()[0].split()) if question.strip() else ""
+    if len(first_line) <= TITLE_MAX_CHARS:
+        return first_line or "New chat"
+    return first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
+
+
+def _recent_messages(*, session: Session, conversation_id: int) -> list[Message]:
+    """The context window, oldest first."""
+    statement = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.position.desc())
+        .limit(settings.LLM_CONTEXT_MESSAGES)
+    )
+    return list(reversed(session.scalars(statement).unique().all()))
+
+
+def _next_position(*, session: Session, conversation_id: int) -> int:
+    last = session.scalar(
+        select(func.max(Message.position)).where(Message.conversation_id == conversation_id)
+    )
+    return 0 if last is None else last + 1
+
+
+def _as_prompt(messages: list[Message]) -> list[dict[str, Any]]:
+    return [{"role": message.role, "content": message.content} for message in messages]
+
+
+def start_turn(
+    *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
+) -> ChatTurn:
+    """Store the question and prepare the model call (the question is kept even if it fails)."""
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    resolved = model_access.resolve_model(
+        session=session, user=owner.user, conversation=conversation, override=model
+    )
+    history = _recent_messages(session=session, conversation_id=conversation.id)
+    position = history[-1].position + 1 if history else 0
+    question = Message(
+        conversation_id=conversation.id,
+        role="user",
+        content=content,
+        model=model,
+        position=position,
+    )
+    session.add(question)
+    conversation.updated_at = utcnow()
+    session.commit()
+    return ChatTurn(
+        conversation_id=conversation.id,
+        conversation_uuid=conversation.uuid,
+        user_message=MessagePublic.model_validate(question),
+        model=resolved,
+        provider=user_settings.provider_for(session=session, user=owner.user),
+        prompt=_as_prompt([*history, question])[-settings.LLM_CONTEXT_MESSAGES :],
+    )
+
+
+def start_regeneration(
+    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+) -> ChatTurn:
+    """Answer the last question again; a trailing answer is replaced when the new one lands."""
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    history = _recent_messages(session=session, conversation_id=conversation.id)
+    replaced = history.pop() if history and history[-1].role == "assistant" else None
+    if not history or history[-1].role != "user":
+        raise BadRequest("There is no question to answer again in this conversation")
+    resolved = model_access.resolve_model(
+        session=session, user=owner.user, conversation=conversation, override=model
+    )
+    return ChatTurn(
+        conversation_id=conversation.id,
+        conversation_uuid=conversation.uuid,
+        user_message=MessagePublic.model_validate(history[-1]),
+        model=resolved,
+        provider=user_settings.provider_for(session=session, user=owner.user),
+        prompt=_as_prompt(history),
+        replaces_message_id=replaced.id if replaced else None,
+    )
+
+
+def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
+    """Store a complete answer with its metadata, and title a new conversation."""
+    conversation = session.get_one(Conversation, turn.conversation_id)
+    if turn.replaces_message_id is not None:
+        delete_messages(session=session, where=Message.id == turn.replaces_message_id)
+    answer = Message(
+        conversation_id=conversation.id,
+        role="assistant",
+        content=completion.content,
+        model=completion.model,
+        position=_next_position(session=session, conversation_id=conversation.id),
+        response=Response(
+            model_used=completion.model,
+            tokens_prompt=completion.tokens_prompt,
+            tokens_completion=completion.tokens_completion,
+            tokens_total=completion.tokens_total,
+            completion_time_ms=completion.completion_time_ms,
+            finish_reason=completion.finish_reason,
+        ),
+    )
+    session.add(answer)
+    if conversation.title is None:
+        conversation.title = derive_title(turn.user_message.content)
+    conversation.updated_at = utcnow()
+    session.commit()
+    return ChatTurnPublic(
+        conversation=ConversationPublic.model_validate(conversation),
+        user_message=turn.user_message,
+        assistant_message=MessagePublic.model_validate(answer),
+    )
+
+
+def list_messages(
+    *, session: Session, owner: Owner, conversation_uuid: str, limit: int, offset: int
+) -> MessagesPublic:
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    where = Message.conversation_id == conversation.id
+    count = session.scalar(select(func.count()).select_from(Message).where(where)) or 0
+    statement = select(Message).where(where).order_by(Message.position).limit(limit).offset(offset)
+    messages = session.scalars(statement).unique().all()
+    return MessagesPublic(data=[MessagePublic.model_validate(m) for m in messages], count=count)
+
+
+def clear_history(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    delete_messages(session=session, where=Message.conversation_id == conversation.id)
+    conversation.updated_at = utcnow()
+    session.commit()

@@ -1,0 +1,104 @@
+"""Conversations and who owns them.
+
+An `Owner` is a user or an anonymous quick-chat caller. Every lookup goes through
+`get_owned_conversation`, which answers 404 for other people's conversations so that
+their ids cannot be probed.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.orm import Session
+
+from backend.models import Conversation, Message, Response, User, utcnow
+from backend.schemas import ConversationCreate, ConversationUpdate
+from backend.services import model_access
+from backend.services.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Owner:
+    user: User | None = None
+    anonymous_key: str | None = None
+
+    def owns(self, conversation: Conversation) -> bool:
+        if self.user is not None:
+            return conversation.user_id == self.user.id
+        return self.anonymous_key is not None and conversation.anonymous_owner == self.anonymous_key
+
+
+def get_owned_conversation(*, session: Session, owner: Owner, uuid: str) -> Conversation:
+    conversation = session.scalars(select(Conversation).where(Conversation.uuid == uuid)).first()
+    if conversation is None or not owner.owns(conversation):
+        raise NotFound("Conversation not found")
+    return conversation
+
+
+def create_conversation(
+    *, session: Session, owner: Owner, conversation_in: ConversationCreate, kind: str = "chat"
+) -> Conversation:
+    if conversation_in.default_model:
+        model_access.ensure_allowed(
+            session=session, user=owner.user, model=conversation_in.default_model
+        )
+    conversation = Conversation(
+        title=conversation_in.title,
+        default_model=conversation_in.default_model,
+        user_id=owner.user.id if owner.user else None,
+        anonymous_owner=owner.anonymous_key,
+        kind=kind,
+    )
+    session.add(conversation)
+    session.commit()
+    return conversation
+
+
+def list_conversations(
+    *, session: Session, user: User, limit: int, offset: int, q: str | None, archived: bool
+) -> tuple[list[Conversation], int]:
+    condition = (Conversation.user_id == user.id) & (Conversation.archived == archived)
+    if q:
+        condition &= Conversation.title.icontains(q, autoescape=True)
+    count = session.scalar(select(func.count()).select_from(Conversation).where(condition)) or 0
+    statement = (
+        select(Conversation)
+        .where(condition)
+        .order_by(
+            Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(statement)), count
+
+
+def update_conversation(
+    *, session: Session, owner: Owner, uuid: str, update: ConversationUpdate
+) -> Conversation:
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=uuid)
+    changes = update.model_dump(exclude_unset=True)
+    if changes.get("default_model"):
+        model_access.ensure_allowed(
+            session=session, user=owner.user, model=changes["default_model"]
+        )
+    for field, value in changes.items():
+        # Only default_model may be cleared; a null title/pinned/archived means "unchanged".
+        if value is not None or field == "default_model":
+            setattr(conversation, field, value)
+    conversation.updated_at = utcnow()
+    session.commit()
+    return conversation
+
+
+def delete_conversation(*, session: Session, owner: Owner, uuid: str) -> None:
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=uuid)
+    delete_messages(session=session, where=Message.conversation_id == conversation.id)
+    session.delete(conversation)
+    session.commit()
+
+
+def delete_messages(*, session: Session, where: ColumnElement[bool]) -> None:
+    """Bulk delete (responses first): portable, and no per-row ORM loading."""
+    doomed = select(Message.id).where(where).scalar_subquery()
+    session.execute(delete(Response).where(Response.message_id.in_(doomed)))
+    session.execute(delete(Message).where(where))

@@ -1,0 +1,79 @@
+"""Which models a user may use, and which one answers a given question."""
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.core.config import settings
+from backend.models import AvailableModel, Conversation, User, UserAllowedModel, UserSettings
+from backend.services.errors import Forbidden
+
+
+def global_models(*, session: Session) -> list[str]:
+    """The admin's list, or the AVAILABLE_MODELS setting until an admin stores one."""
+    stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
+    return list(stored) or list(settings.AVAILABLE_MODELS)
+
+
+def set_global_models(*, session: Session, models: list[str]) -> list[str]:
+    names = list(dict.fromkeys(models))  # de-duplicated, order kept
+    session.execute(delete(AvailableModel))
+    session.add_all(AvailableModel(name=name, position=i) for i, name in enumerate(names))
+    session.commit()
+    return names
+
+
+def user_allowed_list(*, session: Session, user_id: int) -> list[str]:
+    statement = (
+        select(UserAllowedModel.model_name)
+        .where(UserAllowedModel.user_id == user_id)
+        .order_by(UserAllowedModel.model_name)
+    )
+    return list(session.scalars(statement))
+
+
+def set_user_allowed_models(*, session: Session, user: User, models: list[str]) -> None:
+    """An empty list removes the personal list, so the global one applies again."""
+    session.execute(delete(UserAllowedModel).where(UserAllowedModel.user_id == user.id))
+    session.add_all(
+        UserAllowedModel(user_id=user.id, model_name=name) for name in dict.fromkeys(models)
+    )
+
+
+def allowed_models(*, session: Session, user: User | None) -> list[str]:
+    personal = user_allowed_list(session=session, user_id=user.id) if user else []
+    return personal or global_models(session=session)
+
+
+def default_model_for(*, allowed: list[str], user_default: str | None) -> str | None:
+    """The model used when nothing is chosen: the user's default, else the server's."""
+    for candidate in (user_default, settings.DEFAULT_MODEL):
+        if candidate and candidate in allowed:
+            return candidate
+    return allowed[0] if allowed else None
+
+
+def ensure_allowed(*, session: Session, user: User | None, model: str) -> None:
+    if model not in allowed_models(session=session, user=user):
+        raise Forbidden(f"You are not allowed to use the model '{model}'")
+
+
+def resolve_model(
+    *, session: Session, user: User | None, conversation: Conversation, override: str | None
+) -> str:
+    """Message override, else conversation default, else user default, else server default."""
+    allowed = allowed_models(session=session, user=user)
+    user_settings = (
+        session.scalars(select(UserSettings).where(UserSettings.user_id == user.id)).first()
+        if user
+        else None
+    )
+    user_default = user_settings.default_model if user_settings else None
+    for explicit in (override, conversation.default_model, user_default):
+        if explicit:
+            if explicit not in allowed:
+                raise Forbidden(f"You are not allowed to use the model '{explicit}'")
+            return explicit
+    model = default_model_for(allowed=allowed, user_default=None)
+    if model is None:
+        raise Forbidden("No model is available to you; ask an administrator")
+    return model

@@ -1,0 +1,53 @@
+"""Per-user settings: a personal provider (API key, base URL) and a default model."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.core.config import settings
+from backend.llm.client import Provider, server_provider
+from backend.models import User, UserSettings
+from backend.schemas import SettingsPublic, SettingsUpdate
+from backend.services import model_access
+
+
+def get_user_settings(*, session: Session, user_id: int) -> UserSettings | None:
+    return session.scalars(select(UserSettings).where(UserSettings.user_id == user_id)).first()
+
+
+def to_public(user_settings: UserSettings | None) -> SettingsPublic:
+    key = user_settings.openai_api_key if user_settings else None
+    return SettingsPublic(
+        openai_base_url=user_settings.openai_base_url if user_settings else None,
+        default_model=user_settings.default_model if user_settings else None,
+        has_api_key=bool(key),
+        api_key_hint=f"…{key[-4:]}" if key and len(key) >= 12 else ("…" if key else None),
+    )
+
+
+def update_user_settings(*, session: Session, user: User, update: SettingsUpdate) -> SettingsPublic:
+    changes = update.model_dump(exclude_unset=True)
+    if changes.get("default_model"):
+        model_access.ensure_allowed(session=session, user=user, model=changes["default_model"])
+    user_settings = get_user_settings(session=session, user_id=user.id)
+    if user_settings is None:
+        user_settings = UserSettings(user_id=user.id)
+        session.add(user_settings)
+    for field, value in changes.items():
+        setattr(user_settings, field, value or None)  # "" clears, like null
+    session.commit()
+    return to_public(user_settings)
+
+
+def provider_for(*, session: Session, user: User | None) -> Provider:
+    """The user's own provider when they configured one, else the server's.
+
+    A personal base URL never receives the server's key: a user could point it anywhere.
+    """
+    user_settings = get_user_settings(session=session, user_id=user.id) if user else None
+    if user_settings is None or not (user_settings.openai_api_key or user_settings.openai_base_url):
+        return server_provider()
+    if user_settings.openai_base_url:
+        return Provider(
+            api_key=user_settings.openai_api_key or "none", base_url=user_settings.openai_base_url
+        )
+    return Provider(api_key=user_settings.openai_api_key or "", base_url=settings.OPENAI_BASE_URL)
