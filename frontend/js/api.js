@@ -172,7 +172,11 @@ export function normalizeUser(u) {
     fullName: pick(user, 'full_name', 'fullName') ?? '',
     admin: Boolean(pick(user, 'is_admin', 'admin')),
     active: pick(user, 'is_active', 'active') ?? true,
-    allowedModels: modelNames(pick(user, 'allowed_models', 'models')),
+    // An empty allowed list means "the global list applies" (docs/API.md): shown as null.
+    allowedModels: (() => {
+      const list = modelNames(pick(user, 'allowed_models', 'models'));
+      return list && list.length ? list : null;
+    })(),
     createdAt: pick(user, 'created_at', 'created') ?? null,
   };
 }
@@ -195,10 +199,11 @@ export function normalizeResponse(r, m = {}) {
   const src = r && typeof r === 'object' ? r : {};
   const usage = src.usage && typeof src.usage === 'object' ? src.usage : {};
   const meta = {
-    model: pick(src, 'model', 'model_used') ?? pick(m, 'model_used', 'model') ?? null,
-    promptTokens: pick(src, 'prompt_tokens') ?? pick(usage, 'prompt_tokens') ?? null,
-    completionTokens: pick(src, 'completion_tokens') ?? pick(usage, 'completion_tokens') ?? null,
-    totalTokens: pick(src, 'total_tokens') ?? pick(usage, 'total_tokens') ?? null,
+    model: pick(src, 'model_used', 'model') ?? pick(m, 'model_used', 'model') ?? null,
+    promptTokens: pick(src, 'tokens_prompt', 'prompt_tokens') ?? pick(usage, 'prompt_tokens') ?? null,
+    completionTokens:
+      pick(src, 'tokens_completion', 'completion_tokens') ?? pick(usage, 'completion_tokens') ?? null,
+    totalTokens: pick(src, 'tokens_total', 'total_tokens') ?? pick(usage, 'total_tokens') ?? null,
     timeMs: pick(src, 'completion_time_ms', 'completion_ms', 'duration_ms', 'time_ms') ?? null,
   };
   const any = Object.values(meta).some((v) => v !== null && v !== undefined);
@@ -262,6 +267,17 @@ export async function me() {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return null;
     throw e;
   }
+}
+
+// Public server configuration: {allowRegistration, mockLlm, defaultModel, maxMessageChars}.
+export async function config() {
+  const c = (await request('GET', '/api/config', { quiet401: true })) || {};
+  return {
+    allowRegistration: c.allow_registration !== false,
+    mockLlm: Boolean(c.mock_llm),
+    defaultModel: c.default_model || null,
+    maxMessageChars: typeof c.max_message_chars === 'number' ? c.max_message_chars : null,
+  };
 }
 
 /* ---------- conversations ---------- */
@@ -466,12 +482,12 @@ export function streamRegenerate(id, { model } = {}, signal) {
 
 export function normalizeSettings(s) {
   const src = s && typeof s === 'object' ? s.settings ?? s : {};
-  const masked = pick(src, 'api_key_masked', 'masked_api_key', 'api_key_preview', 'api_key');
-  const isSet = pick(src, 'api_key_set', 'has_api_key');
+  const masked = pick(src, 'api_key_hint', 'api_key_masked');
+  const isSet = pick(src, 'has_api_key', 'api_key_set');
   return {
     apiKeyMasked: typeof masked === 'string' ? masked : '',
     apiKeySet: isSet !== undefined ? Boolean(isSet) : Boolean(masked),
-    baseUrl: pick(src, 'base_url', 'openai_base_url') ?? '',
+    baseUrl: pick(src, 'openai_base_url', 'base_url') ?? '',
     defaultModel: pick(src, 'default_model', 'model') ?? '',
   };
 }
@@ -483,8 +499,8 @@ export async function getSettings() {
 // changes: {apiKey? (string; '' clears it), baseUrl?, defaultModel?}
 export async function saveSettings(changes) {
   const body = {};
-  if ('apiKey' in changes) body.api_key = changes.apiKey;
-  if ('baseUrl' in changes) body.base_url = changes.baseUrl;
+  if ('apiKey' in changes) body.openai_api_key = changes.apiKey;
+  if ('baseUrl' in changes) body.openai_base_url = changes.baseUrl;
   if ('defaultModel' in changes) body.default_model = changes.defaultModel;
   return normalizeSettings(await request('PUT', '/api/settings', { body }));
 }

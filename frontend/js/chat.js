@@ -868,8 +868,9 @@ async function submit() {
     const m = finishAnswer(asstEl, result);
     state.messages.push(userMsg, m);
     announce('Answer complete');
+    if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
     bumpConversation(conv.id);
-    refreshTitleSoon(conv.id);
+    if (!result.final?.title) refreshTitleSoon(conv.id);
     return;
   }
   if (result.stopped) {
@@ -902,7 +903,8 @@ async function submit() {
     return;
   }
   state.messages.push(userMsg);
-  showAnswerError(asstEl, result.error.message, result.text);
+  // Nothing of a failed answer is stored, so its partial text is not kept either.
+  showAnswerError(asstEl, result.error.message, '');
   showError(result.error.message);
   bumpConversation(conv.id);
   refreshTitleSoon(conv.id);
@@ -956,7 +958,7 @@ async function regenerate(node) {
     node.classList.remove('streaming');
     fillFoot(node, previous);
   } else {
-    showAnswerError(node, result.error.message, result.text);
+    showAnswerError(node, result.error.message, '');
   }
 }
 

@@ -15,6 +15,12 @@ async function init() {
   } catch {
     /* the form still works; errors show on submit */
   }
+  api
+    .config()
+    .then((c) => {
+      if (!c.allowRegistration) $('#register-alt').hidden = true;
+    })
+    .catch(() => {});
   if (params.get('registered')) {
     const note = $('#form-note');
     note.textContent = 'Account created. Sign in to start chatting.';

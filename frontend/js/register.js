@@ -23,7 +23,14 @@ function check(form) {
 
 async function init() {
   try {
-    if (await api.me()) window.location.replace('/');
+    if (await api.me()) {
+      window.location.replace('/');
+      return;
+    }
+    const c = await api.config();
+    if (!c.allowRegistration) {
+      setFormError($('#form-error'), 'Registration is closed on this server. Ask an administrator for an account.');
+    }
   } catch {
     /* shown on submit */
   }
