@@ -1,0 +1,104 @@
+"""The ``deltadb`` dialect: SQLite's SQL over the encrypted store.
+
+Queries run on SQLite (an in-memory replica), so the dialect is SQLite's
+with three differences in semantics:
+
+* Timezone-aware ``DateTime(timezone=True)`` values keep their UTC offset
+  (stock SQLite drops it), and ``Numeric`` binds ``Decimal`` as text so values
+  beyond a double's precision are stored exactly.
+* The store's own bookkeeping tables (``__deltadb_*``) are hidden from
+  reflection, so an application's Alembic autogenerate never sees them.
+* Transactions are serialized by the store (see ``store.py``): the isolation
+  level is SERIALIZABLE.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Any
+
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects.sqlite import DATETIME
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.engine import reflection
+
+HIDDEN_TABLE_PREFIX = "__deltadb_"
+
+
+class DeltaDateTime(DATETIME):
+    """SQLite's DATETIME, plus exact round trips of timezone-aware values."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        naive = super().bind_processor(dialect)
+        if not self.timezone:
+            return naive
+
+        def process(value: Any) -> Any:
+            if isinstance(value, datetime.datetime) and value.utcoffset() is not None:
+                # Fixed-width text keeps ordering and comparisons consistent.
+                offset = value.strftime("%z")
+                return f"{naive(value.replace(tzinfo=None))}{offset[:3]}:{offset[3:]}"
+            return naive(value)
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if not self.timezone:
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, datetime.datetime):
+                return value
+            return datetime.datetime.fromisoformat(value)
+
+        return process
+
+
+class DeltaNumeric(sqltypes.Numeric):
+    """Numeric bound as text: SQLite keeps it as a number when that is exact, else as text."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        def process(value: Any) -> Any:
+            if isinstance(value, decimal.Decimal):
+                return str(value) if value.is_finite() else float(value)
+            return value
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        from_number = super().result_processor(dialect, coltype)
+        as_decimal = self.asdecimal
+
+        def process(value: Any) -> Any:
+            if isinstance(value, str):
+                return decimal.Decimal(value) if as_decimal else float(value)
+            return from_number(value) if from_number else value
+
+        return process
+
+
+class DeltaDialect(SQLiteDialect):
+    name = "deltadb"
+    supports_statement_cache = True
+    # Multi-row UPDATE/DELETE counts are summed per parameter set by the driver.
+    supports_sane_multi_rowcount = True
+
+    colspecs = {
+        **SQLiteDialect.colspecs,
+        sqltypes.DateTime: DeltaDateTime,
+        sqltypes.Numeric: DeltaNumeric,
+        sqltypes.Float: sqltypes.Float,
+    }
+
+    def _sqlite_main_query(self, table: str, type_: str, schema: str | None,
+                           sqlite_include_internal: bool) -> str:
+        query = super()._sqlite_main_query(table, type_, schema, sqlite_include_internal)
+        if sqlite_include_internal:
+            return query
+        hidden = " AND name NOT LIKE '~_~_deltadb~_%' ESCAPE '~'"
+        return query.replace(" ORDER BY name", hidden + " ORDER BY name")
+
+    @reflection.cache
+    def get_isolation_level_values(self, dbapi_conn: Any) -> list[str]:
+        return ["SERIALIZABLE", "AUTOCOMMIT"]

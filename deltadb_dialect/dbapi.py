@@ -1,0 +1,492 @@
+"""A PEP 249 (DB-API 2.0) driver for DeltaDB stores.
+
+It behaves like the standard library's ``sqlite3`` where SQLAlchemy relies on
+it (qmark parameters, lazy BEGIN, ``isolation_level``, exception classes,
+``create_function``), over the store's shared in-memory replica (apsw).
+
+A transaction starts at the first statement other than a PRAGMA, holds the
+store until ``commit()``/``rollback()``, and is made durable by the store at
+commit. Statements' column descriptions are cached by SQL text (they are the
+shim's main per-query cost otherwise) and forgotten whenever the schema moves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import apsw
+
+from deltadb_dialect import errors as store_errors
+from deltadb_dialect.keys import resolve_source
+from deltadb_dialect.store import (
+    ConstraintViolation,
+    Store,
+    StoreOptions,
+    connect_store,
+    disconnect_store,
+)
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "qmark"
+sqlite_version_info = tuple(int(p) for p in apsw.sqlite_lib_version().split("."))
+sqlite_version = apsw.sqlite_lib_version()
+version_info = (1, 0, 0)
+version = "1.0.0"
+
+
+class Warning(Exception):  # noqa: A001 - the name PEP 249 requires
+    pass
+
+
+class Error(Exception):
+    pass
+
+
+class InterfaceError(Error):
+    pass
+
+
+class DatabaseError(Error):
+    pass
+
+
+class DataError(DatabaseError):
+    pass
+
+
+class OperationalError(DatabaseError):
+    pass
+
+
+class IntegrityError(DatabaseError):
+    pass
+
+
+class InternalError(DatabaseError):
+    pass
+
+
+class ProgrammingError(DatabaseError):
+    pass
+
+
+class NotSupportedError(DatabaseError):
+    pass
+
+
+Binary = bytes
+Date = datetime.date
+Time = datetime.time
+Timestamp = datetime.datetime
+STRING, BINARY, NUMBER, DATETIME, ROWID = str, bytes, float, datetime.datetime, int
+
+# apsw exception class -> DB-API class, as the standard library's sqlite3 maps SQLite codes.
+_APSW_ERRORS: dict[type[BaseException], type[Error]] = {
+    apsw.ConstraintError: IntegrityError,
+    apsw.MismatchError: IntegrityError,
+    apsw.TooBigError: DataError,
+    apsw.RangeError: ProgrammingError,
+    apsw.BindingsError: ProgrammingError,
+    apsw.SQLError: OperationalError,
+    apsw.BusyError: OperationalError,
+    apsw.LockedError: OperationalError,
+    apsw.AbortError: OperationalError,
+    apsw.ReadOnlyError: OperationalError,
+    apsw.InterruptError: OperationalError,
+    apsw.FullError: OperationalError,
+    apsw.ConnectionClosedError: ProgrammingError,
+    apsw.CursorClosedError: ProgrammingError,
+    apsw.ExecutionCompleteError: ProgrammingError,
+    apsw.MisuseError: ProgrammingError,
+    apsw.SchemaChangeError: OperationalError,
+}
+
+_STORE_ERRORS: dict[type[BaseException], type[Error]] = {
+    ConstraintViolation: IntegrityError,
+    store_errors.SchemaViolationError: IntegrityError,
+    store_errors.LockTimeoutError: OperationalError,
+    store_errors.StorageFullError: OperationalError,
+    store_errors.KeyMissingError: OperationalError,
+    store_errors.WrongKeyError: OperationalError,
+    store_errors.TamperError: DatabaseError,
+    store_errors.CorruptStoreError: DatabaseError,
+    store_errors.StoreError: OperationalError,
+}
+
+_PREFIX = re.compile(r"^\w+Error: ")
+_TXN_CONTROL = re.compile(
+    r"^\s*(?:(BEGIN)(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?"
+    r"|(COMMIT|END)(?:\s+TRANSACTION)?|(ROLLBACK)(?:\s+TRANSACTION)?)\s*;?\s*$",
+    re.IGNORECASE,
+)
+_FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
+_OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
+_ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def translate(exc: BaseException) -> Error:
+    """The DB-API exception for an apsw or store exception, keeping SQLite's message."""
+    for kind, target in {**_APSW_ERRORS, **_STORE_ERRORS}.items():
+        if isinstance(exc, kind):
+            return target(_PREFIX.sub("", str(exc)))
+    if isinstance(exc, apsw.Error):
+        return DatabaseError(_PREFIX.sub("", str(exc)))
+    if isinstance(exc, TypeError):
+        return InterfaceError(f"Error binding parameter: {exc}")
+    if isinstance(exc, OverflowError):
+        return DataError(f"Python int too large to convert to SQLite INTEGER: {exc}")
+    return InterfaceError(str(exc))
+
+
+def _convert_binding(cursor: apsw.Cursor, num: int, value: Any) -> Any:
+    """Bindings apsw lacks but sqlite3 users expect (sqlite3's default adapters)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"type {type(value).__name__!r} is not supported (parameter {num})")
+
+
+def _first_word(sql: str) -> str:
+    text = sql.lstrip()
+    while text.startswith(("--", "/*")):
+        end = text.find("\n") if text.startswith("--") else text.find("*/") + 1
+        text = text[end + 1:].lstrip() if end > 0 else ""
+    return text[:8].split(None, 1)[0].upper() if text else ""
+
+
+def connect(
+    database: str,
+    *,
+    passphrase: str | None = None,
+    key_file: str | None = None,
+    timeout: float = 30.0,
+    isolation_level: str | None = "",
+    cache_size: int = 1024,
+    cache_ttl: float = 300.0,
+    checkpoint_bytes: int = 64 * 1024 * 1024,
+    create: bool = True,
+    **_ignored: Any,
+) -> Connection:
+    """Open (creating if needed) the store at ``database`` and return a connection."""
+    try:
+        source = resolve_source(passphrase=passphrase, key_file=key_file)
+        options = StoreOptions(timeout=timeout, checkpoint_bytes=checkpoint_bytes, create=create,
+                               cache_size=cache_size, cache_ttl=cache_ttl)
+        store = connect_store(database, source, options)
+    except (store_errors.StoreError, apsw.Error) as exc:
+        raise translate(exc) from exc
+    except OSError as exc:
+        raise OperationalError(f"unable to open the store at {database}: {exc.strerror}") from exc
+    return Connection(store, timeout=timeout, isolation_level=isolation_level)
+
+
+class Connection:
+    """One DB-API connection; all connections of a process to a store share its replica."""
+
+    def __init__(self, store: Store, *, timeout: float, isolation_level: str | None) -> None:
+        self._store: Store | None = store
+        self._timeout = timeout
+        self.isolation_level = isolation_level
+        self._holding = False  # this connection holds the store (a transaction is open)
+        self._explicit = False  # opened by an explicit BEGIN (matters in autocommit mode)
+        self._session: apsw.Session | None = None
+        self._schema_version = 0
+        self._foreign_keys = True
+        self.Error, self.IntegrityError, self.OperationalError = (
+            Error, IntegrityError, OperationalError)
+
+    # --- PEP 249 ---------------------------------------------------------------------
+
+    def cursor(self) -> Cursor:
+        self._require_open()
+        return Cursor(self)
+
+    def commit(self) -> None:
+        self._require_open()
+        if not self._holding:
+            return
+        store = self._live_store()
+        try:
+            session, self._session = self._session, None
+            if session is not None:
+                store.commit(session, self._schema_version, foreign_keys=self._foreign_keys)
+        except BaseException as exc:
+            # A failed commit wrote nothing: undo the replica so it matches the store.
+            self._rollback_quietly(store)
+            self._end()
+            if isinstance(exc, store_errors.StoreError | apsw.Error):
+                raise translate(exc) from exc
+            raise
+        self._end()
+
+    def rollback(self) -> None:
+        self._require_open()
+        if not self._holding:
+            return
+        store = self._live_store()
+        try:
+            session, self._session = self._session, None
+            store.rollback(session, foreign_keys=self._foreign_keys)
+        except apsw.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            self._end()
+
+    def close(self) -> None:
+        if self._store is None:
+            return
+        if self._holding:
+            try:
+                self.rollback()
+            except Error:
+                pass
+        store, self._store = self._store, None
+        disconnect_store(store)
+
+    # --- sqlite3 conveniences SQLAlchemy and applications use ---------------------------
+
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any) -> Cursor:
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def create_function(self, name: str, narg: int, func: Callable[..., Any], *,
+                        deterministic: bool = False) -> None:
+        self._live_store().register_function(name, narg, func, deterministic=deterministic)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._holding
+
+    @property
+    def store(self) -> Store:
+        return self._live_store()
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._store is None:
+            raise ProgrammingError("Cannot operate on a closed database.")
+
+    def _live_store(self) -> Store:
+        if self._store is None:
+            raise ProgrammingError("Cannot operate on a closed database.")
+        return self._store
+
+    def _begin(self) -> None:
+        store = self._live_store()
+        try:
+            store.acquire(self._timeout)
+        except store_errors.StoreError as exc:
+            raise translate(exc) from exc
+        self._holding = True
+        try:
+            self._session, self._schema_version = store.begin(foreign_keys=self._foreign_keys)
+        except BaseException as exc:
+            self._end()
+            raise translate(exc) from exc
+
+    def _end(self) -> None:
+        self._holding = False
+        self._explicit = False
+        self._session = None
+        if self._store is not None:
+            self._store.release()
+
+    def _rollback_quietly(self, store: Store) -> None:
+        try:
+            store.rollback(None, foreign_keys=self._foreign_keys)
+        except apsw.Error:
+            store.mark_for_rebuild()
+
+    def _run(self, cursor: Cursor, sql: str, parameters: Any, many: bool) -> None:
+        """Execute one statement with sqlite3's transaction rules."""
+        self._require_open()
+        control = _TXN_CONTROL.match(sql)
+        if control:
+            self._transaction_control(control)
+            cursor._set_result(None, [], -1)
+            return
+        word = _first_word(sql)
+        if not self._holding and word in _OUTSIDE_TRANSACTION:
+            self._run_outside_transaction(cursor, sql, parameters)
+            return
+        if not self._holding:
+            self._begin()
+        self._execute(cursor, sql, parameters, many, word)
+        if self.isolation_level is None and not self._explicit:
+            self.commit()
+
+    def _transaction_control(self, control: re.Match[str]) -> None:
+        if control.group(1):
+            if self._holding and self._explicit:
+                raise OperationalError("cannot start a transaction within a transaction")
+            if not self._holding:
+                self._begin()
+            self._explicit = True
+        elif control.group(2):
+            self.commit()
+        else:
+            self.rollback()
+
+    def _run_outside_transaction(self, cursor: Cursor, sql: str, parameters: Any) -> None:
+        setting = _FOREIGN_KEYS.match(sql)
+        if setting:
+            # The replica is shared: keep this connection's setting and apply it to its
+            # own transactions (SQLite itself ignores this pragma inside a transaction).
+            self._foreign_keys = setting.group(1).upper() in ("1", "ON", "TRUE", "YES")
+            cursor._set_result(None, [], -1)
+            return
+        store = self._live_store()
+        try:
+            store.acquire(self._timeout)
+        except store_errors.StoreError as exc:
+            raise translate(exc) from exc
+        try:
+            if sql.lstrip().upper().startswith("PRAGMA") and "FOREIGN_KEYS" in sql.upper():
+                cursor._set_result((("foreign_keys", None, None, None, None, None, None),),
+                                   [(int(self._foreign_keys),)], -1)
+                return
+            self._execute(cursor, sql, parameters, False, _first_word(sql))
+        finally:
+            store.release()
+
+    def _execute(self, cursor: Cursor, sql: str, parameters: Any, many: bool, word: str) -> None:
+        store = self._live_store()
+        conn = store.replica.conn
+        apsw_cursor = conn.cursor()
+        apsw_cursor.convert_binding = _convert_binding
+        described = store.statement_cache.get(sql)  # (description,) once known
+        try:
+            if described is None:
+                captured: list[Any] = [None]
+
+                def trace(c: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+                    captured[0] = c.get_description()
+                    return True
+
+                apsw_cursor.exec_trace = trace
+            if many:
+                rowcount = self._execute_many(conn, apsw_cursor, sql, parameters, word)
+                rows: list[Any] = []
+            else:
+                rows = apsw_cursor.execute(sql, parameters).fetchall()
+                rowcount = conn.changes() if word in _ROWCOUNT_STATEMENTS else -1
+        except (apsw.Error, TypeError, OverflowError) as exc:
+            raise translate(exc) from exc
+        if described is None:
+            description = _describe(captured[0])
+            if word in ("CREATE", "DROP", "ALTER"):
+                store.statement_cache.clear()
+            else:
+                store.statement_cache[sql] = (description,)
+        else:
+            description = described[0]
+        cursor._set_result(description, rows, rowcount)
+        if word in ("INSERT", "REPLACE"):
+            cursor.lastrowid = conn.last_insert_rowid()
+
+    def _execute_many(self, conn: apsw.Connection, apsw_cursor: apsw.Cursor, sql: str,
+                      parameters: Any, word: str) -> int:
+        if word == "INSERT" or word not in _ROWCOUNT_STATEMENTS:
+            before = conn.total_changes()
+            apsw_cursor.executemany(sql, parameters)
+            return conn.total_changes() - before if word == "INSERT" else -1
+        total = 0
+        for params in parameters:  # per row, so rowcount counts matched rows only
+            apsw_cursor.execute(sql, params)
+            total += conn.changes()
+        return total
+
+
+def _describe(raw: Any) -> tuple | None:
+    if not raw:
+        return None
+    return tuple((name, None, None, None, None, None, None) for name, _decl in raw)
+
+
+class Cursor:
+    """A DB-API cursor; results are fetched eagerly, so it never pins the store."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.description: tuple | None = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: list[Any] = []
+        self._position = 0
+        self._closed = False
+
+    def _set_result(self, description: tuple | None, rows: list[Any], rowcount: int) -> None:
+        self.description = description
+        self._rows = rows
+        self._position = 0
+        self.rowcount = rowcount
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        self._check()
+        self.connection._run(self, sql, parameters, many=False)
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Any) -> Cursor:
+        self._check()
+        self.connection._run(self, sql, list(seq_of_parameters), many=True)
+        return self
+
+    def fetchone(self) -> Any:
+        self._check()
+        if self._position >= len(self._rows):
+            return None
+        row = self._rows[self._position]
+        self._position += 1
+        return row
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        self._check()
+        count = self.arraysize if size is None else size
+        rows = self._rows[self._position:self._position + count]
+        self._position += len(rows)
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        self._check()
+        rows = self._rows[self._position:]
+        self._position = len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self) -> None:
+        self._closed = True
+        self._rows = []
+
+    def setinputsizes(self, sizes: Any) -> None:
+        pass
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        pass
+

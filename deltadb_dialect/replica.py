@@ -1,0 +1,271 @@
+"""The in-memory SQLite replica: the query engine over the store's plaintext.
+
+SQLite (through apsw) runs every query against a ``:memory:`` database that
+holds the decrypted rows; the encrypted store on disk is the system of record.
+This module knows the replica's tables, turns a transaction's changes
+(captured with SQLite's session extension) into entity documents, and applies
+entity documents back (when opening, or catching up with other processes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from deltadb_dialect.schema import ROWID, ColumnInfo, RowValidator, table_schema
+
+HIDDEN_PREFIX = "__deltadb_"
+_ODD_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+# --- values <-> JSON --------------------------------------------------------------
+
+def encode_value(value: Any) -> Any:
+    """SQLite value -> JSON value; exact for every storage class."""
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$b64" in value:
+            return base64.b64decode(value["$b64"])
+        return _ODD_FLOATS[value["$float"]]
+    return value
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def canonical_key(values: Iterable[Any]) -> bytes:
+    return json.dumps([encode_value(v) for v in values], separators=(",", ":")).encode()
+
+
+# --- tables -------------------------------------------------------------------------
+
+@dataclass
+class TableInfo:
+    """What the replica needs to know of one table to capture and apply its rows."""
+
+    name: str
+    columns: list[str]
+    key_columns: list[str]  # primary key columns, or [ROWID] for tables without one
+    create_sql: str
+    schema: dict[str, Any]
+    validator: RowValidator
+    version: int = 1
+    select_sql: str = field(init=False)
+    insert_sql: str = field(init=False)
+    delete_sql: str = field(init=False)
+    key_positions: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rowid_key = self.key_columns == [ROWID]
+        stored = ([ROWID] if self.rowid_key else []) + self.columns
+        column_list = ", ".join(quote(c) for c in stored)
+        where = " AND ".join(f"{quote(c)} IS ?" for c in self.key_columns)
+        self.select_sql = f"SELECT {column_list} FROM {quote(self.name)} WHERE {where}"
+        self.select_all_sql = f"SELECT {column_list} FROM {quote(self.name)}"
+        marks = ", ".join("?" for _ in stored)
+        self.insert_sql = f"INSERT INTO {quote(self.name)} ({column_list}) VALUES ({marks})"
+        self.delete_sql = f"DELETE FROM {quote(self.name)} WHERE {where}"
+        self.stored_columns = stored
+        self.key_positions = [stored.index(c) for c in self.key_columns]
+
+    def document(self, row: tuple) -> dict[str, Any]:
+        pairs = zip(self.stored_columns, row, strict=True)
+        return {name: encode_value(value) for name, value in pairs}
+
+    def row(self, document: dict[str, Any]) -> tuple:
+        return tuple(decode_value(document.get(name)) for name in self.stored_columns)
+
+    def key_of_row(self, row: tuple) -> tuple:
+        return tuple(row[i] for i in self.key_positions)
+
+    def key_of_document(self, document: dict[str, Any]) -> tuple:
+        return tuple(decode_value(document.get(c)) for c in self.key_columns)
+
+
+@dataclass
+class EntityChange:
+    table: TableInfo
+    key: tuple
+    document: dict[str, Any] | None  # None: the row was deleted
+
+
+class Replica:
+    """One in-memory SQLite database and the metadata of its tables."""
+
+    def __init__(self) -> None:
+        self.conn = apsw.Connection(":memory:")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.tables: dict[str, TableInfo] = {}
+        self.schema_history: dict[str, list[dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- catalog (the schema as SQL) -------------------------------------------------
+
+    def catalog_sql(self) -> list[dict[str, str]]:
+        """Every schema object, tables first, each as the SQL that recreates it."""
+        rows = self.conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_schema "
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        ).fetchall()
+        order = {"table": 0, "index": 1, "view": 2, "trigger": 3}
+        rows.sort(key=lambda r: order.get(r[0], 4))
+        return [{"type": t, "name": n, "table": tn, "sql": s} for t, n, tn, s in rows]
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA schema_version").fetchall()[0][0]
+
+    def load_catalog(self, catalog: dict[str, Any]) -> None:
+        """Recreate the schema of a catalog in an empty replica (no triggers yet)."""
+        for item in catalog["objects"]:
+            if item["type"] != "trigger":
+                self.conn.execute(item["sql"])
+        self.schema_history = catalog.get("history", {})
+        self.refresh_tables()
+
+    def create_triggers(self, catalog: dict[str, Any]) -> None:
+        for item in catalog["objects"]:
+            if item["type"] == "trigger":
+                self.conn.execute(item["sql"])
+
+    def catalog(self) -> dict[str, Any]:
+        return {"objects": self.catalog_sql(), "history": self.schema_history}
+
+    def refresh_tables(self) -> set[str]:
+        """Re-read every table's shape; returns the names whose shape changed."""
+        objects = {o["name"]: o for o in self.catalog_sql() if o["type"] == "table"}
+        changed: set[str] = set(self.tables) - set(objects)
+        tables: dict[str, TableInfo] = {}
+        for name, item in objects.items():
+            old = self.tables.get(name)
+            if old is not None and old.create_sql == item["sql"]:
+                tables[name] = old
+                continue
+            tables[name] = self._describe(name, item["sql"])
+            changed.add(name)
+        self.tables = tables
+        return changed
+
+    def _describe(self, name: str, create_sql: str) -> TableInfo:
+        info = self.conn.execute(f"PRAGMA table_xinfo({quote(name)})").fetchall()
+        # hidden: 0 ordinary, 2/3 generated (never stored by us: SQLite recomputes them)
+        columns = [ColumnInfo(n, t or "", bool(nn), pk)
+                   for _cid, n, t, nn, _d, pk, hidden in info if hidden == 0]
+        pk_columns = [c.name for c in sorted(columns, key=lambda c: c.pk_position) if c.pk_position]
+        history = self.schema_history.setdefault(name, [])
+        version = len(history) + 1
+        schema = table_schema(name, columns, create_sql=create_sql,
+                              rowid_key=not pk_columns, version=version)
+        if history and _same_shape(history[-1], schema):
+            version, schema = history[-1]["x-deltadb-version"], history[-1]
+        else:
+            history.append(schema)
+            del history[:-20]  # bounded: old versions matter only for audit
+        return TableInfo(name=name, columns=[c.name for c in columns],
+                         key_columns=pk_columns or [ROWID], create_sql=create_sql,
+                         schema=schema, validator=RowValidator(name, schema), version=version)
+
+    # --- capture ---------------------------------------------------------------------
+
+    def start_session(self) -> apsw.Session:
+        session = apsw.Session(self.conn, "main")
+        session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+        session.attach()
+        return session
+
+    def changes_from(self, changeset: bytes, skip: set[str]) -> list[EntityChange]:
+        """Entity changes of a changeset, reading full rows for updates."""
+        changes: list[EntityChange] = []
+        for change in apsw.Changeset.iter(changeset):
+            table = self.tables.get(change.name)
+            if table is None or change.name in skip:
+                continue
+            if change.op == "DELETE":
+                key = tuple(change.old[i] for i in table.key_positions)
+                changes.append(EntityChange(table, key, None))
+            elif change.op == "INSERT":
+                changes.append(EntityChange(table, table.key_of_row(change.new),
+                                            table.document(change.new)))
+            else:
+                key = tuple(change.old[i] for i in table.key_positions)
+                row = self.conn.execute(table.select_sql, key).fetchall()
+                if row:
+                    changes.append(EntityChange(table, key, table.document(row[0])))
+        return changes
+
+    def export_table(self, table: TableInfo) -> Iterator[EntityChange]:
+        for row in self.conn.execute(table.select_all_sql):
+            yield EntityChange(table, table.key_of_row(row), table.document(row))
+
+    # --- apply -----------------------------------------------------------------------
+
+    def apply(self, changes: dict[tuple[str, bytes], EntityChange],
+              reset_tables: Iterable[str] = ()) -> None:
+        """Write the final state of a set of entities (caller holds a transaction, FKs off)."""
+        for name in reset_tables:
+            if name in self.tables:
+                self.conn.execute(f"DELETE FROM {quote(name)}")
+        by_table: dict[str, list[EntityChange]] = {}
+        for change in changes.values():
+            by_table.setdefault(change.table.name, []).append(change)
+        for name, table_changes in by_table.items():
+            table = self.tables[name]
+            self.conn.executemany(table.delete_sql, [c.key for c in table_changes])
+            rows = [table.row(c.document) for c in table_changes if c.document is not None]
+            if rows:
+                self.conn.executemany(table.insert_sql, rows)
+
+    def trigger_sql(self) -> list[str]:
+        return [o["sql"] for o in self.catalog_sql() if o["type"] == "trigger"]
+
+    def drop_triggers(self) -> list[str]:
+        """Drop triggers while replaying (their effects are already in the log)."""
+        triggers = [o for o in self.catalog_sql() if o["type"] == "trigger"]
+        for trigger in triggers:
+            self.conn.execute(f"DROP TRIGGER {quote(trigger['name'])}")
+        return [t["sql"] for t in triggers]
+
+
+def _same_shape(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    strip = ("$id", "x-deltadb-version")
+    return {k: v for k, v in old.items() if k not in strip} == {
+        k: v for k, v in new.items() if k not in strip
+    }
+
+
+def sync_catalog(replica: Replica, catalog: dict[str, Any]) -> set[str]:
+    """Bring a live replica's schema to a catalog's (triggers excluded); returns changed tables.
+
+    Objects whose SQL is unchanged are kept with their rows; changed or new
+    tables are created empty (their rows follow in the same log record).
+    """
+    current = {(o["type"], o["name"]): o["sql"] for o in replica.catalog_sql()
+               if o["type"] != "trigger"}
+    target = {(o["type"], o["name"]): o["sql"] for o in catalog["objects"]
+              if o["type"] != "trigger"}
+    drop_order = {"view": 0, "index": 1, "table": 2}
+    for kind, name in sorted(current, key=lambda k: drop_order.get(k[0], 3)):
+        if target.get((kind, name)) != current[(kind, name)]:
+            replica.conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
+    remaining = {(o["type"], o["name"]): o["sql"] for o in replica.catalog_sql()}
+    for item in catalog["objects"]:
+        key = (item["type"], item["name"])
+        if item["type"] != "trigger" and remaining.get(key) != target[key]:
+            replica.conn.execute(item["sql"])
+    replica.schema_history = catalog.get("history", {})
+    return replica.refresh_tables()

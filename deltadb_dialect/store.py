@@ -1,0 +1,692 @@
+"""The store: the encrypted system of record behind one in-memory replica.
+
+A ``Store`` is shared by every DB-API connection of a process to one store
+directory. Transactions are serialized: a transaction holds the process
+mutex and the store's inter-process ``flock`` from its first statement to its
+end, and catches up with other processes' commits when it starts. So each
+transaction sees every commit acknowledged before it began, and concurrent
+read-modify-write transactions cannot lose updates (the isolation level is
+SERIALIZABLE, by serial execution).
+
+Commit path: capture the transaction's row changes (SQLite session
+extension), validate each row against its table's JSON Schema, seal each row
+as its own entity, append one sealed record to the log and ``fsync`` (the
+commit point), then COMMIT the replica.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from deltadb_dialect import keys as keymod
+from deltadb_dialect.errors import (
+    CorruptStoreError,
+    LockTimeoutError,
+    StoreError,
+    TamperError,
+    WrongKeyError,
+)
+from deltadb_dialect.keys import Keyring, MasterKeySource, MasterWrap
+from deltadb_dialect.layout import Header, StoreLayout, key_tag, new_file_name, table_tag
+from deltadb_dialect.log import (
+    CATALOG,
+    CONTINUED,
+    DELETE,
+    NO_TAG,
+    RESET,
+    UPSERT,
+    Entry,
+    LogFile,
+    Record,
+    decode_entries,
+    encode_entries,
+    entity_aad,
+)
+from deltadb_dialect.replica import (
+    EntityChange,
+    Replica,
+    TableInfo,
+    canonical_key,
+    sync_catalog,
+)
+from deltadb_dialect.snapshot import Snapshot, write_snapshot
+
+
+class ConstraintViolation(StoreError):
+    """A constraint SQLite checks only at COMMIT (deferred foreign keys) failed."""
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    timeout: float = 30.0  # seconds to wait for the store's lock
+    checkpoint_bytes: int = 64 * 1024 * 1024  # pack the log into a snapshot beyond this
+    create: bool = True
+    cache_size: int = 1024
+    cache_ttl: float = 300.0
+
+
+METRICS: dict[str, int] = {
+    "commits": 0,
+    "records_written": 0,
+    "entities_written": 0,
+    "entities_decrypted": 0,
+    "encryption_failures": 0,
+    "catch_ups": 0,
+    "rebuilds": 0,
+    "checkpoints": 0,
+    "lock_waits": 0,
+}
+
+
+class Store:
+    """One open store directory: keys, log, snapshot and the replica."""
+
+    def __init__(self, layout: StoreLayout, options: StoreOptions) -> None:
+        self.layout = layout
+        self.options = options
+        self.mutex = threading.Lock()
+        self.replica = Replica()
+        self.seq = 0
+        self.key_fingerprint = ""
+        self.refcount = 0
+        self._lock_fd = -1
+        self._header: Header | None = None
+        self._header_stat: tuple[int, int, int] | None = None
+        self._keyring: Keyring | None = None
+        self._log: LogFile | None = None
+        self._log_end = 0
+        self._catalog: dict[str, Any] = {"objects": [], "history": {}}
+        self._tags: dict[bytes, TableInfo] = {}
+        self._needs_rebuild = False
+        self._tables_dirty = False
+        self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
+        # SQL text -> (cursor description,), shared by this process's connections;
+        # cleared whenever the schema changes.
+        self.statement_cache: dict[str, tuple[Any]] = {}
+
+    # --- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], source: MasterKeySource,
+             options: StoreOptions | None = None) -> Store:
+        store = cls(StoreLayout(path), options or StoreOptions())
+        store._open(source)
+        return store
+
+    def _open(self, source: MasterKeySource) -> None:
+        root = self.layout.root
+        if not self.layout.exists():
+            if not self.options.create:
+                raise CorruptStoreError(f"{root} is not a DeltaDB store")
+            self.layout.create_directory()
+        if not os.access(root, os.W_OK):
+            raise StoreError(f"the store directory {root} is not writable")
+        self._lock_fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        self.key_fingerprint = source.fingerprint()
+        with self.mutex:
+            self._flock()
+            try:
+                if not self.layout.exists():
+                    self._initialize(source)
+                self._unlock_keys(source)
+                self._rebuild()
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _initialize(self, source: MasterKeySource) -> None:
+        store_id = secrets.token_bytes(16)
+        kdf = None
+        if source.passphrase is not None:
+            kdf = dict(keymod.DEFAULT_KDF_PARAMS, salt=secrets.token_hex(16))
+        master = keymod.master_key_for(source, kdf)
+        store_key = secrets.token_bytes(keymod.KEY_BYTES)
+        keyring = Keyring(store_id=store_id, store_key=store_key)
+        log_name = new_file_name("log")
+        header = Header(
+            store_id=store_id,
+            store_key=MasterWrap(master, store_id).wrap_store_key(store_key),
+            data_keys={1: keyring.wrap_data_key(1, secrets.token_bytes(keymod.KEY_BYTES))},
+            active_kid=1,
+            kdf=kdf,
+            log={"file": log_name, "base_seq": 0},
+        )
+        LogFile.create(self.layout.file(log_name), store_id=store_id, base_seq=0, keyring=keyring)
+        self.layout.write_header(header, keyring.header_mac)
+
+    def _unlock_keys(self, source: MasterKeySource) -> None:
+        body, mac = self.layout.read_header_json()
+        store_id = bytes.fromhex(body["store_id"])
+        master = keymod.master_key_for(source, body.get("kdf"))
+        from deltadb_dialect.layout import unb64
+
+        store_key = MasterWrap(master, store_id).unwrap_store_key(unb64(body["store_key"]))
+        if store_key is None:
+            raise WrongKeyError(
+                f"the master key does not open the store at {self.layout.root} "
+                "(wrong DELTADB_MASTER_KEY, key file or passphrase)"
+            )
+        self._keyring = Keyring(store_id=store_id, store_key=store_key)
+        self._load_header(body, mac)
+
+    def _load_header(self, body: dict[str, Any], mac: str) -> None:
+        keyring = self._require_keyring()
+        if not secrets.compare_digest(keyring.header_mac(Header.canonical(body)), mac):
+            raise TamperError(f"the store header of {self.layout.root} failed to authenticate")
+        header = Header.from_body(body)
+        if header.store_id != keyring.store_id:
+            raise CorruptStoreError("the store header belongs to another store")
+        for kid, wrapped in header.data_keys.items():
+            if kid not in keyring.data:
+                keyring.add_wrapped_data_key(kid, wrapped)
+        keyring.active_kid = header.active_kid
+        self._header = header
+        self._header_stat = self._stat_header()
+
+    def _stat_header(self) -> tuple[int, int, int]:
+        st = os.stat(self.layout.header)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _require_keyring(self) -> Keyring:
+        if self._keyring is None:
+            raise StoreError("the store is not open")
+        return self._keyring
+
+    # --- rebuilding the replica ----------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """Build a fresh replica from the snapshot and the log (caller holds the lock)."""
+        header = self._header
+        assert header is not None
+        METRICS["rebuilds"] += 1
+        old, self.replica = self.replica, Replica()
+        old.close()
+        self._catalog = {"objects": [], "history": {}}
+        self._tags = {}
+        self.seq = header.log.get("base_seq", 0)
+        conn = self.replica.conn
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("BEGIN")
+        if header.snapshot:
+            self._load_snapshot(header.snapshot)
+        if self._log is not None:
+            self._log.close()
+        self._log = LogFile(self.layout.file(header.log["file"]),
+                            store_id=header.store_id, keyring=self._require_keyring())
+        self._log_end = self._log.start
+        self._replay_log(in_transaction=True)
+        self.replica.create_triggers(self._catalog)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._needs_rebuild = False
+        self.statement_cache.clear()
+        for (name, narg), (func, deterministic) in self._functions.items():
+            conn.create_scalar_function(name, func, narg, deterministic=deterministic)
+
+    def _load_snapshot(self, info: dict[str, Any]) -> None:
+        header = self._header
+        assert header is not None
+        snapshot = Snapshot(self.layout.file(info["file"]), store_id=header.store_id,
+                            expected_sha256=info["sha256"])
+        sealer = self._require_keyring().sealer(snapshot.kid)
+        catalog = json.loads(sealer.open(snapshot.sealed_catalog,
+                                         _catalog_aad(header.store_id, snapshot.seq),
+                                         what="snapshot catalog"))
+        self._apply_catalog(catalog)
+        pending: dict[tuple[str, bytes], EntityChange] = {}
+        for entry in snapshot.entries():
+            change = self._open_entry(entry, snapshot.kid, snapshot.seq)
+            if change is not None:
+                pending[(change.table.name, entry.key_tag)] = change
+        self.replica.apply(pending)
+        self.seq = snapshot.seq
+
+    def _apply_catalog(self, catalog: dict[str, Any]) -> set[str]:
+        self.statement_cache.clear()
+        changed = sync_catalog(self.replica, catalog)
+        self._catalog = catalog
+        self._retag()
+        return changed
+
+    def _retag(self) -> None:
+        keyring = self._require_keyring()
+        self._tags = {table_tag(keyring.naming_key, name): info
+                      for name, info in self.replica.tables.items()}
+
+    def _open_entry(self, entry: Entry, kid: int, version: int) -> EntityChange | None:
+        table = self._tags.get(entry.table_tag)
+        header = self._header
+        assert header is not None
+        aad = entity_aad(header.store_id, entry.op, entry.table_tag, entry.key_tag, version)
+        try:
+            plain = self._require_keyring().sealer(kid).open(
+                entry.sealed, aad, what=f"entity of table {table.name if table else '?'}"
+            )
+        except TamperError:
+            METRICS["encryption_failures"] += 1
+            raise
+        METRICS["entities_decrypted"] += 1
+        if table is None:
+            return None  # a table dropped later in the same transaction
+        document = json.loads(plain)
+        if entry.op == DELETE:
+            return EntityChange(table, tuple(document), None)
+        return EntityChange(table, table.key_of_document(document), document)
+
+    def _replay_log(self, *, in_transaction: bool) -> int:
+        """Apply complete transactions appended since our position; returns how many records."""
+        log = self._log
+        assert log is not None
+        records, _end, _torn = log.read(self._log_end, self.seq + 1)
+        while records and records[-1].flags & CONTINUED:
+            records.pop()  # the rest of that transaction is not there (yet)
+        if not records:
+            return 0
+        conn = self.replica.conn
+        if not in_transaction:
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("BEGIN")
+        triggers = self.replica.drop_triggers() if not in_transaction else []
+        try:
+            self._apply_records(records)
+            if not in_transaction:
+                self.replica.create_triggers(self._catalog) if triggers else None
+                conn.execute("COMMIT")
+        except BaseException:
+            if not in_transaction:
+                conn.execute("ROLLBACK")
+            self._needs_rebuild = True
+            raise
+        finally:
+            if not in_transaction:
+                conn.execute("PRAGMA foreign_keys=ON")
+        self._log_end = records[-1].end
+        self.seq = records[-1].seq
+        return len(records)
+
+    def _apply_records(self, records: list[Record]) -> None:
+        pending: dict[tuple[str, bytes], EntityChange] = {}
+        for record in records:
+            for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
+                if entry.op == CATALOG:
+                    self.replica.apply(pending)
+                    pending = {}
+                    sealer = self._require_keyring().sealer(record.kid)
+                    header = self._header
+                    assert header is not None
+                    catalog = json.loads(sealer.open(
+                        entry.sealed, _catalog_aad(header.store_id, record.seq),
+                        what=f"catalog in log record {record.seq}"))
+                    self._apply_catalog(catalog)
+                elif entry.op == RESET:
+                    self.replica.apply(pending)
+                    pending = {}
+                    table = self._tags.get(entry.table_tag)
+                    if table is not None:
+                        self.replica.apply({}, reset_tables=[table.name])
+                else:
+                    change = self._open_entry(entry, record.kid, record.seq)
+                    if change is not None:
+                        pending[(change.table.name, entry.key_tag)] = change
+        self.replica.apply(pending)
+
+    # --- transactions --------------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take the store for one transaction and catch up with other processes."""
+        wait = self.options.timeout if timeout is None else timeout
+        if not self.mutex.acquire(timeout=wait):
+            raise LockTimeoutError(
+                f"database is locked: another connection in this process held the store "
+                f"for more than {wait:g} s"
+            )
+        try:
+            self._flock(wait)
+            try:
+                self._catch_up()
+            except BaseException:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                raise
+        except BaseException:
+            self.mutex.release()
+            raise
+
+    def release(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self.mutex.release()
+
+    def _flock(self, wait: float | None = None) -> None:
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            METRICS["lock_waits"] += 1
+        deadline = time.monotonic() + (self.options.timeout if wait is None else wait)
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError(
+                        "database is locked: another process held the store for too long"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+
+    def _catch_up(self) -> None:
+        if self._needs_rebuild:
+            self._reload_header()
+            self._rebuild()
+            return
+        if self._stat_header() != self._header_stat:
+            self._follow_header_change()
+        log = self._log
+        assert log is not None
+        size = log.size()
+        if size > self._log_end:
+            METRICS["catch_ups"] += 1
+            self._replay_log(in_transaction=False)
+            if log.size() > self._log_end:
+                # We hold the lock, so nobody is writing: the rest is a crashed
+                # writer's torn record, never acknowledged. Cut it off.
+                log.truncate(self._log_end)
+
+    def _reload_header(self) -> None:
+        body, mac = self.layout.read_header_json()
+        self._load_header(body, mac)
+
+    def _follow_header_change(self) -> None:
+        old_log_name = self._header.log["file"] if self._header else None
+        self._replay_log(in_transaction=False)  # finish the log we were reading
+        self._reload_header()
+        header = self._header
+        assert header is not None
+        if header.log["file"] == old_log_name:
+            return  # keys rotated or metadata changed; same log
+        if header.snapshot and header.snapshot["seq"] == self.seq:
+            assert self._log is not None
+            self._log.close()
+            self._log = LogFile(self.layout.file(header.log["file"]),
+                                store_id=header.store_id, keyring=self._require_keyring())
+            self._log_end = self._log.start
+        else:
+            self._rebuild()
+
+    def begin(self, *, foreign_keys: bool) -> tuple[apsw.Session, int]:
+        """Open the replica transaction (caller holds the store); returns the capture session."""
+        conn = self.replica.conn
+        if not foreign_keys:
+            conn.execute("PRAGMA foreign_keys=OFF")
+        session = self.replica.start_session()
+        conn.execute("BEGIN")
+        return session, self.replica.schema_version()
+
+    def commit(self, session: apsw.Session, schema_version: int, *, foreign_keys: bool) -> None:
+        """Make the transaction durable, then visible. Raises before anything is written."""
+        conn = self.replica.conn
+        self._check_deferred_constraints(foreign_keys)
+        items = self._collect(session, schema_version)
+        if items:
+            self._write(items)
+        conn.execute("COMMIT")
+        if not foreign_keys:
+            conn.execute("PRAGMA foreign_keys=ON")
+        if items and self._log and self._log_end - self._log.start > self.options.checkpoint_bytes:
+            self.checkpoint()
+
+    def rollback(self, session: apsw.Session | None, *, foreign_keys: bool) -> None:
+        conn = self.replica.conn
+        if session is not None:
+            session.close()
+        if not conn.get_autocommit():
+            conn.execute("ROLLBACK")
+        if not foreign_keys:
+            conn.execute("PRAGMA foreign_keys=ON")
+        if self._tables_dirty:  # a failed commit had already read the new shapes
+            self.replica.refresh_tables()
+            self._retag()
+            self._tables_dirty = False
+
+    def _check_deferred_constraints(self, foreign_keys: bool) -> None:
+        conn = self.replica.conn
+        if not foreign_keys:
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise ConstraintViolation("FOREIGN KEY constraint failed")
+        elif conn.status(apsw.SQLITE_DBSTATUS_DEFERRED_FKS)[0]:
+            raise ConstraintViolation("FOREIGN KEY constraint failed")
+
+    def _collect(self, session: apsw.Session, schema_version: int) -> list[tuple[bytes, Any]]:
+        """The transaction's changes, validated: catalog and table resets first, then rows."""
+        keyring = self._require_keyring()
+        schema_changed = self.replica.schema_version() != schema_version
+        before = set(self.replica.tables)
+        changed: set[str] = set()
+        if schema_changed:
+            self._tables_dirty = True
+            changed = self.replica.refresh_tables()
+        try:
+            changeset = session.changeset()
+        except apsw.SchemaChangeError:  # a table was renamed: export every table
+            changeset = b""
+            changed |= before | set(self.replica.tables)
+        finally:
+            session.close()
+        items: list[tuple[bytes, Any]] = []
+        if schema_changed:
+            self._retag()
+            items.append((CATALOG, self.replica.catalog()))
+            for name in sorted(changed):
+                items.append((RESET, table_tag(keyring.naming_key, name)))
+                table = self.replica.tables.get(name)
+                if table is not None:
+                    items.extend((UPSERT, c) for c in self.replica.export_table(table))
+        if changeset:
+            for change in self.replica.changes_from(changeset, skip=changed):
+                items.append((DELETE if change.document is None else UPSERT, change))
+        for op, item in items:
+            if op == UPSERT:
+                item.table.validator(item.document)
+        return items
+
+    def _write(self, items: list[tuple[bytes, Any]]) -> None:
+        """Seal the items into records (one per chunk), append them and fsync: the commit point."""
+        assert self._log is not None
+        sealer = self._require_keyring().active
+        records: list[tuple[int, int, bytes]] = []
+        seq = self.seq
+        for chunk in _chunks([(op, item, _estimate(op, item)) for op, item in items]):
+            seq += 1
+            entries = [self._seal_item(op, item, seq, sealer) for op, item, _ in chunk]
+            records.append((seq, CONTINUED, encode_entries(entries)))
+        last_seq, _, payload = records[-1]
+        records[-1] = (last_seq, 0, payload)
+        self._log_end = self._log.append(records, self._log_end)
+        self.seq = seq
+        self._tables_dirty = False
+        METRICS["commits"] += 1
+        METRICS["records_written"] += len(records)
+        METRICS["entities_written"] += len(items)
+
+    def _seal_item(self, op: bytes, item: Any, seq: int, sealer: Any) -> Entry:
+        header = self._header
+        assert header is not None
+        keyring = self._require_keyring()
+        if op == CATALOG:
+            plain = json.dumps(item, separators=(",", ":")).encode()
+            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, _catalog_aad(header.store_id, seq)))
+        if op == RESET:
+            return Entry(op, item, NO_TAG, b"")
+        change: EntityChange = item
+        ttag = table_tag(keyring.naming_key, change.table.name)
+        ktag = key_tag(keyring.naming_key, ttag, canonical_key(change.key))
+        if op == DELETE:
+            plain = canonical_key(change.key)
+        else:
+            plain = json.dumps(change.document, separators=(",", ":"),
+                               ensure_ascii=False).encode()
+        aad = entity_aad(header.store_id, op, ttag, ktag, seq)
+        return Entry(op, ttag, ktag, sealer.seal(plain, aad))
+
+    def register_function(self, name: str, narg: int, func: Any, *, deterministic: bool) -> None:
+        """An SQL function, kept so a rebuilt replica gets it again."""
+        self._functions[(name, narg)] = (func, deterministic)
+        self.replica.conn.create_scalar_function(name, func, narg, deterministic=deterministic)
+
+    def mark_for_rebuild(self) -> None:
+        self._needs_rebuild = True
+
+    # --- checkpoint ------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Pack every live entity into a new snapshot and start an empty log (lock held)."""
+        header = self._header
+        keyring = self._require_keyring()
+        assert header is not None and self._log is not None
+        seq = self.seq
+        sealer = keyring.active
+        catalog = json.dumps(self.replica.catalog(), separators=(",", ":")).encode()
+        snap_name = new_file_name("snap")
+        digest = write_snapshot(
+            self.layout.file(snap_name), store_id=header.store_id, seq=seq, kid=sealer.key_id,
+            sealed_catalog=sealer.seal(catalog, _catalog_aad(header.store_id, seq)),
+            entries=self._snapshot_entries(seq, sealer),
+        )
+        log_name = new_file_name("log")
+        new_log = LogFile.create(self.layout.file(log_name), store_id=header.store_id,
+                                 base_seq=seq, keyring=keyring)
+        old_files = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
+        header.snapshot = {"file": snap_name, "seq": seq, "sha256": digest}
+        header.log = {"file": log_name, "base_seq": seq}
+        self.layout.write_header(header, keyring.header_mac)
+        self._header_stat = self._stat_header()
+        self._log.close()
+        self._log, self._log_end = new_log, new_log.start
+        for name in old_files:
+            self.layout.file(name).unlink(missing_ok=True)
+        METRICS["checkpoints"] += 1
+
+    def _snapshot_entries(self, seq: int, sealer: Any) -> Iterator[Entry]:
+        for table in list(self.replica.tables.values()):
+            for change in self.replica.export_table(table):
+                yield self._seal_item(UPSERT, change, seq, sealer)
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def rotate_master_key(self, new_source: MasterKeySource) -> None:
+        """Re-wrap the store key under a new master key (caller holds the store).
+
+        Rows and data keys are untouched; processes already running keep working.
+        """
+        header = self._header
+        keyring = self._require_keyring()
+        assert header is not None
+        kdf = None
+        if new_source.passphrase is not None:
+            kdf = dict(keymod.DEFAULT_KDF_PARAMS, salt=secrets.token_hex(16))
+        master = keymod.master_key_for(new_source, kdf)
+        header.kdf = kdf
+        header.store_key = MasterWrap(master, header.store_id).wrap_store_key(keyring.store_key)
+        self.layout.write_header(header, keyring.header_mac)
+        self._header_stat = self._stat_header()
+        self.key_fingerprint = new_source.fingerprint()
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.replica.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def _catalog_aad(store_id: bytes, seq: int) -> bytes:
+    return b"deltadb/catalog|" + store_id + seq.to_bytes(8, "big")
+
+
+def _estimate(op: bytes, item: Any) -> int:
+    if op == UPSERT:
+        return 64 + sum(len(str(v)) for v in item.document.values())
+    return 64
+
+
+def _chunks(sized: list[tuple[bytes, Any, int]], limit: int = 4 * 1024 * 1024):
+    """Split a transaction so no record exceeds ``limit`` (bounded memory when replaying).
+
+    A catalog entry and the table resets that follow it stay with their rows'
+    first chunk; a transaction is applied only once all its chunks are present.
+    """
+    chunk: list[tuple[bytes, Any, int]] = []
+    size = 0
+    for item in sized:
+        if chunk and size + item[2] > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[2]
+    if chunk:
+        yield chunk
+
+
+# --- the process-wide registry: one Store per directory -----------------------------------
+
+_registry: dict[str, Store] = {}
+_registry_lock = threading.Lock()
+
+
+def connect_store(path: str, source: MasterKeySource, options: StoreOptions) -> Store:
+    real = os.path.realpath(path)
+    with _registry_lock:
+        store = _registry.get(real)
+        if store is None:
+            store = Store.open(real, source, options)
+            _registry[real] = store
+        elif not secrets.compare_digest(store.key_fingerprint, source.fingerprint()):
+            # Same process, same store, another key: check it properly instead of trusting it.
+            Store._check_key_only(real, source)
+        store.refcount += 1
+        return store
+
+
+def disconnect_store(store: Store) -> None:
+    with _registry_lock:
+        store.refcount -= 1
+        if store.refcount <= 0:
+            _registry.pop(str(store.layout.root), None)
+            with store.mutex:
+                store.close()
+
+
+def open_stores() -> list[Store]:
+    with _registry_lock:
+        return list(_registry.values())
+
+
+def store_metrics() -> dict[str, int]:
+    return dict(METRICS)
+
+
+def _check_key_only(path: str, source: MasterKeySource) -> None:
+    layout = StoreLayout(path)
+    body, _ = layout.read_header_json()
+    master = keymod.master_key_for(source, body.get("kdf"))
+    from deltadb_dialect.layout import unb64
+
+    if MasterWrap(master, bytes.fromhex(body["store_id"])).unwrap_store_key(
+        unb64(body["store_key"])
+    ) is None:
+        raise WrongKeyError(f"the master key does not open the store at {path}")
+
+
+Store._check_key_only = staticmethod(_check_key_only)  # type: ignore[attr-defined]
