@@ -621,12 +621,18 @@ def _estimate(op: bytes, item: Any) -> int:
     return 64
 
 
-def _chunks(sized: list[tuple[bytes, Any, int]], limit: int = 4 * 1024 * 1024):
+# A transaction is split into records of about this size, so that replaying a huge
+# transaction never needs more than a bounded amount of memory at once.
+RECORD_LIMIT = 4 * 1024 * 1024
+
+
+def _chunks(sized: list[tuple[bytes, Any, int]], limit: int | None = None):
     """Split a transaction so no record exceeds ``limit`` (bounded memory when replaying).
 
     A catalog entry and the table resets that follow it stay with their rows'
     first chunk; a transaction is applied only once all its chunks are present.
     """
+    limit = RECORD_LIMIT if limit is None else limit
     chunk: list[tuple[bytes, Any, int]] = []
     size = 0
     for item in sized:

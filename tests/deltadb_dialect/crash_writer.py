@@ -1,0 +1,32 @@
+"""A child process for the crash tests: commits numbered transactions and reports each.
+
+Each transaction writes one row to ``batches`` and ``rows_per_batch`` rows to
+``items``; some transactions are large enough to span several log records.
+The line ``ACK n`` is printed only after commit returned.
+"""
+
+import os
+import sys
+
+from sqlalchemy import create_engine, text
+
+import deltadb_dialect.store
+
+deltadb_dialect.store.RECORD_LIMIT = 16 * 1024  # force multi-record transactions
+
+store, first = sys.argv[1], int(sys.argv[2])
+engine = create_engine(f"deltadb:///{store}?checkpoint_mb=0.25")
+with engine.begin() as conn:
+    conn.execute(text("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, size INT)"))
+    conn.execute(text("CREATE TABLE IF NOT EXISTS items (batch INT, n INT, pad TEXT, "
+                      "PRIMARY KEY (batch, n))"))
+print("READY", flush=True)
+batch = first
+while True:
+    size = 200 if batch % 7 == 0 else 3
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO batches VALUES (:b, :s)"), {"b": batch, "s": size})
+        conn.execute(text("INSERT INTO items VALUES (:b, :n, :p)"),
+                     [{"b": batch, "n": n, "p": os.urandom(60).hex()} for n in range(size)])
+    print(f"ACK {batch}", flush=True)
+    batch += 1
