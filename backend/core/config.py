@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     OPENAI_BASE_URL: str | None = None
     # None means "mock unless a real key is configured".
     MOCK_OPENAI: bool | None = None
+    # Pause between streamed mock chunks, so a browser can watch an answer grow.
+    MOCK_OPENAI_DELAY_MS: int = Field(default=0, ge=0, le=10_000)
     DEFAULT_MODEL: str = "gpt-4o-mini"
     # The global model list used until an admin stores one.
     AVAILABLE_MODELS: Annotated[list[str], NoDecode, BeforeValidator(_split_comma_list)] = [

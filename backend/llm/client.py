@@ -14,12 +14,13 @@ from openai import AsyncOpenAI
 
 from backend.core.config import settings
 from backend.llm.mock import mock_openai_app
+from backend.llm.transport import StreamingASGITransport
 
 logger = logging.getLogger(__name__)
 
 # The mock is reached through an in-process ASGI transport: the same SDK code path as a real
-# provider, without a socket back into our own server (which could not work under TestClient
-# and would cost a second HTTP round trip per message).
+# provider, without a socket back into our own server (which could not work under TestClient,
+# would depend on knowing our port, and would cost a second HTTP round trip per message).
 MOCK_BASE_URL = "http://mock-openai.internal/v1"
 
 Messages = list[dict[str, Any]]
@@ -70,12 +71,7 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Provider, As
 def client_for(provider: Provider) -> AsyncOpenAI:
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     if provider not in per_loop:
-        # A broken mock stream must look like a dropped connection, not crash our app.
-        transport = (
-            httpx2.ASGITransport(app=mock_openai_app, raise_app_exceptions=False)
-            if provider.is_mock
-            else None
-        )
+        transport = StreamingASGITransport(mock_openai_app) if provider.is_mock else None
         per_loop[provider] = AsyncOpenAI(
             api_key=provider.api_key,
             base_url=provider.base_url,
@@ -148,6 +144,9 @@ async def stream(
                     parts.append(choice.delta.content)
                     yield choice.delta.content
     except (openai.OpenAIError, httpx2.HTTPError) as error:
+        if parts:
+            broke = "The model provider's stream broke off before the answer was complete."
+            raise LLMError(broke) from error
         raise describe_upstream_error(error) from error
     if finish_reason is None:
         raise LLMError("The model provider's stream ended before the answer was complete.")

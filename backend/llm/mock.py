@@ -9,6 +9,7 @@ Prompts can steer it, which the tests and the frontend use to show error handlin
 stream off half-way.
 """
 
+import asyncio
 import hashlib
 import json
 import re
@@ -20,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from backend.core.config import settings
 
 MOCK_MODELS = ["gpt-4o-mini", "gpt-4o", "mock-model"]
 _ERROR_TRIGGER = re.compile(r"\[mock-error:(\d{3})\]")
@@ -113,7 +116,10 @@ async def _stream(body: dict[str, Any], answer: str, *, broken: bool) -> AsyncIt
         "model": body["model"],
     }
     pieces = split_tokens(answer)
+    delay = settings.MOCK_OPENAI_DELAY_MS / 1000
     for index, piece in enumerate(pieces):
+        if delay and index:
+            await asyncio.sleep(delay)
         if broken and index == len(pieces) // 2:
             # Ends the response without a finish_reason or [DONE], like a dropped connection.
             raise ConnectionResetError("mock stream broken on purpose")
