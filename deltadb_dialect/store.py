@@ -540,8 +540,17 @@ class Store:
 
     def register_function(self, name: str, narg: int, func: Any, *, deterministic: bool) -> None:
         """An SQL function, kept so a rebuilt replica gets it again."""
-        self._functions[(name, narg)] = (func, deterministic)
-        self.replica.conn.create_scalar_function(name, func, narg, deterministic=deterministic)
+        if self._functions.get((name, narg)) == (func, deterministic):
+            return  # every pooled connection registers the same functions
+        # The replica is shared: change it only between other connections' transactions.
+        if not self.mutex.acquire(timeout=self.options.timeout):
+            raise LockTimeoutError("database is locked: cannot register an SQL function")
+        try:
+            self._functions[(name, narg)] = (func, deterministic)
+            self.replica.conn.create_scalar_function(name, func, narg,
+                                                     deterministic=deterministic)
+        finally:
+            self.mutex.release()
 
     def mark_for_rebuild(self) -> None:
         self._needs_rebuild = True
