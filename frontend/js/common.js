@@ -111,7 +111,7 @@ export async function signOut() {
   try {
     await api.logout();
   } finally {
-    window.location.replace('/login.html');
+    window.location.replace('/login.html?signedout=1');
   }
 }
 

@@ -1,0 +1,119 @@
+"""Every page at desktop (1280x800) and phone (390x844) sizes, written to docs/screenshots/.
+
+Each page is also checked for the basics a screenshot cannot show: no horizontal overflow
+on a phone, a visible focus ring when tabbing, and no script errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+from ui_helpers import DESKTOP, PHONE, Server, User, open_chat, shot, use_fake_provider
+
+SIZES = {"desktop": (DESKTOP, False), "phone": (PHONE, True)}
+
+NO_OVERFLOW = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
+
+
+def settle(page: Page) -> None:
+    page.wait_for_load_state("networkidle")
+    page.evaluate("document.fonts.ready")
+    page.wait_for_timeout(150)
+
+
+@pytest.fixture
+def chat_user(make_user: Callable[..., User], server: Server) -> User:
+    user = make_user("sam")
+    use_fake_provider(server, user)
+    conv = user.api.post("/api/conversations", json={"title": "Reversing a list in Python"})
+    uuid = conv.json()["uuid"]
+    r = user.api.post(
+        f"/api/conversations/{uuid}/messages",
+        json={"content": "How do I reverse a list in Python? [markdown]"},
+    )
+    assert r.status_code == 201, r.text
+    for title in ["Trip ideas for the spring", "SQL window functions", "Team retro notes"]:
+        user.api.post("/api/conversations", json={"title": title})
+    user.api.patch(f"/api/conversations/{uuid}", json={"pinned": True})
+    user.uuid = uuid  # type: ignore[attr-defined]
+    return user
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_screenshots(
+    size: str,
+    page_as: Callable[..., Page],
+    chat_user: User,
+    admin: User,
+) -> None:
+    viewport, mobile = SIZES[size]
+    page = page_as(viewport=viewport, mobile=mobile)
+
+    page.goto("/login.html")
+    settle(page)
+    assert page.evaluate(NO_OVERFLOW)
+    shot(page, f"login-{size}")
+
+    page.goto("/register.html")
+    settle(page)
+    assert page.evaluate(NO_OVERFLOW)
+    shot(page, f"register-{size}")
+
+    page = page_as(chat_user, viewport=viewport, mobile=mobile)
+    open_chat(page)
+    settle(page)
+    assert page.evaluate(NO_OVERFLOW)
+    shot(page, f"chat-empty-{size}")
+
+    open_chat(page, f"/?c={chat_user.uuid}")  # type: ignore[attr-defined]
+    expect(page.locator(".code-block")).to_be_visible()
+    settle(page)
+    assert page.evaluate(NO_OVERFLOW)
+    shot(page, f"chat-{size}")
+
+    if mobile:
+        page.get_by_role("button", name="Open sidebar").click()
+        expect(page.get_by_role("button", name="New chat")).to_be_in_viewport()
+        page.wait_for_timeout(300)
+        shot(page, f"chat-sidebar-{size}")
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name="New chat")).not_to_be_in_viewport()
+    else:
+        # Keyboard: Tab from the page start lands on visible, outlined controls.
+        page.locator("body").focus()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("none", ""), outline
+
+    page.goto("/settings.html")
+    page.wait_for_selector("body[data-ready=true]")
+    settle(page)
+    assert page.evaluate(NO_OVERFLOW)
+    shot(page, f"settings-{size}")
+
+    admin_page = page_as(admin, viewport=viewport, mobile=mobile)
+    admin_page.goto("/admin.html")
+    admin_page.wait_for_selector("body[data-ready=true]")
+    expect(admin_page.locator("#users-body tr").first).to_be_visible()
+    settle(admin_page)
+    assert admin_page.evaluate(NO_OVERFLOW)
+    shot(admin_page, f"admin-{size}")
+
+    page.goto("/admin.html")
+    page.wait_for_selector("body[data-ready=true]")
+    settle(page)
+    shot(page, f"admin-refused-{size}")
+    assert page.js_errors == [] and admin_page.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_dark_mode_screenshot(page_as: Callable[..., Page], chat_user: User) -> None:
+    page = page_as(chat_user, color_scheme="dark")
+    open_chat(page, f"/?c={chat_user.uuid}")  # type: ignore[attr-defined]
+    expect(page.locator(".code-block")).to_be_visible()
+    settle(page)
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(23, 23, 23)", background
+    shot(page, "chat-dark-desktop")
