@@ -1,0 +1,130 @@
+"""Shared fixtures for the backend suite.
+
+The store under test is one parameter: OPENCHAT_TEST_DB=deltadb (the default once the
+dialect imports) or sqlite. The environment is set before `backend` is first imported,
+because the service reads its settings once, at import.
+"""
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TEST_DIR = Path(tempfile.mkdtemp(prefix="openchat-tests-"))
+
+
+def _deltadb_available() -> bool:
+    try:
+        from sqlalchemy import create_engine
+        from sqlalchemy.dialects import registry
+
+        import deltadb_dialect  # noqa: F401
+
+        registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
+        os.environ.setdefault("DELTADB_MASTER_KEY", secrets.token_hex(32))
+        engine = create_engine(f"deltadb:///{_TEST_DIR}/probe")
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def _database_url(kind: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{_TEST_DIR}/openchat.db"
+    os.environ.setdefault("DELTADB_MASTER_KEY", secrets.token_hex(32))
+    return f"deltadb:///{_TEST_DIR}/openchat"
+
+
+TEST_DB = os.environ.get("OPENCHAT_TEST_DB") or ("deltadb" if _deltadb_available() else "sqlite")
+os.environ.update(
+    ENVIRONMENT="test",
+    SECRET_KEY=secrets.token_urlsafe(32),
+    DATABASE_URL=_database_url(TEST_DB),
+    MOCK_OPENAI="true",
+    LLM_MAX_RETRIES="0",
+    LOG_LEVEL="INFO",
+    ALLOW_REGISTRATION="true",
+    ALLOW_ANONYMOUS_CHAT="false",
+)
+for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD"):
+    os.environ.pop(_name, None)
+
+from fake_openai_server import FakeOpenAIServer  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import Engine, delete  # noqa: E402
+
+from alembic import command  # noqa: E402
+from backend.core.db import alembic_config, engine  # noqa: E402
+from backend.main import app  # noqa: E402
+from backend.models import Base  # noqa: E402
+from backend.services.throttle import login_throttle  # noqa: E402
+
+
+def pytest_report_header() -> str:
+    return f"openchat backend store: {TEST_DB} ({os.environ['DATABASE_URL']})"
+
+
+@pytest.fixture(scope="session")
+def migrated_engine() -> Iterator[Engine]:
+    """The service's engine on a database built by the real migrations, once per run."""
+    command.upgrade(alembic_config(), "head")
+    yield engine
+    engine.dispose()
+
+
+def pytest_sessionfinish() -> None:
+    shutil.rmtree(_TEST_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def clean_database(migrated_engine: Engine) -> Iterator[None]:
+    """Each test starts from empty tables (cheaper than rebuilding the schema)."""
+    yield
+    with migrated_engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+    login_throttle.reset()
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    """A fresh client (no cookies) with the app's startup checks run."""
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def test_dir() -> Path:
+    return _TEST_DIR
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def real_provider(
+    fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> FakeOpenAIServer:
+    """Point the server's provider at the loopback fake instead of the built-in mock."""
+    from fake_openai_server import received
+
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "MOCK_OPENAI", False)
+    monkeypatch.setattr(settings, "OPENAI_API_KEY", "sk-server-key")
+    monkeypatch.setattr(settings, "OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setattr(settings, "LLM_TIMEOUT_SECONDS", 1.0)
+    received.clear()
+    return fake_openai

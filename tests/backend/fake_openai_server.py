@@ -1,0 +1,122 @@
+"""A small OpenAI-compatible server on loopback, for testing the real `openai` client.
+
+What it does is chosen by the last user message: `FAIL <status>` answers with that HTTP
+error, `SLOW` waits longer than the client's timeout, `BREAK` drops the connection in the
+middle of a streamed answer. Anything else gets an echo. Requests are recorded.
+"""
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+fake_app = FastAPI()
+received: list[dict[str, Any]] = []
+
+
+def _answer_for(question: str) -> str:
+    return f"Echo: {question}"
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> str:
+    body = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _stream(model: str, answer: str, *, broken: bool) -> AsyncIterator[str]:
+    words = answer.split(" ")
+    for index, word in enumerate(words):
+        if broken and index == 2:
+            raise RuntimeError("connection dropped on purpose")
+        yield _chunk(model, {"content": word if index == 0 else " " + word})
+        await asyncio.sleep(0)
+    yield _chunk(model, {}, "stop")
+    usage = {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}
+    body = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [],
+        "usage": usage,
+    }
+    yield f"data: {json.dumps(body)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+@fake_app.post("/v1/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> Any:
+    body = await request.json()
+    received.append({"body": body, "authorization": request.headers.get("authorization")})
+    question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    if question.startswith("FAIL "):
+        status = int(question.split()[1])
+        return JSONResponse({"error": {"message": "failure requested", "type": "x"}}, status)
+    if question.startswith("SLOW"):
+        await asyncio.sleep(3)
+    answer, model = _answer_for(question), f"{body['model']}-2026"
+    if body.get("stream"):
+        return StreamingResponse(
+            _stream(model, answer, broken=question.startswith("BREAK")),
+            media_type="text/event-stream",
+        )
+    usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": answer},
+        "finish_reason": "stop",
+    }
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FakeOpenAIServer:
+    """Runs `fake_app` under a real uvicorn in a background thread."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(fake_app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "FakeOpenAIServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake OpenAI server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
