@@ -56,11 +56,11 @@ os.environ.update(
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD"):
     os.environ.pop(_name, None)
 
+from alembic import command  # noqa: E402
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Engine, delete  # noqa: E402
 
-from alembic import command  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
