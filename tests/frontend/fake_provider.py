@@ -5,7 +5,8 @@ it exactly as from any personal provider. The answer is chosen by a marker in th
 message, and chunks are sent with a delay so the browser can be watched while it streams:
 
 - ``[slow]``: a long plain answer, one word per chunk, 40 ms apart;
-- ``[markdown]``: a short document with a heading, a list and a fenced code block;
+- ``[markdown]`` (or "reverse a list"): a short document with a heading, a list,
+  a table and a fenced code block;
 - ``[xss]``: hostile HTML and links that must come out inert;
 - anything else: a short answer.
 """
@@ -59,7 +60,7 @@ WORD = re.compile(r"\S+\s*|\s+")
 def _answer_for(question: str) -> tuple[str, float]:
     if "[slow]" in question:
         return SLOW_ANSWER, 0.04
-    if "[markdown]" in question:
+    if "[markdown]" in question or "reverse a list" in question:
         return MARKDOWN_ANSWER, 0.005
     if "[xss]" in question:
         return XSS_ANSWER, 0.005

@@ -69,6 +69,26 @@ def test_streamed_answer_grows_then_shows_metadata_and_title(
     assert page.dialogs == [] and page.js_errors == []  # type: ignore[attr-defined]
 
 
+def test_builtin_mock_streams_word_by_word(
+    page_as: Callable[..., Page], make_user: Callable[..., User]
+) -> None:
+    """The server's own (mock) provider, slowed by MOCK_OPENAI_DELAY_MS, streams visibly too."""
+    page = page_as(make_user())
+    open_chat(page)
+    send(page, "Tell me about streaming answers from the built-in model, word by word please")
+    answer = page.locator(".msg.assistant .msg-content").last
+    expect(answer).to_contain_text("Mock")
+    lengths = []
+    for _ in range(6):
+        lengths.append(len(answer.inner_text()))
+        page.wait_for_timeout(90)
+    wait_idle(page)
+    final = len(answer.inner_text())
+    assert lengths == sorted(lengths) and lengths[0] < final, (lengths, final)
+    assert len(set(lengths)) >= 3, f"the answer did not visibly grow: {lengths}"
+    expect(answer).to_contain_text("built-in offline model")
+
+
 def test_stop_ends_the_stream(
     page_as: Callable[..., Page], make_user: Callable[..., User], server: Server
 ) -> None:

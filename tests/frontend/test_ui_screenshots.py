@@ -6,11 +6,21 @@ on a phone, a visible focus ring when tabbing, and no script errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
-from ui_helpers import DESKTOP, PHONE, Server, User, open_chat, shot, use_fake_provider
+from ui_helpers import (
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    Server,
+    User,
+    login_token,
+    open_chat,
+    shot,
+    use_fake_provider,
+)
 
 SIZES = {"desktop": (DESKTOP, False), "phone": (PHONE, True)}
 
@@ -23,22 +33,41 @@ def settle(page: Page) -> None:
     page.wait_for_timeout(150)
 
 
-@pytest.fixture
-def chat_user(make_user: Callable[..., User], server: Server) -> User:
-    user = make_user("sam")
+@pytest.fixture(scope="module")
+def chat_user(server: Server) -> Iterator[User]:
+    """ "Sam", with a pinned conversation whose answer shows markdown and code."""
+    with server.client() as c:
+        r = c.post(
+            "/api/auth/register",
+            json={
+                "username": "sam",
+                "email": "sam@example.com",
+                "password": PASSWORD,
+                "full_name": "Sam Rivera",
+            },
+        )
+        assert r.status_code == 201, r.text
+        uid = r.json()["id"]
+    token = login_token(server, "sam", PASSWORD).json()["access_token"]
+    user = User("sam", PASSWORD, "sam@example.com", uid, server.client(token))
     use_fake_provider(server, user)
-    conv = user.api.post("/api/conversations", json={"title": "Reversing a list in Python"})
-    uuid = conv.json()["uuid"]
-    r = user.api.post(
-        f"/api/conversations/{uuid}/messages",
-        json={"content": "How do I reverse a list in Python? [markdown]"},
-    )
-    assert r.status_code == 201, r.text
     for title in ["Trip ideas for the spring", "SQL window functions", "Team retro notes"]:
         user.api.post("/api/conversations", json={"title": title})
+    uuid = user.api.post("/api/conversations", json={}).json()["uuid"]
+    r = user.api.post(
+        f"/api/conversations/{uuid}/messages",
+        json={"content": "How do I reverse a list in Python?"},
+    )
+    assert r.status_code == 201, r.text
     user.api.patch(f"/api/conversations/{uuid}", json={"pinned": True})
+    # What the settings page then shows: a saved personal key, the server's endpoint.
+    user.api.put(
+        "/api/settings",
+        json={"openai_api_key": "sk-demo-0000000000000000wxyz", "openai_base_url": ""},
+    )
     user.uuid = uuid  # type: ignore[attr-defined]
-    return user
+    yield user
+    user.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
