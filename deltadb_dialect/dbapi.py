@@ -324,6 +324,9 @@ class Connection:
             cursor._set_result(None, [], -1)
             return
         word = _first_word(sql)
+        if not self._holding and self._live_store().held_by_this_thread():
+            self._execute(cursor, sql, parameters, many, word, guest=True)
+            return
         if not self._holding and word in _OUTSIDE_TRANSACTION:
             self._run_outside_transaction(cursor, sql, parameters)
             return
@@ -367,19 +370,27 @@ class Connection:
         finally:
             store.release()
 
-    def _execute(self, cursor: Cursor, sql: str, parameters: Any, many: bool, word: str) -> None:
+    def _execute(self, cursor: Cursor, sql: str, parameters: Any, many: bool, word: str,
+                 guest: bool = False) -> None:
+        """Run a statement on the replica.
+
+        A guest is a connection used while another connection of the same thread
+        holds the store (code that reads through a second connection in the middle
+        of a session). Waiting would deadlock that thread, so a guest may read, in
+        the holder's transaction, but not write.
+        """
         store = self._live_store()
         conn = store.replica.conn
         apsw_cursor = conn.cursor()
         apsw_cursor.convert_binding = _convert_binding
-        described = store.statement_cache.get(sql)  # (description,) once known
+        described = None if guest else store.statement_cache.get(sql)  # (description,)
         try:
             if described is None:
                 captured: list[Any] = [None]
 
                 def trace(c: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
                     captured[0] = c.get_description()
-                    return True
+                    return c.is_readonly or not guest
 
                 apsw_cursor.exec_trace = trace
             if many:
@@ -388,6 +399,11 @@ class Connection:
             else:
                 rows = apsw_cursor.execute(sql, parameters).fetchall()
                 rowcount = conn.changes() if word in _ROWCOUNT_STATEMENTS else -1
+        except apsw.ExecTraceAbort:
+            raise OperationalError(
+                "database is locked: another connection in this thread has an open "
+                "transaction; commit or close it before writing"
+            ) from None
         except (apsw.Error, TypeError, OverflowError) as exc:
             raise translate(exc) from exc
         if described is None:

@@ -95,6 +95,7 @@ class Store:
         self.layout = layout
         self.options = options
         self.mutex = threading.Lock()
+        self.owner_thread: int | None = None
         self.replica = Replica()
         self.seq = 0
         self.key_fingerprint = ""
@@ -110,6 +111,8 @@ class Store:
         self._needs_rebuild = False
         self._tables_dirty = False
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
+        self._functions_lock = threading.Lock()
+        self._functions_pending = False
         # SQL text -> (cursor description,), shared by this process's connections;
         # cleared whenever the schema changes.
         self.statement_cache: dict[str, tuple[Any]] = {}
@@ -229,8 +232,7 @@ class Store:
         conn.execute("PRAGMA foreign_keys=ON")
         self._needs_rebuild = False
         self.statement_cache.clear()
-        for (name, narg), (func, deterministic) in self._functions.items():
-            conn.create_scalar_function(name, func, narg, deterministic=deterministic)
+        self._install_functions()
 
     def _load_snapshot(self, info: dict[str, Any]) -> None:
         header = self._header
@@ -344,6 +346,11 @@ class Store:
     def acquire(self, timeout: float | None = None) -> None:
         """Take the store for one transaction and catch up with other processes."""
         wait = self.options.timeout if timeout is None else timeout
+        if self.owner_thread == threading.get_ident():
+            raise LockTimeoutError(
+                "database is locked: another connection in this thread has an open "
+                "transaction; commit or close it first"
+            )
         if not self.mutex.acquire(timeout=wait):
             raise LockTimeoutError(
                 f"database is locked: another connection in this process held the store "
@@ -359,10 +366,16 @@ class Store:
         except BaseException:
             self.mutex.release()
             raise
+        self.owner_thread = threading.get_ident()
 
     def release(self) -> None:
+        self.owner_thread = None
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self.mutex.release()
+
+    def held_by_this_thread(self) -> bool:
+        """True while another connection of this thread holds the store (see dbapi guests)."""
+        return self.owner_thread == threading.get_ident()
 
     def _flock(self, wait: float | None = None) -> None:
         try:
@@ -426,6 +439,8 @@ class Store:
     def begin(self, *, foreign_keys: bool) -> tuple[apsw.Session, int]:
         """Open the replica transaction (caller holds the store); returns the capture session."""
         conn = self.replica.conn
+        if self._functions_pending:
+            self._install_functions()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=OFF")
         session = self.replica.start_session()
@@ -539,18 +554,21 @@ class Store:
         return Entry(op, ttag, ktag, sealer.seal(plain, aad))
 
     def register_function(self, name: str, narg: int, func: Any, *, deterministic: bool) -> None:
-        """An SQL function, kept so a rebuilt replica gets it again."""
-        if self._functions.get((name, narg)) == (func, deterministic):
-            return  # every pooled connection registers the same functions
-        # The replica is shared: change it only between other connections' transactions.
-        if not self.mutex.acquire(timeout=self.options.timeout):
-            raise LockTimeoutError("database is locked: cannot register an SQL function")
-        try:
+        """An SQL function for the replica, installed at the next transaction's start.
+
+        The replica is shared, so it changes only between transactions; the
+        registry also gives a rebuilt replica its functions again.
+        """
+        with self._functions_lock:
             self._functions[(name, narg)] = (func, deterministic)
-            self.replica.conn.create_scalar_function(name, func, narg,
-                                                     deterministic=deterministic)
-        finally:
-            self.mutex.release()
+            self._functions_pending = True
+
+    def _install_functions(self) -> None:
+        with self._functions_lock:
+            for (name, narg), (func, deterministic) in self._functions.items():
+                self.replica.conn.create_scalar_function(name, func, narg,
+                                                         deterministic=deterministic)
+            self._functions_pending = False
 
     def mark_for_rebuild(self) -> None:
         self._needs_rebuild = True
