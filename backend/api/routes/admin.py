@@ -14,6 +14,7 @@ from backend.schemas import (
     AdminUserPublic,
     AdminUsersPublic,
     AdminUserUpdate,
+    UserPublic,
 )
 from backend.services import model_access, users
 
@@ -22,7 +23,8 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 def _admin_view(session: Session, user: User) -> AdminUserPublic:
     allowed = model_access.user_allowed_list(session=session, user_id=user.id)
-    return AdminUserPublic.model_validate(user).model_copy(update={"allowed_models": allowed})
+    public = UserPublic.model_validate(user).model_dump()
+    return AdminUserPublic(**public, allowed_models=allowed)
 
 
 @router.get("/users", response_model=AdminUsersPublic)
