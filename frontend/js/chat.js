@@ -520,7 +520,7 @@ function hasOlder() {
 }
 
 function renderEmpty() {
-  const name = state.me?.fullName || state.me?.username || '';
+  const name = (state.me?.fullName || '').trim().split(/\s+/)[0] || state.me?.username || '';
   const ideas = [
     ['Explain a concept', 'how encryption at rest protects a database'],
     ['Write code', 'a Python function that deduplicates a list, keeping order'],
@@ -697,7 +697,8 @@ function newChat({ push = false, replace = false } = {}) {
   renderModelPicker();
   renderEmpty();
   restoreDraft();
-  el.input.focus();
+  // On touch screens focusing would pop the keyboard over the page; wait for a tap there.
+  if (!window.matchMedia('(pointer: coarse)').matches) el.input.focus();
 }
 
 /* ---------- sending and streaming ---------- */
