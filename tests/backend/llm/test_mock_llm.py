@@ -1,0 +1,74 @@
+"""The built-in mock: OpenAI-compatible, deterministic, consistent token counts."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.core.config import settings
+from backend.llm import client as llm
+from backend.llm.client import Completion, LLMError, server_provider
+from backend.llm.mock import count_tokens, mock_answer, prompt_tokens
+
+MESSAGES = [{"role": "user", "content": "Deterministic please"}]
+
+
+def test_same_prompt_same_answer() -> None:
+    assert mock_answer(MESSAGES) == mock_answer([dict(m) for m in MESSAGES])
+    assert mock_answer(MESSAGES) != mock_answer([{"role": "user", "content": "other"}])
+
+
+async def test_streamed_and_whole_answers_agree() -> None:
+    whole = await llm.complete(provider=server_provider(), model="gpt-4o", messages=MESSAGES)
+    parts, final = [], None
+    async for item in llm.stream(provider=server_provider(), model="gpt-4o", messages=MESSAGES):
+        if isinstance(item, Completion):
+            final = item
+        else:
+            parts.append(item)
+    assert final is not None and "".join(parts) == final.content == whole.content
+    assert final.tokens_completion == len(parts) == count_tokens(whole.content)
+    assert final.tokens_prompt == whole.tokens_prompt == prompt_tokens(MESSAGES)
+    assert final.tokens_total == final.tokens_prompt + final.tokens_completion
+
+
+@pytest.mark.parametrize("status", [400, 401, 429, 500, 503])
+async def test_error_triggers(status: int) -> None:
+    messages = [{"role": "user", "content": f"please fail [mock-error:{status}]"}]
+    with pytest.raises(LLMError, match=f"{status}"):
+        await llm.complete(provider=server_provider(), model="gpt-4o", messages=messages)
+
+
+async def test_streams_really_arrive_piece_by_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(settings, "MOCK_OPENAI_DELAY_MS", 20)
+    arrivals = []
+    async for _item in llm.stream(provider=server_provider(), model="gpt-4o", messages=MESSAGES):
+        arrivals.append(time.perf_counter())
+    assert arrivals[-2] - arrivals[0] > 0.1  # spread over time, not one buffered burst
+
+
+def test_mock_is_mounted_for_other_clients(client: TestClient) -> None:
+    models = client.get("/mock-openai/v1/models").json()
+    assert "gpt-4o-mini" in [m["id"] for m in models["data"]]
+    reply = client.post(
+        "/mock-openai/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES}
+    ).json()
+    assert reply["choices"][0]["message"]["content"] == mock_answer(MESSAGES)
+    assert (
+        reply["usage"]["total_tokens"]
+        == reply["usage"]["prompt_tokens"] + reply["usage"]["completion_tokens"]
+    )
+    bad = client.post("/mock-openai/v1/chat/completions", content=b"nope")
+    assert bad.status_code == 400
+
+
+def test_mock_proposes_a_tool_call_when_a_tool_is_named(client: TestClient) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    messages = [{"role": "user", "content": "please get_weather for Paris"}]
+    reply = client.post(
+        "/mock-openai/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": messages, "tools": tools},
+    ).json()
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"

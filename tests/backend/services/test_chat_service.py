@@ -1,0 +1,72 @@
+"""The chat flow's rules that are easier to see below the HTTP layer."""
+
+import asyncio
+
+import pytest
+from chat_factories import create_conversation, create_user
+from fastapi.testclient import TestClient
+
+from backend.core.db import engine
+from backend.llm import client as llm
+from backend.services.chat import derive_title
+
+
+@pytest.mark.parametrize(
+    "question,title",
+    [
+        ("Hello", "Hello"),
+        ("  multi\nline question  ", "multi"),
+        ("   ", "New chat"),
+        ("word " * 30, ("word " * 12).strip() + "…"),
+    ],
+)
+def test_derive_title(question: str, title: str) -> None:
+    assert derive_title(question) == title
+    assert len(derive_title(question)) <= 61
+
+
+def test_no_connection_is_checked_out_while_the_model_answers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store serializes transactions: none may be open while we wait on the model."""
+    checked_out_during_call: list[int] = []
+    real_complete = llm.complete
+
+    async def observing_complete(**kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        checked_out_during_call.append(engine.pool.checkedout())
+        return await real_complete(**kwargs)
+
+    async def observing_stream(**kwargs):  # type: ignore[no-untyped-def]
+        checked_out_during_call.append(engine.pool.checkedout())
+        async for item in real_stream(**kwargs):
+            checked_out_during_call.append(engine.pool.checkedout())
+            yield item
+
+    real_stream = llm.stream
+    monkeypatch.setattr(llm, "complete", observing_complete)
+    monkeypatch.setattr(llm, "stream", observing_stream)
+    user = create_user()
+    uuid = create_conversation(client, user)["uuid"]
+    url = f"/api/conversations/{uuid}/messages"
+    assert client.post(url, json={"content": "hi"}, headers=user.headers).status_code == 201
+    streamed = client.post(
+        url, json={"content": "hi"}, headers={**user.headers, "Accept": "text/event-stream"}
+    )
+    assert "event: done" in streamed.text
+    assert checked_out_during_call and set(checked_out_during_call) == {0}
+
+
+def test_login_throttle_window() -> None:
+    from backend.services.throttle import LoginThrottle
+
+    throttle = LoginThrottle(max_failures=2, lockout_seconds=60, max_keys=2)
+    throttle.record_failure("a")
+    assert throttle.retry_after("a") == 0
+    throttle.record_failure("a")
+    assert 0 < throttle.retry_after("a") <= 60
+    throttle.reset("a")
+    assert throttle.retry_after("a") == 0
+    for key in ("b", "c", "d"):  # memory stays bounded
+        throttle.record_failure(key)
+    assert len(throttle._failures) == 2
