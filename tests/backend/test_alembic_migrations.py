@@ -15,15 +15,16 @@ from backend.core.db import alembic_config, make_engine, migration_problem
 from backend.models import Base
 
 
-def fresh_url(directory: Path, name: str) -> str:
-    if TEST_DB == "sqlite":
+def fresh_url(store: str, directory: Path, name: str) -> str:
+    if store == "sqlite":
         return f"sqlite:///{directory}/{name}.db"
     return f"deltadb:///{directory}/{name}"
 
 
-@pytest.fixture
-def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(fresh_url(tmp_path, f"fresh-{secrets.token_hex(4)}"))
+# Migrations run on SQLite in every run, and on the store under test when that is deltadb.
+@pytest.fixture(params=sorted({"sqlite", TEST_DB}))
+def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(fresh_url(request.param, tmp_path, f"fresh-{secrets.token_hex(4)}"))
     yield engine
     engine.dispose()
 
