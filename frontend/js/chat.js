@@ -19,6 +19,7 @@ import { renderMarkdown } from './markdown.js';
 
 const PAGE = 50;
 const DRAFT_KEY = 'openchat.draft.';
+const STOPPED_NOTE = 'Stopped. A stopped answer is not saved.';
 
 const el = {
   app: $('#app'),
@@ -877,7 +878,7 @@ async function submit() {
   if (result.stopped) {
     asstEl.classList.remove('streaming');
     const m = finishAnswer(asstEl, { text: result.text, final: null });
-    asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     state.messages.push(userMsg, m);
     announce('Stopped');
     bumpConversation(conv.id);
@@ -944,7 +945,7 @@ async function regenerate(node) {
   if (state.current?.id !== conv.id) return;
   if (result.ok || result.stopped) {
     const m = finishAnswer(node, result);
-    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     const i = state.messages.lastIndexOf(previous);
     if (i >= 0) state.messages[i] = m;
     else state.messages.push(m);
