@@ -29,6 +29,7 @@ FILE_MAGIC = b"DDBLOG1\x00"
 FILE_HEADER = struct.Struct(">8s16sQ")  # magic, store id, base sequence
 RECORD_HEADER = struct.Struct(">4sBBHQI")  # magic, version, flags, key id, sequence, body length
 RECORD_MAGIC = b"DDBR"
+READ_CHUNK = 1 << 20
 CRC = struct.Struct(">I")
 ENTRY = struct.Struct(">c16s16sI")  # op, table tag, key tag, sealed length
 CONTINUED = 0x01
@@ -37,7 +38,7 @@ UPSERT, DELETE, CATALOG, RESET = b"U", b"D", b"C", b"R"
 NO_TAG = bytes(16)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     """One entity change (or a catalog/reset marker) inside a record or snapshot."""
 
@@ -125,28 +126,30 @@ class LogFile:
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
-    def read(self, offset: int, expected_seq: int) -> tuple[list[Record], int, bool]:
-        """Complete records from ``offset``; returns (records, end offset, torn tail seen)."""
-        data = self._read_all_from(offset)
-        records: list[Record] = []
-        position = 0
-        while position < len(data):
-            record, consumed = self._parse_one(data, position, expected_seq)
-            if record is None:
-                return records, offset + position, True
-            position += consumed
-            records.append(Record(record.seq, record.flags, record.kid, record.payload,
-                                  offset + position))
-            expected_seq += 1
-        return records, offset + position, False
+    def records(self, offset: int, expected_seq: int) -> Iterator[Record]:
+        """Complete records from ``offset``, streamed: memory stays bounded by one record.
 
-    def _read_all_from(self, offset: int) -> bytes:
-        chunks = []
+        Stops quietly at the end or at a torn final record; raises on damage.
+        """
+        buffer = b""
+        base = offset  # file offset of buffer[0]
+        position = 0
         while True:
-            chunk = os.pread(self._fd, 1 << 22, offset + sum(map(len, chunks)))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+            record, consumed = self._parse_one(buffer, position, expected_seq)
+            if record is None:
+                chunk = os.pread(self._fd, READ_CHUNK, base + len(buffer))
+                if not chunk:
+                    return
+                buffer = buffer[position:] + chunk
+                base += position
+                position = 0
+                continue
+            position += consumed
+            expected_seq += 1
+            yield Record(record.seq, record.flags, record.kid, record.payload, base + position)
+
+    def read(self, offset: int, expected_seq: int) -> list[Record]:
+        return list(self.records(offset, expected_seq))
 
     def _parse_one(self, data: bytes, position: int,
                    expected_seq: int) -> tuple[Record | None, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,17 +78,28 @@ class TableInfo:
         self.select_sql = f"SELECT {column_list} FROM {quote(self.name)} WHERE {where}"
         self.select_all_sql = f"SELECT {column_list} FROM {quote(self.name)}"
         marks = ", ".join("?" for _ in stored)
-        self.insert_sql = f"INSERT INTO {quote(self.name)} ({column_list}) VALUES ({marks})"
+        # REPLACE: applying a committed state row by row may pass through states where a
+        # unique value is still held by a row that the same batch moves or deletes.
+        self.insert_sql = (f"INSERT OR REPLACE INTO {quote(self.name)} ({column_list}) "
+                           f"VALUES ({marks})")
         self.delete_sql = f"DELETE FROM {quote(self.name)} WHERE {where}"
         self.stored_columns = stored
         self.key_positions = [stored.index(c) for c in self.key_columns]
+        getter = operator.itemgetter(*stored)
+        self._pick = getter if len(stored) > 1 else (lambda document: (getter(document),))
 
     def document(self, row: tuple) -> dict[str, Any]:
         pairs = zip(self.stored_columns, row, strict=True)
         return {name: encode_value(value) for name, value in pairs}
 
     def row(self, document: dict[str, Any]) -> tuple:
-        return tuple(decode_value(document.get(name)) for name in self.stored_columns)
+        try:
+            values = self._pick(document)
+        except KeyError:  # a column added after this document was written
+            values = tuple(map(document.get, self.stored_columns))
+        if dict in map(type, values):  # blobs and odd floats are encoded as objects
+            return tuple(decode_value(v) for v in values)
+        return values
 
     def key_of_row(self, row: tuple) -> tuple:
         return tuple(row[i] for i in self.key_positions)
@@ -225,7 +237,9 @@ class Replica:
             by_table.setdefault(change.table.name, []).append(change)
         for name, table_changes in by_table.items():
             table = self.tables[name]
-            self.conn.executemany(table.delete_sql, [c.key for c in table_changes])
+            deleted = [c.key for c in table_changes if c.document is None]
+            if deleted:
+                self.conn.executemany(table.delete_sql, deleted)
             rows = [table.row(c.document) for c in table_changes if c.document is not None]
             if rows:
                 self.conn.executemany(table.insert_sql, rows)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apsw
+import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.errors import (
@@ -57,9 +58,13 @@ from deltadb_dialect.replica import (
     Replica,
     TableInfo,
     canonical_key,
+    decode_value,
     sync_catalog,
 )
 from deltadb_dialect.snapshot import Snapshot, write_snapshot
+
+# Entities are applied to the replica in batches of this many final row states.
+APPLY_BATCH = 20_000
 
 
 class ConstraintViolation(StoreError):
@@ -79,7 +84,7 @@ METRICS: dict[str, int] = {
     "commits": 0,
     "records_written": 0,
     "entities_written": 0,
-    "entities_decrypted": 0,
+    "records_replayed": 0,
     "encryption_failures": 0,
     "catch_ups": 0,
     "rebuilds": 0,
@@ -102,6 +107,7 @@ class Store:
         self.refcount = 0
         self._lock_fd = -1
         self._header: Header | None = None
+        self._store_id = b""
         self._header_stat: tuple[int, int, int] | None = None
         self._keyring: Keyring | None = None
         self._log: LogFile | None = None
@@ -188,6 +194,7 @@ class Store:
         header = Header.from_body(body)
         if header.store_id != keyring.store_id:
             raise CorruptStoreError("the store header belongs to another store")
+        self._store_id = header.store_id
         for kid, wrapped in header.data_keys.items():
             if kid not in keyring.data:
                 keyring.add_wrapped_data_key(kid, wrapped)
@@ -245,10 +252,14 @@ class Store:
                                          what="snapshot catalog"))
         self._apply_catalog(catalog)
         pending: dict[tuple[str, bytes], EntityChange] = {}
+        sealer = self._require_keyring().sealer(snapshot.kid)
         for entry in snapshot.entries():
-            change = self._open_entry(entry, snapshot.kid, snapshot.seq)
+            change = self._open_entry(entry, sealer, snapshot.seq)
             if change is not None:
                 pending[(change.table.name, entry.key_tag)] = change
+            if len(pending) >= APPLY_BATCH:
+                self.replica.apply(pending)
+                pending = {}
         self.replica.apply(pending)
         self.seq = snapshot.seq
 
@@ -264,44 +275,40 @@ class Store:
         self._tags = {table_tag(keyring.naming_key, name): info
                       for name, info in self.replica.tables.items()}
 
-    def _open_entry(self, entry: Entry, kid: int, version: int) -> EntityChange | None:
+    def _open_entry(self, entry: Entry, sealer: Any, version: int) -> EntityChange | None:
+        """Authenticate and decode one entity (the hot loop of opening a store)."""
         table = self._tags.get(entry.table_tag)
-        header = self._header
-        assert header is not None
-        aad = entity_aad(header.store_id, entry.op, entry.table_tag, entry.key_tag, version)
+        aad = entity_aad(self._store_id, entry.op, entry.table_tag, entry.key_tag, version)
         try:
-            plain = self._require_keyring().sealer(kid).open(
-                entry.sealed, aad, what=f"entity of table {table.name if table else '?'}"
-            )
-        except TamperError:
+            plain = sealer.open(entry.sealed, aad, what="entity")
+        except TamperError as exc:
             METRICS["encryption_failures"] += 1
-            raise
-        METRICS["entities_decrypted"] += 1
+            name = table.name if table else "(dropped table)"
+            raise TamperError(f"{exc} (table {name!r}, version {version})") from None
         if table is None:
             return None  # a table dropped later in the same transaction
-        document = json.loads(plain)
+        document = orjson.loads(plain)
         if entry.op == DELETE:
-            return EntityChange(table, tuple(document), None)
-        return EntityChange(table, table.key_of_document(document), document)
+            return EntityChange(table, tuple(decode_value(v) for v in document), None)
+        # Upserts are applied by whole row (INSERT OR REPLACE): no key needed here.
+        return EntityChange(table, (), document)
 
     def _replay_log(self, *, in_transaction: bool) -> int:
         """Apply complete transactions appended since our position; returns how many records."""
         log = self._log
         assert log is not None
-        records, _end, _torn = log.read(self._log_end, self.seq + 1)
-        while records and records[-1].flags & CONTINUED:
-            records.pop()  # the rest of that transaction is not there (yet)
-        if not records:
-            return 0
         conn = self.replica.conn
         if not in_transaction:
+            if log.size() <= self._log_end:
+                return 0
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN")
         triggers = self.replica.drop_triggers() if not in_transaction else []
         try:
-            self._apply_records(records)
+            applied = self._replay_records(log.records(self._log_end, self.seq + 1))
+            if triggers:
+                self.replica.create_triggers(self._catalog)
             if not in_transaction:
-                self.replica.create_triggers(self._catalog) if triggers else None
                 conn.execute("COMMIT")
         except BaseException:
             if not in_transaction:
@@ -311,35 +318,24 @@ class Store:
         finally:
             if not in_transaction:
                 conn.execute("PRAGMA foreign_keys=ON")
-        self._log_end = records[-1].end
-        self.seq = records[-1].seq
-        return len(records)
+        return applied
 
-    def _apply_records(self, records: list[Record]) -> None:
-        pending: dict[tuple[str, bytes], EntityChange] = {}
+    def _replay_records(self, records: Iterator[Record]) -> int:
+        """Feed whole transactions to the replica; a transaction's records apply only together."""
+        replay = _Replay(self)
+        waiting: list[Record] = []  # records of a transaction whose last record is not seen yet
+        applied = 0
         for record in records:
-            for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
-                if entry.op == CATALOG:
-                    self.replica.apply(pending)
-                    pending = {}
-                    sealer = self._require_keyring().sealer(record.kid)
-                    header = self._header
-                    assert header is not None
-                    catalog = json.loads(sealer.open(
-                        entry.sealed, _catalog_aad(header.store_id, record.seq),
-                        what=f"catalog in log record {record.seq}"))
-                    self._apply_catalog(catalog)
-                elif entry.op == RESET:
-                    self.replica.apply(pending)
-                    pending = {}
-                    table = self._tags.get(entry.table_tag)
-                    if table is not None:
-                        self.replica.apply({}, reset_tables=[table.name])
-                else:
-                    change = self._open_entry(entry, record.kid, record.seq)
-                    if change is not None:
-                        pending[(change.table.name, entry.key_tag)] = change
-        self.replica.apply(pending)
+            waiting.append(record)
+            if record.flags & CONTINUED:
+                continue
+            for part in waiting:
+                replay.feed(part)
+            applied += len(waiting)
+            self._log_end, self.seq = record.end, record.seq
+            waiting = []
+        replay.flush()
+        return applied
 
     # --- transactions --------------------------------------------------------------------
 
@@ -548,8 +544,7 @@ class Store:
         if op == DELETE:
             plain = canonical_key(change.key)
         else:
-            plain = json.dumps(change.document, separators=(",", ":"),
-                               ensure_ascii=False).encode()
+            plain = orjson.dumps(change.document)
         aad = entity_aad(header.store_id, op, ttag, ktag, seq)
         return Entry(op, ttag, ktag, sealer.seal(plain, aad))
 
@@ -636,6 +631,41 @@ class Store:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+class _Replay:
+    """Applies decrypted entities in merged batches: one write per final row state."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: dict[tuple[str, bytes], EntityChange] = {}
+
+    def flush(self) -> None:
+        self.store.replica.apply(self.pending)
+        self.pending = {}
+
+    def feed(self, record: Record) -> None:
+        store = self.store
+        sealer = store._require_keyring().sealer(record.kid)
+        METRICS["records_replayed"] += 1
+        for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
+            if entry.op == CATALOG:
+                self.flush()
+                catalog = orjson.loads(sealer.open(
+                    entry.sealed, _catalog_aad(store._store_id, record.seq),
+                    what=f"catalog in log record {record.seq}"))
+                store._apply_catalog(catalog)
+            elif entry.op == RESET:
+                self.flush()
+                table = store._tags.get(entry.table_tag)
+                if table is not None:
+                    store.replica.apply({}, reset_tables=[table.name])
+            else:
+                change = store._open_entry(entry, sealer, record.seq)
+                if change is not None:
+                    self.pending[(change.table.name, entry.key_tag)] = change
+        if len(self.pending) >= APPLY_BATCH:  # bounded memory; records are whole states
+            self.flush()
 
 
 def _catalog_aad(store_id: bytes, seq: int) -> bytes:

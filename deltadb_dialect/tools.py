@@ -92,8 +92,7 @@ def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> No
     try:
         log = LogFile(store.layout.file(header.log["file"]), store_id=header.store_id,
                       keyring=keyring)
-        records, _, torn = log.read(log.start, header.log.get("base_seq", 0) + 1)
-        for record in records:
+        for record in log.records(log.start, header.log.get("base_seq", 0) + 1):
             report.records += 1
             for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
                 if entry.op not in (CATALOG, RESET):
