@@ -560,6 +560,13 @@ function renderThread() {
   }
   el.thread.replaceChildren(...state.messages.map(nodeFor));
   if (hasOlder()) olderStatus().textContent = 'Scroll up for earlier messages';
+  const last = state.messages[state.messages.length - 1];
+  if (last && last.role === 'user') {
+    // The last question has no answer (its answer failed or was stopped): offer a retry.
+    const node = pendingAssistant();
+    el.thread.append(node);
+    showAnswerError(node, 'No answer was saved for this question.', '', '');
+  }
   markLastAnswer();
 }
 
@@ -905,14 +912,14 @@ async function submit() {
     return;
   }
   state.messages.push(userMsg);
-  // Nothing of a failed answer is stored, so its partial text is not kept either.
+  // Nothing of a failed answer is stored, so its partial text is not kept either. The
+  // reason is shown in place of the answer (an alert), with Retry.
   showAnswerError(asstEl, result.error.message, '');
-  showError(result.error.message);
   bumpConversation(conv.id);
   refreshTitleSoon(conv.id);
 }
 
-function showAnswerError(node, message, partial) {
+function showAnswerError(node, message, partial, prefix = 'The answer failed: ') {
   node.classList.remove('streaming');
   const content = node.querySelector('.msg-content');
   if (partial) renderMarkdown(content, partial);
@@ -920,7 +927,7 @@ function showAnswerError(node, message, partial) {
   const retry = h('button', { type: 'button', class: 'btn' }, 'Retry');
   retry.addEventListener('click', () => regenerate(node));
   node.querySelector('.msg-foot').replaceChildren(
-    h('div', { class: 'msg-error', role: 'alert' }, `The answer failed: ${message}`, retry),
+    h('div', { class: 'msg-error', role: 'alert' }, `${prefix}${message}`, retry),
   );
   node._message = { role: 'assistant', content: partial || '', failed: true };
 }

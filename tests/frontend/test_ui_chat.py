@@ -222,15 +222,22 @@ def test_errors_are_readable_and_typed_text_is_kept(
 
     # The provider fails mid-request: the question stays in the history, with a readable error.
     send(page, "Will this work? [mock-error:429]")
-    alert = page.locator("#chat-error")
-    expect(alert).to_be_visible()
-    expect(alert).to_contain_text("429")
+    failed = page.locator(".msg-error")
+    expect(failed).to_contain_text("The answer failed: The model provider is rate limiting")
+    expect(failed).to_contain_text("429")
     expect(page.locator(".msg.user .bubble")).to_have_text("Will this work? [mock-error:429]")
-    expect(page.locator(".msg-error")).to_contain_text("The answer failed")
-    expect(page.locator(".msg-error").get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(page.get_by_label("Message")).to_be_enabled()
+
+    # After a reload the unanswered question still offers a retry.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator(".msg.user")).to_have_count(1)
+    expect(failed).to_contain_text("No answer was saved")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
 
     # Rejected before it is stored (too long): the text goes back into the box.
-    page.get_by_role("button", name="Dismiss").click()
+    alert = page.locator("#chat-error")
     long_text = "x" * 32_001
     page.get_by_label("Message").fill(long_text)
     page.get_by_label("Message").press("Enter")
