@@ -30,6 +30,7 @@ import apsw
 import orjson
 
 from deltadb_dialect import keys as keymod
+from deltadb_dialect.cache import EntityCache
 from deltadb_dialect.errors import (
     CorruptStoreError,
     LockTimeoutError,
@@ -122,6 +123,7 @@ class Store:
         # SQL text -> (cursor description,), shared by this process's connections;
         # cleared whenever the schema changes.
         self.statement_cache: dict[str, tuple[Any]] = {}
+        self.cache = EntityCache(options.cache_size, options.cache_ttl)
 
     # --- opening -----------------------------------------------------------------------
 
@@ -239,6 +241,7 @@ class Store:
         conn.execute("PRAGMA foreign_keys=ON")
         self._needs_rebuild = False
         self.statement_cache.clear()
+        self.cache.clear()
         self._install_functions()
 
     def _load_snapshot(self, info: dict[str, Any]) -> None:
@@ -265,6 +268,7 @@ class Store:
 
     def _apply_catalog(self, catalog: dict[str, Any]) -> set[str]:
         self.statement_cache.clear()
+        self.cache.clear()
         changed = sync_catalog(self.replica, catalog)
         self._catalog = catalog
         self._retag()
@@ -541,6 +545,7 @@ class Store:
         change: EntityChange = item
         ttag = table_tag(keyring.naming_key, change.table.name)
         ktag = key_tag(keyring.naming_key, ttag, canonical_key(change.key))
+        self.cache.discard((change.table.name, ktag))
         if op == DELETE:
             plain = canonical_key(change.key)
         else:
@@ -564,6 +569,25 @@ class Store:
                 self.replica.conn.create_scalar_function(name, func, narg,
                                                          deterministic=deterministic)
             self._functions_pending = False
+
+    def read_document(self, table: str, key: tuple) -> dict[str, Any] | None:
+        """One row as its entity document, through the cache (caller holds the store).
+
+        ``key`` holds the primary key values (or the rowid) in key-column order.
+        """
+        info = self.replica.tables.get(table)
+        if info is None:
+            return None
+        naming = self._require_keyring().naming_key
+        cache_key = (table, key_tag(naming, table_tag(naming, table), canonical_key(key)))
+        document = self.cache.get(cache_key)
+        if document is None:
+            rows = self.replica.conn.execute(info.select_sql, key).fetchall()
+            if not rows:
+                return None
+            document = info.document(rows[0])
+            self.cache.put(cache_key, document)
+        return dict(document)
 
     def mark_for_rebuild(self) -> None:
         self._needs_rebuild = True
@@ -660,10 +684,12 @@ class _Replay:
                 table = store._tags.get(entry.table_tag)
                 if table is not None:
                     store.replica.apply({}, reset_tables=[table.name])
+                    store.cache.discard_table(table.name)
             else:
                 change = store._open_entry(entry, sealer, record.seq)
                 if change is not None:
                     self.pending[(change.table.name, entry.key_tag)] = change
+                    store.cache.discard((change.table.name, entry.key_tag))
         if len(self.pending) >= APPLY_BATCH:  # bounded memory; records are whole states
             self.flush()
 
@@ -737,7 +763,14 @@ def open_stores() -> list[Store]:
 
 
 def store_metrics() -> dict[str, int]:
-    return dict(METRICS)
+    """Process-wide counters, for /metrics endpoints (no contents, no keys)."""
+    metrics = dict(METRICS)
+    stores = open_stores()
+    metrics["cache_hits"] = sum(s.cache.hits for s in stores)
+    metrics["cache_misses"] = sum(s.cache.misses for s in stores)
+    metrics["cache_entries"] = sum(len(s.cache) for s in stores)
+    metrics["open_stores"] = len(stores)
+    return metrics
 
 
 def _check_key_only(path: str, source: MasterKeySource) -> None:

@@ -99,3 +99,27 @@ def test_schema_violation_is_refused_before_anything_is_written(make_engine) -> 
             conn.execute(text("INSERT INTO t VALUES (2, 'ok', 'not a number')"))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+
+
+def test_entity_documents_are_cached_and_invalidated_by_commits(make_engine,
+                                                                store_dir) -> None:
+    import deltadb_dialect
+
+    engine = make_engine(f"deltadb:///{store_dir}?cache_size=10&cache_ttl=60")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 'one', x'00ff')"))
+    with engine.connect() as conn:
+        store = conn.connection.driver_connection.store
+        conn.execute(text("SELECT 1"))  # hold the store, as the entity server does
+        before = deltadb_dialect.store_metrics()
+        assert store.read_document("t", (1,)) == {"id": 1, "v": "one", "b": {"$b64": "AP8="}}
+        assert store.read_document("t", (1,))["v"] == "one"
+        assert store.read_document("t", (2,)) is None
+        after = deltadb_dialect.store_metrics()
+        conn.execute(text("UPDATE t SET v = 'uno' WHERE id = 1"))
+        conn.commit()
+        conn.execute(text("SELECT 1"))
+        assert store.read_document("t", (1,))["v"] == "uno"
+    assert after["cache_hits"] - before["cache_hits"] == 1
+    assert after["cache_misses"] - before["cache_misses"] == 2
