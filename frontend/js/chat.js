@@ -55,6 +55,8 @@ const state = {
   serverDefault: null,
   userDefault: null,
   conversations: [],
+  convTotal: 0,
+  convLoading: false,
   showArchived: false,
   query: '',
   current: null, // the open conversation, or null for a new chat
@@ -173,17 +175,33 @@ function sortConversations(list) {
   return [...list].sort((a, b) => (b.pinned - a.pinned) || time(b) - time(a));
 }
 
-async function loadConversations() {
+const CONV_PAGE = 100;
+let convToken = 0;
+
+// Loads the first page of the sidebar (reset) or the next one (when scrolled to the end).
+async function loadConversations({ more = false } = {}) {
+  if (more && (state.convLoading || state.conversations.length >= (state.convTotal ?? 0))) return;
+  const token = more ? convToken : ++convToken;
+  state.convLoading = true;
   try {
-    const { items } = await api.listConversations({
+    const { items, total } = await api.listConversations({
       q: state.query.trim() || undefined,
       archived: state.showArchived,
-      limit: 200,
+      limit: CONV_PAGE,
+      offset: more ? state.conversations.length : 0,
     });
-    state.conversations = sortConversations(items);
+    if (token !== convToken) return;
+    const known = more ? state.conversations : [];
+    const ids = new Set(known.map((c) => c.id));
+    state.conversations = sortConversations([...known, ...items.filter((c) => !ids.has(c.id))]);
+    state.convTotal = total ?? state.conversations.length;
     renderConversations();
   } catch (e) {
-    el.convList.replaceChildren(h('p', { class: 'conv-empty', role: 'alert' }, e.message));
+    if (token === convToken && !more) {
+      el.convList.replaceChildren(h('p', { class: 'conv-empty', role: 'alert' }, e.message));
+    }
+  } finally {
+    if (token === convToken) state.convLoading = false;
   }
 }
 
@@ -301,7 +319,15 @@ document.addEventListener('pointerdown', (e) => {
   }
 });
 window.addEventListener('resize', () => closeMenu(false));
-el.convList.addEventListener('scroll', () => closeMenu(false));
+el.convList.addEventListener(
+  'scroll',
+  () => {
+    closeMenu(false);
+    const l = el.convList;
+    if (l.scrollHeight - l.scrollTop - l.clientHeight < 200) loadConversations({ more: true });
+  },
+  { passive: true },
+);
 
 function replaceConversation(updated) {
   state.conversations = state.conversations.map((c) => (c.id === updated.id ? { ...c, ...updated } : c));
@@ -387,6 +413,7 @@ async function removeConversation(c) {
     }
   }
   state.conversations = state.conversations.filter((x) => x.id !== c.id);
+  state.convTotal = Math.max(0, state.convTotal - 1);
   renderConversations();
   toast('Chat deleted');
   if (state.current && state.current.id === c.id) newChat({ push: true });
@@ -799,7 +826,10 @@ async function refreshTitleSoon(id) {
     try {
       const conv = await api.getConversation(id);
       const known = state.conversations.some((c) => c.id === id);
-      if (!known) state.conversations.unshift(conv);
+      if (!known) {
+        state.conversations.unshift(conv);
+        state.convTotal += 1;
+      }
       replaceConversation({ ...conv, updatedAt: conv.updatedAt || new Date().toISOString() });
       state.conversations = sortConversations(state.conversations);
       renderConversations();
@@ -843,7 +873,10 @@ async function submit() {
       state.messages = [];
       state.oldestOffset = 0;
       history.pushState({ c: conv.id }, '', `/?c=${encodeURIComponent(conv.id)}`);
-      if (!state.showArchived && !state.query) state.conversations.unshift(conv);
+      if (!state.showArchived && !state.query) {
+        state.conversations.unshift(conv);
+        state.convTotal += 1;
+      }
       renderConversations();
       setTitle(conv.title);
       el.thread.replaceChildren();
