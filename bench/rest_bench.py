@@ -54,7 +54,8 @@ class PhaseResult:
     def as_json(self) -> dict[str, float | int | str]:
         return {"phase": self.name, "ops": len(self.latencies), "errors": self.errors,
                 "ops_per_second": round(self.ops_per_second, 1),
-                "p50_ms": round(self.percentile(0.50), 3), "p95_ms": round(self.percentile(0.95), 3),
+                "p50_ms": round(self.percentile(0.50), 3),
+                "p95_ms": round(self.percentile(0.95), 3),
                 "p99_ms": round(self.percentile(0.99), 3),
                 "ratio_to_deltadatabase": round(self.ops_per_second / DELTADATABASE_OPS, 2)}
 
@@ -118,7 +119,7 @@ def deltadb_works() -> bool:
 
 
 def start_server(url: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "deltadb_dialect.server.cli", "serve", "--store", url,
+    command = [sys.executable, "-m", "deltadb_dialect", "serve", "--store", url,
                "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -230,14 +231,17 @@ def main() -> int:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-    description = (f"backend={backend} ({'encrypted, fsync per PUT' if backend == 'deltadb' else 'sqlite WAL, synchronous=FULL'}), "
-                   f"server workers={args.workers}, clients={args.clients}, "
-                   f"{args.seconds:g}s per phase, {args.keys} keys, ~{len(json.dumps(document(1)))} B documents, "
-                   f"MIXED = {1 - args.mixed_put_share:.0%} GET / {args.mixed_put_share:.0%} PUT, cores={os.cpu_count()}")
+    storage = ("encrypted, fsync per PUT" if backend == "deltadb"
+               else "sqlite WAL, synchronous=FULL")
+    description = (f"backend={backend} ({storage}), server workers={args.workers}, "
+                   f"clients={args.clients}, {args.seconds:g}s per phase, {args.keys} keys, "
+                   f"~{len(json.dumps(document(1)))} B documents, "
+                   f"MIXED = {1 - args.mixed_put_share:.0%} GET / {args.mixed_put_share:.0%} PUT, "
+                   f"cores={os.cpu_count()}")
     print_table(results, description)
     if args.json:
-        Path(args.json).write_text(json.dumps({"description": description,
-                                               "results": [r.as_json() for r in results]}, indent=2))
+        summary = {"description": description, "results": [r.as_json() for r in results]}
+        Path(args.json).write_text(json.dumps(summary, indent=2))
     errors = sum(r.errors for r in results)
     return 1 if errors else 0
 

@@ -136,7 +136,7 @@ def start_server(store: str, log_path: Path, admin_key: str | None = None,
         env["DELTADB_ADMIN_KEY"] = admin_key
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "deltadb_dialect.server.cli", "serve", "--store", store,
+        [sys.executable, "-m", "deltadb_dialect", "serve", "--store", store,
          "--port", str(port), "--log-level", "warning", *extra],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
