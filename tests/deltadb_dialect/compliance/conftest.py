@@ -24,7 +24,6 @@ import pytest
 
 pytest.register_assert_rewrite("sqlalchemy.testing.assertions")
 
-import deltadb_dialect  # noqa: E402,F401  (registers the deltadb dialect)
 from sqlalchemy.testing.plugin import plugin_base  # noqa: E402
 from sqlalchemy.testing.plugin.pytestplugin import *  # noqa: E402,F401,F403
 from sqlalchemy.testing.plugin.pytestplugin import (  # noqa: E402
@@ -33,6 +32,8 @@ from sqlalchemy.testing.plugin.pytestplugin import (  # noqa: E402
 from sqlalchemy.testing.plugin.pytestplugin import (  # noqa: E402
     pytest_unconfigure as _sqla_pytest_unconfigure,
 )
+
+import deltadb_dialect  # noqa: E402,F401  (registers the deltadb dialect)
 
 _state: dict[str, str] = {}
 
