@@ -35,6 +35,7 @@ class WorkerRegistry:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.started_at = iso(utc_now())
         self._task: asyncio.Task[None] | None = None
+        self._request_count: Callable[[], int] | None = None
 
     def register(self) -> None:
         now = utc_now()
@@ -56,6 +57,7 @@ class WorkerRegistry:
             conn.execute(delete(W).where(W.c.worker_id == self.worker_id))
 
     def start(self, request_count: Callable[[], int]) -> None:
+        self._request_count = request_count
         self.register()
         self._task = asyncio.get_running_loop().create_task(self._heartbeat(request_count))
 
@@ -82,6 +84,10 @@ class WorkerRegistry:
         result = []
         for row in rows:
             status = row.status if row.last_seen >= stale_before else "Unresponsive"
+            this_process = row.worker_id == self.worker_id
+            requests = row.requests
+            if this_process and self._request_count is not None:
+                requests = self._request_count()  # live figure for the process answering
             result.append({
                 "worker_id": row.worker_id,
                 "status": status,
@@ -92,7 +98,7 @@ class WorkerRegistry:
                 "pid": row.pid,
                 "host": row.host,
                 "started_at": row.started_at,
-                "requests": row.requests,
-                "this_process": row.worker_id == self.worker_id,
+                "requests": requests,
+                "this_process": this_process,
             })
         return result

@@ -1,4 +1,4 @@
-"""Fixtures for the entity server's tests: backends, in-process clients and a live server.
+"""Helpers and fixtures for the entity server's tests (conftest.py re-exports the fixtures).
 
 Every API test runs on each available backend: ``deltadb://`` (the encrypted store) when the
 dialect works here, and ``sqlite:///`` (the same SQL semantics) always.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from conftest import ADMIN_KEY, Api
+from ddb_server_helpers import ADMIN_KEY, Api
 
 ENTITY = {"messages": [{"role": "user", "content": "Hello!"}]}
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BACKENDS, ROOT, LiveServer, start_server, stop_server, store_url
+from ddb_server_helpers import (
+    BACKENDS,
+    ROOT,
+    LiveServer,
+    start_server,
+    stop_server,
+    store_url,
+)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,

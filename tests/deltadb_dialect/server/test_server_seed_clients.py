@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, LiveServer
+from ddb_server_helpers import ROOT, LiveServer
 
 EXAMPLES = Path(__file__).with_name("seed_examples")
 SEED_ADDRESS = "http://127.0.0.1:8080"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from conftest import Api
+from ddb_server_helpers import Api
 
 metadata = sa.MetaData()
 users = sa.Table(
