@@ -888,11 +888,6 @@ async function submit() {
       return;
     }
   }
-  try {
-    localStorage.removeItem(draftId);
-  } catch {
-    /* ignore */
-  }
   const userEl = userNode({ id: '', content: text });
   const asstEl = pendingAssistant();
   el.thread.querySelector('.empty')?.remove();
@@ -906,6 +901,16 @@ async function submit() {
   if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
 
   const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  // The draft stays stored until the server has the question (a 401 redirect keeps it).
+  const dropDraft = () => {
+    try {
+      localStorage.removeItem(draftId);
+      if (!el.input.value) localStorage.removeItem(draftKey());
+    } catch {
+      /* ignore */
+    }
+  };
+  if (result.ok || result.confirmed) dropDraft();
   if (result.ok) {
     const m = finishAnswer(asstEl, result);
     state.messages.push(userMsg, m);
@@ -939,11 +944,19 @@ async function submit() {
     userEl.remove();
     asstEl.remove();
     putBackText(text);
+    if (draftId !== draftKey()) {
+      try {
+        localStorage.removeItem(draftId);
+      } catch {
+        /* ignore */
+      }
+    }
     showError(result.error.message);
     if (!el.thread.children.length && !state.messages.length) renderThread();
     el.input.focus();
     return;
   }
+  dropDraft();
   state.messages.push(userMsg);
   // Nothing of a failed answer is stored, so its partial text is not kept either. The
   // reason is shown in place of the answer (an alert), with Retry.

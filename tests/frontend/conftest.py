@@ -71,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         **database_env(tmp),
         "ENVIRONMENT": "test",
         "MOCK_OPENAI": "true",
-        "MOCK_OPENAI_DELAY_MS": "30",  # streamed mock answers arrive word by word
+        "MOCK_OPENAI_DELAY_MS": "50",  # streamed mock answers arrive word by word
         "SECRET_KEY": secrets.token_urlsafe(32),
         "ADMIN_USERNAME": ADMIN_USERNAME,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
