@@ -72,8 +72,13 @@ def start_turn(
 ) -> ChatTurn:
     """Store the question and prepare the model call (the question is kept even if it fails)."""
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    own_settings = user_settings.settings_of(session=session, user=owner.user)
     resolved = model_access.resolve_model(
-        session=session, user=owner.user, conversation=conversation, override=model
+        session=session,
+        user=owner.user,
+        conversation=conversation,
+        override=model,
+        user_default=own_settings.default_model if own_settings else None,
     )
     history = _recent_messages(session=session, conversation_id=conversation.id)
     position = history[-1].position + 1 if history else 0
@@ -92,7 +97,7 @@ def start_turn(
         conversation_uuid=conversation.uuid,
         user_message=MessagePublic.model_validate(question),
         model=resolved,
-        provider=user_settings.provider_for(session=session, user=owner.user),
+        provider=user_settings.provider_for(user_settings=own_settings),
         prompt=_as_prompt([*history, question])[-settings.LLM_CONTEXT_MESSAGES :],
     )
 
@@ -106,15 +111,20 @@ def start_regeneration(
     replaced = history.pop() if history and history[-1].role == "assistant" else None
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
+    own_settings = user_settings.settings_of(session=session, user=owner.user)
     resolved = model_access.resolve_model(
-        session=session, user=owner.user, conversation=conversation, override=model
+        session=session,
+        user=owner.user,
+        conversation=conversation,
+        override=model,
+        user_default=own_settings.default_model if own_settings else None,
     )
     return ChatTurn(
         conversation_id=conversation.id,
         conversation_uuid=conversation.uuid,
         user_message=MessagePublic.model_validate(history[-1]),
         model=resolved,
-        provider=user_settings.provider_for(session=session, user=owner.user),
+        provider=user_settings.provider_for(user_settings=own_settings),
         prompt=_as_prompt(history),
         replaces_message_id=replaced.id if replaced else None,
     )

@@ -4,7 +4,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.models import AvailableModel, Conversation, User, UserAllowedModel, UserSettings
+from backend.models import AvailableModel, Conversation, User, UserAllowedModel
 from backend.services.errors import Forbidden
 
 
@@ -58,16 +58,15 @@ def ensure_allowed(*, session: Session, user: User | None, model: str) -> None:
 
 
 def resolve_model(
-    *, session: Session, user: User | None, conversation: Conversation, override: str | None
+    *,
+    session: Session,
+    user: User | None,
+    conversation: Conversation,
+    override: str | None,
+    user_default: str | None,
 ) -> str:
     """Message override, else conversation default, else user default, else server default."""
     allowed = allowed_models(session=session, user=user)
-    user_settings = (
-        session.scalars(select(UserSettings).where(UserSettings.user_id == user.id)).first()
-        if user
-        else None
-    )
-    user_default = user_settings.default_model if user_settings else None
     for explicit in (override, conversation.default_model, user_default):
         if explicit:
             if explicit not in allowed:

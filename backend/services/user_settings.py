@@ -38,12 +38,11 @@ def update_user_settings(*, session: Session, user: User, update: SettingsUpdate
     return to_public(user_settings)
 
 
-def provider_for(*, session: Session, user: User | None) -> Provider:
+def provider_for(*, user_settings: UserSettings | None) -> Provider:
     """The user's own provider when they configured one, else the server's.
 
     A personal base URL never receives the server's key: a user could point it anywhere.
     """
-    user_settings = get_user_settings(session=session, user_id=user.id) if user else None
     if user_settings is None or not (user_settings.openai_api_key or user_settings.openai_base_url):
         return server_provider()
     if user_settings.openai_base_url:
@@ -51,3 +50,7 @@ def provider_for(*, session: Session, user: User | None) -> Provider:
             api_key=user_settings.openai_api_key or "none", base_url=user_settings.openai_base_url
         )
     return Provider(api_key=user_settings.openai_api_key or "", base_url=settings.OPENAI_BASE_URL)
+
+
+def settings_of(*, session: Session, user: User | None) -> UserSettings | None:
+    return get_user_settings(session=session, user_id=user.id) if user else None

@@ -43,6 +43,9 @@ def _database_url(kind: str) -> str:
 
 
 TEST_DB = os.environ.get("OPENCHAT_TEST_DB") or ("deltadb" if _deltadb_available() else "sqlite")
+if TEST_DB == "deltadb":
+    # The package imports its Alembic support quietly; import it here so a problem is loud.
+    import deltadb_dialect.alembic_impl  # noqa: F401
 os.environ.update(
     ENVIRONMENT="test",
     SECRET_KEY=secrets.token_urlsafe(32),

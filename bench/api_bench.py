@@ -1,0 +1,196 @@
+"""Load test of the Open Chat API: N concurrent users chatting with the built-in mock model.
+
+Starts `alembic upgrade head` and a real `uvicorn backend.main:app` (one worker, mock LLM with
+no artificial delay) on a free port with a throw-away store, then every simulated user
+registers, logs in, and, all at the same time, creates conversations, sends messages and
+reads the history. Prints messages/s and latency percentiles.
+
+    .venv/bin/python bench/api_bench.py                      # 50 users, deltadb store
+    .venv/bin/python bench/api_bench.py --store sqlite --users 20 --stream
+    .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8000   # an already running server
+"""
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(store: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    url = f"sqlite:///{workdir}/bench.db" if store == "sqlite" else f"deltadb:///{workdir}/store"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DELTADB_MASTER_KEY": os.environ.get("DELTADB_MASTER_KEY") or secrets.token_hex(32),
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "MOCK_OPENAI": "true",
+        "MOCK_OPENAI_DELAY_MS": "0",
+        "LOG_LEVEL": "INFO",
+        "PYTHONPATH": str(REPO),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited; see {workdir / 'server.log'}")
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.terminate()
+    raise SystemExit("server did not start within 30 s")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+
+    async def call(self, name: str, request) -> httpx.Response:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await request
+        self.latencies[name].append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 400:
+            self.errors[f"{name} {response.status_code}"] += 1
+        return response
+
+
+async def sign_up(http: httpx.AsyncClient, recorder: Recorder, name: str) -> dict[str, str]:
+    user = {"username": name, "email": f"{name}@bench.example", "password": PASSWORD}
+    await recorder.call("register", http.post("/api/auth/register", json=user))
+    login = await recorder.call(
+        "login", http.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def chat(
+    http: httpx.AsyncClient, recorder: Recorder, headers: dict[str, str], args: argparse.Namespace
+) -> int:
+    sent = 0
+    per_conversation = max(1, args.messages // args.conversations)
+    for _ in range(args.conversations):
+        created = await recorder.call(
+            "create conversation", http.post("/api/conversations", json={}, headers=headers)
+        )
+        uuid = created.json()["uuid"]
+        for number in range(per_conversation):
+            body = {"content": f"Benchmark question number {number}: how fast is this?"}
+            url = f"/api/conversations/{uuid}/messages"
+            if args.stream:
+                stream_headers = {**headers, "Accept": "text/event-stream"}
+                await recorder.call(
+                    "send message", http.post(url, json=body, headers=stream_headers)
+                )
+            else:
+                await recorder.call("send message", http.post(url, json=body, headers=headers))
+            sent += 1
+        await recorder.call("read history", http.get(url, headers=headers))
+    await recorder.call("list conversations", http.get("/api/conversations", headers=headers))
+    return sent
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time used so far by the server process: a figure other load on the box cannot skew."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(base: str, args: argparse.Namespace, server_pid: int | None = None) -> None:
+    recorder = Recorder()
+    limits = httpx.Limits(max_connections=args.users, max_keepalive_connections=args.users)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        run_id = secrets.token_hex(3)
+        names = [f"bench{run_id}u{index}" for index in range(args.users)]
+        headers = await asyncio.gather(*(sign_up(http, recorder, name) for name in names))
+        started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
+        counts = await asyncio.gather(*(chat(http, recorder, h, args) for h in headers))
+        elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(server_pid)
+    messages = sum(counts)
+    mode = "streamed (SSE)" if args.stream else "JSON"
+    print(f"{args.users} users, {messages} messages ({mode}) in {elapsed:.2f} s")
+    print(f"messages/s: {messages / elapsed:.1f}")
+    if cpu_before is not None and cpu_after is not None:
+        # Includes the conversation/history calls of the chat phase, so it is an upper bound.
+        per_message = (cpu_after - cpu_before) * 1000 / messages
+        print(f"server CPU per message (chat phase): {per_message:.2f} ms")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"{'operation':<20} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for name, values in recorder.latencies.items():
+        print(
+            f"{name:<20} {len(values):>6} {statistics.median(values):>8.1f} "
+            f"{percentile(values, 0.95):>8.1f} {percentile(values, 0.99):>8.1f}"
+        )
+    if recorder.errors:
+        print("errors:", dict(recorder.errors))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20, help="messages per user")
+    parser.add_argument("--conversations", type=int, default=2, help="conversations per user")
+    parser.add_argument("--stream", action="store_true", help="ask for server-sent events")
+    parser.add_argument("--store", choices=["deltadb", "sqlite"], default="deltadb")
+    parser.add_argument("--url", help="benchmark this running server instead of starting one")
+    args = parser.parse_args()
+    if args.url:
+        asyncio.run(run(args.url, args))
+        return
+    with tempfile.TemporaryDirectory(prefix="openchat-bench-") as workdir:
+        process, base = start_server(args.store, Path(workdir))
+        try:
+            print(f"server: {base} (store: {args.store}, 1 uvicorn worker, mock LLM)")
+            asyncio.run(run(base, args, process.pid))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
