@@ -14,13 +14,14 @@ function showSaved(settings) {
   $('#key-masked').textContent = settings.apiKeyMasked || '••••••••';
   $('#clear-key').checked = false;
   form.api_key.value = '';
-  form.api_key.placeholder = hasKey ? 'Type a new key to replace the saved one' : 'sk-…';
+  form.api_key.placeholder = hasKey ? 'Leave empty to keep the saved key' : 'sk-…';
   form.base_url.value = settings.baseUrl || '';
 }
 
-function fillModels(models, selected) {
+function fillModels(models, selected, serverDefault) {
   const select = form.default_model;
-  const options = [h('option', { value: '' }, 'Server default')];
+  const label = serverDefault ? `Server default (${serverDefault})` : 'Server default';
+  const options = [h('option', { value: '' }, label)];
   for (const m of models) options.push(h('option', { value: m }, m));
   if (selected && !models.includes(selected)) {
     options.push(h('option', { value: selected }, `${selected} (no longer allowed)`));
@@ -79,9 +80,13 @@ async function main() {
     h('dt', {}, 'Role'), h('dd', {}, me.admin ? 'Administrator' : 'Member'),
   );
   try {
-    const [settings, models] = await Promise.all([api.getSettings(), api.listModels()]);
+    const [settings, models, config] = await Promise.all([
+      api.getSettings(),
+      api.listModels(),
+      api.config().catch(() => null),
+    ]);
     showSaved(settings);
-    fillModels(models.models, settings.defaultModel);
+    fillModels(models.models, settings.defaultModel, config?.defaultModel);
   } catch (e) {
     setFormError(errorBox, e.message);
     fillModels([], current?.defaultModel);
