@@ -63,9 +63,11 @@ class SchemaRegistry:
         return compiled
 
     def schema_text_in(self, conn: Connection, schema_id: str) -> str | None:
-        return conn.execute(
-            select(tables.schemas.c.schema).where(tables.schemas.c.id == schema_id)
-        ).scalar_one_or_none()
+        # Driver SQL: this runs inside every write, so it skips statement construction.
+        found = conn.exec_driver_sql(
+            "SELECT schema FROM __deltadb_schemas WHERE id = ?", (schema_id,)
+        ).first()
+        return None if found is None else str(found[0])
 
     def validate_documents(self, conn: Connection, db: str, documents: dict[str, Any]) -> None:
         """Validate every document against the schema named like ``db``, if there is one."""

@@ -30,7 +30,6 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from deltadb_dialect.server import rows, tables
 from deltadb_dialect.server.engine import read_transaction, write_transaction
@@ -40,6 +39,12 @@ from deltadb_dialect.server.schemas import SchemaRegistry
 
 E = tables.entities
 MAX_PAGE = 1000
+
+# The two hottest statements as driver SQL (qmark, as SQLite and the deltadb DB-API use):
+# they skip SQLAlchemy's statement construction, which costs more than the lookup itself.
+_SELECT_DOC = 'SELECT doc FROM __deltadb_entities WHERE db = ? AND "key" = ?'
+_UPSERT_DOC = ('INSERT INTO __deltadb_entities (db, "key", doc) VALUES (?, ?, ?) '
+               'ON CONFLICT (db, "key") DO UPDATE SET doc = excluded.doc')
 
 
 class TableCatalog:
@@ -138,9 +143,8 @@ class EntityStore:
         table = self.catalog.table(db)
         with read_transaction(self.engine) as conn:
             if table is None:
-                return conn.execute(
-                    select(E.c.doc).where(E.c.db == db, E.c.key == key)
-                ).scalar_one_or_none()
+                found = conn.exec_driver_sql(_SELECT_DOC, (db, key)).first()
+                return None if found is None else str(found[0])
             row = conn.execute(
                 select(table).where(*_pk_equals(table, rows.key_to_values(table, key)))
             ).mappings().first()
@@ -223,16 +227,13 @@ class EntityStore:
     def _put_raw(
         self, conn: Connection, db: str, documents: dict[str, Any], dry_run: bool
     ) -> None:
-        values = [{"db": db, "key": k, "doc": dump_json(d)} for k, d in documents.items()]
+        values = [(db, key, dump_json(doc)) for key, doc in documents.items()]
         if dry_run:
             return
-        statement = sqlite_insert(E)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[E.c.db, E.c.key], set_={"doc": statement.excluded.doc}
-            ),
-            values,
-        )
+        if len(values) == 1:
+            conn.exec_driver_sql(_UPSERT_DOC, values[0])
+        else:
+            conn.exec_driver_sql(_UPSERT_DOC, values)
 
     def _put_rows(self, conn: Connection, table: Table, documents: dict[str, Any]) -> None:
         for key, document in documents.items():
