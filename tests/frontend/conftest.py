@@ -35,6 +35,21 @@ from ui_helpers import (
     login_token,
 )
 
+INHERITED_ENV = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -66,8 +81,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("openchat")
+    # A clean environment: nothing from the caller's shell or another suite's settings, and
+    # the server runs in the temporary directory so no developer `.env` is read either.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")},
+        "PYTHONPATH": str(REPO),
         **database_env(tmp),
         "ENVIRONMENT": "test",
         "MOCK_OPENAI": "true",
@@ -80,13 +98,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("OPENAI_API_KEY", None)
-    env.pop("OPENAI_BASE_URL", None)
     bindir = Path(sys.executable).parent
     alembic = shutil.which("alembic", path=str(bindir)) or "alembic"
     migrate = subprocess.run(
         [alembic, "-c", str(REPO / "alembic.ini"), "upgrade", "head"],
-        cwd=REPO,
+        cwd=tmp,
         env=env,
         capture_output=True,
         text=True,
@@ -111,7 +127,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 "--log-level",
                 "warning",
             ],
-            cwd=REPO,
+            cwd=tmp,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -57,7 +57,8 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def unique(self, prefix: str) -> str:
-        return f"{prefix}{next(self._names)}{secrets.token_hex(2)}"
+        # Each session starts on a fresh store, so a counter is unique enough.
+        return f"{prefix}{next(self._names)}"
 
 
 @dataclass
