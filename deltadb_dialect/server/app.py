@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from deltadb_dialect.server.auth import AuthService
 from deltadb_dialect.server.engine import make_engine
 from deltadb_dialect.server.errors import install_error_handlers
+from deltadb_dialect.server.fastpath import EntityFastPath
 from deltadb_dialect.server.http import Services
 from deltadb_dialect.server.metrics import MetricsMiddleware, RequestMetrics
 from deltadb_dialect.server.routes import admin_routes, auth_routes, entities, schema_routes
@@ -41,10 +42,12 @@ def create_app(
     catalog_ttl: float = 2.0,
     register_worker: bool = True,
     address: str | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the server over ``engine_url`` (``deltadb:///PATH`` or ``sqlite:///FILE``).
 
     ``admin_key=None`` means development mode: ``{"client_id": ...}`` logins are accepted.
+    ``fast_path=False`` leaves GET/PUT /entity to the FastAPI routes (tests compare the two).
     """
     if engine is None:
         if engine_url is None:
@@ -87,7 +90,9 @@ def create_app(
     for module in (entities, auth_routes, schema_routes, admin_routes):
         app.include_router(module.router)
     _add_ui(app)
-    app.add_middleware(MetricsMiddleware, metrics=request_metrics)
+    if fast_path:
+        app.add_middleware(EntityFastPath, services=svc)
+    app.add_middleware(MetricsMiddleware, metrics=request_metrics)  # outermost: counts all
     return app
 
 

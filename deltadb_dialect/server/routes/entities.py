@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from deltadb_dialect.server import fastpath
 from deltadb_dialect.server.auth import Principal, can_read, can_write
 from deltadb_dialect.server.errors import ApiError
-from deltadb_dialect.server.http import OK, json_text, read_json, services
+from deltadb_dialect.server.http import OK, json_text, read_body, services
 from deltadb_dialect.server.names import check_database, check_key
 from deltadb_dialect.server.store import MAX_PAGE
 
@@ -34,9 +34,9 @@ _ENTITY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# GET and PUT /entity are the hot paths: they take the bare Request and read the path, query
-# and token themselves (FastAPI's parameter solving costs more than the store lookup), and
-# declare their parameters for the OpenAPI document by hand.
+# GET and PUT /entity are answered by fastpath.EntityFastPath before routing; these routes
+# document them (parameters declared by hand) and serve any request that bypasses it, with the
+# same core functions.
 def _parameters(*names: str) -> list[dict[str, Any]]:
     declared = {
         "db": {"name": "db", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -47,44 +47,29 @@ def _parameters(*names: str) -> list[dict[str, Any]]:
     return [declared[name] for name in names]
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes", "on")
-
-
 @router.put("/entity/{db:path}", openapi_extra={**_PUT_BODY,
             "parameters": _parameters("db", "dry_run")}, responses={
     **_ENTITY_RESPONSES, 409: {"description": "a SQL constraint refused the row"},
     413: {"description": "body over 1 MiB"}})
 async def put_entities(request: Request) -> Response:
     """Create or replace entities, all or none. With ``dry_run=true``, validate and roll back."""
-    await can_write(request)
-    db = check_database(request.path_params["db"])
-    documents = await read_json(request)
-    if not isinstance(documents, dict) or not documents:
-        raise ApiError(400, "body must be a JSON object of entity key -> document")
-    for key in documents:
-        check_key(key)
-    dry_run = _flag(request.query_params.get("dry_run"))
-    # Writes go to the thread pool: the commit waits for fsync.
-    await run_in_threadpool(services(request).store.put, db, documents, dry_run)
-    return json_text(_DRY_RUN_OK if dry_run else _OK)
-
-
-_OK = json.dumps(OK, separators=(",", ":"))
-_DRY_RUN_OK = json.dumps({**OK, "dry_run": True}, separators=(",", ":"))
+    svc, authorization = services(request), request.headers.get("authorization")
+    svc.auth.authenticate(authorization)
+    body = await read_body(request)
+    db = request.path_params["db"]
+    documents = fastpath.parse_entities(svc, authorization, db, body)
+    dry_run = fastpath.flag(request.query_params.get("dry_run"))
+    await run_in_threadpool(svc.store.put, db, documents, dry_run)
+    return Response(fastpath.DRY_RUN_OK_BODY if dry_run else fastpath.OK_BODY,
+                    media_type="application/json")
 
 
 @router.get("/entity/{db:path}", responses=_ENTITY_RESPONSES,
             openapi_extra={"parameters": _parameters("db", "key")})
 async def get_entity(request: Request) -> Response:
     """The entity's JSON document, exactly as stored."""
-    await can_read(request)
-    db = check_database(request.path_params["db"])
-    key = check_key(request.query_params.get("key"))
-    # Reads stay on the event loop: a short in-memory lookup costs less than a thread hop.
-    text = services(request).store.get(db, key)
-    if text is None:
-        raise ApiError(404, "entity not found")
+    text = fastpath.read_entity(services(request), request.headers.get("authorization"),
+                                request.path_params["db"], request.query_params.get("key"))
     return json_text(text)
 
 

@@ -509,3 +509,25 @@ def test_metrics_in_prometheus_format(api: Api) -> None:
     for line in text.splitlines():
         sample = re.fullmatch(r"[a-z_]+(\{[^}]*\})? [-+0-9.eInf]+", line)
         assert line.startswith("#") or sample, line
+
+
+# ── the FastAPI routes behind the fast path behave the same ───────────────
+
+
+def test_entity_routes_without_the_fast_path(make_api: Any) -> None:
+    api = make_api(fast_path=False)
+    headers = api.admin()
+    assert api.client.put("/entity/db", json={"k": ENTITY}, headers=headers).json() == {
+        "status": "ok"}
+    assert api.client.get("/entity/db?key=k", headers=headers).json() == ENTITY
+    assert api.client.get("/entity/db?key=zz", headers=headers).status_code == 404
+    assert api.client.get("/entity/db", headers=headers).status_code == 400
+    assert api.client.get("/entity/a%2Fb?key=k", headers=headers).status_code == 400
+    assert api.client.put("/entity/db", json={"k": 1}).status_code == 401
+    reader = api.key_headers("read")
+    assert api.client.put("/entity/db", json={"k": 1}, headers=reader).status_code == 403
+    dry = api.client.put("/entity/db?dry_run=1", json={"n": 1}, headers=headers)
+    assert dry.json() == {"status": "ok", "dry_run": True}
+    too_big = api.client.put("/entity/db", content=b"[" + b" " * (1 << 20) + b"]",
+                             headers={**headers, "Content-Type": "application/json"})
+    assert too_big.status_code == 413
