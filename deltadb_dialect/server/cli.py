@@ -12,7 +12,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ADMIN_KEY_ENV = "DELTADB_ADMIN_KEY"
 
@@ -105,6 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
           "delete it when done.", file=sys.stderr)
     store = open_store(store_url(args.store, args.key_file))
     with ExitStack() as stack:
+        out: TextIO
         if args.out:
             fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             out = stack.enter_context(os.fdopen(fd, "w", encoding="utf-8"))

@@ -32,7 +32,8 @@ class Services:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services_: Services = request.app.state.services
+    return services_
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

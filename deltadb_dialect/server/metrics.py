@@ -163,7 +163,8 @@ def render(metrics: RequestMetrics, entities: int | None, databases: int | None)
          metrics.started),
     ]
     for name, kind, help_text, value in gauges_and_counters:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {_number(value)}"]
+        number = _number(value or 0)
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {number}"]
     for name, value in sorted(counters.items()):
         metric = "deltadb_store_" + "".join(c if c.isalnum() else "_" for c in name)
         lines += [f"# TYPE {metric} untyped", f"{metric} {_number(value)}"]

@@ -36,7 +36,7 @@ def to_json_value(value: Any) -> Any:
     return str(value)
 
 
-def row_to_document(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_document(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {name: to_json_value(value) for name, value in row.items()}
 
 

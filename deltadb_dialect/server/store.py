@@ -194,7 +194,8 @@ class EntityStore:
     def databases(self) -> list[dict[str, Any]]:
         table_names = self.catalog.names()
         with read_transaction(self.engine) as conn:
-            counts = dict(conn.execute(select(E.c.db, func.count()).group_by(E.c.db)).all())
+            per_db = conn.execute(select(E.c.db, func.count()).group_by(E.c.db)).all()
+            counts: dict[str, int] = {db: count for db, count in per_db}
             schema_ids = set(conn.execute(select(tables.schemas.c.id)).scalars())
             result = [
                 {"name": name, "kind": "entities", "entities": count, "schema": name in schema_ids}
