@@ -4,8 +4,10 @@ Queries run on SQLite (an in-memory replica), so the dialect is SQLite's
 with three differences in semantics:
 
 * Timezone-aware ``DateTime(timezone=True)`` values keep their UTC offset
-  (stock SQLite drops it), and ``Numeric`` binds ``Decimal`` as text so values
-  beyond a double's precision are stored exactly.
+  (stock SQLite drops it), and ``Numeric`` binds ``Decimal`` as text, so the
+  column's NUMERIC affinity stores whole numbers up to 64 bits exactly (a double
+  would round them). Other decimals keep 15 significant digits: SQLite converts
+  such text to REAL (docs/COMPLIANCE.md, "Known limits").
 * The store's own bookkeeping tables (``__deltadb_*``) are hidden from
   reflection, so an application's Alembic autogenerate never sees them.
 * Transactions are serialized by the store (see ``store.py``): the isolation
@@ -56,7 +58,7 @@ class DeltaDateTime(DATETIME):
 
 
 class DeltaNumeric(sqltypes.Numeric):
-    """Numeric bound as text: SQLite keeps it as a number when that is exact, else as text."""
+    """Numeric bound as text: NUMERIC affinity makes it an INTEGER when whole, else a REAL."""
 
     def bind_processor(self, dialect: Any) -> Any:
         def process(value: Any) -> Any:
@@ -69,10 +71,15 @@ class DeltaNumeric(sqltypes.Numeric):
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         from_number = super().result_processor(dialect, coltype)
         as_decimal = self.asdecimal
+        scale = self._effective_decimal_return_scale
+        zeros = "." + "0" * scale if scale else ""  # the scale SQLAlchemy's conversion gives
 
         def process(value: Any) -> Any:
             if isinstance(value, str):
                 return decimal.Decimal(value) if as_decimal else float(value)
+            if as_decimal and type(value) is int:
+                # Exact: SQLAlchemy's float-based conversion rounds integers beyond 2**53.
+                return decimal.Decimal(f"{value}{zeros}")
             return from_number(value) if from_number else value
 
         return process

@@ -621,9 +621,7 @@ class Requirements(SuiteRequirements, AlembicRequirements):
 
     @property
     def precision_numerics_enotation_small(self) -> Any:
-        # deltadb binds Decimal as text, so small exponents are exact; pysqlite
-        # goes through a double.
-        return _deltadb_only("stock SQLite stores Decimal as a double")
+        return exclusions.open()
 
     @property
     def cast_precision_numerics_many_significant_digits(self) -> Any:
