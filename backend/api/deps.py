@@ -1,12 +1,17 @@
-"""Dependencies shared by the routes: database session, caller identity, CSRF, admin check."""
+"""Dependencies shared by the routes: caller identity, CSRF, admin check.
+
+There is deliberately no request-wide database session dependency. FastAPI opens and closes
+such a session in different worker-thread hops, so a read transaction would stay open while
+the request waits for a free thread; on a store that serializes transactions (deltadb), and
+with a bounded pool, that starves under load. Routes instead run each unit of database work
+with `run_in_session`, which opens, commits or rolls back, and closes within one hop.
+"""
 
 import logging
-from collections.abc import Generator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
 from backend.core.config import settings
 from backend.core.db import SessionLocal
@@ -23,14 +28,6 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def get_db() -> Generator[Session]:
-    with SessionLocal() as session:
-        yield session
-
-
-# scope="function" closes the session as soon as the route returns, before the response is
-# sent, so a transaction never outlives the route's own work.
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
@@ -49,8 +46,7 @@ TokenDep = Annotated[tuple[str, bool] | None, Depends(session_token)]
 def get_optional_user(request: Request, token: TokenDep) -> User | None:
     """The logged-in user, or None without credentials. Invalid credentials are a 401.
 
-    The lookup uses its own short session rather than SessionDep: routes that wait on a
-    model must not inherit an open transaction from their dependencies.
+    The lookup is one short transaction of its own, closed before the route runs.
     """
     if token is None:
         return None

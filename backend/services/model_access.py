@@ -4,7 +4,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.models import AvailableModel, Conversation, User, UserAllowedModel
+from backend.models import AvailableModel, Conversation, User, UserAllowedModel, UserSettings
+from backend.schemas import AdminModelsPublic, ModelPublic, ModelsPublic
 from backend.services.errors import Forbidden
 
 
@@ -14,12 +15,18 @@ def global_models(*, session: Session) -> list[str]:
     return list(stored) or list(settings.AVAILABLE_MODELS)
 
 
-def set_global_models(*, session: Session, models: list[str]) -> list[str]:
+def global_models_public(*, session: Session) -> AdminModelsPublic:
+    return AdminModelsPublic(
+        models=global_models(session=session), default_model=settings.DEFAULT_MODEL
+    )
+
+
+def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPublic:
     names = list(dict.fromkeys(models))  # de-duplicated, order kept
     session.execute(delete(AvailableModel))
     session.add_all(AvailableModel(name=name, position=i) for i, name in enumerate(names))
     session.commit()
-    return names
+    return AdminModelsPublic(models=names, default_model=settings.DEFAULT_MODEL)
 
 
 def user_allowed_list(*, session: Session, user_id: int) -> list[str]:
@@ -50,6 +57,18 @@ def default_model_for(*, allowed: list[str], user_default: str | None) -> str | 
         if candidate and candidate in allowed:
             return candidate
     return allowed[0] if allowed else None
+
+
+def models_for_user(*, session: Session, user: User) -> ModelsPublic:
+    """What the model picker shows: the allowed models and the one used by default."""
+    allowed = allowed_models(session=session, user=user)
+    user_default = session.scalar(
+        select(UserSettings.default_model).where(UserSettings.user_id == user.id)
+    )
+    return ModelsPublic(
+        data=[ModelPublic(id=name) for name in allowed],
+        default_model=default_model_for(allowed=allowed, user_default=user_default),
+    )
 
 
 def ensure_allowed(*, session: Session, user: User | None, model: str) -> None:

@@ -5,8 +5,14 @@ from sqlalchemy.orm import Session
 
 from backend.core.config import settings
 from backend.core.security import hash_password, verify_password
-from backend.models import User
-from backend.schemas import AdminUserUpdate, UserRegister
+from backend.models import AuthSession, User
+from backend.schemas import (
+    AdminUserPublic,
+    AdminUsersPublic,
+    AdminUserUpdate,
+    UserPublic,
+    UserRegister,
+)
 from backend.services import auth_sessions, model_access
 from backend.services.errors import (
     BadRequest,
@@ -66,6 +72,13 @@ def authenticate(*, session: Session, login: str, password: str) -> User:
     return user
 
 
+def log_in(*, session: Session, login: str, password: str) -> tuple[User, str, AuthSession]:
+    """Check the credentials and open a session: the user, the new token and its row."""
+    user = authenticate(session=session, login=login, password=password)
+    token, auth_session = auth_sessions.create_session(session=session, user=user)
+    return user, token, auth_session
+
+
 def ensure_configured_admin(*, session: Session) -> None:
     """Create ADMIN_USERNAME on first start; an existing account is left as it is."""
     if not settings.ADMIN_USERNAME or not settings.ADMIN_PASSWORD:
@@ -84,15 +97,22 @@ def ensure_configured_admin(*, session: Session) -> None:
     session.commit()
 
 
-def list_users(*, session: Session, limit: int, offset: int) -> tuple[list[User], int]:
+def admin_view(*, session: Session, user: User) -> AdminUserPublic:
+    allowed = model_access.user_allowed_list(session=session, user_id=user.id)
+    return AdminUserPublic(**UserPublic.model_validate(user).model_dump(), allowed_models=allowed)
+
+
+def list_users_for_admin(*, session: Session, limit: int, offset: int) -> AdminUsersPublic:
     count = session.scalar(select(func.count()).select_from(User)) or 0
-    statement = select(User).order_by(User.id).limit(limit).offset(offset)
-    return list(session.scalars(statement)), count
+    found = session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
+    return AdminUsersPublic(
+        data=[admin_view(session=session, user=user) for user in found], count=count
+    )
 
 
 def update_user_as_admin(
     *, session: Session, admin: User, user_id: int, update: AdminUserUpdate
-) -> User:
+) -> AdminUserPublic:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
@@ -102,13 +122,12 @@ def update_user_as_admin(
     ):
         raise BadRequest("Admins cannot deactivate or demote themselves")
     if "allowed_models" in changes:
-        model_access.set_user_allowed_models(
-            session=session, user=user, models=changes.pop("allowed_models") or []
-        )
+        models = changes.pop("allowed_models") or []
+        model_access.set_user_allowed_models(session=session, user=user, models=models)
     for field, value in changes.items():
         if value is not None:
             setattr(user, field, value)
     if changes.get("is_active") is False:
         auth_sessions.revoke_user_sessions(session=session, user_id=user.id)
     session.commit()
-    return user
+    return admin_view(session=session, user=user)

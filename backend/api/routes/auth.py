@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from backend.api.deps import CurrentUser, SessionDep, TokenDep
+from backend.api.deps import CurrentUser, TokenDep
 from backend.core.config import settings
+from backend.core.db import run_in_session
 from backend.core.security import csrf_token_for
 from backend.schemas import LoginRequest, LoginResponse, MessageOut, UserPublic, UserRegister
 from backend.services import auth_sessions, users
@@ -21,17 +22,16 @@ def _set_login_cookies(response: Response, *, token: str, expires_at: datetime) 
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
-def register(session: SessionDep, user_in: UserRegister) -> UserPublic:
-    user = users.register_user(session=session, user_in=user_in)
+async def register(user_in: UserRegister) -> UserPublic:
+    user = await run_in_session(users.register_user, user_in=user_in)
     return UserPublic.model_validate(user)
 
 
 @router.post("/login", response_model=LoginResponse)
-def login(session: SessionDep, credentials: LoginRequest, response: Response) -> LoginResponse:
-    user = users.authenticate(
-        session=session, login=credentials.username, password=credentials.password
+async def login(credentials: LoginRequest, response: Response) -> LoginResponse:
+    user, token, auth_session = await run_in_session(
+        users.log_in, login=credentials.username, password=credentials.password
     )
-    token, auth_session = auth_sessions.create_session(session=session, user=user)
     _set_login_cookies(response, token=token, expires_at=auth_session.expires_at)
     return LoginResponse(
         access_token=token,
@@ -42,11 +42,9 @@ def login(session: SessionDep, credentials: LoginRequest, response: Response) ->
 
 
 @router.post("/logout", response_model=MessageOut)
-def logout(
-    session: SessionDep, user: CurrentUser, token: TokenDep, request: Request, response: Response
-) -> MessageOut:
+async def logout(user: CurrentUser, token: TokenDep, response: Response) -> MessageOut:
     if token is not None:
-        auth_sessions.revoke_session(session=session, token=token[0])
+        await run_in_session(auth_sessions.revoke_session, token=token[0])
     response.delete_cookie(settings.SESSION_COOKIE_NAME, samesite="lax")
     response.delete_cookie(settings.CSRF_COOKIE_NAME, samesite="lax")
     return MessageOut(message="Logged out")

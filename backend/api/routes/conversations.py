@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import CurrentOwner, CurrentUser, SessionDep
+from backend.api.deps import CurrentOwner, CurrentUser
+from backend.core.db import run_in_session
 from backend.schemas import (
     ConversationCreate,
     ConversationPublic,
@@ -18,26 +19,30 @@ router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationPublic)
-def create_conversation(
-    session: SessionDep, owner: CurrentOwner, conversation_in: ConversationCreate
+async def create_conversation(
+    owner: CurrentOwner, conversation_in: ConversationCreate
 ) -> ConversationPublic:
-    conversation = conversations.create_conversation(
-        session=session, owner=owner, conversation_in=conversation_in
+    conversation = await run_in_session(
+        conversations.create_conversation, owner=owner, conversation_in=conversation_in
     )
     return ConversationPublic.model_validate(conversation)
 
 
 @router.get("", response_model=ConversationsPublic)
-def list_conversations(
-    session: SessionDep,
+async def list_conversations(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     q: Annotated[str | None, Query(max_length=200, description="Title contains")] = None,
     archived: Annotated[bool, Query(description="List archived instead of active ones")] = False,
 ) -> ConversationsPublic:
-    found, count = conversations.list_conversations(
-        session=session, user=user, limit=limit, offset=offset, q=q, archived=archived
+    found, count = await run_in_session(
+        conversations.list_conversations,
+        user=user,
+        limit=limit,
+        offset=offset,
+        q=q,
+        archived=archived,
     )
     return ConversationsPublic(
         data=[ConversationPublic.model_validate(c) for c in found], count=count
@@ -45,22 +50,24 @@ def list_conversations(
 
 
 @router.get("/{uuid}", response_model=ConversationPublic)
-def read_conversation(session: SessionDep, owner: CurrentOwner, uuid: str) -> ConversationPublic:
-    conversation = conversations.get_owned_conversation(session=session, owner=owner, uuid=uuid)
+async def read_conversation(owner: CurrentOwner, uuid: str) -> ConversationPublic:
+    conversation = await run_in_session(
+        conversations.get_owned_conversation, owner=owner, uuid=uuid
+    )
     return ConversationPublic.model_validate(conversation)
 
 
 @router.patch("/{uuid}", response_model=ConversationPublic)
-def update_conversation(
-    session: SessionDep, owner: CurrentOwner, uuid: str, update: ConversationUpdate
+async def update_conversation(
+    owner: CurrentOwner, uuid: str, update: ConversationUpdate
 ) -> ConversationPublic:
-    conversation = conversations.update_conversation(
-        session=session, owner=owner, uuid=uuid, update=update
+    conversation = await run_in_session(
+        conversations.update_conversation, owner=owner, uuid=uuid, update=update
     )
     return ConversationPublic.model_validate(conversation)
 
 
 @router.delete("/{uuid}", response_model=MessageOut)
-def delete_conversation(session: SessionDep, owner: CurrentOwner, uuid: str) -> MessageOut:
-    conversations.delete_conversation(session=session, owner=owner, uuid=uuid)
+async def delete_conversation(owner: CurrentOwner, uuid: str) -> MessageOut:
+    await run_in_session(conversations.delete_conversation, owner=owner, uuid=uuid)
     return MessageOut(message="Conversation deleted")

@@ -3,20 +3,25 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from backend.api.deps import SessionDep
 from backend.core.config import settings
+from backend.core.db import run_in_session
 from backend.models import User
 from backend.schemas import HealthPublic, ServerConfigPublic
 
 router = APIRouter(tags=["health"])
 
 
+def _read_the_store(*, session: Session) -> None:
+    # A real table, not `SELECT 1`: the point is to prove the store can be read.
+    session.execute(select(User.id).limit(1)).all()
+
+
 @router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
-def health(session: SessionDep) -> HealthPublic | JSONResponse:
+async def health() -> HealthPublic | JSONResponse:
     try:
-        # A real table, not `SELECT 1`: the point is to prove the store can be read.
-        session.execute(select(User.id).limit(1)).all()
+        await run_in_session(_read_the_store)
     except Exception:
         body = HealthPublic(status="error", database="error").model_dump()
         return JSONResponse(body, status_code=503)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from backend.api.answers import answer_as_event_stream, answer_as_json, wants_event_stream
-from backend.api.deps import CurrentOwner, SessionDep
+from backend.api.deps import CurrentOwner
 from backend.core.db import run_in_session
 from backend.schemas import (
     ChatTurnPublic,
@@ -37,15 +37,14 @@ async def _answer(request: Request, turn: ChatTurn) -> ChatTurnPublic | Streamin
 
 
 @router.get("/messages", response_model=MessagesPublic)
-def list_messages(
-    session: SessionDep,
+async def list_messages(
     owner: CurrentOwner,
     uuid: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MessagesPublic:
-    return chat.list_messages(
-        session=session, owner=owner, conversation_uuid=uuid, limit=limit, offset=offset
+    return await run_in_session(
+        chat.list_messages, owner=owner, conversation_uuid=uuid, limit=limit, offset=offset
     )
 
 
@@ -83,6 +82,6 @@ async def regenerate(
 
 
 @router.delete("/messages", response_model=MessageOut)
-def clear_messages(session: SessionDep, owner: CurrentOwner, uuid: str) -> MessageOut:
-    chat.clear_history(session=session, owner=owner, conversation_uuid=uuid)
+async def clear_messages(owner: CurrentOwner, uuid: str) -> MessageOut:
+    await run_in_session(chat.clear_history, owner=owner, conversation_uuid=uuid)
     return MessageOut(message="History cleared")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from backend.api.answers import answer_as_json
-from backend.api.deps import OptionalUser, SessionDep
+from backend.api.deps import OptionalUser
 from backend.core.config import settings
 from backend.core.db import run_in_session
 from backend.core.security import hash_token
@@ -42,11 +42,11 @@ def _owner(request: Request, response: Response, user: OptionalUser) -> Owner:
 
 
 @router.get("/history", response_model=list[QuickChatExchange], response_model_by_alias=True)
-def chat_history(
-    session: SessionDep, request: Request, response: Response, user: OptionalUser
+async def chat_history(
+    request: Request, response: Response, user: OptionalUser
 ) -> list[QuickChatExchange]:
     owner = _owner(request, response, user)
-    return quickchat.history(session=session, owner=owner)
+    return await run_in_session(quickchat.history, owner=owner)
 
 
 @router.post("/message", response_model=QuickChatReply, responses=ERROR_RESPONSES)

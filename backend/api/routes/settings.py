@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from backend.api.deps import CurrentUser, SessionDep
+from backend.api.deps import CurrentUser
+from backend.core.db import run_in_session
 from backend.schemas import SettingsPublic, SettingsUpdate
 from backend.services import user_settings
 
@@ -10,14 +11,11 @@ router = APIRouter(prefix="/settings", tags=["settings"])
 
 
 @router.get("", response_model=SettingsPublic)
-def read_settings(session: SessionDep, user: CurrentUser) -> SettingsPublic:
-    return user_settings.to_public(
-        user_settings.get_user_settings(session=session, user_id=user.id)
-    )
+async def read_settings(user: CurrentUser) -> SettingsPublic:
+    own = await run_in_session(user_settings.get_user_settings, user_id=user.id)
+    return user_settings.to_public(own)
 
 
 @router.put("", response_model=SettingsPublic)
-def update_settings(
-    session: SessionDep, user: CurrentUser, update: SettingsUpdate
-) -> SettingsPublic:
-    return user_settings.update_user_settings(session=session, user=user, update=update)
+async def update_settings(user: CurrentUser, update: SettingsUpdate) -> SettingsPublic:
+    return await run_in_session(user_settings.update_user_settings, user=user, update=update)
