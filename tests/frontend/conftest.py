@@ -19,9 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_provider import FakeProvider
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from ui_helpers import (
+
+from .fake_provider import FakeProvider
+from .ui_helpers import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     CHROMIUM,

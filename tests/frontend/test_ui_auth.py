@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
-from ui_helpers import PASSWORD, Server, User
+
+from .ui_helpers import PASSWORD, Server, User
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(page_as: Callable[..., Page]) -> None:

@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
-from ui_helpers import Server, User, open_chat, use_fake_provider
+
+from .ui_helpers import Server, User, open_chat, use_fake_provider
 
 
 def send(page: Page, text: str) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
-from ui_helpers import (
+
+from .ui_helpers import (
     DESKTOP,
     PASSWORD,
     PHONE,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
-from ui_helpers import Server, User, open_chat, use_fake_provider
+
+from .ui_helpers import Server, User, open_chat, use_fake_provider
 
 PAYLOADS = [
     "<script>alert('script')</script>",

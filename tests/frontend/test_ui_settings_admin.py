@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
-from ui_helpers import Server, User, login_token, open_chat
+
+from .ui_helpers import Server, User, login_token, open_chat
 
 
 def test_settings_save_masks_the_key_and_sets_the_default_model(

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from fake_provider import FakeProvider
 from playwright.sync_api import Page
+
+from .fake_provider import FakeProvider
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
