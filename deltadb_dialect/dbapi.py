@@ -207,6 +207,9 @@ class Connection:
         self._session: apsw.Session | None = None
         self._schema_version = 0
         self._foreign_keys = True
+        # This transaction changed the schema: a ROLLBACK (TO) can undo it, so no
+        # statement description is cached until the transaction ends.
+        self._schema_changed = False
         self.Error, self.IntegrityError, self.OperationalError = (
             Error, IntegrityError, OperationalError)
 
@@ -305,6 +308,7 @@ class Connection:
     def _end(self) -> None:
         self._holding = False
         self._explicit = False
+        self._schema_changed = False
         self._session = None
         if self._store is not None:
             self._store.release()
@@ -397,7 +401,10 @@ class Connection:
                 rowcount = self._execute_many(conn, apsw_cursor, sql, parameters, word)
                 rows: list[Any] = []
             else:
-                rows = apsw_cursor.execute(sql, parameters).fetchall()
+                # Not described yet (new text, or the schema moved): prepare afresh. apsw's
+                # cached statement would describe the old schema until its first step.
+                rows = apsw_cursor.execute(sql, parameters,
+                                           can_cache=described is not None).fetchall()
                 rowcount = conn.changes() if word in _ROWCOUNT_STATEMENTS else -1
         except apsw.ExecTraceAbort:
             raise OperationalError(
@@ -410,7 +417,8 @@ class Connection:
             description = _describe(captured[0])
             if word in ("CREATE", "DROP", "ALTER"):
                 store.statement_cache.clear()
-            else:
+                self._schema_changed = self._holding
+            elif not (self._schema_changed or many):  # executemany may use a stale statement
                 store.statement_cache[sql] = (description,)
         else:
             description = described[0]
