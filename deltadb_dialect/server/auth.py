@@ -25,6 +25,7 @@ from sqlalchemy import Engine, delete, select
 from deltadb_dialect.server import tables
 from deltadb_dialect.server.engine import read_transaction, write_transaction
 from deltadb_dialect.server.errors import ApiError
+from deltadb_dialect.server.names import check_database
 
 PERMISSIONS = ("read", "write", "admin")
 ALL_PERMISSIONS = frozenset(PERMISSIONS)
@@ -66,9 +67,21 @@ class Principal:
     expires_at: str
     token_hash: str
     api_key_id: str | None = None
+    databases: tuple[str, ...] | None = None  # None: every database
 
     def allows(self, permission: str) -> bool:
         return permission in self.permissions or "admin" in self.permissions
+
+    def may_use(self, db: str) -> bool:
+        """Whether this caller's key is scoped to include database ``db``."""
+        if self.databases is None:
+            return True
+        return any(db == pattern or (pattern.endswith("*") and db.startswith(pattern[:-1]))
+                   for pattern in self.databases)
+
+    def check_database_scope(self, db: str) -> None:
+        if not self.may_use(db):
+            raise ApiError(403, f"this key may not use database {db!r}")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -76,7 +89,23 @@ class Principal:
             "permissions": sorted(self.permissions),
             "expires_at": self.expires_at,
             "api_key_id": self.api_key_id,
+            "databases": list(self.databases) if self.databases is not None else None,
         }
+
+
+def check_database_patterns(patterns: Any) -> tuple[str, ...] | None:
+    """``databases`` of an API key: names, or prefixes ending in ``*``; None means all."""
+    if patterns is None:
+        return None
+    if not isinstance(patterns, list) or not patterns or not all(
+        isinstance(p, str) for p in patterns
+    ):
+        raise ApiError(400, "databases must be a non-empty list of names (or prefix*)")
+    for pattern in patterns:
+        stem = pattern[:-1] if pattern.endswith("*") else pattern
+        if stem:
+            check_database(stem)
+    return tuple(patterns)
 
 
 def check_permissions(names: Any) -> frozenset[str]:
@@ -121,14 +150,14 @@ class AuthService:
                                     "log in with an admin or API key")
             if len(client_id) > 255 or not client_id.isprintable():
                 raise ApiError(400, "client_id must be printable and at most 255 characters")
-            return self.issue_token(client_id, ALL_PERMISSIONS, None, None)
+            return self.issue_token(client_id, ALL_PERMISSIONS)
         raise ApiError(400, 'send {"key": "..."} (or {"client_id": "..."} in development mode)')
 
     def _login_with_key(self, key: str) -> dict[str, Any]:
         if self.admin_key is not None and hmac.compare_digest(
             key.encode("utf-8"), self.admin_key.encode("utf-8")
         ):
-            return self.issue_token("admin", ALL_PERMISSIONS, None, None)
+            return self.issue_token("admin", ALL_PERMISSIONS)
         parts = key.split("_", 2)
         if len(parts) == 3 and parts[0] == API_KEY_PREFIX:
             with read_transaction(self.engine) as conn:
@@ -141,15 +170,17 @@ class AuthService:
                 and (row.expires_at is None or row.expires_at > iso(utc_now()))
             ):
                 permissions = frozenset(json.loads(row.permissions))
-                return self.issue_token(row.name, permissions, row.id, row.expires_at)
+                databases = json.loads(row.databases) if row.databases else None
+                return self.issue_token(row.name, permissions, row.id, row.expires_at, databases)
         raise ApiError(401, "invalid or expired key")
 
     def issue_token(
         self,
         client_id: str,
         permissions: frozenset[str],
-        api_key_id: str | None,
-        key_expires_at: str | None,
+        api_key_id: str | None = None,
+        key_expires_at: str | None = None,
+        databases: list[str] | None = None,
     ) -> dict[str, Any]:
         token = secrets.token_urlsafe(32)
         now = utc_now()
@@ -161,6 +192,7 @@ class AuthService:
             conn.execute(tables.tokens.insert().values(
                 token_hash=sha256_hex(token), client_id=client_id,
                 permissions=json.dumps(sorted(permissions)), api_key_id=api_key_id,
+                databases=json.dumps(databases) if databases is not None else None,
                 created_at=iso(now), expires_at=expires_at,
             ))
         return {"token": token, "client_id": client_id, "expires_at": expires_at,
@@ -201,8 +233,9 @@ class AuthService:
             ).first()
         if row is None:
             raise ApiError(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+        databases = tuple(json.loads(row.databases)) if row.databases else None
         return Principal(row.client_id, frozenset(json.loads(row.permissions)), row.expires_at,
-                         token_hash, row.api_key_id)
+                         token_hash, row.api_key_id, databases)
 
     # ── API keys ──────────────────────────────────────────────────────
 
@@ -213,6 +246,7 @@ class AuthService:
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             raise ApiError(400, "name must be a non-empty string of at most 255 characters")
         permissions = check_permissions(body.get("permissions"))
+        databases = check_database_patterns(body.get("databases"))
         expires_at = None
         if body.get("expires_in") is not None:
             try:
@@ -222,10 +256,12 @@ class AuthService:
             expires_at = iso(utc_now() + dt.timedelta(seconds=seconds))
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         row = {"id": key_id, "name": name.strip(), "permissions": sorted(permissions),
-               "created_at": iso(utc_now()), "expires_at": expires_at, "created_by": created_by}
+               "created_at": iso(utc_now()), "expires_at": expires_at, "created_by": created_by,
+               "databases": list(databases) if databases is not None else None}
         with write_transaction(self.engine) as conn:
             conn.execute(tables.api_keys.insert().values(
                 {**row, "permissions": json.dumps(row["permissions"]),
+                 "databases": json.dumps(row["databases"]) if databases is not None else None,
                  "secret_hash": sha256_hex(secret)}
             ))
         return {**row, "key": f"{API_KEY_PREFIX}_{key_id}_{secret}"}
@@ -234,12 +270,14 @@ class AuthService:
         k = tables.api_keys.c
         with read_transaction(self.engine) as conn:
             rows = conn.execute(
-                select(k.id, k.name, k.permissions, k.created_at, k.expires_at, k.created_by)
+                select(k.id, k.name, k.permissions, k.created_at, k.expires_at, k.created_by,
+                       k.databases)
                 .order_by(k.created_at, k.id)
             ).all()
         return [{"id": r.id, "name": r.name, "permissions": json.loads(r.permissions),
                  "created_at": r.created_at, "expires_at": r.expires_at,
-                 "created_by": r.created_by} for r in rows]
+                 "created_by": r.created_by,
+                 "databases": json.loads(r.databases) if r.databases else None} for r in rows]
 
     def delete_api_key(self, key_id: str) -> bool:
         """Delete a key and revoke every token issued for it."""

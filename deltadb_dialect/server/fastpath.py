@@ -34,7 +34,8 @@ def read_entity(svc: Services, authorization: str | None, db: str, key: str | No
     principal = svc.auth.authenticate(authorization)
     if not principal.allows("read"):
         raise ApiError(403, "this needs the 'read' permission")
-    text = svc.store.get(check_database(db), check_key(key))
+    principal.check_database_scope(check_database(db))
+    text = svc.store.get(db, check_key(key))
     if text is None:
         raise ApiError(404, "entity not found")
     return text
@@ -46,7 +47,7 @@ def parse_entities(svc: Services, authorization: str | None, db: str,
     principal = svc.auth.authenticate(authorization)
     if not principal.allows("write"):
         raise ApiError(403, "this needs the 'write' permission")
-    check_database(db)
+    principal.check_database_scope(check_database(db))
     documents = parse_json_body(body)
     if not isinstance(documents, dict) or not documents:
         raise ApiError(400, "body must be a JSON object of entity key -> document")

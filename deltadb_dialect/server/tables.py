@@ -39,6 +39,7 @@ api_keys = Table(
     Column("created_at", Text, nullable=False),
     Column("expires_at", Text, nullable=True),
     Column("created_by", Text, nullable=True),
+    Column("databases", Text, nullable=True),  # JSON list of names/prefix* the key may use
 )
 
 tokens = Table(
@@ -48,6 +49,7 @@ tokens = Table(
     Column("client_id", Text, nullable=False),
     Column("permissions", Text, nullable=False),  # JSON list
     Column("api_key_id", Text, nullable=True),
+    Column("databases", Text, nullable=True),  # copied from the API key; NULL: every database
     Column("created_at", Text, nullable=False),
     Column("expires_at", Text, nullable=False),
 )

@@ -71,10 +71,10 @@ def store_size_bytes(path: str | None) -> int | None:
 
 
 @router.get("/admin/stats")
-def stats(request: Request, _: Principal = Depends(can_read)) -> dict[str, Any]:
-    """The dashboard's figures in one call."""
+def stats(request: Request, principal: Principal = Depends(can_read)) -> dict[str, Any]:
+    """The dashboard's figures in one call (over the databases the caller may use)."""
     svc = services(request)
-    databases = svc.store.databases()
+    databases = [d for d in svc.store.databases() if principal.may_use(d["name"])]
     return {
         "health": "ok",
         "mode": "development" if svc.auth.development_mode else "production",

@@ -48,6 +48,8 @@ async def me(request: Request, principal: Principal = Depends(authenticated)) ->
             "name": {"type": "string"},
             "permissions": {"type": "array", "items": {"enum": ["read", "write", "admin"]}},
             "expires_in": {"description": "seconds, or a duration such as 30d"},
+            "databases": {"type": "array", "items": {"type": "string"},
+                          "description": "names (or prefix*) the key may use; default all"},
         }}}}}})
 async def create_api_key(request: Request, principal: Principal = Depends(is_admin)) -> Any:
     """Create an API key; its secret (``key``) is shown in this response only."""

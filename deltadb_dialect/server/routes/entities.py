@@ -75,9 +75,9 @@ async def get_entity(request: Request) -> Response:
 
 @router.delete("/entity/{db:path}", responses=_ENTITY_RESPONSES)
 async def delete_entity(
-    db: str, request: Request, key: str | None = None, _: Principal = Depends(can_write)
+    db: str, request: Request, key: str | None = None, principal: Principal = Depends(can_write)
 ) -> dict[str, Any]:
-    check_database(db)
+    principal.check_database_scope(check_database(db))
     deleted = await run_in_threadpool(services(request).store.delete, db, check_key(key))
     if not deleted:
         raise ApiError(404, "entity not found")
@@ -91,15 +91,16 @@ def list_entity_keys(
     prefix: str = "",
     limit: int = Query(100, ge=1, le=MAX_PAGE),
     cursor: str | None = None,
-    _: Principal = Depends(can_read),
+    principal: Principal = Depends(can_read),
 ) -> dict[str, Any]:
     """Keys of a database in order, ``limit`` at a time; pass ``next_cursor`` for the next page."""
-    check_database(db)
+    principal.check_database_scope(check_database(db))
     keys, next_cursor = services(request).store.list_keys(db, prefix, limit, cursor)
     return {"database": db, "keys": keys, "next_cursor": next_cursor}
 
 
 @router.get("/databases")
-def list_databases(request: Request, _: Principal = Depends(can_read)) -> dict[str, Any]:
-    """Every database: raw entity databases and SQL tables, with entity counts."""
-    return {"databases": services(request).store.databases()}
+def list_databases(request: Request, principal: Principal = Depends(can_read)) -> dict[str, Any]:
+    """Every database the caller may use: raw entity databases and SQL tables, with counts."""
+    databases = services(request).store.databases()
+    return {"databases": [d for d in databases if principal.may_use(d["name"])]}

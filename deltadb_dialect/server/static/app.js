@@ -252,6 +252,7 @@ async function loadKeys() {
   if (!r.ok) { setStatus("keys-status", errorOf(r), false); body.replaceChildren(); return; }
   body.replaceChildren(...r.data.keys.map((k) => el("tr", {},
     el("td", { class: "mono" }, k.id), el("td", {}, k.name), el("td", {}, k.permissions.join(", ")),
+    el("td", {}, k.databases ? k.databases.join(", ") : "all"),
     el("td", {}, k.created_at), el("td", {}, k.expires_at || "never"),
     el("td", {}, el("button", { class: "danger", onclick: () => revokeKey(k) }, "Revoke")))));
 }
@@ -266,6 +267,8 @@ $("key-form").addEventListener("submit", async (event) => {
   const permissions = [...document.querySelectorAll("input[name=perm]:checked")].map((c) => c.value);
   const body = { name: $("key-name").value.trim(), permissions };
   if ($("key-expires").value.trim()) body.expires_in = $("key-expires").value.trim();
+  const databases = $("key-databases").value.split(",").map((d) => d.trim()).filter(Boolean);
+  if (databases.length) body.databases = databases;
   const r = await api("POST", "/api/keys", body);
   if (!r.ok) { setStatus("keys-status", errorOf(r), false); return; }
   $("key-secret").hidden = false;

@@ -531,3 +531,38 @@ def test_entity_routes_without_the_fast_path(make_api: Any) -> None:
     too_big = api.client.put("/entity/db", content=b"[" + b" " * (1 << 20) + b"]",
                              headers={**headers, "Content-Type": "application/json"})
     assert too_big.status_code == 413
+
+
+# ── API keys scoped to databases ─────────────────────────────────────────
+
+
+def test_api_key_scoped_to_databases(api: Api) -> None:
+    admin = api.admin()
+    api.client.put("/entity/chat_a", json={"k": 1}, headers=admin)
+    api.client.put("/entity/users_raw", json={"k": 2}, headers=admin)
+    created = api.client.post("/api/keys", headers=admin, json={
+        "name": "chat-only", "permissions": ["read", "write"], "databases": ["chat_*", "extra"]})
+    assert created.status_code == 201 and created.json()["databases"] == ["chat_*", "extra"]
+    assert api.client.get("/api/keys", headers=admin).json()["keys"][0]["databases"] == [
+        "chat_*", "extra"]
+    headers = api.login(key=created.json()["key"])
+    assert api.client.get("/api/me", headers=headers).json()["databases"] == ["chat_*", "extra"]
+    assert api.client.get("/entity/chat_a?key=k", headers=headers).json() == 1
+    assert api.client.put("/entity/chat_b", json={"k": 3}, headers=headers).status_code == 200
+    assert api.client.put("/entity/extra", json={"k": 3}, headers=headers).status_code == 200
+    for method, path in (("GET", "/entity/users_raw?key=k"), ("PUT", "/entity/users_raw"),
+                         ("DELETE", "/entity/users_raw?key=k"), ("GET", "/entities/users_raw"),
+                         ("PUT", "/entity/extra2")):
+        response = api.client.request(method, path, headers=headers, json={"k": 0})
+        assert response.status_code == 403, (method, path)
+        assert "may not use" in error_of(response)
+    names = [d["name"] for d in api.client.get("/databases", headers=headers).json()["databases"]]
+    assert names == ["chat_a", "chat_b", "extra"]
+    assert api.client.get("/admin/stats", headers=headers).json()["databases"] == 3
+
+
+@pytest.mark.parametrize("databases", [[], "chat", ["a/b"], [5], ["..*"]])
+def test_bad_database_scopes_are_400(api: Api, databases: Any) -> None:
+    response = api.client.post("/api/keys", headers=api.admin(), json={
+        "name": "x", "permissions": ["read"], "databases": databases})
+    assert response.status_code == 400
