@@ -84,7 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "client_ttl": parse_duration(args.client_ttl),
         "address": f"{args.host}:{args.port}",
     }
-    create_app(url, admin_key=admin_key, register_worker=False)  # fail early on a bad store
+    # Open the store once before serving, so a wrong key or path fails here with one line.
+    probe = create_app(url, admin_key=admin_key, register_worker=False)
+    probe.state.services.store.engine.dispose()
     if admin_key is None:
         print(f"DeltaDB server in DEVELOPMENT MODE: no {ADMIN_KEY_ENV} is set, so anyone on this "
               "machine can log in with {\"client_id\": NAME} and gets full rights. "

@@ -128,10 +128,13 @@ class LiveServer:
 
 
 def start_server(store: str, log_path: Path, admin_key: str | None = None,
-                 extra: tuple[str, ...] = ()) -> LiveServer:
+                 extra: tuple[str, ...] = (), key_file: Path | None = None) -> LiveServer:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DELTADB_ADMIN_KEY", None)
+    if key_file is not None:  # the master key comes from --key-file only
+        env.pop("DELTADB_MASTER_KEY", None)
+        extra = (*extra, "--key-file", str(key_file))
     if admin_key:
         env["DELTADB_ADMIN_KEY"] = admin_key
     log_file = log_path.open("wb")

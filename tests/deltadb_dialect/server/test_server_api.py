@@ -182,6 +182,8 @@ def test_get_missing_entity_is_404_and_missing_key_is_400(api: Api) -> None:
     response = api.client.get("/entity/chatdb", headers=headers)
     assert response.status_code == 400 and "key" in error_of(response)
     assert api.client.delete("/entity/chatdb", headers=headers).status_code == 400
+    response = api.client.get("/entity/?key=k", headers=headers)  # missing database
+    assert response.status_code == 400 and "database name is empty" in error_of(response)
 
 
 BAD_NAMES = ["a%2Fb", "%2E%2E", "a..b", "a%5Cb", "a%01b", "a%7Fb", "x" * 256, "%C3%A9" * 128,

@@ -58,8 +58,11 @@ def test_development_mode_says_so_at_start(live_server: LiveServer) -> None:
                       json={"client_id": "x"}).status_code == 200
 
 
-def test_production_mode_with_admin_key(tmp_path: Path) -> None:
-    server = start_server(store_url(BACKENDS[0], tmp_path), tmp_path / "log",
+def test_production_mode_with_admin_key_and_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "master.key"
+    assert run_cli("keygen", "--out", str(key_file)).returncode == 0
+    (tmp_path / "store").mkdir()
+    server = start_server(str(tmp_path / "store"), tmp_path / "log", key_file=key_file,
                           admin_key="prod-admin-key-1234567890", extra=("--client-ttl", "1h"))
     try:
         assert "DEVELOPMENT MODE" not in server.log()
@@ -69,8 +72,18 @@ def test_production_mode_with_admin_key(tmp_path: Path) -> None:
                           json={"key": "prod-admin-key-1234567890"}).json()
         assert body["client_id"] == "admin"
         assert httpx.get(server.base_url + "/admin/workers").status_code == 401
+        headers = {"Authorization": "Bearer " + body["token"]}
+        expires = httpx.get(server.base_url + "/api/me", headers=headers).json()["expires_at"]
+        assert expires == body["expires_at"]
+        put = httpx.put(server.base_url + "/entity/db", json={"k": [1]}, headers=headers)
+        assert put.status_code == 200
     finally:
         stop_server(server)
+    # The store is encrypted under that key: the environment's key does not open it.
+    wrong = run_cli("export", "--store", str(tmp_path / "store"))
+    assert wrong.returncode != 0
+    right = run_cli("export", "--store", str(tmp_path / "store"), "--key-file", str(key_file))
+    assert right.returncode == 0 and '"key":"k"' in right.stdout
 
 
 def test_several_worker_processes_register(tmp_path: Path) -> None:
