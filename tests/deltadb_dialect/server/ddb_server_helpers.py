@@ -110,6 +110,15 @@ def dev_api(make_api: Callable[..., Api]) -> Api:
     return make_api(admin_key=None)
 
 
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if env is None:
+        environment.pop("DELTADB_ADMIN_KEY", None)
+    return subprocess.run([sys.executable, "-m", "deltadb_dialect", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=environment, input=stdin)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,20 +15,12 @@ import httpx
 import pytest
 from ddb_server_helpers import (
     BACKENDS,
-    ROOT,
     LiveServer,
+    run_cli,
     start_server,
     stop_server,
     store_url,
 )
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    environment.pop("DELTADB_ADMIN_KEY", None) if env is None else None
-    return subprocess.run([sys.executable, "-m", "deltadb_dialect", *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT, env=environment, input=stdin)
 
 
 def login(base_url: str, **body: str) -> dict[str, str]:
