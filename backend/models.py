@@ -178,7 +178,7 @@ class Message(Base):
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     response: Mapped["Response | None"] = relationship(
-        back_populates="message", cascade="all, delete-orphan", lazy="joined"
+        back_populates="message", cascade="all, delete-orphan"
     )
 
 

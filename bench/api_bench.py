@@ -6,6 +6,7 @@ registers, logs in, and, all at the same time, creates conversations, sends mess
 reads the history. Prints messages/s and latency percentiles.
 
     .venv/bin/python bench/api_bench.py                      # 50 users, deltadb store
+    .venv/bin/python bench/api_bench.py --think-ms 0         # saturate: maximum messages/s
     .venv/bin/python bench/api_bench.py --store sqlite --users 20 --stream
     .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8000   # an already running server
 """
@@ -122,6 +123,8 @@ async def chat(
             else:
                 await recorder.call("send message", http.post(url, json=body, headers=headers))
             sent += 1
+            if args.think_ms:
+                await asyncio.sleep(args.think_ms / 1000)
         await recorder.call("read history", http.get(url, headers=headers))
     await recorder.call("list conversations", http.get("/api/conversations", headers=headers))
     return sent
@@ -153,7 +156,8 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
         elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(server_pid)
     messages = sum(counts)
     mode = "streamed (SSE)" if args.stream else "JSON"
-    print(f"{args.users} users, {messages} messages ({mode}) in {elapsed:.2f} s")
+    print(f"{args.users} users, {messages} messages ({mode}, think time {args.think_ms} ms)")
+    print(f"chat phase: {elapsed:.2f} s")
     print(f"messages/s: {messages / elapsed:.1f}")
     if cpu_before is not None and cpu_after is not None:
         # Includes the conversation/history calls of the chat phase, so it is an upper bound.
@@ -175,6 +179,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20, help="messages per user")
     parser.add_argument("--conversations", type=int, default=2, help="conversations per user")
+    parser.add_argument(
+        "--think-ms",
+        type=int,
+        default=200,
+        help="pause after each answer, like a person reading (0: send back to back, saturating)",
+    )
     parser.add_argument("--stream", action="store_true", help="ask for server-sent events")
     parser.add_argument("--store", choices=["deltadb", "sqlite"], default="deltadb")
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
@@ -187,6 +197,10 @@ def main() -> None:
         try:
             print(f"server: {base} (store: {args.store}, 1 uvicorn worker, mock LLM)")
             asyncio.run(run(base, args, process.pid))
+        except BaseException:
+            log_lines = (Path(workdir) / "server.log").read_text().splitlines()
+            print("server log (last lines):", *log_lines[-8:], sep="\n", file=sys.stderr)
+            raise
         finally:
             process.terminate()
             process.wait(timeout=10)

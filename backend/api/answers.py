@@ -57,7 +57,7 @@ def _event(name: str, data: dict[str, Any]) -> str:
 
 async def _events(turn: ChatTurn) -> AsyncIterator[str]:
     user_message = turn.user_message.model_dump(mode="json")
-    start = {"conversation_uuid": turn.conversation_uuid, "user_message": user_message}
+    start = {"conversation_uuid": turn.conversation.uuid, "user_message": user_message}
     yield _event("start", {**start, "model": turn.model})
     try:
         completion: Completion | None = None

@@ -9,8 +9,8 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
 from backend.llm.client import Completion, Provider
@@ -28,7 +28,8 @@ class ChatTurn:
     """Everything needed to ask the model, detached from any database session."""
 
     conversation_id: int
-    conversation_uuid: str
+    # As it was when the turn started; finish_turn returns it with the new title and time.
+    conversation: ConversationPublic
     user_message: MessagePublic
     model: str
     provider: Provider
@@ -53,7 +54,7 @@ def _recent_messages(*, session: Session, conversation_id: int) -> list[Message]
         .order_by(Message.position.desc())
         .limit(settings.LLM_CONTEXT_MESSAGES)
     )
-    return list(reversed(session.scalars(statement).unique().all()))
+    return list(reversed(session.scalars(statement).all()))
 
 
 def _next_position(*, session: Session, conversation_id: int) -> int:
@@ -94,7 +95,7 @@ def start_turn(
     session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
-        conversation_uuid=conversation.uuid,
+        conversation=ConversationPublic.model_validate(conversation),
         user_message=MessagePublic.model_validate(question),
         model=resolved,
         provider=user_settings.provider_for(user_settings=own_settings),
@@ -121,7 +122,7 @@ def start_regeneration(
     )
     return ChatTurn(
         conversation_id=conversation.id,
-        conversation_uuid=conversation.uuid,
+        conversation=ConversationPublic.model_validate(conversation),
         user_message=MessagePublic.model_validate(history[-1]),
         model=resolved,
         provider=user_settings.provider_for(user_settings=own_settings),
@@ -132,15 +133,14 @@ def start_regeneration(
 
 def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
     """Store a complete answer with its metadata, and title a new conversation."""
-    conversation = session.get_one(Conversation, turn.conversation_id)
     if turn.replaces_message_id is not None:
         delete_messages(session=session, where=Message.id == turn.replaces_message_id)
     answer = Message(
-        conversation_id=conversation.id,
+        conversation_id=turn.conversation_id,
         role="assistant",
         content=completion.content,
         model=completion.model,
-        position=_next_position(session=session, conversation_id=conversation.id),
+        position=_next_position(session=session, conversation_id=turn.conversation_id),
         response=Response(
             model_used=completion.model,
             tokens_prompt=completion.tokens_prompt,
@@ -151,12 +151,16 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
         ),
     )
     session.add(answer)
-    if conversation.title is None:
-        conversation.title = derive_title(turn.user_message.content)
-    conversation.updated_at = utcnow()
+    now, title = utcnow(), turn.conversation.title or derive_title(turn.user_message.content)
+    # One UPDATE instead of load-and-save; COALESCE keeps a title set in the meantime.
+    session.execute(
+        update(Conversation)
+        .where(Conversation.id == turn.conversation_id)
+        .values(updated_at=now, title=func.coalesce(Conversation.title, title))
+    )
     session.commit()
     return ChatTurnPublic(
-        conversation=ConversationPublic.model_validate(conversation),
+        conversation=turn.conversation.model_copy(update={"title": title, "updated_at": now}),
         user_message=turn.user_message,
         assistant_message=MessagePublic.model_validate(answer),
     )
@@ -168,8 +172,15 @@ def list_messages(
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     where = Message.conversation_id == conversation.id
     count = session.scalar(select(func.count()).select_from(Message).where(where)) or 0
-    statement = select(Message).where(where).order_by(Message.position).limit(limit).offset(offset)
-    messages = session.scalars(statement).unique().all()
+    statement = (
+        select(Message)
+        .where(where)
+        .options(selectinload(Message.response))
+        .order_by(Message.position)
+        .limit(limit)
+        .offset(offset)
+    )
+    messages = session.scalars(statement).all()
     return MessagesPublic(data=[MessagePublic.model_validate(m) for m in messages], count=count)
 
 
