@@ -245,6 +245,9 @@ def page_as(new_context: Callable[..., BrowserContext]) -> Callable[..., Page]:
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.requests = requests  # type: ignore[attr-defined]
         page.dialogs = dialogs  # type: ignore[attr-defined]
         page.js_errors = errors  # type: ignore[attr-defined]
         return page

@@ -77,19 +77,20 @@ def test_screenshots(
     page_as: Callable[..., Page],
     chat_user: User,
     admin: User,
+    server: Server,
 ) -> None:
     viewport, mobile = SIZES[size]
-    page = page_as(viewport=viewport, mobile=mobile)
+    anon = page_as(viewport=viewport, mobile=mobile)
 
-    page.goto("/login.html")
-    settle(page)
-    assert page.evaluate(NO_OVERFLOW)
-    shot(page, f"login-{size}")
+    anon.goto("/login.html")
+    settle(anon)
+    assert anon.evaluate(NO_OVERFLOW)
+    shot(anon, f"login-{size}")
 
-    page.goto("/register.html")
-    settle(page)
-    assert page.evaluate(NO_OVERFLOW)
-    shot(page, f"register-{size}")
+    anon.goto("/register.html")
+    settle(anon)
+    assert anon.evaluate(NO_OVERFLOW)
+    shot(anon, f"register-{size}")
 
     page = page_as(chat_user, viewport=viewport, mobile=mobile)
     open_chat(page)
@@ -137,6 +138,10 @@ def test_screenshots(
     settle(page)
     shot(page, f"admin-refused-{size}")
     assert page.js_errors == [] and admin_page.js_errors == []  # type: ignore[attr-defined]
+    # Works offline: every request stays on the server's own origin (no CDN, no fonts).
+    for p in (anon, page, admin_page):
+        foreign = [u for u in p.requests if not u.startswith((server.url, "data:"))]  # type: ignore[attr-defined]
+        assert foreign == [], foreign
 
 
 def test_dark_mode_screenshot(page_as: Callable[..., Page], chat_user: User) -> None:
