@@ -88,9 +88,12 @@ async function start() {
 
 // ── views ─────────────────────────────────────────────────────────────
 const views = { dashboard: loadDashboard, databases: loadDatabases, schemas: loadSchemas, keys: loadKeys, explorer: () => {} };
+let dashboardTimer = null;
 function route() {
   const name = (location.hash || "#dashboard").slice(1).split("/")[0];
   const view = views[name] ? name : "dashboard";
+  clearInterval(dashboardTimer);  // the dashboard refreshes itself while it is shown
+  if (view === "dashboard") dashboardTimer = setInterval(() => state.token && loadDashboard(), 5000);
   for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== "view-" + view;
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
   views[view]();
@@ -131,9 +134,22 @@ async function loadDatabases() {
   if (state.db) selectDatabase(state.db);
 }
 
+// A database exists once it holds an entity: "New database" selects an empty one to fill.
+$("db-new").addEventListener("click", () => {
+  const name = $("db-new-name").value.trim();
+  if (!name) { $("db-new-name").focus(); return; }
+  $("db-list").append(el("li", { "data-db": name, onclick: () => selectDatabase(name) },
+    el("span", {}, name), el("span", { class: "count" }, 0)));
+  $("db-new-name").value = "";
+  selectDatabase(name);
+  $("entity-new").click();
+});
+
 async function selectDatabase(name) {
   state.db = name;
   for (const li of $("db-list").children) li.classList.toggle("selected", li.dataset.db === name);
+  if (state.db !== state.shownDb) $("key-prefix").value = "";  // a filter belongs to one database
+  state.shownDb = name;
   $("keys-title").textContent = "Keys of " + name;
   $("key-list").replaceChildren();
   state.cursor = null;

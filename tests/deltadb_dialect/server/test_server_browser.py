@@ -127,6 +127,18 @@ def test_management_ui_end_to_end(ui_server: LiveServer, browser: object) -> Non
     expect(page.locator("#entity-schema")).to_contain_text('"required"')
     shot(page, "entity-editor")
 
+    # A new database comes into being with its first entity.
+    page.fill("#db-new-name", "notes")
+    page.click("#db-new")
+    expect(page.locator("#keys-title")).to_have_text("Keys of notes")
+    page.fill("#entity-key", "first")
+    page.fill("#entity-json", '{"text": "hello"}')
+    page.click("#entity-save")
+    expect(page.locator("#entity-status")).to_contain_text("saved")
+    expect(page.locator("#key-list li")).to_have_count(1)
+    page.click("nav a[data-view=dashboard]")
+    expect(page.locator("#t-databases")).to_have_text("3")
+
     # Schemas
     page.click("nav a[data-view=schemas]")
     page.click("#schema-list li[data-id=chatdb]")
