@@ -792,7 +792,11 @@ async function consume(stream, node, controller) {
       }
     }
     if (frame) cancelAnimationFrame(frame);
-    if (final?.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
+    if (!final) {
+      // The stream ended without its final event: the answer is incomplete and not stored.
+      throw new api.ApiError(0, 'The connection was lost before the answer was complete. Try again.');
+    }
+    if (final.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
     return { ok: true, confirmed, text, final };
   } catch (e) {
     if (frame) cancelAnimationFrame(frame);

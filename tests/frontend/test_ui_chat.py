@@ -243,10 +243,16 @@ def test_errors_are_readable_and_typed_text_is_kept(
     expect(failed.get_by_role("button", name="Retry")).to_be_visible()
     expect(page.get_by_label("Message")).to_be_enabled()
 
+    # A stream that breaks off half-way: the partial text is dropped, the reason shown.
+    send(page, "Tell me a long story [mock-break]")
+    expect(failed.last).to_contain_text("broke off before the answer was complete")
+    expect(page.locator(".msg.assistant .msg-content").last).to_have_text("")
+
     # After a reload the unanswered question still offers a retry.
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
-    expect(page.locator(".msg.user")).to_have_count(1)
+    expect(page.locator(".msg.user")).to_have_count(2)
+    expect(failed).to_have_count(1)
     expect(failed).to_contain_text("No answer was saved")
     expect(failed.get_by_role("button", name="Retry")).to_be_visible()
 
@@ -257,7 +263,7 @@ def test_errors_are_readable_and_typed_text_is_kept(
     page.get_by_label("Message").press("Enter")
     expect(alert).to_be_visible()
     expect(page.get_by_label("Message")).to_have_value(long_text)
-    expect(page.locator(".msg.user")).to_have_count(1)
+    expect(page.locator(".msg.user")).to_have_count(2)
 
     # A draft survives a reload.
     page.get_by_label("Message").fill("half-written thought")
