@@ -1,5 +1,7 @@
 """Which models a user may use, and which one answers a given question."""
 
+import time
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -8,11 +10,30 @@ from backend.models import AvailableModel, Conversation, User, UserAllowedModel,
 from backend.schemas import AdminModelsPublic, ModelPublic, ModelsPublic
 from backend.services.errors import Forbidden
 
+# The global list is read for every question and changes rarely, so it is kept for a few
+# seconds. A change made through this process is seen at once; other worker processes see it
+# within GLOBAL_MODELS_TTL_SECONDS.
+GLOBAL_MODELS_TTL_SECONDS = 5.0
+_cached_global_models: tuple[float, list[str]] | None = None
+
+
+def forget_cached_models() -> None:
+    global _cached_global_models
+    _cached_global_models = None
+
 
 def global_models(*, session: Session) -> list[str]:
     """The admin's list, or the AVAILABLE_MODELS setting until an admin stores one."""
+    global _cached_global_models
+    if (
+        _cached_global_models
+        and time.monotonic() - _cached_global_models[0] < GLOBAL_MODELS_TTL_SECONDS
+    ):
+        return list(_cached_global_models[1])
     stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
-    return list(stored) or list(settings.AVAILABLE_MODELS)
+    models = list(stored) or list(settings.AVAILABLE_MODELS)
+    _cached_global_models = (time.monotonic(), models)
+    return list(models)
 
 
 def global_models_public(*, session: Session) -> AdminModelsPublic:
@@ -26,6 +47,7 @@ def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPubl
     session.execute(delete(AvailableModel))
     session.add_all(AvailableModel(name=name, position=i) for i, name in enumerate(names))
     session.commit()
+    forget_cached_models()
     return AdminModelsPublic(models=names, default_model=settings.DEFAULT_MODEL)
 
 
