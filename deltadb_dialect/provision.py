@@ -23,7 +23,6 @@ from sqlalchemy.testing.provision import (
     create_db,
     drop_db,
     follower_url_from_main,
-    generate_driver_url,
     log,
     run_reap_dbs,
     stop_test_class_outside_fixtures,
@@ -34,12 +33,6 @@ from sqlalchemy.testing.provision import (
 
 def _store_path(url: Any) -> str:
     return os.path.abspath(sa_url.make_url(url).database)
-
-
-@generate_driver_url.for_db("deltadb")
-def _generate_driver_url(url: Any, driver: str, query_str: str) -> Any:
-    # One driver only: --dbdriver can name nothing else.
-    return url if driver in (None, "pydeltadb") else None
 
 
 @follower_url_from_main.for_db("deltadb")

@@ -2,9 +2,9 @@
 
 SQLAlchemy's pytest plugin takes over the session it runs in, so these suites
 are a separate pytest invocation (the project's main run ignores this
-directory, see ``tests/conftest.py``)::
+directory, see ``tests/deltadb_dialect/conftest.py``)::
 
-    .venv/bin/python -m pytest tests/deltadb_dialect/compliance -p no:randomly
+    .venv/bin/python -m pytest tests/deltadb_dialect/compliance
     .venv/bin/python -m pytest tests/deltadb_dialect/compliance --db sqlite   # stock SQLite
 
 Configuration lives here rather than in a root ``setup.cfg``: the plugin reads
