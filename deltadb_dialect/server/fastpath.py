@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from fastapi.concurrency import run_in_threadpool
 
+from deltadb_dialect.server.auth import Principal
 from deltadb_dialect.server.errors import ApiError
 from deltadb_dialect.server.http import Services
 from deltadb_dialect.server.metrics import ASGIApp, Receive, Scope, Send
@@ -41,10 +42,8 @@ def read_entity(svc: Services, authorization: str | None, db: str, key: str | No
     return text
 
 
-def parse_entities(svc: Services, authorization: str | None, db: str,
-                   body: bytes) -> dict[str, Any]:
+def parse_entities(principal: Principal, db: str, body: bytes) -> dict[str, Any]:
     """Check the caller, the name, the body and every key (the PUT /entity core, before I/O)."""
-    principal = svc.auth.authenticate(authorization)
     if not principal.allows("write"):
         raise ApiError(403, "this needs the 'write' permission")
     principal.check_database_scope(check_database(db))
@@ -96,9 +95,9 @@ class EntityFastPath:
     async def _put(self, headers: dict[bytes, bytes], receive: Receive, authorization: str | None,
                    db: str, query: dict[str, str]) -> bytes:
         # Authenticate before reading the body: an anonymous caller gets 401, not a read of 1 MiB.
-        self.services.auth.authenticate(authorization)
+        principal = self.services.auth.authenticate(authorization)
         body = await read_limited(headers, receive)
-        documents = parse_entities(self.services, authorization, db, body)
+        documents = parse_entities(principal, db, body)
         dry_run = flag(query.get("dry_run"))
         await run_in_threadpool(self.services.store.put, db, documents, dry_run)
         return DRY_RUN_OK_BODY if dry_run else OK_BODY

@@ -53,11 +53,11 @@ def _parameters(*names: str) -> list[dict[str, Any]]:
     413: {"description": "body over 1 MiB"}})
 async def put_entities(request: Request) -> Response:
     """Create or replace entities, all or none. With ``dry_run=true``, validate and roll back."""
-    svc, authorization = services(request), request.headers.get("authorization")
-    svc.auth.authenticate(authorization)
+    svc = services(request)
+    principal = svc.auth.authenticate(request.headers.get("authorization"))
     body = await read_body(request)
     db = request.path_params["db"]
-    documents = fastpath.parse_entities(svc, authorization, db, body)
+    documents = fastpath.parse_entities(principal, db, body)
     dry_run = fastpath.flag(request.query_params.get("dry_run"))
     await run_in_threadpool(svc.store.put, db, documents, dry_run)
     return Response(fastpath.DRY_RUN_OK_BODY if dry_run else fastpath.OK_BODY,
