@@ -115,20 +115,35 @@ function headersFor(method, hasBody, accept = 'application/json') {
   return headers;
 }
 
+// Reads are retried (twice, after a short pause) when the server is briefly unavailable;
+// writes never are, so nothing is ever sent twice.
+const RETRY_STATUS = new Set([500, 502, 503, 504]);
+const RETRY_DELAYS_MS = [250, 800];
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function send(method, path, { body, query, signal, accept, quiet401 = false } = {}) {
   const hasBody = body !== undefined;
+  const retries = method === 'GET' ? RETRY_DELAYS_MS : [];
   let res;
-  try {
-    res = await fetch(buildUrl(path, query), {
-      method,
-      headers: headersFor(method, hasBody, accept),
-      body: hasBody ? JSON.stringify(body) : undefined,
-      credentials: 'same-origin',
-      signal,
-    });
-  } catch (e) {
-    if (e?.name === 'AbortError') throw e;
-    throw new ApiError(0, FALLBACK[0]);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      res = await fetch(buildUrl(path, query), {
+        method,
+        headers: headersFor(method, hasBody, accept),
+        body: hasBody ? JSON.stringify(body) : undefined,
+        credentials: 'same-origin',
+        signal,
+      });
+    } catch (e) {
+      if (e?.name === 'AbortError') throw e;
+      if (attempt < retries.length) {
+        await pause(retries[attempt]);
+        continue;
+      }
+      throw new ApiError(0, FALLBACK[0]);
+    }
+    if (!RETRY_STATUS.has(res.status) || attempt >= retries.length) break;
+    await pause(retries[attempt]);
   }
   if (!res.ok) {
     const err = await errorFrom(res);

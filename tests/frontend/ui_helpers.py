@@ -32,9 +32,9 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-123"
 PASSWORD = "correct-horse-battery"
 
-# Which store the server under test uses: "deltadb" (the product's default, encrypted)
-# or "sqlite". This is the only place the database URL is decided.
-STORE = os.environ.get("FRONTEND_TEST_STORE", "sqlite")
+# Which store the server under test uses: "deltadb" (the product's default: encrypted, with
+# a random master key per run) or "sqlite". This is the only place the database URL is decided.
+STORE = os.environ.get("FRONTEND_TEST_STORE", "deltadb")
 
 
 def database_env(tmp: Path) -> dict[str, str]:
