@@ -49,6 +49,7 @@ run: $(VENV)/.runtime-stamp $(KEY_FILE)
 test: $(VENV)/.dev-stamp chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	$(PY) -m pytest tests/deltadb_dialect/compliance
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check .
