@@ -17,7 +17,7 @@ from deltadb_dialect.server.errors import ApiError
 MAX_NAME_BYTES = 255
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 64
-INTERNAL_PREFIX = "__deltadb_"
+INTERNAL_PREFIX = "__deltadb_"  # the server's and the store's own tables
 
 _FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]|\.\.")
 

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from deltadb_dialect.server import rows, tables
 from deltadb_dialect.server.engine import read_transaction, write_transaction
 from deltadb_dialect.server.errors import ApiError
-from deltadb_dialect.server.names import dump_json
+from deltadb_dialect.server.names import INTERNAL_PREFIX, dump_json
 from deltadb_dialect.server.schemas import SchemaRegistry
 
 E = tables.entities
@@ -68,7 +68,7 @@ class TableCatalog:
                 if time.monotonic() - self._loaded_at > self.ttl:
                     names = frozenset(
                         n for n in inspect(self.engine).get_table_names()
-                        if not n.startswith(tables.INTERNAL_TABLE_PREFIX)
+                        if not n.startswith(INTERNAL_PREFIX)
                     )
                     if names != self._names:
                         self._tables = {}
@@ -257,9 +257,6 @@ class EntityStore:
                 where = _pk_equals(table, rows.key_to_values(table, key))
                 result = conn.execute(delete(table).where(*where))
         return bool(result.rowcount)
-
-    def total_entities(self) -> int:
-        return sum(d["entities"] for d in self.databases())
 
 
 def _pk_equals(table: Table, values: list[Any]) -> list[Any]:

@@ -76,5 +76,3 @@ def create_internal_tables(engine: Engine) -> None:
             conn.execute(CreateTable(table, if_not_exists=True))
             for index in table.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
-
-INTERNAL_TABLE_PREFIX = "__deltadb_"
