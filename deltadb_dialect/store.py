@@ -151,8 +151,20 @@ class Store:
                     self._initialize(source)
                 self._unlock_keys(source)
                 self._rebuild()
+                self._remove_orphans()
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _remove_orphans(self) -> None:
+        """Files a crash left behind mid-checkpoint (lock held: nobody is writing them)."""
+        header = self._header
+        assert header is not None
+        live = {header.log["file"]} | ({header.snapshot["file"]} if header.snapshot else set())
+        for path in self.layout.root.iterdir():
+            leftover = path.name.endswith(".tmp") or (
+                path.name.startswith(("log-", "snap-")) and path.name not in live)
+            if leftover and path.is_file():
+                path.unlink(missing_ok=True)
 
     def _initialize(self, source: MasterKeySource) -> None:
         store_id = secrets.token_bytes(16)

@@ -188,3 +188,16 @@ def test_malformed_urls_are_refused(url: str, message: str) -> None:
 def test_create_false_refuses_a_missing_store(master_key, tmp_path) -> None:
     with pytest.raises(exc.DatabaseError, match="not a DeltaDB store"):
         create_engine(f"deltadb:///{tmp_path / 'absent'}?create=false").connect()
+
+
+def test_files_left_by_an_interrupted_checkpoint_are_removed(make_engine, store_dir) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    (store_dir / "snap-0123456789abcdef.dpk").write_bytes(b"half a snapshot")
+    (store_dir / ".store.hdr.1234.tmp").write_bytes(b"{")
+    with make_engine().connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    assert sorted(p.name.split("-")[0] for p in store_dir.iterdir()) == [
+        "log", "store.hdr", "store.lock"]
