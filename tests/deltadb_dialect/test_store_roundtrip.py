@@ -141,3 +141,17 @@ def test_checkpoint_then_more_commits_reopen(make_engine, store_dir: Path) -> No
     assert len(list(store_dir.glob("snap-*.dpk"))) == 1
     with make_engine().connect() as conn:
         assert conn.execute(text("SELECT count(*), max(id) FROM n")).one() == (200, 200)
+
+
+def test_whole_number_decimals_beyond_a_double_round_trip_within_int64(make_engine) -> None:
+    table = Table("amounts", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("amount", Numeric(30, 0)))
+    engine = make_engine()
+    table.metadata.create_all(engine)
+    values = [decimal.Decimal("9223372036854775807"), decimal.Decimal("-1234567890123456789")]
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"amount": v} for v in values])
+    engine.dispose()
+    with make_engine().connect() as conn:
+        got = conn.execute(select(table.c.amount).order_by(table.c.id)).scalars().all()
+    assert got == values
