@@ -18,19 +18,23 @@ router = APIRouter(tags=["schemas"])
 
 
 @router.get("/admin/schemas")
-def list_schemas(request: Request, _: Principal = Depends(can_read)) -> dict[str, Any]:
-    """Stored schemas, and the generated schema of every SQL table that has none stored."""
+def list_schemas(request: Request, principal: Principal = Depends(can_read)) -> dict[str, Any]:
+    """Stored schemas, and the generated schema of every SQL table that has none stored.
+
+    A key scoped to some databases sees only the schemas named like those databases.
+    """
     svc = services(request)
     stored = [{**s, "generated": False} for s in svc.schemas.list()]
     stored_ids = {s["id"] for s in stored}
     generated = [{"id": name, "updated_at": None, "generated": True}
                  for name in sorted(svc.store.catalog.names()) if name not in stored_ids]
-    return {"schemas": sorted(stored + generated, key=lambda s: s["id"])}
+    visible = [s for s in stored + generated if principal.may_use(s["id"])]
+    return {"schemas": sorted(visible, key=lambda s: s["id"])}
 
 
 @router.get("/schema/{schema_id:path}")
-def get_schema(schema_id: str, request: Request, _: Principal = Depends(can_read)) -> Any:
-    check_database(schema_id)
+def get_schema(schema_id: str, request: Request, principal: Principal = Depends(can_read)) -> Any:
+    principal.check_database_scope(check_database(schema_id))
     svc = services(request)
     schema = svc.schemas.get(schema_id)
     if schema is None:

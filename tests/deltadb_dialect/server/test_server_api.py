@@ -561,6 +561,12 @@ def test_api_key_scoped_to_databases(api: Api) -> None:
     names = [d["name"] for d in api.client.get("/databases", headers=headers).json()["databases"]]
     assert names == ["chat_a", "chat_b", "extra"]
     assert api.client.get("/admin/stats", headers=headers).json()["databases"] == 3
+    api.client.put("/schema/chat_a", json={"type": "integer"}, headers=admin)
+    api.client.put("/schema/users_raw", json={"type": "integer"}, headers=admin)
+    listed = api.client.get("/admin/schemas", headers=headers).json()["schemas"]
+    assert [s["id"] for s in listed] == ["chat_a"]
+    assert api.client.get("/schema/chat_a", headers=headers).status_code == 200
+    assert api.client.get("/schema/users_raw", headers=headers).status_code == 403
 
 
 @pytest.mark.parametrize("databases", [[], "chat", ["a/b"], [5], ["..*"]])
