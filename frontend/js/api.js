@@ -514,9 +514,10 @@ export async function getSettings() {
 // changes: {apiKey? (string; '' clears it), baseUrl?, defaultModel?}
 export async function saveSettings(changes) {
   const body = {};
-  if ('apiKey' in changes) body.openai_api_key = changes.apiKey;
-  if ('baseUrl' in changes) body.openai_base_url = changes.baseUrl;
-  if ('defaultModel' in changes) body.default_model = changes.defaultModel;
+  // An empty value clears the setting; null is the documented way to say so.
+  if ('apiKey' in changes) body.openai_api_key = changes.apiKey || null;
+  if ('baseUrl' in changes) body.openai_base_url = changes.baseUrl || null;
+  if ('defaultModel' in changes) body.default_model = changes.defaultModel || null;
   return normalizeSettings(await request('PUT', '/api/settings', { body }));
 }
 

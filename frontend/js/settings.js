@@ -18,9 +18,10 @@ function showSaved(settings) {
   form.base_url.value = settings.baseUrl || '';
 }
 
-function fillModels(models, selected, serverDefault) {
+// `automatic` is the model used when no default is set (shown only while none is).
+function fillModels(models, selected, automatic) {
   const select = form.default_model;
-  const label = serverDefault ? `Server default (${serverDefault})` : 'Server default';
+  const label = automatic && !selected ? `Automatic (${automatic})` : 'Automatic';
   const options = [h('option', { value: '' }, label)];
   for (const m of models) options.push(h('option', { value: m }, m));
   if (selected && !models.includes(selected)) {
@@ -56,6 +57,8 @@ form.addEventListener('submit', async (event) => {
       ? saved
       : await api.getSettings();
     showSaved(fresh);
+    const models = await api.listModels().catch(() => null);
+    if (models) fillModels(models.models, fresh.defaultModel, models.defaultModel);
     form.default_model.value = fresh.defaultModel || '';
     okBox.textContent = 'Settings saved.';
     okBox.hidden = false;
@@ -80,13 +83,9 @@ async function main() {
     h('dt', {}, 'Role'), h('dd', {}, me.admin ? 'Administrator' : 'Member'),
   );
   try {
-    const [settings, models, config] = await Promise.all([
-      api.getSettings(),
-      api.listModels(),
-      api.config().catch(() => null),
-    ]);
+    const [settings, models] = await Promise.all([api.getSettings(), api.listModels()]);
     showSaved(settings);
-    fillModels(models.models, settings.defaultModel, config?.defaultModel);
+    fillModels(models.models, settings.defaultModel, models.defaultModel);
   } catch (e) {
     setFormError(errorBox, e.message);
     fillModels([], current?.defaultModel);

@@ -60,6 +60,17 @@ def test_settings_save_masks_the_key_and_sets_the_default_model(
     page.wait_for_selector("body[data-ready=true]")
     expect(page.get_by_label("Model")).to_have_value("gpt-4o")
 
+    # Back to "Automatic": the stored default is cleared.
+    page.get_by_role("link", name="Settings").click()
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_label("Default model").select_option("")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status").filter(has_text="Settings saved.")).to_be_visible()
+    assert user.api.get("/api/settings").json()["default_model"] is None
+    expect(page.get_by_label("Default model").locator("option").first).to_have_text(
+        "Automatic (gpt-4o-mini)"
+    )
+
 
 def test_admin_page_refused_to_other_users(
     page_as: Callable[..., Page], make_user: Callable[..., User]
