@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from deltadb_dialect.server.auth import AuthService
+from deltadb_dialect.server.auth import AuthService, LoginThrottle
 from deltadb_dialect.server.engine import make_engine
 from deltadb_dialect.server.errors import install_error_handlers
 from deltadb_dialect.server.fastpath import EntityFastPath
@@ -65,6 +65,7 @@ def create_app(
         workers=workers,
         metrics=request_metrics,
         store_path=make_url(str(engine.url)).database,
+        login_throttle=LoginThrottle(),
     )
 
     @asynccontextmanager

@@ -293,6 +293,44 @@ class AuthService:
         return bool(deleted)
 
 
+class LoginThrottle:
+    """Refuse logins from an address after too many failures within a window (per process).
+
+    Keys are long random secrets except the admin key, which a person chooses; this keeps a
+    guessing loop slow without locking anyone out for long.
+    """
+
+    def __init__(self, max_failures: int = 10, window_seconds: float = 60.0) -> None:
+        self.max_failures = max_failures
+        self.window = window_seconds
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(address, []) if now - t < self.window]
+        if recent:
+            self._failures[address] = recent
+        else:
+            self._failures.pop(address, None)
+        return recent
+
+    def check(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent(address, now)
+        if len(recent) >= self.max_failures:
+            retry = max(1, int(self.window - (now - recent[0])) + 1)
+            raise ApiError(429, f"too many failed logins; retry in {retry} s",
+                           {"Retry-After": str(retry)})
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) > 10_000:
+                self._failures.clear()
+            self._failures.setdefault(address, []).append(now)
+
+
 class Require:
     """FastAPI dependency: the caller's principal, which must hold ``permission`` (if any)."""
 

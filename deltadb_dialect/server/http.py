@@ -12,7 +12,7 @@ from deltadb_dialect.server.errors import ApiError
 from deltadb_dialect.server.names import MAX_BODY_BYTES, parse_json_body
 
 if TYPE_CHECKING:
-    from deltadb_dialect.server.auth import AuthService
+    from deltadb_dialect.server.auth import AuthService, LoginThrottle
     from deltadb_dialect.server.metrics import RequestMetrics
     from deltadb_dialect.server.schemas import SchemaRegistry
     from deltadb_dialect.server.store import EntityStore
@@ -29,6 +29,7 @@ class Services:
     workers: WorkerRegistry
     metrics: RequestMetrics
     store_path: str | None
+    login_throttle: LoginThrottle
 
 
 def services(request: Request) -> Services:

@@ -24,8 +24,17 @@ _LOGIN_BODY = {"requestBody": {"required": True, "content": {"application/json":
 @router.post("/api/login", openapi_extra=_LOGIN_BODY)
 async def login(request: Request) -> dict[str, Any]:
     """Exchange a key (or, in development mode, a client_id) for a bearer token."""
+    svc = services(request)
+    address = request.client.host if request.client else "unknown"
+    svc.login_throttle.check(address)
     body = await read_json(request)
-    return await run_in_threadpool(services(request).auth.login, body)
+    try:
+        result: dict[str, Any] = await run_in_threadpool(svc.auth.login, body)
+    except ApiError as error:
+        if error.status == 401:
+            svc.login_throttle.failed(address)
+        raise
+    return result
 
 
 @router.post("/api/logout")

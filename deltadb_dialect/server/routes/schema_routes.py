@@ -24,9 +24,9 @@ def list_schemas(request: Request, principal: Principal = Depends(can_read)) -> 
     A key scoped to some databases sees only the schemas named like those databases.
     """
     svc = services(request)
-    stored = [{**s, "generated": False} for s in svc.schemas.list()]
+    stored: list[dict[str, Any]] = [{**s, "generated": False} for s in svc.schemas.list()]
     stored_ids = {s["id"] for s in stored}
-    generated = [{"id": name, "updated_at": None, "generated": True}
+    generated: list[dict[str, Any]] = [{"id": name, "updated_at": None, "generated": True}
                  for name in sorted(svc.store.catalog.names()) if name not in stored_ids]
     visible = [s for s in stored + generated if principal.may_use(s["id"])]
     return {"schemas": sorted(visible, key=lambda s: s["id"])}

@@ -574,3 +574,11 @@ def test_bad_database_scopes_are_400(api: Api, databases: Any) -> None:
     response = api.client.post("/api/keys", headers=api.admin(), json={
         "name": "x", "permissions": ["read"], "databases": databases})
     assert response.status_code == 400
+
+
+def test_repeated_failed_logins_are_throttled(api: Api) -> None:
+    for _ in range(10):
+        assert api.client.post("/api/login", json={"key": "guess"}).status_code == 401
+    blocked = api.client.post("/api/login", json={"key": ADMIN_KEY})
+    assert blocked.status_code == 429 and "too many failed logins" in error_of(blocked)
+    assert int(blocked.headers["retry-after"]) >= 1
