@@ -72,19 +72,14 @@ async def _events(turn: ChatTurn) -> AsyncIterator[str]:
         result = await run_in_session(chat.finish_turn, turn=turn, completion=completion)
     except LLMError as error:
         _log_upstream_failure(turn, error)
-        failure = {
-            "detail": error.detail,
-            "status": error.status_code,
-            "user_message": user_message,
-        }
-        yield _event("error", failure)
-        return
+        failure = {"detail": error.detail, "status": error.status_code}
     except Exception:  # the stream has started: report in-band rather than cut it
         logger.exception("answer_failed", extra={"conversation_id": turn.conversation_id})
         failure = {"detail": "The answer could not be saved", "status": 500}
-        yield _event("error", {**failure, "user_message": user_message})
+    else:
+        yield _event("done", result.model_dump(mode="json"))
         return
-    yield _event("done", result.model_dump(mode="json"))
+    yield _event("error", {**failure, "user_message": user_message})
 
 
 def answer_as_event_stream(turn: ChatTurn) -> StreamingResponse:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from backend.core.config import settings
@@ -106,8 +107,18 @@ def describe_upstream_error(error: Exception) -> LLMError:
     return LLMError("The model provider's answer could not be read.")
 
 
-def _elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+def _completion(
+    *, content: str, model: str, usage: CompletionUsage | None, finish: str | None, started: float
+) -> Completion:
+    return Completion(
+        content=content,
+        model=model,
+        tokens_prompt=usage.prompt_tokens if usage else None,
+        tokens_completion=usage.completion_tokens if usage else None,
+        tokens_total=usage.total_tokens if usage else None,
+        finish_reason=finish,
+        completion_time_ms=round((time.perf_counter() - started) * 1000),
+    )
 
 
 async def complete(*, provider: Provider, model: str, messages: Messages) -> Completion:
@@ -121,15 +132,31 @@ async def complete(*, provider: Provider, model: str, messages: Messages) -> Com
         raise describe_upstream_error(error) from error
     if not reply.choices or reply.choices[0].message.content is None:
         raise LLMError("The model provider returned an empty answer.")
-    usage = reply.usage
-    return Completion(
-        content=reply.choices[0].message.content,
+    choice = reply.choices[0]
+    return _completion(
+        content=choice.message.content or "",
         model=reply.model or model,
-        tokens_prompt=usage.prompt_tokens if usage else None,
-        tokens_completion=usage.completion_tokens if usage else None,
-        tokens_total=usage.total_tokens if usage else None,
-        finish_reason=reply.choices[0].finish_reason,
-        completion_time_ms=_elapsed_ms(started),
+        usage=reply.usage,
+        finish=choice.finish_reason,
+        started=started,
+    )
+
+
+async def _open_stream(
+    provider: Provider, model: str, messages: Messages
+) -> AsyncStream[ChatCompletionChunk]:
+    body = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    return await client_for(provider).post(
+        CHAT_COMPLETIONS,
+        cast_to=ChatCompletion,
+        body=body,
+        stream=True,
+        stream_cls=AsyncStream[ChatCompletionChunk],
     )
 
 
@@ -141,25 +168,12 @@ async def stream(
     A stream that ends without a finish reason was cut off: that raises LLMError, so a
     partial answer is never mistaken for a complete one.
     """
-    started, parts, usage, finish_reason, used_model = time.perf_counter(), [], None, None, model
+    started, parts, usage, finish, used_model = time.perf_counter(), [], None, None, model
     try:
-        body = {
-            "model": model,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        chunks = await client_for(provider).post(
-            CHAT_COMPLETIONS,
-            cast_to=ChatCompletion,
-            body=body,
-            stream=True,
-            stream_cls=AsyncStream[ChatCompletionChunk],
-        )
-        async for chunk in chunks:
+        async for chunk in await _open_stream(provider, model, messages):
             used_model, usage = chunk.model or used_model, chunk.usage or usage
             for choice in chunk.choices:
-                finish_reason = choice.finish_reason or finish_reason
+                finish = choice.finish_reason or finish
                 if choice.delta and choice.delta.content:
                     parts.append(choice.delta.content)
                     yield choice.delta.content
@@ -168,14 +182,8 @@ async def stream(
             broke = "The model provider's stream broke off before the answer was complete."
             raise LLMError(broke) from error
         raise describe_upstream_error(error) from error
-    if finish_reason is None:
+    if finish is None:
         raise LLMError("The model provider's stream ended before the answer was complete.")
-    yield Completion(
-        content="".join(parts),
-        model=used_model,
-        tokens_prompt=usage.prompt_tokens if usage else None,
-        tokens_completion=usage.completion_tokens if usage else None,
-        tokens_total=usage.total_tokens if usage else None,
-        finish_reason=finish_reason,
-        completion_time_ms=_elapsed_ms(started),
+    yield _completion(
+        content="".join(parts), model=used_model, usage=usage, finish=finish, started=started
     )

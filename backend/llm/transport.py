@@ -37,20 +37,6 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "headers": [(key.lower(), value) for key, value in request.headers.raw],
-            "scheme": request.url.scheme,
-            "path": request.url.path,
-            "raw_path": request.url.raw_path.split(b"?")[0],
-            "query_string": request.url.query,
-            "server": (request.url.host, request.url.port),
-            "client": ("127.0.0.1", 0),
-            "root_path": "",
-        }
         queue: asyncio.Queue[Any] = asyncio.Queue()
         response_start: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         done, body_sent = asyncio.Event(), False
@@ -74,7 +60,7 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
 
         async def run_app() -> None:
             try:
-                await self.app(scope, receive, send)
+                await self.app(_scope_for(request), receive, send)
             except Exception as error:
                 if not response_start.done():
                     response_start.set_exception(httpx2.ReadError(str(error)))
@@ -84,3 +70,20 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
         start = await response_start
         stream = _QueueStream(queue, task, done)
         return httpx2.Response(start["status"], headers=start["headers"], stream=stream)
+
+
+def _scope_for(request: httpx2.Request) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "headers": [(key.lower(), value) for key, value in request.headers.raw],
+        "scheme": request.url.scheme,
+        "path": request.url.path,
+        "raw_path": request.url.raw_path.split(b"?")[0],
+        "query_string": request.url.query,
+        "server": (request.url.host, request.url.port),
+        "client": ("127.0.0.1", 0),
+        "root_path": "",
+    }

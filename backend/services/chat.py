@@ -68,27 +68,39 @@ def _as_prompt(messages: list[Message]) -> list[dict[str, Any]]:
     return [{"role": message.role, "content": message.content} for message in messages]
 
 
+def _model_and_provider(
+    *, session: Session, owner: Owner, conversation: Conversation, override: str | None
+) -> tuple[str, Provider]:
+    """Which model answers, and where the request goes (the user's provider or the server's)."""
+    own_settings = user_settings.settings_of(session=session, user=owner.user)
+    model = model_access.resolve_model(
+        session=session,
+        user=owner.user,
+        conversation=conversation,
+        override=override,
+        user_default=own_settings.default_model if own_settings else None,
+    )
+    return model, user_settings.provider_for(user_settings=own_settings)
+
+
 def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> ChatTurn:
     """Store the question and prepare the model call (the question is kept even if it fails)."""
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    own_settings = user_settings.settings_of(session=session, user=owner.user)
-    resolved = model_access.resolve_model(
-        session=session,
-        user=owner.user,
-        conversation=conversation,
-        override=model,
-        user_default=own_settings.default_model if own_settings else None,
+    resolved, provider = _model_and_provider(
+        session=session, owner=owner, conversation=conversation, override=model
     )
     history = _recent_messages(session=session, conversation_id=conversation.id)
     position = history[-1].position + 1 if history else 0
+    # response=None is set explicitly so reading it after the commit needs no query.
     question = Message(
         conversation_id=conversation.id,
         role="user",
         content=content,
         model=model,
         position=position,
+        response=None,
     )
     session.add(question)
     conversation.updated_at = utcnow()
@@ -98,7 +110,7 @@ def start_turn(
         conversation=ConversationPublic.model_validate(conversation),
         user_message=MessagePublic.model_validate(question),
         model=resolved,
-        provider=user_settings.provider_for(user_settings=own_settings),
+        provider=provider,
         prompt=_as_prompt([*history, question])[-settings.LLM_CONTEXT_MESSAGES :],
     )
 
@@ -112,35 +124,27 @@ def start_regeneration(
     replaced = history.pop() if history and history[-1].role == "assistant" else None
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
-    own_settings = user_settings.settings_of(session=session, user=owner.user)
-    resolved = model_access.resolve_model(
-        session=session,
-        user=owner.user,
-        conversation=conversation,
-        override=model,
-        user_default=own_settings.default_model if own_settings else None,
+    resolved, provider = _model_and_provider(
+        session=session, owner=owner, conversation=conversation, override=model
     )
     return ChatTurn(
         conversation_id=conversation.id,
         conversation=ConversationPublic.model_validate(conversation),
         user_message=MessagePublic.model_validate(history[-1]),
         model=resolved,
-        provider=user_settings.provider_for(user_settings=own_settings),
+        provider=provider,
         prompt=_as_prompt(history),
         replaces_message_id=replaced.id if replaced else None,
     )
 
 
-def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
-    """Store a complete answer with its metadata, and title a new conversation."""
-    if turn.replaces_message_id is not None:
-        delete_messages(session=session, where=Message.id == turn.replaces_message_id)
-    answer = Message(
+def _answer_message(*, turn: ChatTurn, completion: Completion, position: int) -> Message:
+    return Message(
         conversation_id=turn.conversation_id,
         role="assistant",
         content=completion.content,
         model=completion.model,
-        position=_next_position(session=session, conversation_id=turn.conversation_id),
+        position=position,
         response=Response(
             model_used=completion.model,
             tokens_prompt=completion.tokens_prompt,
@@ -150,6 +154,14 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
             finish_reason=completion.finish_reason,
         ),
     )
+
+
+def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
+    """Store a complete answer with its metadata, and title a new conversation."""
+    if turn.replaces_message_id is not None:
+        delete_messages(session=session, where=Message.id == turn.replaces_message_id)
+    position = _next_position(session=session, conversation_id=turn.conversation_id)
+    answer = _answer_message(turn=turn, completion=completion, position=position)
     session.add(answer)
     now, title = utcnow(), turn.conversation.title or derive_title(turn.user_message.content)
     # One UPDATE instead of load-and-save; COALESCE keeps a title set in the meantime.
