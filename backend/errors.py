@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backend.services.errors import ServiceError, TooManyRequests
 
@@ -48,6 +49,14 @@ async def database_unavailable(request: Request, exc: OperationalError) -> JSONR
     return JSONResponse({"detail": "The database is unavailable; try again"}, status_code=503)
 
 
+async def database_busy(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    # Every pooled connection stayed busy for the pool's whole timeout: shed load, politely.
+    logger.error("database_busy", extra={"path": request.url.path})
+    return JSONResponse(
+        {"detail": "The server is busy; try again"}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled_error", extra={"path": request.url.path})
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
@@ -58,4 +67,5 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeoutError, database_busy)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)

@@ -5,7 +5,7 @@ real provider, so the real client code runs in every test and demo. It is also m
 /mock-openai/v1 for anyone who wants to point another client at it.
 
 Prompts can steer it, which the tests and the frontend use to show error handling:
-`[mock-error:429]` (any HTTP status) answers with that error, `[mock-break]` cuts the
+`[mock-error:429]` (any 4xx or 5xx status) answers with that error, `[mock-break]` cuts the
 stream off half-way.
 """
 
@@ -25,7 +25,7 @@ from starlette.routing import Route
 from backend.core.config import settings
 
 MOCK_MODELS = ["gpt-4o-mini", "gpt-4o", "mock-model"]
-_ERROR_TRIGGER = re.compile(r"\[mock-error:(\d{3})\]")
+_ERROR_TRIGGER = re.compile(r"\[mock-error:([45]\d\d)\]")  # client and server errors only
 _TOKEN = re.compile(r"\S+\s*")
 
 

@@ -133,3 +133,35 @@ def test_unexpected_errors_are_a_json_500_without_internals(
         response = quiet.get("/api/conversations", headers=user.headers)
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error"}
+
+
+@pytest.mark.parametrize(
+    "error,status",
+    [
+        ("operational", 503),
+        ("pool_timeout", 503),
+        ("integrity", 409),
+    ],
+)
+def test_database_failures_are_clear_json_answers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, error: str, status: int
+) -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from backend.services import conversations
+
+    exceptions = {
+        "operational": OperationalError("SELECT", {}, Exception("disk I/O error")),
+        "pool_timeout": PoolTimeoutError("pool exhausted"),
+        "integrity": IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")),
+    }
+
+    def fail(**kwargs: object) -> None:
+        raise exceptions[error]
+
+    monkeypatch.setattr(conversations, "list_conversations", fail)
+    user = create_user()
+    response = client.get("/api/conversations", headers=user.headers)
+    assert response.status_code == status
+    assert "disk I/O" not in response.text and "UNIQUE" not in response.text
