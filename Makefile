@@ -48,6 +48,7 @@ run: $(VENV)/.runtime-stamp $(KEY_FILE)
 
 test: $(VENV)/.dev-stamp chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 	$(PY) -m pytest tests/deltadb_dialect/compliance
 

@@ -37,7 +37,8 @@ class AsyncAdapt_deltadb_connection(AsyncAdapt_dbapi_connection):
 
     @property
     def isolation_level(self) -> str | None:
-        return self._connection.isolation_level  # type: ignore[no-any-return]
+        level: str | None = self._connection.isolation_level
+        return level
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
@@ -64,7 +65,8 @@ class AsyncAdapt_deltadb_dbapi(AsyncAdapt_dbapi_module):
             setattr(self, name, getattr(dbapi, name))
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdapt_deltadb_connection:
-        return AsyncAdapt_deltadb_connection(self, await_(self.aio.connect(*args, **kwargs)))
+        connection: Any = await_(self.aio.connect(*args, **kwargs))
+        return AsyncAdapt_deltadb_connection(self, connection)
 
 
 class DeltaDialect_aiodeltadb(DeltaDialect_pydeltadb):

@@ -15,8 +15,6 @@ Two things are added:
 
 from __future__ import annotations
 
-from typing import Any
-
 from alembic.ddl.base import ColumnName, ColumnNullable, ColumnType, RenameTable
 from alembic.ddl.sqlite import SQLiteImpl
 from sqlalchemy.ext.compiler import compiles
@@ -30,13 +28,7 @@ class DeltaImpl(SQLiteImpl):
         super().start_migrations()
         # The driver applies this to the migration's own transaction (it is issued
         # before the transaction's first statement, where SQLite honours it).
-        self._exec("PRAGMA foreign_keys=OFF")  # type: ignore[arg-type]
-
-
-def _sqlite_compiler(element: Any) -> Any:
-    from sqlalchemy.sql.compiler import SQLCompiler
-
-    return SQLCompiler
+        self._exec("PRAGMA foreign_keys=OFF")
 
 
 # Alembic registers these DDL renderings for "sqlite" only; reuse them for deltadb.

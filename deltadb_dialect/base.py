@@ -24,6 +24,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import reflection
+from sqlalchemy.engine.interfaces import IsolationLevel
 
 HIDDEN_TABLE_PREFIX = "__deltadb_"
 
@@ -33,7 +34,7 @@ class DeltaDateTime(DATETIME):
 
     def bind_processor(self, dialect: Any) -> Any:
         naive = super().bind_processor(dialect)
-        if not self.timezone:
+        if not self.timezone or naive is None:
             return naive
 
         def process(value: Any) -> Any:
@@ -107,5 +108,5 @@ class DeltaDialect(SQLiteDialect):
         return query.replace(" ORDER BY name", hidden + " ORDER BY name")
 
     @reflection.cache
-    def get_isolation_level_values(self, dbapi_conn: Any) -> list[str]:
+    def get_isolation_level_values(self, dbapi_conn: Any) -> list[IsolationLevel]:
         return ["SERIALIZABLE", "AUTOCOMMIT"]

@@ -32,7 +32,7 @@ from sqlalchemy.testing.provision import (
 
 
 def _store_path(url: Any) -> str:
-    return os.path.abspath(sa_url.make_url(url).database)
+    return os.path.abspath(sa_url.make_url(url).database or "")
 
 
 @follower_url_from_main.for_db("deltadb")

@@ -136,11 +136,12 @@ class Replica:
             "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
         ).fetchall()
         order = {"table": 0, "index": 1, "view": 2, "trigger": 3}
-        rows.sort(key=lambda r: order.get(r[0], 4))
-        return [{"type": t, "name": n, "table": tn, "sql": s} for t, n, tn, s in rows]
+        rows.sort(key=lambda r: order.get(str(r[0]), 4))
+        return [{"type": str(t), "name": str(n), "table": str(tn), "sql": str(s)}
+                for t, n, tn, s in rows]
 
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA schema_version").fetchall()[0][0]
+        return int(self.conn.execute("PRAGMA schema_version").fetchall()[0][0])  # type: ignore[arg-type]
 
     def load_catalog(self, catalog: dict[str, Any]) -> None:
         """Recreate the schema of a catalog in an empty replica (no triggers yet)."""
@@ -176,7 +177,7 @@ class Replica:
     def _describe(self, name: str, create_sql: str) -> TableInfo:
         info = self.conn.execute(f"PRAGMA table_xinfo({quote(name)})").fetchall()
         # hidden: 0 ordinary, 2/3 generated (never stored by us: SQLite recomputes them)
-        columns = [ColumnInfo(n, t or "", bool(nn), pk)
+        columns = [ColumnInfo(str(n), str(t or ""), bool(nn), int(pk))  # type: ignore[arg-type]
                    for _cid, n, t, nn, _d, pk, hidden in info if hidden == 0]
         pk_columns = [c.name for c in sorted(columns, key=lambda c: c.pk_position) if c.pk_position]
         history = self.schema_history.setdefault(name, [])
@@ -207,14 +208,15 @@ class Replica:
             table = self.tables.get(change.name)
             if table is None or change.name in skip:
                 continue
+            old: Any = change.old  # apsw types these as optional; each op has its side
+            new: Any = change.new
             if change.op == "DELETE":
-                key = tuple(change.old[i] for i in table.key_positions)
+                key = tuple(old[i] for i in table.key_positions)
                 changes.append(EntityChange(table, key, None))
             elif change.op == "INSERT":
-                changes.append(EntityChange(table, table.key_of_row(change.new),
-                                            table.document(change.new)))
+                changes.append(EntityChange(table, table.key_of_row(new), table.document(new)))
             else:
-                key = tuple(change.old[i] for i in table.key_positions)
+                key = tuple(old[i] for i in table.key_positions)
                 row = self.conn.execute(table.select_sql, key).fetchall()
                 if row:
                     changes.append(EntityChange(table, key, table.document(row[0])))

@@ -755,7 +755,7 @@ def connect_store(path: str, source: MasterKeySource, options: StoreOptions) -> 
             _registry[real] = store
         elif not secrets.compare_digest(store.key_fingerprint, source.fingerprint()):
             # Same process, same store, another key: check it properly instead of trusting it.
-            Store._check_key_only(real, source)
+            _check_key_only(real, source)
         store.refcount += 1
         return store
 
@@ -796,5 +796,3 @@ def _check_key_only(path: str, source: MasterKeySource) -> None:
     ) is None:
         raise WrongKeyError(f"the master key does not open the store at {path}")
 
-
-Store._check_key_only = staticmethod(_check_key_only)  # type: ignore[attr-defined]

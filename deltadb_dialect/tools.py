@@ -64,7 +64,7 @@ def _count_rows(store: Store, report: VerifyReport) -> None:
     for table in store.replica.tables.values():
         for change in store.replica.export_table(table):
             try:
-                table.validator(change.document)
+                table.validator(change.document or {})
             except StoreError as exc:
                 report.problems.append(str(exc))
 
