@@ -2,9 +2,9 @@
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from backend.core.config import settings
 from backend.core.db import make_engine
 from backend.models import Base

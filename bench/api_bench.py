@@ -36,7 +36,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(store: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(store: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     url = f"sqlite:///{workdir}/bench.db" if store == "sqlite" else f"deltadb:///{workdir}/store"
     env = {
         **os.environ,
@@ -59,7 +59,8 @@ def start_server(store: str, workdir: Path) -> tuple[subprocess.Popen[bytes], st
     port = free_port()
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
+        + (["--workers", str(workers)] if workers > 1 else []),
         cwd=REPO,
         env=env,
         stdout=log,
@@ -187,16 +188,20 @@ def main() -> None:
     )
     parser.add_argument("--stream", action="store_true", help="ask for server-sent events")
     parser.add_argument("--store", choices=["deltadb", "sqlite"], default="deltadb")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
     args = parser.parse_args()
     if args.url:
         asyncio.run(run(args.url, args))
         return
     with tempfile.TemporaryDirectory(prefix="openchat-bench-") as workdir:
-        process, base = start_server(args.store, Path(workdir))
+        process, base = start_server(args.store, Path(workdir), args.workers)
         try:
-            print(f"server: {base} (store: {args.store}, 1 uvicorn worker, mock LLM)")
-            asyncio.run(run(base, args, process.pid))
+            print(
+                f"server: {base} (store: {args.store}, {args.workers} uvicorn worker(s), mock LLM)"
+            )
+            # With several workers the CPU figure would only cover the supervisor process.
+            asyncio.run(run(base, args, process.pid if args.workers == 1 else None))
         except BaseException:
             log_lines = (Path(workdir) / "server.log").read_text().splitlines()
             print("server log (last lines):", *log_lines[-8:], sep="\n", file=sys.stderr)
