@@ -72,7 +72,8 @@ export function describeError(status, data) {
       .filter(Boolean)
       .join('; ');
   }
-  if (typeof d === 'string' && d.trim()) return d.trim();
+  // A proxy's HTML error page is not a sentence.
+  if (typeof d === 'string' && d.trim() && !/<\/?[a-z][^>]*>/i.test(d)) return d.trim();
   if (FALLBACK[status]) return FALLBACK[status];
   if (status >= 500) return FALLBACK[500];
   return `Request failed (${status}).`;

@@ -66,6 +66,7 @@ const state = {
   loadingOlder: false,
   olderBuffer: null, // when the server gives no total: older messages kept client-side
   streaming: null, // {controller}
+  started: false, // set once the first chat is shown
   openToken: 0,
 };
 
@@ -624,7 +625,7 @@ async function openConversation(id, { push = false, replace = false } = {}) {
   if (state.streaming) stopStreaming();
   closeMenu(false);
   hideError();
-  saveDraft();
+  if (state.started) saveDraft(); // keep what was typed in the chat being left
   const token = ++state.openToken;
   if (push) history.pushState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
   else if (replace) history.replaceState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
@@ -717,7 +718,7 @@ el.jump.addEventListener('click', () => {
 
 function newChat({ push = false, replace = false } = {}) {
   if (state.streaming) stopStreaming();
-  saveDraft();
+  if (state.started) saveDraft(); // keep what was typed in the chat being left
   state.openToken += 1;
   state.current = null;
   state.messages = [];
@@ -1118,6 +1119,7 @@ async function main() {
   const id = new URLSearchParams(window.location.search).get('c');
   if (id) await openConversation(id);
   else newChat();
+  state.started = true;
   document.body.dataset.ready = 'true';
 }
 
