@@ -245,6 +245,12 @@ def page_as(new_context: Callable[..., BrowserContext]) -> Callable[..., Page]:
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        csp: list[str] = []
+        page.on(
+            "console",
+            lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.csp_violations = csp  # type: ignore[attr-defined]
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         page.requests = requests  # type: ignore[attr-defined]

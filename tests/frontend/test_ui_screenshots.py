@@ -140,6 +140,7 @@ def test_screenshots(
     assert page.js_errors == [] and admin_page.js_errors == []  # type: ignore[attr-defined]
     # Works offline: every request stays on the server's own origin (no CDN, no fonts).
     for p in (anon, page, admin_page):
+        assert p.csp_violations == [], p.csp_violations  # type: ignore[attr-defined]
         foreign = [u for u in p.requests if not u.startswith((server.url, "data:"))]  # type: ignore[attr-defined]
         assert foreign == [], foreign
 
