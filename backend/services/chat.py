@@ -7,7 +7,7 @@ may stay open while a model thinks.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -46,15 +46,23 @@ def derive_title(question: str) -> str:
     return first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
 
 
-def _recent_messages(*, session: Session, conversation_id: int) -> list[Message]:
-    """The context window, oldest first."""
+class _HistoryRow(NamedTuple):
+    id: int
+    role: str
+    content: str
+    position: int
+
+
+def _recent_messages(*, session: Session, conversation_id: int) -> list[_HistoryRow]:
+    """The context window, oldest first, as plain rows: cheaper than ORM objects, and this
+    runs inside the store's serialized transaction."""
     statement = (
-        select(Message)
+        select(Message.id, Message.role, Message.content, Message.position)
         .where(Message.conversation_id == conversation_id)
         .order_by(Message.position.desc())
         .limit(settings.LLM_CONTEXT_MESSAGES)
     )
-    return list(reversed(session.scalars(statement).all()))
+    return [_HistoryRow(*row) for row in reversed(session.execute(statement).all())]
 
 
 def _next_position(*, session: Session, conversation_id: int) -> int:
@@ -64,7 +72,7 @@ def _next_position(*, session: Session, conversation_id: int) -> int:
     return 0 if last is None else last + 1
 
 
-def _as_prompt(messages: list[Message]) -> list[dict[str, Any]]:
+def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, Any]]:
     return [{"role": message.role, "content": message.content} for message in messages]
 
 
@@ -111,7 +119,9 @@ def start_turn(
         user_message=MessagePublic.model_validate(question),
         model=resolved,
         provider=provider,
-        prompt=_as_prompt([*history, question])[-settings.LLM_CONTEXT_MESSAGES :],
+        prompt=[*_as_prompt(history), {"role": "user", "content": content}][
+            -settings.LLM_CONTEXT_MESSAGES :
+        ],
     )
 
 
@@ -130,7 +140,7 @@ def start_regeneration(
     return ChatTurn(
         conversation_id=conversation.id,
         conversation=ConversationPublic.model_validate(conversation),
-        user_message=MessagePublic.model_validate(history[-1]),
+        user_message=MessagePublic.model_validate(session.get_one(Message, history[-1].id)),
         model=resolved,
         provider=provider,
         prompt=_as_prompt(history),
