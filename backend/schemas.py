@@ -103,6 +103,8 @@ class ConversationUpdate(Strict):
     default_model: ModelName | None = None
     pinned: bool | None = None
     archived: bool | None = None
+    tools_enabled: bool | None = None
+    tool_approval: bool | None = None
 
 
 class ConversationPublic(Public):
@@ -114,6 +116,8 @@ class ConversationPublic(Public):
     archived: bool
     created_at: datetime
     updated_at: datetime
+    tools_enabled: bool = True
+    tool_approval: bool = False
 
 
 class ConversationsPublic(BaseModel):
@@ -257,3 +261,250 @@ class QuickChatExchange(BaseModel):
 
     user: str
     ai: str | None = Field(serialization_alias="AI")
+
+
+# --- usage analytics and limits (issue 6) --------------------------------------------------
+
+Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Limit = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class UsageCounts(BaseModel):
+    conversations_created: int = 0
+    messages_sent: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    avg_completion_ms: float | None = None
+
+
+class UsageRow(UsageCounts):
+    day: str
+    model: str
+    user_id: int | None = None
+    username: str | None = None
+
+
+class UsageDayTotal(UsageCounts):
+    day: str
+
+
+class UsageUserTotal(UsageCounts):
+    user_id: int
+    username: str
+
+
+class UsagePublic(BaseModel):
+    start: str
+    end: str
+    data: list[UsageRow]
+    daily: list[UsageDayTotal]
+    totals: UsageCounts
+    # Admin view only: one line per user over the whole range.
+    by_user: list[UsageUserTotal] | None = None
+
+
+class UsageLimitsIn(Strict):
+    """null means "no limit" on the default and "use the default" on a user."""
+
+    daily_token_budget: Limit | None = None
+    messages_per_minute: Limit | None = None
+    messages_per_day: Limit | None = None
+
+
+class UsageLimitsPublic(BaseModel):
+    user_id: int | None
+    daily_token_budget: int | None
+    messages_per_minute: int | None
+    messages_per_day: int | None
+
+
+class MyLimitsPublic(BaseModel):
+    """The limits that apply to the caller (user's own, else the default) and today's use."""
+
+    daily_token_budget: int | None
+    messages_per_minute: int | None
+    messages_per_day: int | None
+    tokens_today: int
+    messages_this_minute: int
+    messages_today: int
+    day_resets_at: datetime
+    minute_resets_at: datetime
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+class SearchHit(BaseModel):
+    kind: Literal["message", "title"]
+    conversation_uuid: str
+    conversation_title: str | None
+    archived: bool
+    message_uuid: str | None
+    role: str | None
+    # Plain text around the best match; `highlights` are [start, end) offsets into it.
+    snippet: str
+    highlights: list[tuple[int, int]]
+    # The same snippet HTML-escaped, matches wrapped in <mark>.
+    snippet_html: str
+    score: float
+    created_at: datetime
+
+
+class SearchResults(BaseModel):
+    query: str
+    data: list[SearchHit]
+    count: int
+    took_ms: float
+
+
+# --- snapshots ----------------------------------------------------------------------------
+
+
+class SnapshotCreate(Strict):
+    name: Title
+
+
+class SnapshotPublic(BaseModel):
+    uuid: str
+    name: str
+    conversation_uuid: str
+    message_count: int
+    created_at: datetime
+
+
+class SnapshotsPublic(BaseModel):
+    data: list[SnapshotPublic]
+    count: int
+
+
+class SnapshotMessage(BaseModel):
+    role: str
+    content: str
+    model: str | None = None
+    position: int
+    created_at: datetime | None = None
+
+
+class SnapshotDetail(SnapshotPublic):
+    title: str | None
+    default_model: str | None
+    messages: list[SnapshotMessage]
+
+
+class SnapshotRestore(Strict):
+    # replace: the conversation takes the snapshot's state; new: a new conversation from it.
+    mode: Literal["replace", "new"] = "replace"
+
+
+# --- export / import ----------------------------------------------------------------------
+
+
+class ExportResponse(Public):
+    tokens_prompt: int | None = None
+    tokens_completion: int | None = None
+    tokens_total: int | None = None
+    completion_time_ms: int | None = None
+    finish_reason: str | None = None
+
+
+class ExportMessage(BaseModel):
+    uuid: str | None = None
+    role: Literal["user", "assistant"]
+    content: Annotated[SafeStr, StringConstraints(max_length=settings.MAX_MESSAGE_CHARS * 4)]
+    model: str | None = None
+    created_at: datetime | None = None
+    response: ExportResponse | None = None
+
+
+class ExportConversation(BaseModel):
+    uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    title: Annotated[SafeStr, StringConstraints(max_length=200)] | None = None
+    default_model: str | None = None
+    pinned: bool = False
+    archived: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    messages: list[ExportMessage] = Field(default_factory=list)
+
+
+class ExportFile(BaseModel):
+    format: Literal["openchat-export"] = "openchat-export"
+    version: Literal[1] = 1
+    exported_at: datetime | None = None
+    conversations: list[ExportConversation]
+
+
+class ImportResult(BaseModel):
+    source: Literal["openchat", "chatgpt"]
+    imported: int
+    skipped: int
+    conversations: list[str]
+
+
+# --- archiving ----------------------------------------------------------------------------
+
+
+class ArchiveIdleRequest(Strict):
+    days: Annotated[int, Field(ge=1, le=36500)]
+    dry_run: bool = False
+
+
+class ArchivedConversation(BaseModel):
+    uuid: str
+    title: str | None
+    user_id: int | None
+    updated_at: datetime
+
+
+class ArchiveIdleResult(BaseModel):
+    dry_run: bool
+    count: int
+    conversations: list[ArchivedConversation]
+
+
+# --- tools --------------------------------------------------------------------------------
+
+
+class ToolPublic(BaseModel):
+    name: str
+    description: str
+    parameters: dict
+
+
+class ToolsPublic(BaseModel):
+    data: list[ToolPublic]
+
+
+class ToolExecutionPublic(BaseModel):
+    uuid: str
+    conversation_uuid: str
+    question_uuid: str | None
+    tool_name: str
+    arguments: dict | str
+    status: Literal["pending", "rejected", "succeeded", "failed"]
+    approval: Literal["auto", "pending", "approved", "rejected"]
+    result: str | None
+    duration_ms: int | None
+    approved_by: str | None
+    model: str
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class ToolExecutionsPublic(BaseModel):
+    data: list[ToolExecutionPublic]
+    count: int
+
+
+class ToolTurnPublic(BaseModel):
+    """A turn in a conversation with tools: like ChatTurnPublic, plus the tool calls made.
+
+    `pending` is true when a call waits for approval; then `assistant_message` is null.
+    """
+
+    conversation: ConversationPublic
+    user_message: MessagePublic
+    assistant_message: MessagePublic | None
+    tool_executions: list[ToolExecutionPublic] = Field(default_factory=list)
+    pending: bool = False

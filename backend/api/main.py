@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import admin, auth, conversations, health, messages, models, settings
+from backend.api.routes import (
+    admin,
+    auth,
+    conversations,
+    health,
+    messages,
+    models,
+    search,
+    settings,
+    tools,
+    usage,
+)
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(auth.router)
@@ -12,3 +23,6 @@ api_router.include_router(settings.router)
 api_router.include_router(models.router)
 api_router.include_router(admin.router)
 api_router.include_router(health.router)
+api_router.include_router(usage.router)
+api_router.include_router(search.router)
+api_router.include_router(tools.router)

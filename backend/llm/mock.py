@@ -68,15 +68,77 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+# Questions that ask for a built-in tool (issue 6), with the arguments the mock passes.
+_TOOL_INTENTS: list[tuple[str, re.Pattern[str], str | None]] = [
+    (
+        "calculator",
+        re.compile(r"\b(?:calculate|compute|evaluate)\s+([-+*/%^().\d\s]+)", re.I),
+        "expression",
+    ),
+    (
+        "current_datetime",
+        re.compile(
+            r"what time is it|what(?:'s| is) the (?:date|time)|current (?:date|time)|today's date",
+            re.I,
+        ),
+        None,
+    ),
+    (
+        "search_conversations",
+        re.compile(r"search (?:my )?(?:conversations|chats) for [\"']?(.+?)[\"']?[.?!]*$", re.I),
+        "query",
+    ),
+]
+
+
+def _intent_arguments(name: str, question: str) -> dict[str, Any] | None:
+    for tool, pattern, argument in _TOOL_INTENTS:
+        if tool == name and (match := pattern.search(question)):
+            return {argument: match.group(1).strip()} if argument else {}
+    return None
+
+
 def _tool_call(body: dict[str, Any], question: str) -> dict[str, Any] | None:
-    """Propose a call to the first offered tool the question names (for tool-use features)."""
+    """Propose a call to the first offered tool the question names or asks for."""
     for tool in body.get("tools") or []:
         name = str((tool.get("function") or {}).get("name") or "")
-        if name and name in question:
+        arguments = _intent_arguments(name, question) if name else None
+        if name and (arguments is not None or name in question):
             call_id = "call_" + hashlib.sha256(question.encode()).hexdigest()[:12]
-            function = {"name": name, "arguments": "{}"}
+            function = {"name": name, "arguments": json.dumps(arguments or {})}
             return {"id": call_id, "type": "function", "function": function}
     return None
+
+
+def tool_followup_answer(messages: list[dict[str, Any]]) -> str:
+    """After a tool result, the mock reports it: "... the calculator tool returned 14."."""
+    result = str(messages[-1].get("content") or "")
+    names = {
+        call.get("id"): (call.get("function") or {}).get("name")
+        for message in messages
+        for call in message.get("tool_calls") or []
+    }
+    name = names.get(messages[-1].get("tool_call_id")) or "tool"
+    quoted = result if len(result) <= 300 else result[:297] + "..."
+    return f"Mock answer: the {name} tool returned {quoted}"
+
+
+async def _stream_tool_call(body: dict[str, Any], call: dict[str, Any]) -> AsyncIterator[str]:
+    base = {"id": "chatcmpl-mock-" + call["id"], "object": "chat.completion.chunk"}
+    base |= {"created": int(time.time()), "model": body["model"]}
+    function = call["function"]
+    first = {"index": 0, "id": call["id"], "type": "function"}
+    first["function"] = {"name": function["name"], "arguments": ""}
+    rest = {"index": 0, "function": {"arguments": function["arguments"]}}
+    for delta in ({"role": "assistant", "tool_calls": [first]}, {"tool_calls": [rest]}):
+        choice = {"index": 0, "delta": delta, "finish_reason": None}
+        yield f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
+    stop = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    yield f"data: {json.dumps({**base, 'choices': [stop]})}\n\n"
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = _usage(body["messages"], "")
+        yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
 
 
 def _usage(messages: list[dict[str, Any]], answer: str) -> dict[str, int]:
@@ -144,11 +206,19 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     question = last_user_text(messages)
     if trigger := _ERROR_TRIGGER.search(question):
         return _error(int(trigger.group(1)), f"Mock error {trigger.group(1)} requested.")
-    answer = mock_answer(messages)
+    after_tool = (
+        bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    )
+    answer = tool_followup_answer(messages) if after_tool else mock_answer(messages)
+    tool_call = None if after_tool else _tool_call(body, question)
     if body.get("stream"):
+        if tool_call:
+            return StreamingResponse(
+                _stream_tool_call(body, tool_call), media_type="text/event-stream"
+            )
         stream = _stream(body, answer, broken="[mock-break]" in question)
         return StreamingResponse(stream, media_type="text/event-stream")
-    return JSONResponse(_completion(body, answer, _tool_call(body, question)))
+    return JSONResponse(_completion(body, answer, tool_call))
 
 
 async def list_models(request: Request) -> JSONResponse:

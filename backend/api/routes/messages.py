@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from backend.api.answers import answer_as_event_stream, answer_as_json, wants_event_stream
 from backend.api.deps import CurrentOwner
+from backend.api.tool_answers import answer
 from backend.core.db import run_in_session
 from backend.schemas import (
     ChatTurnPublic,
@@ -14,9 +14,9 @@ from backend.schemas import (
     MessageOut,
     MessagesPublic,
     RegenerateRequest,
+    ToolTurnPublic,
 )
-from backend.services import chat
-from backend.services.chat import ChatTurn
+from backend.services import chat, turns
 
 router = APIRouter(prefix="/conversations/{uuid}", tags=["messages"])
 
@@ -27,13 +27,8 @@ ANSWER_RESPONSES: dict[int | str, dict] = {
     },
     502: {"description": "The model provider failed; the question is stored, no answer is"},
     504: {"description": "The model provider timed out; the question is stored, no answer is"},
+    429: {"description": "A daily token budget or message rate is reached (Retry-After header)"},
 }
-
-
-async def _answer(request: Request, turn: ChatTurn) -> ChatTurnPublic | StreamingResponse:
-    if wants_event_stream(request):
-        return answer_as_event_stream(turn)
-    return await answer_as_json(turn)
 
 
 @router.get("/messages", response_model=MessagesPublic)
@@ -49,36 +44,39 @@ async def list_messages(
 
 
 @router.post(
-    "/messages", status_code=201, response_model=ChatTurnPublic, responses=ANSWER_RESPONSES
+    "/messages", status_code=201, response_model=ToolTurnPublic, responses=ANSWER_RESPONSES
 )
 async def send_message(
     request: Request, owner: CurrentOwner, uuid: str, message_in: MessageCreate
-) -> ChatTurnPublic | StreamingResponse:
-    """Ask a question. The answer comes as JSON, or streamed as server-sent events."""
-    turn = await run_in_session(
-        chat.start_turn,
+) -> ChatTurnPublic | ToolTurnPublic | StreamingResponse:
+    """Ask a question. The answer comes as JSON, or streamed as server-sent events.
+
+    In a conversation with tools the model may call one first (see the tool-call events).
+    """
+    prepared = await run_in_session(
+        turns.start_turn,
         owner=owner,
         conversation_uuid=uuid,
         content=message_in.content,
         model=message_in.model,
     )
-    return await _answer(request, turn)
+    return await answer(request, prepared)
 
 
 @router.post(
-    "/regenerate", status_code=201, response_model=ChatTurnPublic, responses=ANSWER_RESPONSES
+    "/regenerate", status_code=201, response_model=ToolTurnPublic, responses=ANSWER_RESPONSES
 )
 async def regenerate(
     request: Request, owner: CurrentOwner, uuid: str, body: RegenerateRequest | None = None
-) -> ChatTurnPublic | StreamingResponse:
+) -> ChatTurnPublic | ToolTurnPublic | StreamingResponse:
     """Answer the last question again, replacing the last answer once the new one is complete."""
-    turn = await run_in_session(
-        chat.start_regeneration,
+    prepared = await run_in_session(
+        turns.start_regeneration,
         owner=owner,
         conversation_uuid=uuid,
         model=body.model if body else None,
     )
-    return await _answer(request, turn)
+    return await answer(request, prepared)
 
 
 @router.delete("/messages", response_model=MessageOut)

@@ -1,0 +1,141 @@
+"""Daily token budgets and message rates, counted in the database.
+
+Limits live in `usage_limits`: the row without a user is the default; a user's own row
+overrides it field by field (null = use the default). Questions are counted per user in fixed
+windows (`rate_counters`: this UTC minute, this UTC day) by one upsert in the same transaction
+that stores the question, so several server processes share one count; tokens come from the
+daily usage aggregates. Going over raises TooManyRequests (429 with Retry-After).
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.models import RateCounter, UsageDaily, UsageLimit, User
+from backend.schemas import MyLimitsPublic, UsageLimitsIn, UsageLimitsPublic
+from backend.services.errors import NotFound, TooManyRequests
+from backend.services.usage import today
+
+FIELDS = ("daily_token_budget", "messages_per_minute", "messages_per_day")
+PERIODS = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
+
+
+def window_start(period: str, now: datetime) -> datetime:
+    if period == "minute":
+        return now.replace(second=0, microsecond=0)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _limit_row(*, session: Session, user_id: int | None) -> UsageLimit | None:
+    where = UsageLimit.user_id.is_(None) if user_id is None else UsageLimit.user_id == user_id
+    return session.scalars(select(UsageLimit).where(where)).first()
+
+
+def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]:
+    default = _limit_row(session=session, user_id=None)
+    own = _limit_row(session=session, user_id=user_id)
+    return {
+        name: own_value
+        if own and (own_value := getattr(own, name)) is not None
+        else (getattr(default, name) if default else None)
+        for name in FIELDS
+    }
+
+
+def _count_question(*, connection: Connection, user_id: int, period: str, now: datetime) -> int:
+    """Add one question to the user's current window (a new window starts at 1); the new count."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    table, start = RateCounter.__table__, window_start(period, now)
+    statement = insert(table).values(user_id=user_id, period=period, window_start=start, count=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id", "period"],
+        set_={
+            "count": case((table.c.window_start == start, table.c["count"] + 1), else_=1),
+            "window_start": start,
+        },
+    )
+    connection.execute(statement)
+    where = (table.c.user_id == user_id) & (table.c.period == period)
+    return connection.scalar(select(table.c["count"]).where(where)) or 0
+
+
+def tokens_today(*, session: Session, user_id: int) -> int:
+    total = UsageDaily.prompt_tokens + UsageDaily.completion_tokens
+    where = (UsageDaily.user_id == user_id) & (UsageDaily.day == today())
+    return session.scalar(select(func.coalesce(func.sum(total), 0)).where(where)) or 0
+
+
+def _too_many(reason: str, *, reset: datetime, now: datetime) -> TooManyRequests:
+    seconds = max(1, int((reset - now).total_seconds() + 0.999))
+    hours, rest = divmod(seconds, 3600)
+    wait = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    when = reset.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return TooManyRequests(f"{reason} It resets at {when} (in {wait}).", retry_after=seconds)
+
+
+def enforce(*, session: Session, user_id: int) -> None:
+    """Count this question and refuse it when a limit is reached (the caller then rolls back)."""
+    limits, now = effective_limits(session=session, user_id=user_id), datetime.now(UTC)
+    connection = session.connection()
+    for period, name in (("minute", "messages_per_minute"), ("day", "messages_per_day")):
+        count = _count_question(connection=connection, user_id=user_id, period=period, now=now)
+        if (limit := limits[name]) is not None and count > limit:
+            reset = window_start(period, now) + PERIODS[period]
+            reason = f"Message limit reached: at most {limit} messages per {period}."
+            raise _too_many(reason, reset=reset, now=now)
+    budget = limits["daily_token_budget"]
+    if budget is not None and (used := tokens_today(session=session, user_id=user_id)) >= budget:
+        reason = f"Daily token budget reached: {used} of {budget} tokens used today."
+        raise _too_many(reason, reset=window_start("day", now) + PERIODS["day"], now=now)
+
+
+def _current_count(*, session: Session, user_id: int, period: str, now: datetime) -> int:
+    counter = session.scalars(
+        select(RateCounter).where(RateCounter.user_id == user_id, RateCounter.period == period)
+    ).first()
+    if counter is None or counter.window_start != window_start(period, now):
+        return 0
+    return counter.count
+
+
+def my_limits(*, session: Session, user_id: int) -> MyLimitsPublic:
+    now = datetime.now(UTC)
+    return MyLimitsPublic(
+        **effective_limits(session=session, user_id=user_id),
+        tokens_today=tokens_today(session=session, user_id=user_id),
+        messages_this_minute=_current_count(
+            session=session, user_id=user_id, period="minute", now=now
+        ),
+        messages_today=_current_count(session=session, user_id=user_id, period="day", now=now),
+        day_resets_at=window_start("day", now) + PERIODS["day"],
+        minute_resets_at=window_start("minute", now) + PERIODS["minute"],
+    )
+
+
+def _public(row: UsageLimit | None, user_id: int | None) -> UsageLimitsPublic:
+    values = {name: getattr(row, name) if row else None for name in FIELDS}
+    return UsageLimitsPublic(user_id=user_id, **values)
+
+
+def read_limits(*, session: Session, user_id: int | None) -> UsageLimitsPublic:
+    """The stored limits of a user (None: the default); all null when none are stored."""
+    if user_id is not None and session.get(User, user_id) is None:
+        raise NotFound("User not found")
+    return _public(_limit_row(session=session, user_id=user_id), user_id)
+
+
+def set_limits(
+    *, session: Session, user_id: int | None, limits: UsageLimitsIn
+) -> UsageLimitsPublic:
+    if user_id is not None and session.get(User, user_id) is None:
+        raise NotFound("User not found")
+    row = _limit_row(session=session, user_id=user_id)
+    if row is None:
+        row = UsageLimit(user_id=user_id)
+        session.add(row)
+    for name in FIELDS:
+        setattr(row, name, getattr(limits, name))
+    session.commit()
+    return _public(row, user_id)

@@ -1,0 +1,60 @@
+"""Starting a turn under the issue-6 rules: usage limits first, then the conversation's tools.
+
+The limit check, the question's row and the counters are one transaction, so a refused
+question is neither stored nor counted, and concurrent processes cannot both slip past a limit.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from backend.models import Conversation
+from backend.services import chat, quotas
+from backend.services.chat import ChatTurn
+from backend.services.conversations import Owner
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    turn: ChatTurn
+    user_id: int | None
+    tools_enabled: bool
+    tool_approval: bool
+
+
+def _prepared(*, session: Session, owner: Owner, turn: ChatTurn) -> PreparedTurn:
+    conversation = session.get(Conversation, turn.conversation_id)  # already in the session
+    assert conversation is not None
+    return PreparedTurn(
+        turn=turn,
+        user_id=owner.user.id if owner.user else None,
+        tools_enabled=bool(conversation.tools_enabled) and conversation.kind == "chat",
+        tool_approval=bool(conversation.tool_approval),
+    )
+
+
+def start_turn(
+    *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
+) -> PreparedTurn:
+    if owner.user is not None:
+        quotas.enforce(session=session, user_id=owner.user.id)
+    turn = chat.start_turn(
+        session=session,
+        owner=owner,
+        conversation_uuid=conversation_uuid,
+        content=content,
+        model=model,
+    )
+    return _prepared(session=session, owner=owner, turn=turn)
+
+
+def start_regeneration(
+    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+) -> PreparedTurn:
+    if owner.user is not None:
+        quotas.enforce(session=session, user_id=owner.user.id)
+    turn = chat.start_regeneration(
+        session=session, owner=owner, conversation_uuid=conversation_uuid, model=model
+    )
+    session.commit()  # keeps the counted question even though regeneration stores no new row
+    return _prepared(session=session, owner=owner, turn=turn)

@@ -1,0 +1,150 @@
+"""Usage analytics: daily aggregates per user and model, kept up to date as answers are stored.
+
+The aggregates are maintained by a flush hook, in the same transaction as the rows they
+count: a stored answer (`Response`) adds one message and its tokens and completion time to
+its user's row for that model and UTC day; a new conversation adds one to
+`conversations_created`. Each change is one upsert (`INSERT ... ON CONFLICT DO UPDATE`), so
+concurrent server processes never lose an increment. Imports and restores set
+`session.info[SKIP_USAGE]` so that copies are not counted as new activity.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.models import Conversation, Message, Response, UsageDaily, User
+from backend.schemas import UsageCounts, UsageDayTotal, UsagePublic, UsageRow, UsageUserTotal
+from backend.services.errors import BadRequest
+
+SKIP_USAGE = "skip_usage"
+COUNTERS = (
+    "conversations_created",
+    "messages_sent",
+    "prompt_tokens",
+    "completion_tokens",
+    "completion_ms_total",
+)
+MAX_RANGE_DAYS = 366
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def add_usage(*, connection: Connection, user_id: int, model: str, **increments: int) -> None:
+    """Add to one (user, today, model) row, creating it when missing: one statement."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    table = UsageDaily.__table__
+    values = {name: 0 for name in COUNTERS} | increments
+    statement = insert(table).values(user_id=user_id, day=today(), model=model, **values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id", "day", "model"],
+        set_={name: table.c[name] + amount for name, amount in increments.items()},
+    )
+    connection.execute(statement)
+
+
+def _answer_owner(connection: Connection, response: Response) -> int | None:
+    conversation_id = response.message.conversation_id if response.message else None
+    if conversation_id is None:
+        conversation_id = connection.scalar(
+            select(Message.conversation_id).where(Message.id == response.message_id)
+        )
+    return connection.scalar(select(Conversation.user_id).where(Conversation.id == conversation_id))
+
+
+def _count_answer(connection: Connection, response: Response) -> None:
+    user_id = _answer_owner(connection, response)
+    if user_id is None:  # anonymous quick chat
+        return
+    add_usage(
+        connection=connection,
+        user_id=user_id,
+        model=response.model_used,
+        messages_sent=1,
+        prompt_tokens=response.tokens_prompt or 0,
+        completion_tokens=response.tokens_completion or 0,
+        completion_ms_total=response.completion_time_ms or 0,
+    )
+
+
+@event.listens_for(Session, "after_flush")
+def _count_new_rows(session: Session, _flush_context: Any) -> None:
+    if session.info.get(SKIP_USAGE):
+        return
+    connection = session.connection()
+    for row in list(session.new):
+        if isinstance(row, Response):
+            _count_answer(connection, row)
+        elif isinstance(row, Conversation) and row.user_id is not None:
+            model = row.default_model or ""
+            add_usage(
+                connection=connection, user_id=row.user_id, model=model, conversations_created=1
+            )
+
+
+def date_range(*, start: date | None, end: date | None) -> tuple[date, date]:
+    """Default: the last 30 days including today."""
+    end = end or datetime.now(UTC).date()
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise BadRequest("start must not be after end")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise BadRequest(f"The range may span at most {MAX_RANGE_DAYS} days")
+    return start, end
+
+
+def _counts(rows: list[UsageDaily]) -> dict[str, Any]:
+    sums = {name: sum(getattr(row, name) for row in rows) for name in COUNTERS}
+    answered, total_ms = sums["messages_sent"], sums.pop("completion_ms_total")
+    return sums | {
+        "total_tokens": sums["prompt_tokens"] + sums["completion_tokens"],
+        "avg_completion_ms": round(total_ms / answered, 1) if answered else None,
+    }
+
+
+def _grouped(rows: list[UsageDaily], key: Any) -> dict[Any, list[UsageDaily]]:
+    groups: dict[Any, list[UsageDaily]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return groups
+
+
+def usage_report(
+    *, session: Session, user_id: int | None, start: date | None, end: date | None, admin: bool
+) -> UsagePublic:
+    """One user's usage (or everyone's with user_id=None, admins only) between two days."""
+    first, last = date_range(start=start, end=end)
+    statement = (
+        select(UsageDaily, User.username)
+        .join(User, User.id == UsageDaily.user_id)
+        .where(UsageDaily.day >= first.isoformat(), UsageDaily.day <= last.isoformat())
+        .order_by(UsageDaily.day, UsageDaily.user_id, UsageDaily.model)
+    )
+    if user_id is not None:
+        statement = statement.where(UsageDaily.user_id == user_id)
+    found = session.execute(statement).all()
+    rows, names = [row for row, _ in found], {row.user_id: name for row, name in found}
+    who = (
+        (lambda row: {"user_id": row.user_id, "username": names[row.user_id]})
+        if admin
+        else (lambda row: {})
+    )
+    return UsagePublic(
+        start=first.isoformat(),
+        end=last.isoformat(),
+        data=[UsageRow(day=r.day, model=r.model, **who(r), **_counts([r])) for r in rows],
+        daily=[
+            UsageDayTotal(day=d, **_counts(g)) for d, g in _grouped(rows, lambda r: r.day).items()
+        ],
+        totals=UsageCounts(**_counts(rows)),
+        by_user=[
+            UsageUserTotal(user_id=u, username=names[u], **_counts(g))
+            for u, g in _grouped(rows, lambda r: r.user_id).items()
+        ]
+        if admin
+        else None,
+    )
