@@ -19,6 +19,7 @@ from deltadb_dialect.server.auth import AuthService, LoginThrottle
 from deltadb_dialect.server.engine import make_engine
 from deltadb_dialect.server.errors import install_error_handlers
 from deltadb_dialect.server.fastpath import EntityFastPath
+from deltadb_dialect.server.group_commit import GroupCommitWriter
 from deltadb_dialect.server.http import Services
 from deltadb_dialect.server.metrics import MetricsMiddleware, RequestMetrics
 from deltadb_dialect.server.routes import admin_routes, auth_routes, entities, schema_routes
@@ -58,14 +59,16 @@ def create_app(
     schemas = SchemaRegistry(engine)
     request_metrics = RequestMetrics()
     workers = WorkerRegistry(engine, heartbeat_seconds, address)
+    store = EntityStore(engine, schemas, catalog_ttl)
     svc = Services(
-        store=EntityStore(engine, schemas, catalog_ttl),
+        store=store,
         schemas=schemas,
         auth=AuthService(engine, admin_key, client_ttl, token_cache_seconds),
         workers=workers,
         metrics=request_metrics,
         store_path=make_url(str(engine.url)).database,
         login_throttle=LoginThrottle(),
+        writer=GroupCommitWriter(store),
     )
 
     @asynccontextmanager

@@ -59,6 +59,16 @@ OK_BODY = b'{"status":"ok"}'
 DRY_RUN_OK_BODY = b'{"status":"ok","dry_run":true}'
 
 
+async def write_entities(svc: Services, db: str, documents: dict[str, Any],
+                         dry_run: bool) -> bytes:
+    """Write through the group-commit writer (or validate and roll back); the response body."""
+    if dry_run:
+        await run_in_threadpool(svc.store.put, db, documents, True)
+        return DRY_RUN_OK_BODY
+    await svc.writer.put(db, documents)
+    return OK_BODY
+
+
 class EntityFastPath:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -98,9 +108,7 @@ class EntityFastPath:
         principal = self.services.auth.authenticate(authorization)
         body = await read_limited(headers, receive)
         documents = parse_entities(principal, db, body)
-        dry_run = flag(query.get("dry_run"))
-        await run_in_threadpool(self.services.store.put, db, documents, dry_run)
-        return DRY_RUN_OK_BODY if dry_run else OK_BODY
+        return await write_entities(self.services, db, documents, flag(query.get("dry_run")))
 
 
 async def read_limited(headers: dict[bytes, bytes], receive: Receive,

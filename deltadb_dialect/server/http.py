@@ -13,6 +13,7 @@ from deltadb_dialect.server.names import MAX_BODY_BYTES, parse_json_body
 
 if TYPE_CHECKING:
     from deltadb_dialect.server.auth import AuthService, LoginThrottle
+    from deltadb_dialect.server.group_commit import GroupCommitWriter
     from deltadb_dialect.server.metrics import RequestMetrics
     from deltadb_dialect.server.schemas import SchemaRegistry
     from deltadb_dialect.server.store import EntityStore
@@ -30,6 +31,7 @@ class Services:
     metrics: RequestMetrics
     store_path: str | None
     login_throttle: LoginThrottle
+    writer: GroupCommitWriter
 
 
 def services(request: Request) -> Services:

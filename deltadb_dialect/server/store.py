@@ -215,22 +215,22 @@ class EntityStore:
 
     def put(self, db: str, documents: dict[str, Any], dry_run: bool = False) -> None:
         """Write every document in one transaction, or none of them."""
-        table = self.catalog.table(db)
         with sql_errors_as_api_errors(), write_transaction(self.engine) as conn:
-            self.schemas.validate_documents(conn, db, documents)
-            if table is None:
-                self._put_raw(conn, db, documents, dry_run)
-            else:
-                self._put_rows(conn, table, documents)
+            self.apply_put(conn, db, documents)
             if dry_run:
                 conn.get_transaction().rollback()  # type: ignore[union-attr]
 
-    def _put_raw(
-        self, conn: Connection, db: str, documents: dict[str, Any], dry_run: bool
-    ) -> None:
+    def apply_put(self, conn: Connection, db: str, documents: dict[str, Any]) -> None:
+        """Validate and write ``documents`` inside the caller's transaction."""
+        table = self.catalog.table(db)
+        self.schemas.validate_documents(conn, db, documents)
+        if table is None:
+            self._put_raw(conn, db, documents)
+        else:
+            self._put_rows(conn, table, documents)
+
+    def _put_raw(self, conn: Connection, db: str, documents: dict[str, Any]) -> None:
         values = [(db, key, dump_json(doc)) for key, doc in documents.items()]
-        if dry_run:
-            return
         if len(values) == 1:
             conn.exec_driver_sql(_UPSERT_DOC, values[0])
         else:

@@ -59,9 +59,8 @@ async def put_entities(request: Request) -> Response:
     db = request.path_params["db"]
     documents = fastpath.parse_entities(principal, db, body)
     dry_run = fastpath.flag(request.query_params.get("dry_run"))
-    await run_in_threadpool(svc.store.put, db, documents, dry_run)
-    return Response(fastpath.DRY_RUN_OK_BODY if dry_run else fastpath.OK_BODY,
-                    media_type="application/json")
+    body = await fastpath.write_entities(svc, db, documents, dry_run)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/entity/{db:path}", responses=_ENTITY_RESPONSES,
