@@ -13,7 +13,7 @@ import re
 import time
 from types import SimpleNamespace
 
-from sqlalchemy import Float, and_, cast, func, literal, select
+from sqlalchemy import Float, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
@@ -43,7 +43,7 @@ def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL e
         tf = tf / len(term)
         score = score + tf * (K1 + 1) / (tf + norm)
     if len(terms) > 1:
-        score = score + (func.instr(lowered, phrase) > 0) * 1.0
+        score = score + case((func.instr(lowered, phrase) > 0, 1.0), else_=0.0)
     return score
 
 
