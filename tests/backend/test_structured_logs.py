@@ -32,21 +32,19 @@ def test_a_whole_session_logs_no_secrets(
         json={"username": "logan", "email": "logan@example.com", "password": DEFAULT_PASSWORD},
     )
     client.post("/api/auth/login", json={"username": "logan", "password": DEFAULT_PASSWORD})
-    user = create_user()
+    keeper, chatter = create_user(), create_user()
     client.put(
-        "/api/settings", json={"openai_api_key": "sk-never-log-me-0000"}, headers=user.headers
+        "/api/settings", json={"openai_api_key": "sk-never-log-me-0000"}, headers=keeper.headers
     )
-    uuid = create_conversation(client, user)["uuid"]
-    send_message(client, user, uuid, "a very private question")
-    send_message(client, user, uuid, "private failure [mock-error:401]")
+    uuid = create_conversation(client, chatter)["uuid"]
+    send_message(client, chatter, uuid, "a very private question")
+    send_message(client, chatter, uuid, "private failure [mock-error:401]")
+    client.post(
+        "/chat/message", json={"message": "quick [mock-error:500]"}, headers=chatter.headers
+    )
     formatter = JsonFormatter()
     text = "\n".join(formatter.format(record) for record in caplog.records)
     assert '"event": "request"' in text and '"event": "llm_failed"' in text
-    for secret in (
-        DEFAULT_PASSWORD,
-        "sk-never-log-me-0000",
-        "very private",
-        "private failure",
-        user.token,
-    ):
+    secrets = (DEFAULT_PASSWORD, "sk-never-log-me-0000", "very private", "private failure", "quick")
+    for secret in (*secrets, keeper.token, chatter.token):
         assert secret not in text
