@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from backend.api.routes import (
     admin,
+    archive,
     auth,
     conversations,
     health,
@@ -11,7 +12,9 @@ from backend.api.routes import (
     models,
     search,
     settings,
+    snapshots,
     tools,
+    transfer,
     usage,
 )
 
@@ -26,3 +29,6 @@ api_router.include_router(health.router)
 api_router.include_router(usage.router)
 api_router.include_router(search.router)
 api_router.include_router(tools.router)
+api_router.include_router(snapshots.router)
+api_router.include_router(transfer.router)
+api_router.include_router(archive.router)

@@ -1,0 +1,190 @@
+"""Export a user's conversations as JSON; import such a file or a ChatGPT `conversations.json`.
+
+Imports are idempotent: every imported conversation gets a stable id (its own uuid when that
+is free, else a uuid5 of the user and the source id), and a conversation whose stable id the
+user already has is skipped. Imported rows are not counted as new usage.
+"""
+
+import uuid as uuid_lib
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from backend.models import Conversation, Message, Response, User, utcnow
+from backend.schemas import ExportConversation, ExportFile, ExportMessage, ImportResult
+from backend.services.errors import BadRequest
+from backend.services.usage import SKIP_USAGE
+
+NAMESPACE = uuid_lib.UUID("5b0f6e0c-9f7e-4f53-9a51-0c3c1a1e6b2d")
+
+
+def export_conversations(*, session: Session, user: User) -> ExportFile:
+    statement = (
+        select(Conversation)
+        .where(Conversation.user_id == user.id)
+        .options(selectinload(Conversation.messages).selectinload(Message.response))
+        .order_by(Conversation.created_at, Conversation.id)
+    )
+    conversations = [
+        ExportConversation(
+            **{f: getattr(c, f) for f in ("uuid", "title", "default_model", "pinned", "archived")},
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            messages=[ExportMessage.model_validate(m, from_attributes=True) for m in c.messages],
+        )
+        for c in session.scalars(statement)
+    ]
+    return ExportFile(exported_at=utcnow(), conversations=conversations)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _chatgpt_chain(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of the conversation's current branch, oldest first."""
+    mapping = item.get("mapping") or {}
+    if not isinstance(mapping, dict):
+        raise ValueError("mapping is not an object")
+    chain, node_id, seen = [], item.get("current_node"), set()
+    while isinstance(node_id, str) and node_id in mapping and node_id not in seen:
+        seen.add(node_id)
+        chain.append(mapping[node_id])
+        node_id = (mapping[node_id] or {}).get("parent")
+    if not chain:  # no current node: every node, by time
+        chain = sorted(
+            (n for n in mapping.values() if isinstance(n, dict)),
+            key=lambda n: _timestamp((n.get("message") or {}).get("create_time")) or utcnow(),
+            reverse=True,
+        )
+    return list(reversed(chain))
+
+
+def _chatgpt_message(node: Any) -> ExportMessage | None:
+    message = (node or {}).get("message") if isinstance(node, dict) else None
+    if not isinstance(message, dict):
+        return None
+    role = (message.get("author") or {}).get("role")
+    parts = (message.get("content") or {}).get("parts") or []
+    text = "\n".join(p for p in parts if isinstance(p, str)).replace("\x00", "").strip()
+    if role not in ("user", "assistant") or not text:
+        return None
+    model = (message.get("metadata") or {}).get("model_slug")
+    created = _timestamp(message.get("create_time"))
+    return ExportMessage(role=role, content=text, model=model, created_at=created)
+
+
+def from_chatgpt(items: list[Any]) -> list[ExportConversation]:
+    conversations = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("not an object")
+            source_id = str(item.get("conversation_id") or item.get("id") or "")
+            if not source_id:
+                raise ValueError("no id")
+            messages = [m for n in _chatgpt_chain(item) if (m := _chatgpt_message(n))]
+            title = str(item.get("title") or "").replace("\x00", "")[:200] or None
+            conversations.append(
+                ExportConversation(
+                    uuid=source_id[:64],
+                    title=title,
+                    created_at=_timestamp(item.get("create_time")),
+                    updated_at=_timestamp(item.get("update_time")),
+                    messages=messages,
+                )
+            )
+        except (ValueError, ValidationError, AttributeError, TypeError) as error:
+            reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
+            raise BadRequest(
+                f"Conversation {index + 1} is not a ChatGPT conversation ({reason})"
+            ) from error
+    return conversations
+
+
+def _stable_uuid(*, session: Session, user_id: int, source: str, original: str) -> str | None:
+    """The uuid the imported conversation gets; None when this user already has it."""
+    derived = str(uuid_lib.uuid5(NAMESPACE, f"{source}:{user_id}:{original}"))
+    candidates = [original, derived] if source == "openchat" and _is_uuid(original) else [derived]
+    for candidate in candidates:
+        owner = session.execute(
+            select(Conversation.user_id).where(Conversation.uuid == candidate)
+        ).first()
+        if owner is None:
+            return candidate
+        if owner.user_id == user_id:
+            return None
+    return None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid_lib.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _add_conversation(
+    *, session: Session, user_id: int, uuid: str, item: ExportConversation
+) -> None:
+    conversation = Conversation(
+        uuid=uuid,
+        user_id=user_id,
+        title=item.title,
+        default_model=item.default_model,
+        pinned=item.pinned,
+        archived=item.archived,
+        created_at=item.created_at or utcnow(),
+        updated_at=item.updated_at or item.created_at or utcnow(),
+    )
+    session.add(conversation)
+    session.flush()
+    for position, m in enumerate(item.messages):
+        response = m.response.model_dump() if m.response and m.role == "assistant" else None
+        session.add(
+            Message(
+                uuid=str(uuid_lib.uuid5(NAMESPACE, f"{uuid}:{position}")),
+                conversation_id=conversation.id,
+                role=m.role,
+                content=m.content,
+                model=m.model,
+                position=position,
+                created_at=m.created_at or conversation.created_at,
+                response=Response(model_used=m.model or "unknown", **response)
+                if response
+                else None,
+            )
+        )
+
+
+def import_conversations(*, session: Session, user: User, payload: Any) -> ImportResult:
+    """Our export format (an object) or ChatGPT's `conversations.json` (a list)."""
+    if isinstance(payload, list):
+        source, items = "chatgpt", from_chatgpt(payload)
+    elif isinstance(payload, dict) and payload.get("format") == "openchat-export":
+        try:
+            source, items = "openchat", ExportFile.model_validate(payload).conversations
+        except ValidationError as error:
+            raise BadRequest(f"Not a valid Open Chat export: {error.errors()[0]['msg']}") from error
+    else:
+        raise BadRequest("Expected an Open Chat export or a ChatGPT conversations.json")
+    session.info[SKIP_USAGE] = True
+    imported: list[str] = []
+    for item in items:
+        uuid = _stable_uuid(session=session, user_id=user.id, source=source, original=item.uuid)
+        if uuid is not None and uuid not in imported:
+            _add_conversation(session=session, user_id=user.id, uuid=uuid, item=item)
+            imported.append(uuid)
+    session.commit()
+    return ImportResult(
+        source=source,
+        imported=len(imported),
+        skipped=len(items) - len(imported),
+        conversations=imported,
+    )
