@@ -59,7 +59,10 @@ def start_server(store: str, workdir: Path, workers: int) -> tuple[subprocess.Po
     port = free_port()
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
+        # Keep-alive longer than uvicorn's 5 s default: users sit idle while others sign up,
+        # and a connection closed under a client that reuses it would count as an error.
         [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
+        + ["--timeout-keep-alive", "120"]
         + (["--workers", str(workers)] if workers > 1 else []),
         cwd=REPO,
         env=env,
