@@ -136,19 +136,22 @@ def upgrade() -> None:
             batch_op.f("ix_tool_executions_conversation_id"), ["conversation_id"], unique=False
         )
 
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("tools_enabled", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("tool_approval", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # Plain ADD COLUMN, not a batch rebuild: rebuilding `conversations` on SQLite with
+    # foreign keys on would cascade-delete every message (tested in test_power_migrations).
+    op.add_column(
+        "conversations",
+        sa.Column("tools_enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
+    op.add_column(
+        "conversations",
+        sa.Column("tool_approval", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_column("tool_approval")
-        batch_op.drop_column("tools_enabled")
+    # Plain DROP COLUMN (SQLite 3.35+), for the same reason as above.
+    op.drop_column("conversations", "tool_approval")
+    op.drop_column("conversations", "tools_enabled")
 
     with op.batch_alter_table("tool_executions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tool_executions_conversation_id"))
