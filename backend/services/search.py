@@ -47,9 +47,12 @@ def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL e
     return score
 
 
-def _matches_all(text, terms: list[str]):  # noqa: ANN001, ANN202
-    lowered = func.lower(text)
-    return and_(*(func.instr(lowered, term) > 0 for term in terms))
+def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row,
+    # which makes the scan about twice as fast as instr(lower(...)); elsewhere ILIKE.
+    if sqlite_like:
+        return and_(*(text.contains(term, autoescape=True) for term in terms))
+    return and_(*(text.icontains(term, autoescape=True) for term in terms))
 
 
 def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], str]:
@@ -76,12 +79,13 @@ def _scope(user_id: int, include_archived: bool):  # noqa: ANN202
 
 
 def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top: int):  # noqa: ANN001
+    like = session.get_bind().dialect.name != "postgresql"
     score = _score(Message.content, terms, phrase).label("score")
     statement = (
         select(Message, Conversation.uuid, Conversation.title, Conversation.archived, score)
         .add_columns(func.count().over().label("total"))
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(scope, _matches_all(Message.content, terms))
+        .where(scope, _matches_all(Message.content, terms, sqlite_like=like))
         .order_by(score.desc(), Message.created_at.desc(), Message.id.desc())
         .limit(top)
     )
@@ -89,11 +93,12 @@ def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top
 
 
 def _title_hits(*, session: Session, scope, terms: list[str], phrase: str):  # noqa: ANN001
+    like = session.get_bind().dialect.name != "postgresql"
     title = func.coalesce(Conversation.title, "")
     score = (_score(title, terms, phrase) + TITLE_BOOST).label("score")
     statement = (
         select(Conversation, score)
-        .where(scope, _matches_all(title, terms))
+        .where(scope, _matches_all(title, terms, sqlite_like=like))
         .order_by(score.desc(), Conversation.updated_at.desc())
     )
     return session.execute(statement).all()
