@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation
-from backend.services import chat, quotas
+from backend.services import chat, quickchat, quotas
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner
 
@@ -58,3 +58,10 @@ def start_regeneration(
     )
     session.commit()  # keeps the counted question even though regeneration stores no new row
     return _prepared(session=session, owner=owner, turn=turn)
+
+
+def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTurn:
+    """The seed-004 quick chat, under the same limits (anonymous callers have none)."""
+    if owner.user is not None:
+        quotas.enforce(session=session, user_id=owner.user.id)
+    return quickchat.start_quick_turn(session=session, owner=owner, content=content)

@@ -150,3 +150,14 @@ def test_counts_are_shared_by_several_processes(client: TestClient, tmp_path: Pa
     ]
     assert sum(allowed) == 7, allowed
     assert client.get("/api/usage/limits", headers=alice.headers).json()["messages_today"] == 7
+
+
+def test_quick_chat_is_limited_too(client: TestClient) -> None:
+    alice, admin = create_user(), create_user(is_admin=True)
+    client.put(
+        f"/api/admin/users/{alice.id}/limits", json={"messages_per_day": 1}, headers=admin.headers
+    )
+    first = client.post("/chat/message", json={"message": "hi"}, headers=alice.headers)
+    assert first.status_code == 200
+    second = client.post("/chat/message", json={"message": "again"}, headers=alice.headers)
+    assert second.status_code == 429 and "Retry-After" in second.headers

@@ -174,3 +174,27 @@ def test_failed_tool_is_logged_as_failed(client: TestClient) -> None:
     assert turn["tool_executions"][0]["status"] == "failed"
     assert turn["tool_executions"][0]["result"] == "Division by zero"
     assert turn["assistant_message"] is not None
+
+
+def test_every_new_route_is_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/api/usage",
+        "/api/usage/limits",
+        "/api/admin/usage",
+        "/api/admin/limits/default",
+        "/api/admin/users/{user_id}/limits",
+        "/api/search",
+        "/api/conversations/{uuid}/snapshots",
+        "/api/conversations/{uuid}/snapshots/{snapshot_uuid}/restore",
+        "/api/export",
+        "/api/import",
+        "/api/admin/archive-idle",
+        "/api/tools",
+        "/api/conversations/{uuid}/tool-executions",
+        "/api/conversations/{uuid}/tool-executions/{execution_uuid}/approve",
+        "/api/conversations/{uuid}/tool-executions/{execution_uuid}/reject",
+    ):
+        assert path in paths, path
+    send = paths["/api/conversations/{uuid}/messages"]["post"]["responses"]
+    assert "429" in send

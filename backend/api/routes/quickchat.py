@@ -15,7 +15,7 @@ from backend.core.config import settings
 from backend.core.db import run_in_session
 from backend.core.security import hash_token
 from backend.schemas import QuickChatExchange, QuickChatReply, QuickChatRequest
-from backend.services import quickchat
+from backend.services import quickchat, turns
 from backend.services.conversations import Owner
 
 router = APIRouter(prefix="/chat", tags=["quick chat"])
@@ -54,7 +54,7 @@ async def chat_message(
     request: Request, response: Response, user: OptionalUser, body: QuickChatRequest
 ) -> QuickChatReply | JSONResponse:
     owner = _owner(request, response, user)
-    turn = await run_in_session(quickchat.start_quick_turn, owner=owner, content=body.message)
+    turn = await run_in_session(turns.start_quick_turn, owner=owner, content=body.message)
     try:
         result = await answer_as_json(turn)
     except HTTPException as error:
