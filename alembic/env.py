@@ -44,7 +44,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run_with(connection)
         return
-    engine = make_engine(settings.DATABASE_URL)
+    # No foreign-key enforcement while migrating (see make_engine): batch rebuilds must not
+    # cascade-delete rows of child tables.
+    engine = make_engine(settings.DATABASE_URL, enforce_foreign_keys=False)
     try:
         with engine.connect() as connection:
             _run_with(connection)

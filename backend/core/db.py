@@ -22,8 +22,13 @@ T = TypeVar("T")
 registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
 
 
-def make_engine(url: str) -> Engine:
-    """One engine per process; SQLite files get the pragmas that make them behave like a server."""
+def make_engine(url: str, *, enforce_foreign_keys: bool = True) -> Engine:
+    """One engine per process; SQLite files get the pragmas that make them behave like a server.
+
+    Migrations pass `enforce_foreign_keys=False`: Alembic's batch mode rebuilds a table by
+    copy, drop and rename, and with SQLite enforcing foreign keys the drop would cascade
+    into the child rows.
+    """
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=url.startswith("postgresql"))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -31,7 +36,7 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if enforce_foreign_keys else 'OFF'}")
         if ":memory:" not in url:
             # WAL lets readers run beside the writer; NORMAL sync is the WAL-safe setting
             # that skips an fsync per commit.

@@ -92,3 +92,40 @@ def test_alembic_reads_database_url_from_settings() -> None:
 
     assert os.environ["DATABASE_URL"] == settings.DATABASE_URL
     assert "sqlalchemy.url" not in alembic_config().get_section("alembic", {})
+
+
+@pytest.mark.parametrize("enforce_foreign_keys,messages_left", [(False, 1), (True, 0)])
+def test_batch_rebuild_keeps_child_rows_only_without_fk_enforcement(
+    tmp_path: Path, enforce_foreign_keys: bool, messages_left: int
+) -> None:
+    """Why migrations run with enforcement off: a batch rebuild drops the parent table."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import Boolean, Column, text
+
+    url = fresh_url("sqlite", tmp_path, "batch")
+    setup = make_engine(url)
+    run_alembic(setup, "upgrade", "head")
+    with setup.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, uuid, kind, pinned, archived, created_at, "
+                "updated_at) VALUES (1, 'c1', 'chat', 0, 0, '2026-01-01', '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO messages (uuid, conversation_id, role, content, position, created_at)"
+                " VALUES ('m1', 1, 'user', 'hi', 0, '2026-01-01')"
+            )
+        )
+    setup.dispose()
+    migrating = make_engine(url, enforce_foreign_keys=enforce_foreign_keys)
+    with migrating.begin() as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("conversations", recreate="always") as batch:
+            batch.add_column(Column("scratch", Boolean, nullable=True))
+    with migrating.connect() as connection:
+        count = connection.execute(text("SELECT count(*) FROM messages")).scalar_one()
+    migrating.dispose()
+    assert count == messages_left
