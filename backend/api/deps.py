@@ -7,7 +7,6 @@ with a bounded pool, that starves under load. Routes instead run each unit of da
 with `run_in_session`, which opens, commits or rolls back, and closes within one hop.
 """
 
-import logging
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -20,13 +19,11 @@ from backend.models import User
 from backend.services import auth_sessions
 from backend.services.conversations import Owner
 
-logger = logging.getLogger(__name__)
-
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-# Dependencies without I/O are `async def` so they run on the event loop instead of costing
-# a thread-pool hop each; the ones that touch the database are plain `def`.
 CSRF_HEADER = "X-CSRF-Token"
 
+# Dependencies without I/O are `async def` so they run on the event loop instead of costing
+# a thread-pool hop each; the one that reads the database is a plain `def`.
 
 bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
