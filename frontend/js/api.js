@@ -376,7 +376,8 @@ export function normalizeFinal(data) {
   }
   const conv = pick(data, 'conversation');
   const title = pick(data, 'title', 'conversation_title') ?? (conv && pick(conv, 'title')) ?? null;
-  return { user, assistant, title };
+  const execs = Array.isArray(data.tool_executions) ? data.tool_executions.map(normalizeToolExecution) : [];
+  return { user, assistant, title, pending: Boolean(data.pending), toolExecutions: execs };
 }
 
 /* ---------- streaming (server-sent events over fetch) ---------- */
@@ -437,6 +438,9 @@ export function classifyEvent({ event, data }) {
   if (name === 'error' || (data && typeof data === 'object' && (data.error || data.detail) && name !== 'done')) {
     const status = (data && typeof data === 'object' && pick(data, 'status', 'status_code', 'code')) || 502;
     return { type: 'error', status, message: describeError(typeof status === 'number' ? status : 502, data) };
+  }
+  if (name === 'tool_call' || name === 'tool_result') {
+    return { type: name, execution: normalizeToolExecution(data?.execution ?? data) };
   }
   if (name === 'title' || name === 'title_generated') {
     const title = typeof data === 'string' ? data : pick(data, 'title');
@@ -561,4 +565,230 @@ export async function adminSaveModels(models) {
   const data = await request('PUT', '/api/admin/models', { body: { models } });
   const { items } = listOf(data, 'models', 'available_models');
   return { models: modelNames(items) ?? models };
+}
+
+/* ---------- power features (issue 6): usage, limits, search, snapshots, export/import,
+   archiving, tool calls. docs/API.md, last section. ---------- */
+
+const enc = encodeURIComponent;
+
+export function normalizeToolExecution(e) {
+  const x = e && typeof e === 'object' ? e : {};
+  return {
+    id: String(pick(x, 'uuid', 'id') ?? ''),
+    conversationId: pick(x, 'conversation_uuid') ?? null,
+    questionId: pick(x, 'question_uuid') ?? null,
+    tool: pick(x, 'tool_name', 'name') ?? 'tool',
+    arguments: x.arguments && typeof x.arguments === 'object' ? x.arguments : {},
+    status: pick(x, 'status') ?? 'pending',
+    approval: pick(x, 'approval') ?? 'auto',
+    result: x.result ?? null,
+    durationMs: x.duration_ms ?? null,
+    approvedBy: x.approved_by ?? null,
+    model: x.model ?? null,
+    createdAt: x.created_at ?? null,
+    decidedAt: x.decided_at ?? null,
+  };
+}
+
+export async function getConversationTools(id) {
+  const c = (await request('GET', `/api/conversations/${enc(id)}`)) || {};
+  return { toolsEnabled: c.tools_enabled !== false, toolApproval: Boolean(c.tool_approval) };
+}
+
+// changes: {toolsEnabled?, toolApproval?}
+export async function setConversationTools(id, changes) {
+  const body = {};
+  if ('toolsEnabled' in changes) body.tools_enabled = Boolean(changes.toolsEnabled);
+  if ('toolApproval' in changes) body.tool_approval = Boolean(changes.toolApproval);
+  const c = (await request('PATCH', `/api/conversations/${enc(id)}`, { body })) || {};
+  return { toolsEnabled: c.tools_enabled !== false, toolApproval: Boolean(c.tool_approval) };
+}
+
+export async function listToolExecutions(id) {
+  const data = await request('GET', `/api/conversations/${enc(id)}/tool-executions`, { query: { limit: 500 } });
+  return listOf(data).items.map(normalizeToolExecution);
+}
+
+// Approving or rejecting a proposed call streams the continuation like sending a message.
+export function streamToolDecision(id, executionId, approve, signal) {
+  const action = approve ? 'approve' : 'reject';
+  return streamFrom(`/api/conversations/${enc(id)}/tool-executions/${enc(executionId)}/${action}`, undefined, signal);
+}
+
+function usageCounts(x) {
+  const n = (v) => (typeof v === 'number' ? v : 0);
+  return {
+    conversations: n(x?.conversations_created),
+    messages: n(x?.messages_sent),
+    promptTokens: n(x?.prompt_tokens),
+    completionTokens: n(x?.completion_tokens),
+    totalTokens: n(x?.total_tokens ?? n(x?.prompt_tokens) + n(x?.completion_tokens)),
+    avgMs: typeof x?.avg_completion_ms === 'number' ? x.avg_completion_ms : null,
+  };
+}
+
+function normalizeUsage(u) {
+  const d = u || {};
+  return {
+    start: d.start ?? null,
+    end: d.end ?? null,
+    rows: (d.data || []).map((r) => ({
+      day: r.day, model: r.model || '', userId: r.user_id ?? null, username: r.username ?? null, ...usageCounts(r),
+    })),
+    daily: (d.daily || []).map((r) => ({ day: r.day, ...usageCounts(r) })),
+    totals: usageCounts(d.totals),
+    byUser: Array.isArray(d.by_user)
+      ? d.by_user.map((r) => ({ userId: r.user_id, username: r.username ?? '', ...usageCounts(r) }))
+      : null,
+  };
+}
+
+export async function getUsage({ start, end } = {}) {
+  return normalizeUsage(await request('GET', '/api/usage', { query: { start, end } }));
+}
+
+export async function adminGetUsage({ start, end, userId } = {}) {
+  return normalizeUsage(await request('GET', '/api/admin/usage', { query: { start, end, user_id: userId } }));
+}
+
+function normalizeLimits(l) {
+  const x = l || {};
+  const v = (k) => (typeof x[k] === 'number' ? x[k] : null);
+  return {
+    userId: x.user_id ?? null,
+    dailyTokenBudget: v('daily_token_budget'),
+    messagesPerMinute: v('messages_per_minute'),
+    messagesPerDay: v('messages_per_day'),
+    tokensToday: v('tokens_today'),
+    messagesThisMinute: v('messages_this_minute'),
+    messagesToday: v('messages_today'),
+    dayResetsAt: x.day_resets_at ?? null,
+    minuteResetsAt: x.minute_resets_at ?? null,
+  };
+}
+
+function limitsBody(l) {
+  const v = (x) => (x === '' || x === undefined || x === null ? null : Number(x));
+  return {
+    daily_token_budget: v(l.dailyTokenBudget),
+    messages_per_minute: v(l.messagesPerMinute),
+    messages_per_day: v(l.messagesPerDay),
+  };
+}
+
+export async function getMyLimits() {
+  return normalizeLimits(await request('GET', '/api/usage/limits'));
+}
+
+export async function adminGetDefaultLimits() {
+  return normalizeLimits(await request('GET', '/api/admin/limits/default'));
+}
+
+export async function adminSetDefaultLimits(limits) {
+  return normalizeLimits(await request('PUT', '/api/admin/limits/default', { body: limitsBody(limits) }));
+}
+
+export async function adminGetUserLimits(userId) {
+  return normalizeLimits(await request('GET', `/api/admin/users/${enc(userId)}/limits`));
+}
+
+export async function adminSetUserLimits(userId, limits) {
+  return normalizeLimits(await request('PUT', `/api/admin/users/${enc(userId)}/limits`, { body: limitsBody(limits) }));
+}
+
+export async function adminResetUserLimits(userId) {
+  await request('DELETE', `/api/admin/users/${enc(userId)}/limits`);
+}
+
+export async function search({ q, limit = 20, offset = 0, includeArchived = true, signal } = {}) {
+  const d = (await request('GET', '/api/search', {
+    query: { q, limit, offset, include_archived: includeArchived ? 'true' : 'false' },
+    signal,
+  })) || {};
+  return {
+    query: d.query ?? q,
+    count: typeof d.count === 'number' ? d.count : (d.data || []).length,
+    tookMs: d.took_ms ?? null,
+    hits: (d.data || []).map((x) => ({
+      kind: x.kind === 'title' ? 'title' : 'message',
+      conversationId: String(x.conversation_uuid ?? ''),
+      conversationTitle: x.conversation_title ?? '',
+      archived: Boolean(x.archived),
+      messageId: x.message_uuid ?? null,
+      role: x.role ?? null,
+      snippet: typeof x.snippet === 'string' ? x.snippet : '',
+      highlights: Array.isArray(x.highlights) ? x.highlights : [],
+      score: x.score ?? null,
+      createdAt: x.created_at ?? null,
+    })),
+  };
+}
+
+function normalizeSnapshot(s) {
+  const x = s || {};
+  return {
+    id: String(x.uuid ?? x.id ?? ''),
+    name: x.name ?? '',
+    conversationId: x.conversation_uuid ?? null,
+    messageCount: x.message_count ?? 0,
+    createdAt: x.created_at ?? null,
+    title: x.title ?? null,
+    messages: Array.isArray(x.messages) ? x.messages.map((m) => ({ role: m.role, content: m.content ?? '' })) : null,
+  };
+}
+
+export async function listSnapshots(id) {
+  const data = await request('GET', `/api/conversations/${enc(id)}/snapshots`);
+  return listOf(data).items.map(normalizeSnapshot);
+}
+
+export async function createSnapshot(id, name) {
+  return normalizeSnapshot(await request('POST', `/api/conversations/${enc(id)}/snapshots`, { body: { name } }));
+}
+
+export async function getSnapshot(id, snapshotId) {
+  return normalizeSnapshot(await request('GET', `/api/conversations/${enc(id)}/snapshots/${enc(snapshotId)}`));
+}
+
+export async function deleteSnapshot(id, snapshotId) {
+  await request('DELETE', `/api/conversations/${enc(id)}/snapshots/${enc(snapshotId)}`);
+}
+
+// mode: 'replace' (the conversation becomes the snapshot) or 'new' (a new conversation).
+export async function restoreSnapshot(id, snapshotId, mode = 'replace') {
+  return normalizeConversation(
+    await request('POST', `/api/conversations/${enc(id)}/snapshots/${enc(snapshotId)}/restore`, { body: { mode } }),
+  );
+}
+
+// The export file as a Blob, with the server's file name.
+export async function exportConversations() {
+  const res = await send('GET', '/api/export');
+  const blob = await res.blob();
+  const cd = res.headers.get('content-disposition') || '';
+  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+  return { blob, filename: m ? decodeURIComponent(m[1]) : 'openchat-export.json' };
+}
+
+// data: a parsed Open Chat export or a ChatGPT conversations.json list.
+export async function importConversations(data) {
+  const r = (await request('POST', '/api/import', { body: data })) || {};
+  return {
+    source: r.source ?? null,
+    imported: r.imported ?? 0,
+    skipped: r.skipped ?? 0,
+    conversations: Array.isArray(r.conversations) ? r.conversations : [],
+  };
+}
+
+export async function adminArchiveIdle({ days, dryRun = true }) {
+  const r = (await request('POST', '/api/admin/archive-idle', { body: { days: Number(days), dry_run: Boolean(dryRun) } })) || {};
+  return {
+    dryRun: Boolean(r.dry_run),
+    count: r.count ?? 0,
+    conversations: (r.conversations || []).map((c) => ({
+      id: c.uuid, title: c.title ?? '', userId: c.user_id ?? null, updatedAt: c.updated_at ?? null,
+    })),
+  };
 }

@@ -16,6 +16,8 @@ import {
   toast,
 } from './common.js';
 import { renderMarkdown } from './markdown.js';
+import { openChatActions } from './snapshots.js';
+import * as tools from './tools.js';
 
 const PAGE = 50;
 const DRAFT_KEY = 'openchat.draft.';
@@ -157,6 +159,8 @@ function setTitle(text) {
   const t = text || (state.current ? 'Untitled chat' : '');
   el.title.textContent = t;
   document.title = t ? `${t} · Open Chat` : 'Open Chat';
+  const actions = $('#chat-actions');
+  if (actions) actions.hidden = !state.current;
 }
 
 /* ---------- sidebar ---------- */
@@ -290,6 +294,7 @@ function openMenu(button, c) {
     item('Rename', 'edit', () => startRename(c)),
     state.showArchived ? null : item(c.pinned ? 'Unpin' : 'Pin', 'pin', () => patchConversation(c, { pinned: !c.pinned })),
     item(c.archived ? 'Unarchive' : 'Archive', 'archive', () => patchConversation(c, { archived: !c.archived })),
+    item('Snapshots and tools', 'camera', () => showChatActions(c)),
     item('Delete', 'trash', () => removeConversation(c), 'danger'),
   );
   document.body.append(menu);
@@ -649,7 +654,8 @@ async function openConversation(id, { push = false, replace = false } = {}) {
     renderModelPicker();
     renderThread();
     scrollToBottom();
-    fillViewport();
+    await fillViewport();
+    await loadToolLog(id, token);
   } catch (e) {
     if (token !== state.openToken) return;
     if (e.status === 404) {
@@ -782,6 +788,10 @@ async function consume(stream, node, controller) {
       } else if (ev.type === 'start') {
         confirmed = true;
         if (ev.user?.id) node._userId = ev.user.id;
+      } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
+        confirmed = true;
+        tools.showExecution(node, ev.execution, decideTool);
+        if (stickNow()) scrollToBottom();
       } else if (ev.type === 'title') {
         if (state.current) replaceConversation({ ...state.current, title: ev.title });
         renderConversations();
@@ -916,6 +926,14 @@ async function submit() {
     }
   };
   if (result.ok || result.confirmed) dropDraft();
+  if (result.ok && result.final?.pending) {
+    asstEl.remove();
+    state.messages.push(userMsg);
+    awaitDecision();
+    bumpConversation(conv.id);
+    if (!result.final?.title) refreshTitleSoon(conv.id);
+    return;
+  }
   if (result.ok) {
     const m = finishAnswer(asstEl, result);
     state.messages.push(userMsg, m);
@@ -1022,6 +1040,102 @@ async function regenerate(node) {
   }
 }
 
+/* ---------- tool calls, snapshots, search hits (issue 6) ---------- */
+
+function stickNow() {
+  return nearBottom();
+}
+
+function awaitDecision() {
+  announce('A tool call is waiting for your approval');
+  const btn = [...el.thread.querySelectorAll('.tool-card.pending .btn.primary')].pop();
+  if (btn) {
+    btn.scrollIntoView({ block: 'nearest' });
+    btn.focus({ preventScroll: true });
+  }
+}
+
+// Approve or reject a proposed tool call; the continuation streams into a new answer.
+async function decideTool(execution, approve, card) {
+  if (state.streaming || !state.current) {
+    tools.setDeciding(card, false);
+    return;
+  }
+  hideError();
+  const conv = state.current;
+  const block = card.closest('.tool-calls');
+  const node = pendingAssistant();
+  (block || el.thread.lastElementChild).after(node);
+  const controller = new AbortController();
+  state.streaming = { controller };
+  setStreamingUi(true);
+  scrollToBottom();
+  const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal);
+  const result = await consume(stream, node, controller);
+  state.streaming = null;
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return;
+  if (result.ok && result.final?.pending) {
+    node.remove();
+    awaitDecision();
+    return;
+  }
+  if (result.ok || result.stopped) {
+    const m = finishAnswer(node, result);
+    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
+    state.messages.push(m);
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    bumpConversation(conv.id);
+    return;
+  }
+  if (!result.confirmed) {
+    node.remove();
+    if (card.isConnected) tools.setDeciding(card, false);
+    showError(result.error.message);
+    return;
+  }
+  showAnswerError(node, result.error.message, '');
+}
+
+async function loadToolLog(id, token) {
+  try {
+    const executions = await api.listToolExecutions(id);
+    if (token !== state.openToken || !executions.length) return;
+    const pending = tools.attachToolLog(el.thread, executions, decideTool);
+    markLastAnswer();
+    if (pending.length) scrollToBottom();
+  } catch {
+    /* the log is extra information; the chat works without it */
+  }
+}
+
+// Scrolls to a message (a search hit), loading older pages until it is found.
+async function revealMessage(messageId) {
+  if (!messageId) return;
+  for (let i = 0; i < 60; i += 1) {
+    const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
+    if (node) {
+      node.classList.add('found');
+      node.setAttribute('tabindex', '-1');
+      node.scrollIntoView({ block: 'center' });
+      node.focus({ preventScroll: true });
+      return;
+    }
+    if (!hasOlder()) return;
+    await loadOlder();
+  }
+}
+
+function showChatActions(c) {
+  closeMenu(false);
+  openChatActions(c, {
+    onRestored: async (conv, mode) => {
+      await loadConversations();
+      openConversation(conv.id, { push: mode === 'new', replace: mode !== 'new' });
+    },
+  });
+}
+
 /* ---------- composer events ---------- */
 
 el.composer.addEventListener('submit', (e) => {
@@ -1102,6 +1216,10 @@ function fillStatic() {
   el.errorClose.replaceChildren(icon('close', 14));
   el.model.parentElement.append(icon('chevron', 14));
   $('#settings-link').prepend(icon('gear', 18));
+  $('#usage-link')?.prepend(icon('chart', 18));
+  $('#search-link')?.prepend(icon('search', 18));
+  $('#chat-actions')?.replaceChildren(icon('camera', 18));
+  $('#chat-actions')?.addEventListener('click', () => state.current && showChatActions(state.current));
   el.adminLink.prepend(icon('shield', 18));
   el.signOut.prepend(icon('out', 18));
 }
@@ -1117,8 +1235,10 @@ async function main() {
   el.adminLink.hidden = !me.admin;
   await Promise.all([loadModels(), loadConversations()]);
   const id = new URLSearchParams(window.location.search).get('c');
-  if (id) await openConversation(id);
-  else newChat();
+  if (id) {
+    await openConversation(id);
+    await revealMessage(new URLSearchParams(window.location.search).get('m'));
+  } else newChat();
   state.started = true;
   document.body.dataset.ready = 'true';
 }

@@ -45,6 +45,8 @@ const ICONS = {
   chevron: 'M6 9l6 6 6-6',
   close: 'M6 6l12 12M18 6L6 18',
   down: 'M12 5v14M6 13l6 6 6-6',
+  chart: 'M4 20V10M10 20V4M16 20v-7M22 20H2',
+  camera: 'M4 8h3l2-3h6l2 3h3v11H4zM12 17a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7z',
 };
 
 export function icon(name, size = 18) {
