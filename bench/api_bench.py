@@ -156,8 +156,10 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
         names = [f"bench{run_id}u{index}" for index in range(args.users)]
         headers = await asyncio.gather(*(sign_up(http, recorder, name) for name in names))
         started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
+        client_cpu_before = time.process_time()
         counts = await asyncio.gather(*(chat(http, recorder, h, args) for h in headers))
         elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(server_pid)
+        client_cpu = time.process_time() - client_cpu_before
     messages = sum(counts)
     mode = "streamed (SSE)" if args.stream else "JSON"
     print(f"{args.users} users, {messages} messages ({mode}, think time {args.think_ms} ms)")
@@ -167,6 +169,7 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
         # Includes the conversation/history calls of the chat phase, so it is an upper bound.
         per_message = (cpu_after - cpu_before) * 1000 / messages
         print(f"server CPU per message (chat phase): {per_message:.2f} ms")
+    print(f"benchmark client CPU per message: {client_cpu * 1000 / messages:.2f} ms")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{'operation':<20} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for name, values in recorder.latencies.items():
