@@ -118,15 +118,17 @@ def deltadb_works() -> bool:
     return result.returncode == 0
 
 
-def start_server(url: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, env: dict[str, str],
+                 log_path: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "deltadb_dialect", "serve", "--store", url,
                "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    # The server's output goes to a file: an unread pipe would fill and stall the server.
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit("server exited: " + (server.stderr.read() if server.stderr else
-                                                   b"").decode(errors="replace"))
+            raise SystemExit("server exited:\n" + log_path.read_text(errors="replace"))
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                 return server
@@ -218,7 +220,8 @@ def main() -> int:
     else:
         url = f"sqlite:///{workdir}/bench.db"
     port = free_port()
-    server = start_server(url, port, args.workers, env)
+    log_path = Path(workdir) / "server.log"
+    server = start_server(url, port, args.workers, env, log_path)
     try:
         token = login(port)
         asyncio.run(preload(port, token, args.keys))
@@ -243,6 +246,8 @@ def main() -> int:
         summary = {"description": description, "results": [r.as_json() for r in results]}
         Path(args.json).write_text(json.dumps(summary, indent=2))
     errors = sum(r.errors for r in results)
+    if errors:
+        print(f"{errors} request(s) failed; server log: {log_path}", file=sys.stderr)
     return 1 if errors else 0
 
 

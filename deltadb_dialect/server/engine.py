@@ -10,13 +10,19 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "deltadb_server_write"
+# Enough pooled connections for every thread that may hold one at once: the thread pool of
+# sync routes (40), the group-commit writer and the heartbeat; a request never waits for a slot.
+POOL = {"pool_size": 8, "max_overflow": 56, "pool_timeout": 60}
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url)
+    try:
+        return create_engine(url, **POOL)
+    except TypeError:  # a dialect whose pool takes no size (not QueuePool)
+        return create_engine(url)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -26,7 +32,7 @@ def _sqlite_engine(url: str) -> Engine:
     write lock up front (BEGIN IMMEDIATE) instead of failing with "database is locked" when two
     processes upgrade from a read at once.
     """
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **POOL)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
