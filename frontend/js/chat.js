@@ -521,7 +521,15 @@ function fillFoot(node, m) {
   const regen = h('button', { type: 'button', class: 'icon-btn regen', 'aria-label': 'Regenerate', title: 'Regenerate' }, icon('refresh', 16));
   regen.addEventListener('click', () => regenerate(node));
   const meta = metaText(m.meta);
-  foot.replaceChildren(copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null);
+  const when = parseDate(m.createdAt);
+  const stamp = when
+    ? h(
+        'time',
+        { class: 'stamp', datetime: when.toISOString(), title: when.toLocaleString() },
+        when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
+      )
+    : null;
+  foot.replaceChildren(copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp);
   markLastAnswer();
 }
 
@@ -825,6 +833,7 @@ function finishAnswer(node, result) {
     role: 'assistant',
     content: result.text,
     meta: assistant?.meta || null,
+    createdAt: assistant?.createdAt || new Date().toISOString(),
   };
   node._message = m;
   node.dataset.id = m.id;

@@ -297,9 +297,11 @@ def test_markdown_code_blocks_render_with_copy(
 
 
 def test_500_message_conversation_opens_at_the_end_and_pages_back(
-    page_as: Callable[..., Page], make_user: Callable[..., User]
+    page_as: Callable[..., Page], make_user: Callable[..., User], server: Server
 ) -> None:
     user = make_user()
+    # Answers from the fake provider's JSON path: instant, whatever MOCK_OPENAI_DELAY_MS says.
+    use_fake_provider(server, user)
     conv = user.api.post("/api/conversations", json={"title": "Long history"}).json()["uuid"]
     for i in range(1, 251):
         r = user.api.post(f"/api/conversations/{conv}/messages", json={"content": f"Question {i}"})
