@@ -19,7 +19,9 @@ def chat(user: User, title: str, *questions: str, archived: bool = False) -> str
         r = user.api.post(f"/api/conversations/{uuid}/messages", json={"content": q})
         assert r.status_code == 201, r.text
     if archived:
-        assert user.api.patch(f"/api/conversations/{uuid}", json={"archived": True}).status_code == 200
+        assert (
+            user.api.patch(f"/api/conversations/{uuid}", json={"archived": True}).status_code == 200
+        )
     return uuid
 
 
@@ -29,7 +31,12 @@ def test_search_highlights_marks_archived_and_opens_the_message(
     user = make_user()
     other = make_user()
     chat(other, "Other people's soup", "tomato soup secrets of someone else")
-    soup = chat(user, "Dinner plans", "How do I make a tomato soup?", *[f"filler question {i}" for i in range(26)])
+    soup = chat(
+        user,
+        "Dinner plans",
+        "How do I make a tomato soup?",
+        *[f"filler question {i}" for i in range(26)],
+    )
     chat(user, "Old recipes", "grandma's tomato soup <img src=x onerror=alert(1)>", archived=True)
     chat(user, "Tomato soup festival", "when is it?")
 

@@ -88,10 +88,13 @@ def test_tool_approval_flow_approve_reject_and_reload(
     pending = page.get_by_role("group", name="Tool call waiting for approval: calculator")
     pending.get_by_role("button", name="Reject").click()
     wait_idle(page)
-    expect(page.locator(".tool-card.status-rejected")).to_contain_text(f"Rejected by {user.username}")
+    expect(page.locator(".tool-card.status-rejected")).to_contain_text(
+        f"Rejected by {user.username}"
+    )
     expect(page.locator(".tool-card.pending")).to_have_count(0)
 
-    # A proposal left waiting survives a reload, with its buttons; the log shows under each question.
+    # A proposal left waiting survives a reload, with its buttons;
+    # the log shows under each question.
     send(page, "calculate 1+1")
     expect(page.locator(".tool-card.pending")).to_have_count(1)
     wait_idle(page)

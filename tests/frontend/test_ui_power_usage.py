@@ -28,7 +28,9 @@ def test_usage_page_shows_charts_and_limits(
     expect(page).to_have_url(re.compile(r"/usage\.html$"))
     page.wait_for_selector("body[data-ready=true]")
     expect(page.get_by_role("img", name=re.compile("Tokens per day: bar chart"))).to_be_visible()
-    expect(page.get_by_role("img", name=re.compile("Messages per day: bar chart.*highest 2 messages"))).to_be_visible()
+    expect(
+        page.get_by_role("img", name=re.compile("Messages per day: bar chart.*highest 2 messages"))
+    ).to_be_visible()
     expect(page.locator("#stats")).to_contain_text("Messages2")
     expect(page.locator(".legend").first).to_contain_text("gpt-4o-mini")
     page.locator("#messages-chart").get_by_text("Show as a table").click()
