@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from deltadb_dialect.server.engine import write_transaction
 from deltadb_dialect.server.errors import ApiError
@@ -84,12 +84,16 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[BaseException | None] = []
         try:
+            # Tables are looked up before the transaction: the catalog may reflect, which
+            # takes the store, and must not wait for it while this transaction holds it.
+            tables = [self.store.catalog.table(job.db) for job in batch]
             with sql_errors_as_api_errors(), write_transaction(self.store.engine) as conn:
                 if len(batch) == 1:  # alone: the transaction itself is the unit
-                    self.store.apply_put(conn, batch[0].db, batch[0].documents)
+                    self.store.apply_put(conn, batch[0].db, tables[0], batch[0].documents)
                     outcomes = [None]
                 else:
-                    outcomes = [self._apply_in_savepoint(conn, job) for job in batch]
+                    outcomes = [self._apply_in_savepoint(conn, job, table)
+                                for job, table in zip(batch, tables, strict=True)]
         except ApiError as error:  # the commit (or a lone PUT) failed: nothing was written
             outcomes = [error] * len(batch)
         except Exception as error:
@@ -100,11 +104,13 @@ class GroupCommitWriter:
         for job, outcome in zip(batch, outcomes, strict=True):
             _settle(job, outcome)
 
-    def _apply_in_savepoint(self, conn: Connection, job: _Job) -> BaseException | None:
+    def _apply_in_savepoint(
+        self, conn: Connection, job: _Job, table: Table | None
+    ) -> BaseException | None:
         savepoint = conn.begin_nested()
         try:
             with sql_errors_as_api_errors():
-                self.store.apply_put(conn, job.db, job.documents)
+                self.store.apply_put(conn, job.db, table, job.documents)
         except Exception as error:
             savepoint.rollback()
             return error

@@ -193,6 +193,8 @@ class EntityStore:
 
     def databases(self) -> list[dict[str, Any]]:
         table_names = self.catalog.names()
+        # Reflect before the transaction (see apply_put): the catalog must not wait on the store.
+        sql_tables = [t for t in map(self.catalog.table, sorted(table_names)) if t is not None]
         with read_transaction(self.engine) as conn:
             per_db = conn.execute(select(E.c.db, func.count()).group_by(E.c.db)).all()
             counts: dict[str, int] = {db: count for db, count in per_db}
@@ -202,27 +204,31 @@ class EntityStore:
                 for name, count in counts.items()
                 if name not in table_names
             ]
-            for name in table_names:
-                table = self.catalog.table(name)
-                if table is None:
-                    continue
+            for table in sql_tables:
                 count = conn.execute(select(func.count()).select_from(table)).scalar_one()
-                result.append({"name": name, "kind": "table", "entities": count,
-                               "schema": name in schema_ids})
+                result.append({"name": table.name, "kind": "table", "entities": count,
+                               "schema": table.name in schema_ids})
         return sorted(result, key=lambda d: d["name"])
 
     # ── writes ────────────────────────────────────────────────────────
 
     def put(self, db: str, documents: dict[str, Any], dry_run: bool = False) -> None:
         """Write every document in one transaction, or none of them."""
+        table = self.catalog.table(db)
         with sql_errors_as_api_errors(), write_transaction(self.engine) as conn:
-            self.apply_put(conn, db, documents)
+            self.apply_put(conn, db, table, documents)
             if dry_run:
                 conn.get_transaction().rollback()  # type: ignore[union-attr]
 
-    def apply_put(self, conn: Connection, db: str, documents: dict[str, Any]) -> None:
-        """Validate and write ``documents`` inside the caller's transaction."""
-        table = self.catalog.table(db)
+    def apply_put(
+        self, conn: Connection, db: str, table: Table | None, documents: dict[str, Any]
+    ) -> None:
+        """Validate and write ``documents`` inside the caller's transaction.
+
+        ``table`` is ``catalog.table(db)``, looked up by the caller *before* the transaction:
+        the catalog may reflect, which takes the store, and must never wait on the store while
+        this transaction holds it (the two would deadlock until the lock timeout).
+        """
         self.schemas.validate_documents(conn, db, documents)
         if table is None:
             self._put_raw(conn, db, documents)

@@ -68,3 +68,49 @@ async def test_a_lone_put_is_its_own_transaction(engine_url: str) -> None:
         raise AssertionError("the schema should have refused the document")
     assert store.get("db", "k") == "[1]"
     engine.dispose()
+
+
+async def test_catalog_refreshes_never_deadlock_with_the_writer(engine_url: str) -> None:
+    """Readers refreshing the table catalog (TTL 0) while batches commit: no lock waits.
+
+    The writer once looked tables up inside its transaction while a reader held the catalog
+    lock and waited for the store: both stalled until the store's 30 s lock timeout.
+    """
+    import threading
+    import time
+
+    engine = make_engine(engine_url)
+    create_internal_tables(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)")
+    store = EntityStore(engine, SchemaRegistry(engine), catalog_ttl=0.0)
+    writer = GroupCommitWriter(store)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                store.get("docs", "k0")
+                store.databases()
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    try:
+        for round_ in range(15):
+            await asyncio.wait_for(asyncio.gather(
+                *(writer.put("docs", {f"k{i}": {"r": round_}}) for i in range(8)),
+                *(writer.put("items", {str(i): {"v": str(round_)}}) for i in range(8)),
+            ), timeout=10)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors, errors[:1]
+    assert time.monotonic() - started < 20
+    engine.dispose()
