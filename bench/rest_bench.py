@@ -234,8 +234,8 @@ def main() -> int:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-    storage = ("encrypted, fsync per PUT" if backend == "deltadb"
-               else "sqlite WAL, synchronous=FULL")
+    storage = ("AES-256-GCM, durable: fsync per commit, PUTs group-committed"
+               if backend == "deltadb" else "sqlite WAL, synchronous=FULL, group-committed")
     description = (f"backend={backend} ({storage}), server workers={args.workers}, "
                    f"clients={args.clients}, {args.seconds:g}s per phase, {args.keys} keys, "
                    f"~{len(json.dumps(document(1)))} B documents, "
