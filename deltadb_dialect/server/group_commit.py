@@ -42,7 +42,10 @@ def _settle(job: _Job, error: BaseException | None) -> None:
         else:
             job.done.set_exception(error)
 
-    job.loop.call_soon_threadsafe(settle)
+    try:
+        job.loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the caller's event loop has closed: nobody is waiting any more
+        pass
 
 
 class GroupCommitWriter:
