@@ -1,10 +1,12 @@
 """Dependencies shared by the routes: caller identity, CSRF, admin check.
 
-There is deliberately no request-wide database session dependency. FastAPI opens and closes
-such a session in different worker-thread hops, so a read transaction would stay open while
-the request waits for a free thread; on a store that serializes transactions (deltadb), and
-with a bounded pool, that starves under load. Routes instead run each unit of database work
-with `run_in_session`, which opens, commits or rolls back, and closes within one hop.
+There is deliberately no request-wide database session dependency. FastAPI runs a sync
+dependency's setup and teardown and the route in separate worker-thread hops, so a read
+transaction would stay open between the route's hop and the teardown's, while its thread
+serves other requests. The store serializes transactions behind a per-process lock, so that
+parks the store (and a pooled connection) until a thread frees up; under the 50-user benchmark
+it exhausted the pool (30 s timeouts). Routes instead run each unit of database work with
+`run_in_session`, which opens, commits or rolls back, and closes within one hop.
 """
 
 from typing import Annotated

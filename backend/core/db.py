@@ -22,7 +22,7 @@ T = TypeVar("T")
 registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
 
 
-def make_engine(url: str, *, enforce_foreign_keys: bool = True) -> Engine:
+def make_engine(url: str, *, enforce_foreign_keys: bool = True, **options: Any) -> Engine:
     """One engine per process; SQLite files get the pragmas that make them behave like a server.
 
     Migrations pass `enforce_foreign_keys=False`: Alembic's batch mode rebuilds a table by
@@ -30,8 +30,9 @@ def make_engine(url: str, *, enforce_foreign_keys: bool = True) -> Engine:
     into the child rows.
     """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=url.startswith("postgresql"))
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        return create_engine(url, pool_pre_ping=url.startswith("postgresql"), **options)
+    connect_args = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, connect_args=connect_args, **options)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
