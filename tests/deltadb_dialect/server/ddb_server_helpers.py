@@ -21,12 +21,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[3]
-os.environ.setdefault("DELTADB_MASTER_KEY", secrets.token_hex(32))
+# One master key for this suite's stores. It is put in the environment only around each test
+# (the autouse fixture below) and handed to subprocesses explicitly, never set process-wide:
+# other suites test what happens without a key.
+MASTER_KEY = os.environ.get("DELTADB_MASTER_KEY") or secrets.token_hex(32)
 
 ADMIN_KEY = "test-admin-key-" + "x" * 24
 
 
 def _deltadb_available() -> bool:
+    saved = os.environ.get("DELTADB_MASTER_KEY")
+    os.environ["DELTADB_MASTER_KEY"] = MASTER_KEY
     try:
         import sqlalchemy
 
@@ -38,6 +43,11 @@ def _deltadb_available() -> bool:
         return True
     except Exception:
         return False
+    finally:
+        if saved is None:
+            os.environ.pop("DELTADB_MASTER_KEY", None)
+        else:
+            os.environ["DELTADB_MASTER_KEY"] = saved
 
 
 BACKENDS = ["deltadb", "sqlite"] if _deltadb_available() else ["sqlite"]
@@ -47,6 +57,12 @@ def store_url(backend: str, directory: Path) -> str:
     if backend == "deltadb":
         return f"deltadb:///{directory}/store"
     return f"sqlite:///{directory}/store.db"
+
+
+@pytest.fixture(autouse=True)
+def master_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DELTADB_MASTER_KEY", MASTER_KEY)
+    return MASTER_KEY
 
 
 @pytest.fixture(params=BACKENDS)
@@ -112,7 +128,8 @@ def dev_api(make_api: Callable[..., Api]) -> Api:
 
 def run_cli(*args: str, env: dict[str, str] | None = None,
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "DELTADB_MASTER_KEY": MASTER_KEY,
+                   **(env or {})}
     if env is None:
         environment.pop("DELTADB_ADMIN_KEY", None)
     return subprocess.run([sys.executable, "-m", "deltadb_dialect", *args], capture_output=True,
@@ -139,7 +156,7 @@ class LiveServer:
 def start_server(store: str, log_path: Path, admin_key: str | None = None,
                  extra: tuple[str, ...] = (), key_file: Path | None = None) -> LiveServer:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DELTADB_MASTER_KEY": MASTER_KEY}
     env.pop("DELTADB_ADMIN_KEY", None)
     if key_file is not None:  # the master key comes from --key-file only
         env.pop("DELTADB_MASTER_KEY", None)
