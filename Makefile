@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps chromium lint bench clean help
+.PHONY: run test venv dev-deps system-tools lint bench clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -30,12 +30,17 @@ $(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements-dev.txt
 venv: $(VENV)/.runtime-stamp
 dev-deps: $(VENV)/.dev-stamp
 
-# Debian's Chromium drives the browser tests; Playwright never downloads its own.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
+# Debian's Chromium drives the browser tests (Playwright never downloads its own);
+# curl, jq and Go run the DeltaDatabase seed's client examples against the entity server.
+SYSTEM_TOOLS := chromium:chromium curl:curl jq:jq go:golang-go
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for the tests:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
 $(KEY_FILE): | $(VENV)/.runtime-stamp
 	@$(PY) -m deltadb_dialect keygen --out $(KEY_FILE)
@@ -46,7 +51,7 @@ run: $(VENV)/.runtime-stamp $(KEY_FILE)
 	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
 	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers
 
-test: $(VENV)/.dev-stamp chromium
+test: $(VENV)/.dev-stamp system-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
