@@ -4,7 +4,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from backend.core.config import settings
 from backend.core.security import MIN_PASSWORD_LENGTH
@@ -188,6 +195,11 @@ class SettingsUpdate(Strict):
     openai_api_key: ApiKey | None = None
     openai_base_url: BaseUrl | None = None
     default_model: ModelName | None = None
+
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _blank_model_clears(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class ModelPublic(BaseModel):

@@ -92,3 +92,12 @@ def test_settings_and_models_need_login(client: TestClient) -> None:
     assert client.get("/api/settings").status_code == 401
     assert client.put("/api/settings", json={}).status_code == 401
     assert client.get("/api/models").status_code == 401
+
+
+def test_blank_default_model_clears_it(client: TestClient) -> None:
+    user = create_user()
+    chosen = client.get("/api/models", headers=user.headers).json()["data"][0]["id"]
+    client.put("/api/settings", json={"default_model": chosen}, headers=user.headers)
+    response = client.put("/api/settings", json={"default_model": ""}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["default_model"] is None
