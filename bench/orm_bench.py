@@ -29,7 +29,7 @@ in several shapes and, in fresh subprocesses, times dispose/create-engine/first-
 measures the resident-memory growth (VmRSS) against the rows' plaintext size (the sum of
 the rows' JSON documents).
 
-    .venv/bin/python bench/orm_bench.py                 # default sizes, a few minutes
+    .venv/bin/python bench/orm_bench.py                 # default sizes, 2-3 minutes
     .venv/bin/python bench/orm_bench.py --quick         # small sizes, a smoke run
     .venv/bin/python bench/orm_bench.py --rows 50000 --json bench/out/orm.json
 
@@ -195,8 +195,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
                      last_50=30, pages=60, aggregates=10, open_rows=10_000, open_runs=1,
                      single_row_shape=True)
     else:
-        base = Sizes(rows=20_000, batch=1000, commits=500, commit_rounds=10, reps=11,
-                     point_reads=1000, last_50=100, pages=250, aggregates=40,
+        base = Sizes(rows=20_000, batch=1000, commits=500, commit_rounds=10, reps=15,
+                     point_reads=600, last_50=60, pages=150, aggregates=25,
                      open_rows=100_000, open_runs=3, single_row_shape=True)
     changes: dict[str, Any] = {}
     if args.rows:
