@@ -58,30 +58,55 @@ class DeltaDateTime(DATETIME):
         return process
 
 
+_WIDE = decimal.Context(prec=200)  # quantizing never fails for a column's declared scale
+
+
+def _fits_a_double(value: decimal.Decimal) -> bool:
+    return decimal.Decimal(repr(float(value))) == value
+
+
 class DeltaNumeric(sqltypes.Numeric):
-    """Numeric bound as text: NUMERIC affinity makes it an INTEGER when whole, else a REAL."""
+    """Decimals stored exactly.
+
+    A Decimal that a double holds exactly is bound as its shortest text, which
+    NUMERIC affinity turns into that INTEGER or REAL, so SQL compares, sorts and
+    sums it as a number; reading it back goes through the same shortest text,
+    never through a rounded ``%f``. Any other Decimal would be rounded by that
+    conversion, so it is bound as its exact text in a BLOB, which affinity leaves
+    alone (such values sort after all numbers; arithmetic still reads them).
+    """
 
     def bind_processor(self, dialect: Any) -> Any:
         def process(value: Any) -> Any:
             if isinstance(value, decimal.Decimal):
-                return str(value) if value.is_finite() else float(value)
+                if not value.is_finite():
+                    return float(value)
+                return str(value) if _fits_a_double(value) else str(value).encode("ascii")
             return value
 
         return process
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        from_number = super().result_processor(dialect, coltype)
         as_decimal = self.asdecimal
         scale = self._effective_decimal_return_scale
-        zeros = "." + "0" * scale if scale else ""  # the scale SQLAlchemy's conversion gives
+        step = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
+
+        def exact(text: str) -> decimal.Decimal:
+            number = decimal.Decimal(text)
+            if step is None or not number.is_finite():
+                return number
+            return number.quantize(step, context=_WIDE)
 
         def process(value: Any) -> Any:
-            if isinstance(value, str):
-                return decimal.Decimal(value) if as_decimal else float(value)
-            if as_decimal and type(value) is int:
-                # Exact: SQLAlchemy's float-based conversion rounds integers beyond 2**53.
-                return decimal.Decimal(f"{value}{zeros}")
-            return from_number(value) if from_number else value
+            if value is None:
+                return None
+            if isinstance(value, bytes):
+                value = value.decode("ascii")
+            if not as_decimal:
+                return float(value)
+            if isinstance(value, float):
+                return exact(repr(value))
+            return exact(str(value))
 
         return process
 

@@ -66,8 +66,8 @@ def column_schema(column: ColumnInfo, enum_values: list[str] | None) -> dict[str
         schema = {"type": ["string", "number"]}
     elif "BOOL" in declared:
         schema = {"type": "integer"}
-    else:  # NUMERIC affinity (NUMERIC, DECIMAL, JSON...): numbers, or text kept exact
-        schema = {"anyOf": [{"type": ["number", "string"]}, _ODD_FLOAT]}
+    else:  # NUMERIC affinity (NUMERIC, DECIMAL, JSON...): numbers, text, or exact decimals
+        schema = {"anyOf": [{"type": ["number", "string"]}, _ODD_FLOAT, _BLOB]}
     if not column.not_null and schema:
         schema = {"anyOf": [schema, {"type": "null"}]}
     return schema

@@ -155,3 +155,21 @@ def test_whole_number_decimals_beyond_a_double_round_trip_within_int64(make_engi
     with make_engine().connect() as conn:
         got = conn.execute(select(table.c.amount).order_by(table.c.id)).scalars().all()
     assert got == values
+
+
+def test_decimals_beyond_fifteen_digits_round_trip_exactly_and_still_compare(make_engine) -> None:
+    table = Table("ledger", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("amount", Numeric(40, 20)))
+    engine = make_engine()
+    table.metadata.create_all(engine)
+    precise = [decimal.Decimal("87673.594069654243"),
+               decimal.Decimal("12345678901234567890.1234567891"),
+               decimal.Decimal("-0.12345678901234567891")]
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"amount": v} for v in [*precise, decimal.Decimal("19.99")]])
+    engine.dispose()
+    with make_engine().connect() as conn:
+        got = conn.execute(select(table.c.amount).order_by(table.c.id)).scalars().all()
+        small = conn.execute(select(table.c.id).where(table.c.amount < 100)).scalars().all()
+    assert got[:3] == precise and got[3] == decimal.Decimal("19.99")
+    assert small == [4]  # the ordinary value still compares as a number
