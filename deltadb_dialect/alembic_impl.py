@@ -29,6 +29,10 @@ class DeltaImpl(SQLiteImpl):
         # The driver applies this to the migration's own transaction (it is issued
         # before the transaction's first statement, where SQLite honours it).
         self._exec("PRAGMA foreign_keys=OFF")
+        # Take the store now, before Alembic reads the current revision: a second
+        # `alembic upgrade` waits here until the first has committed, then finds
+        # the work done (the migration lock).
+        self._exec("BEGIN")
 
 
 # Alembic registers these DDL renderings for "sqlite" only; reuse them for deltadb.

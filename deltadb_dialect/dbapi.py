@@ -128,6 +128,8 @@ _TXN_CONTROL = re.compile(
 _FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
 _OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
 _ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# Statements that never write: they run while the store is held, without BEGIN.
+_READ_ONLY_STATEMENTS = ("SELECT",)
 
 
 def translate(exc: BaseException) -> Error:
@@ -203,6 +205,7 @@ class Connection:
         self._timeout = timeout
         self.isolation_level = isolation_level
         self._holding = False  # this connection holds the store (a transaction is open)
+        self._begun = False  # the replica transaction has begun (at the first write)
         self._explicit = False  # opened by an explicit BEGIN (matters in autocommit mode)
         self._session: apsw.Session | None = None
         self._schema_version = 0
@@ -293,20 +296,28 @@ class Connection:
         return self._store
 
     def _begin(self) -> None:
+        """Take the store for this connection's transaction (lock, catch up)."""
         store = self._live_store()
         try:
             store.acquire(self._timeout)
         except store_errors.StoreError as exc:
             raise translate(exc) from exc
         self._holding = True
+
+    def _open_replica_transaction(self) -> None:
+        """BEGIN and start capturing changes: deferred to the first statement that may write,
+        so read-only transactions (most of them) cost no capture session at all."""
         try:
-            self._session, self._schema_version = store.begin(foreign_keys=self._foreign_keys)
+            self._session, self._schema_version = self._live_store().begin(
+                foreign_keys=self._foreign_keys)
         except BaseException as exc:
             self._end()
             raise translate(exc) from exc
+        self._begun = True
 
     def _end(self) -> None:
         self._holding = False
+        self._begun = False
         self._explicit = False
         self._schema_changed = False
         self._session = None
@@ -336,6 +347,8 @@ class Connection:
             return
         if not self._holding:
             self._begin()
+        if not self._begun and word not in _READ_ONLY_STATEMENTS:
+            self._open_replica_transaction()
         self._execute(cursor, sql, parameters, many, word)
         if self.isolation_level is None and not self._explicit:
             self.commit()
@@ -346,6 +359,8 @@ class Connection:
                 raise OperationalError("cannot start a transaction within a transaction")
             if not self._holding:
                 self._begin()
+            if not self._begun:
+                self._open_replica_transaction()
             self._explicit = True
         elif control.group(2):
             self.commit()

@@ -126,6 +126,9 @@ class LogFile:
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
+    def fileno(self) -> int:
+        return self._fd
+
     def records(self, offset: int, expected_seq: int) -> Iterator[Record]:
         """Complete records from ``offset``, streamed: memory stays bounded by one record.
 

@@ -109,12 +109,12 @@ class Store:
         self._lock_fd = -1
         self._header: Header | None = None
         self._store_id = b""
-        self._header_stat: tuple[int, int, int] | None = None
         self._keyring: Keyring | None = None
         self._log: LogFile | None = None
         self._log_end = 0
         self._catalog: dict[str, Any] = {"objects": [], "history": {}}
         self._tags: dict[bytes, TableInfo] = {}
+        self._tag_of: dict[str, bytes] = {}  # table name -> keyed hash, computed once
         self._needs_rebuild = False
         self._tables_dirty = False
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
@@ -214,11 +214,6 @@ class Store:
                 keyring.add_wrapped_data_key(kid, wrapped)
         keyring.active_kid = header.active_kid
         self._header = header
-        self._header_stat = self._stat_header()
-
-    def _stat_header(self) -> tuple[int, int, int]:
-        st = os.stat(self.layout.header)
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _require_keyring(self) -> Keyring:
         if self._keyring is None:
@@ -285,6 +280,12 @@ class Store:
         self._catalog = catalog
         self._retag()
         return changed
+
+    def _table_tag(self, name: str) -> bytes:
+        tag = self._tag_of.get(name)
+        if tag is None:
+            tag = self._tag_of[name] = table_tag(self._require_keyring().naming_key, name)
+        return tag
 
     def _retag(self) -> None:
         keyring = self._require_keyring()
@@ -414,11 +415,16 @@ class Store:
             self._reload_header()
             self._rebuild()
             return
-        if self._stat_header() != self._header_stat:
-            self._follow_header_change()
         log = self._log
         assert log is not None
-        size = log.size()
+        status = os.fstat(log.fileno())
+        if status.st_nlink == 0:
+            # Another process checkpointed: our log was replaced (and unlinked).
+            self._follow_header_change()
+            log = self._log
+            assert log is not None
+            status = os.fstat(log.fileno())
+        size = status.st_size
         if size > self._log_end:
             METRICS["catch_ups"] += 1
             self._replay_log(in_transaction=False)
@@ -555,7 +561,7 @@ class Store:
         if op == RESET:
             return Entry(op, item, NO_TAG, b"")
         change: EntityChange = item
-        ttag = table_tag(keyring.naming_key, change.table.name)
+        ttag = self._table_tag(change.table.name)
         ktag = key_tag(keyring.naming_key, ttag, canonical_key(change.key))
         self.cache.discard((change.table.name, ktag))
         if op == DELETE:
@@ -627,7 +633,6 @@ class Store:
         header.snapshot = {"file": snap_name, "seq": seq, "sha256": digest}
         header.log = {"file": log_name, "base_seq": seq}
         self.layout.write_header(header, keyring.header_mac)
-        self._header_stat = self._stat_header()
         self._log.close()
         self._log, self._log_end = new_log, new_log.start
         for name in old_files:
@@ -656,7 +661,6 @@ class Store:
         header.kdf = kdf
         header.store_key = MasterWrap(master, header.store_id).wrap_store_key(keyring.store_key)
         self.layout.write_header(header, keyring.header_mac)
-        self._header_stat = self._stat_header()
         self.key_fingerprint = new_source.fingerprint()
 
     def close(self) -> None:

@@ -116,7 +116,9 @@ def test_flipped_byte_in_log_fails_closed(make_engine, store_dir, offset_from_en
 
 
 def test_flipped_byte_in_header_fails_closed(make_engine, store_dir) -> None:
-    _fill(make_engine())
+    engine = make_engine()
+    _fill(engine)
+    engine.dispose()  # the header is read when a store is opened
     header = store_dir / "store.hdr"
     header.write_text(header.read_text().replace('"active_kid": 1', '"active_kid": 2'))
     with pytest.raises(exc.DatabaseError, match="header"):
