@@ -9,9 +9,10 @@ SHA-256, so swapping, truncating or restoring an older snapshot is detected.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from deltadb_dialect.errors import CorruptStoreError, StorageFullError, TamperError
@@ -56,13 +57,18 @@ def write_snapshot(path: Path, *, store_id: bytes, seq: int, kid: int, sealed_ca
 
 
 class Snapshot:
-    """A verified snapshot in memory: its sequence, sealed catalog and entries."""
+    """A verified snapshot, mapped rather than read: entries are decoded one at a time,
+    so opening a store never holds the whole file and all its entries at once."""
 
     def __init__(self, path: Path, *, store_id: bytes, expected_sha256: str) -> None:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             raise CorruptStoreError(f"the store's snapshot {path.name} is missing") from None
+        except ValueError:  # an empty file cannot be mapped
+            raise CorruptStoreError(f"snapshot {path.name} is truncated") from None
+        data = self._map
         if hashlib.sha256(data).hexdigest() != expected_sha256:
             raise TamperError(
                 f"snapshot {path.name} does not match the store header: it was modified, "
@@ -79,10 +85,17 @@ class Snapshot:
         end_magic, self.count = TRAILER.unpack_from(data, body_end)
         if end_magic != END_MAGIC:
             raise CorruptStoreError(f"snapshot {path.name} is truncated")
-        self._body = memoryview(data)[offset + length:body_end]
+        self._body = (offset + length, body_end)
 
-    def entries(self) -> list[Entry]:
-        entries = list(decode_entries(self._body, what="snapshot"))
-        if len(entries) != self.count:
+    def entries(self) -> Iterator[Entry]:
+        start, end = self._body
+        count = 0
+        with memoryview(self._map) as view:
+            for entry in decode_entries(view[start:end], what="snapshot"):
+                count += 1
+                yield entry
+        if count != self.count:
             raise CorruptStoreError("snapshot entry count does not match its trailer")
-        return entries
+
+    def close(self) -> None:
+        self._map.close()

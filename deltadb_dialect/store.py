@@ -262,14 +262,16 @@ class Store:
                                          what="snapshot catalog"))
         self._apply_catalog(catalog)
         pending: dict[tuple[str, bytes], EntityChange] = {}
-        sealer = self._require_keyring().sealer(snapshot.kid)
-        for entry in snapshot.entries():
-            change = self._open_entry(entry, sealer, snapshot.seq)
-            if change is not None:
-                pending[(change.table.name, entry.key_tag)] = change
-            if len(pending) >= APPLY_BATCH:
-                self.replica.apply(pending)
-                pending = {}
+        try:
+            for entry in snapshot.entries():
+                change = self._open_entry(entry, sealer, snapshot.seq)
+                if change is not None:
+                    pending[(change.table.name, entry.key_tag)] = change
+                if len(pending) >= APPLY_BATCH:
+                    self.replica.apply(pending)
+                    pending = {}
+        finally:
+            snapshot.close()
         self.replica.apply(pending)
         self.seq = snapshot.seq
 

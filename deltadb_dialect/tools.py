@@ -87,6 +87,7 @@ def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> No
                                 expected_sha256=header.snapshot["sha256"])
             for entry in snapshot.entries():
                 _check_entry(keyring, header.store_id, entry, snapshot.kid, snapshot.seq, report)
+            snapshot.close()
         except StoreError as exc:
             report.problems.append(f"snapshot: {exc}")
     try:
