@@ -10,7 +10,6 @@ entity documents back (when opening, or catching up with other processes).
 from __future__ import annotations
 
 import base64
-import json
 import math
 import operator
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
+import orjson
 
 from deltadb_dialect.schema import ROWID, ColumnInfo, RowValidator, table_schema
 
@@ -49,7 +49,7 @@ def quote(name: str) -> str:
 
 
 def canonical_key(values: Iterable[Any]) -> bytes:
-    return json.dumps([encode_value(v) for v in values], separators=(",", ":")).encode()
+    return orjson.dumps([encode_value(v) for v in values])
 
 
 # --- tables -------------------------------------------------------------------------
@@ -89,8 +89,11 @@ class TableInfo:
         self._pick = getter if len(stored) > 1 else (lambda document: (getter(document),))
 
     def document(self, row: tuple) -> dict[str, Any]:
-        pairs = zip(self.stored_columns, row, strict=True)
-        return {name: encode_value(value) for name, value in pairs}
+        kinds = set(map(type, row))
+        if bytes in kinds or float in kinds:  # blobs and non-finite floats need encoding
+            pairs = zip(self.stored_columns, row, strict=True)
+            return {name: encode_value(value) for name, value in pairs}
+        return dict(zip(self.stored_columns, row, strict=True))
 
     def row(self, document: dict[str, Any]) -> tuple:
         try:
