@@ -538,11 +538,12 @@ class Store:
         """Seal the items into records (one per chunk), append them and fsync: the commit point."""
         assert self._log is not None
         sealer = self._require_keyring().active
+        encoded = [(op, item, _plaintext(op, item)) for op, item in items]
         records: list[tuple[int, int, bytes]] = []
         seq = self.seq
-        for chunk in _chunks([(op, item, _estimate(op, item)) for op, item in items]):
+        for chunk in _chunks(encoded):
             seq += 1
-            entries = [self._seal_item(op, item, seq, sealer) for op, item, _ in chunk]
+            entries = [self._seal_item(op, item, plain, seq, sealer) for op, item, plain in chunk]
             records.append((seq, CONTINUED, encode_entries(entries)))
         last_seq, _, payload = records[-1]
         records[-1] = (last_seq, 0, payload)
@@ -553,25 +554,17 @@ class Store:
         METRICS["records_written"] += len(records)
         METRICS["entities_written"] += len(items)
 
-    def _seal_item(self, op: bytes, item: Any, seq: int, sealer: Any) -> Entry:
-        header = self._header
-        assert header is not None
-        keyring = self._require_keyring()
+    def _seal_item(self, op: bytes, item: Any, plain: bytes, seq: int, sealer: Any) -> Entry:
+        store_id = self._store_id
         if op == CATALOG:
-            plain = json.dumps(item, separators=(",", ":")).encode()
-            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, _catalog_aad(header.store_id, seq)))
+            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, _catalog_aad(store_id, seq)))
         if op == RESET:
             return Entry(op, item, NO_TAG, b"")
         change: EntityChange = item
         ttag = self._table_tag(change.table.name)
-        ktag = key_tag(keyring.naming_key, ttag, canonical_key(change.key))
+        ktag = key_tag(self._require_keyring().naming_key, ttag, canonical_key(change.key))
         self.cache.discard((change.table.name, ktag))
-        if op == DELETE:
-            plain = canonical_key(change.key)
-        else:
-            plain = orjson.dumps(change.document)
-        aad = entity_aad(header.store_id, op, ttag, ktag, seq)
-        return Entry(op, ttag, ktag, sealer.seal(plain, aad))
+        return Entry(op, ttag, ktag, sealer.seal(plain, entity_aad(store_id, op, ttag, ktag, seq)))
 
     def register_function(self, name: str, narg: int, func: Any, *, deterministic: bool) -> None:
         """An SQL function for the replica, installed at the next transaction's start.
@@ -644,7 +637,7 @@ class Store:
     def _snapshot_entries(self, seq: int, sealer: Any) -> Iterator[Entry]:
         for table in list(self.replica.tables.values()):
             for change in self.replica.export_table(table):
-                yield self._seal_item(UPSERT, change, seq, sealer)
+                yield self._seal_item(UPSERT, change, _plaintext(UPSERT, change), seq, sealer)
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -716,10 +709,15 @@ def _catalog_aad(store_id: bytes, seq: int) -> bytes:
     return b"deltadb/catalog|" + store_id + seq.to_bytes(8, "big")
 
 
-def _estimate(op: bytes, item: Any) -> int:
-    if op == UPSERT:
-        return 64 + sum(len(str(v)) for v in item.document.values())
-    return 64
+def _plaintext(op: bytes, item: Any) -> bytes:
+    """What gets sealed for one item: the catalog, a row's document, or a deleted row's key."""
+    if op == CATALOG:
+        return orjson.dumps(item)
+    if op == RESET:
+        return b""
+    if op == DELETE:
+        return canonical_key(item.key)
+    return orjson.dumps(item.document)
 
 
 # A transaction is split into records of about this size, so that replaying a huge
@@ -727,21 +725,20 @@ def _estimate(op: bytes, item: Any) -> int:
 RECORD_LIMIT = 4 * 1024 * 1024
 
 
-def _chunks(sized: list[tuple[bytes, Any, int]], limit: int | None = None):
+def _chunks(encoded: list[tuple[bytes, Any, bytes]], limit: int | None = None):
     """Split a transaction so no record exceeds ``limit`` (bounded memory when replaying).
 
-    A catalog entry and the table resets that follow it stay with their rows'
-    first chunk; a transaction is applied only once all its chunks are present.
+    Entries keep their order; a transaction is applied only once all its chunks are there.
     """
     limit = RECORD_LIMIT if limit is None else limit
-    chunk: list[tuple[bytes, Any, int]] = []
+    chunk: list[tuple[bytes, Any, bytes]] = []
     size = 0
-    for item in sized:
-        if chunk and size + item[2] > limit:
+    for item in encoded:
+        if chunk and size + len(item[2]) > limit:
             yield chunk
             chunk, size = [], 0
         chunk.append(item)
-        size += item[2]
+        size += len(item[2]) + 64
     if chunk:
         yield chunk
 
