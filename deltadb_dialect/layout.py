@@ -29,6 +29,7 @@ from deltadb_dialect.errors import CorruptStoreError, StorageFullError
 FORMAT = "deltadb/1"
 HEADER_NAME = "store.hdr"
 LOCK_NAME = "store.lock"
+ANCHOR_NAME = "store.seq"
 TAG_BYTES = 16
 
 
@@ -108,6 +109,7 @@ class StoreLayout:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.header = self.root / HEADER_NAME
+        self.anchor = self.root / ANCHOR_NAME
         self.lock = self.root / LOCK_NAME
 
     def file(self, name: str) -> Path:

@@ -151,9 +151,42 @@ class Store:
                     self._initialize(source)
                 self._unlock_keys(source)
                 self._rebuild()
+                self._check_anchor()
                 self._remove_orphans()
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    # The anchor records the last committed sequence number, written (not fsynced) after
+    # each commit's fsync, so it never runs ahead of the log. A log that ends before it
+    # was cut or replaced by an older copy of itself: refused at open. (Rolling the whole
+    # directory back together, like restoring a backup, cannot be told from a backup.)
+    def _write_anchor(self) -> None:
+        seq = self.seq.to_bytes(8, "big")
+        mac = bytes.fromhex(self._require_keyring().header_mac(b"anchor" + self._store_id + seq))
+        try:
+            fd = os.open(self.layout.anchor, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.pwrite(fd, seq + mac, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the commit is durable already; the anchor only strengthens detection
+
+    def _check_anchor(self) -> None:
+        try:
+            data = self.layout.anchor.read_bytes()
+        except FileNotFoundError:
+            return
+        seq, mac = data[:8], data[8:40]
+        expected = self._require_keyring().header_mac(b"anchor" + self._store_id + seq)
+        if len(data) != 40 or not secrets.compare_digest(expected, mac.hex()):
+            raise TamperError(f"the commit anchor of {self.layout.root} failed to authenticate")
+        committed = int.from_bytes(seq, "big")
+        if committed > self.seq:
+            raise TamperError(
+                f"the store's log ends at commit {self.seq} but commit {committed} was "
+                "acknowledged: the log was truncated or replaced by an older copy"
+            )
 
     def _remove_orphans(self) -> None:
         """Files a crash left behind mid-checkpoint (lock held: nobody is writing them)."""
@@ -549,6 +582,7 @@ class Store:
         records[-1] = (last_seq, 0, payload)
         self._log_end = self._log.append(records, self._log_end)
         self.seq = seq
+        self._write_anchor()
         self._tables_dirty = False
         METRICS["commits"] += 1
         METRICS["records_written"] += len(records)

@@ -182,6 +182,8 @@ def backup(path: str | os.PathLike[str], destination: str | os.PathLike[str],
             names = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
             for name in names + ["store.hdr"]:
                 shutil.copy2(store.layout.file(name), target / name)
+            if store.layout.anchor.exists():
+                shutil.copy2(store.layout.anchor, target / store.layout.anchor.name)
             _fsync_tree(target)
         finally:
             store.release()

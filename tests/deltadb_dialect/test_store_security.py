@@ -243,3 +243,19 @@ def test_backup_and_restore_round_trip(make_engine, store_dir, tmp_path) -> None
     tools.backup(store_dir, tmp_path / "bk", source)
     tools.restore(tmp_path / "bk", tmp_path / "restored", source)
     assert _reopen_count(tmp_path / "restored") == 1
+
+
+def test_older_copy_of_the_log_is_detected(make_engine, store_dir, tmp_path) -> None:
+    engine = make_engine()
+    _fill(engine)
+    engine.dispose()
+    log = _log_file(store_dir)
+    old_copy = tmp_path / "old.dlg"
+    shutil.copy(log, old_copy)
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM secret_table_name"))
+    engine.dispose()
+    shutil.copy(old_copy, log)  # roll the log back to before the DELETE
+    with pytest.raises(exc.DatabaseError, match="older copy"):
+        _reopen_count(store_dir)
