@@ -17,7 +17,6 @@ commit point), then COMMIT the replica.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import threading
@@ -290,7 +289,7 @@ class Store:
         snapshot = Snapshot(self.layout.file(info["file"]), store_id=header.store_id,
                             expected_sha256=info["sha256"])
         sealer = self._require_keyring().sealer(snapshot.kid)
-        catalog = json.loads(sealer.open(snapshot.sealed_catalog,
+        catalog = orjson.loads(sealer.open(snapshot.sealed_catalog,
                                          _catalog_aad(header.store_id, snapshot.seq),
                                          what="snapshot catalog"))
         self._apply_catalog(catalog)
@@ -648,7 +647,7 @@ class Store:
         assert header is not None and self._log is not None
         seq = self.seq
         sealer = keyring.active
-        catalog = json.dumps(self.replica.catalog(), separators=(",", ":")).encode()
+        catalog = _plaintext(CATALOG, self.replica.catalog())
         snap_name = new_file_name("snap")
         digest = write_snapshot(
             self.layout.file(snap_name), store_id=header.store_id, seq=seq, kid=sealer.key_id,

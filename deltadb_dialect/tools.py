@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,29 +143,29 @@ def info(path: str | os.PathLike[str], source: MasterKeySource) -> dict[str, Any
         store.close()
 
 
-def rotate_key(path: str | os.PathLike[str], old: MasterKeySource, new: MasterKeySource) -> None:
-    """Re-wrap the store key under a new master key; safe while other processes run."""
-    store = open_existing(path, old)
-    try:
-        store.acquire()
-        try:
-            store.rotate_master_key(new)
-        finally:
-            store.release()
-    finally:
-        store.close()
-
-
-def checkpoint(path: str | os.PathLike[str], source: MasterKeySource) -> None:
+@contextmanager
+def held_store(path: str | os.PathLike[str], source: MasterKeySource) -> Iterator[Store]:
+    """An existing store, opened and held (writers in every process wait) until the block ends."""
     store = open_existing(path, source)
     try:
         store.acquire()
         try:
-            store.checkpoint()
+            yield store
         finally:
             store.release()
     finally:
         store.close()
+
+
+def rotate_key(path: str | os.PathLike[str], old: MasterKeySource, new: MasterKeySource) -> None:
+    """Re-wrap the store key under a new master key; safe while other processes run."""
+    with held_store(path, old) as store:
+        store.rotate_master_key(new)
+
+
+def checkpoint(path: str | os.PathLike[str], source: MasterKeySource) -> None:
+    with held_store(path, source) as store:
+        store.checkpoint()
 
 
 def backup(path: str | os.PathLike[str], destination: str | os.PathLike[str],
@@ -172,23 +174,16 @@ def backup(path: str | os.PathLike[str], destination: str | os.PathLike[str],
     target = Path(destination)
     if target.exists() and any(target.iterdir()):
         raise StoreError(f"backup destination {target} exists and is not empty")
-    store = open_existing(path, source)
-    try:
-        store.acquire()
-        try:
-            target.mkdir(parents=True, exist_ok=True, mode=0o700)
-            header = store._header
-            assert header is not None
-            names = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
-            for name in names + ["store.hdr"]:
-                shutil.copy2(store.layout.file(name), target / name)
-            if store.layout.anchor.exists():
-                shutil.copy2(store.layout.anchor, target / store.layout.anchor.name)
-            _fsync_tree(target)
-        finally:
-            store.release()
-    finally:
-        store.close()
+    with held_store(path, source) as store:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        header = store._header
+        assert header is not None
+        names = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
+        for name in names + ["store.hdr"]:
+            shutil.copy2(store.layout.file(name), target / name)
+        if store.layout.anchor.exists():
+            shutil.copy2(store.layout.anchor, target / store.layout.anchor.name)
+        _fsync_tree(target)
     return target
 
 
