@@ -163,6 +163,21 @@ def _convert_binding(cursor: apsw.Cursor, num: int, value: Any) -> Any:
     raise TypeError(f"type {type(value).__name__!r} is not supported (parameter {num})")
 
 
+# SQL text -> (transaction-control match or None, first word): statements repeat, so
+# each text is classified once. Bounded: cleared when it grows past the limit.
+_CLASSIFIED: dict[str, tuple[re.Match[str] | None, str]] = {}
+_CLASSIFIED_LIMIT = 4096
+
+
+def _classify(sql: str) -> tuple[re.Match[str] | None, str]:
+    found = _CLASSIFIED.get(sql)
+    if found is None:
+        if len(_CLASSIFIED) >= _CLASSIFIED_LIMIT:
+            _CLASSIFIED.clear()
+        found = _CLASSIFIED[sql] = (_TXN_CONTROL.match(sql), _first_word(sql))
+    return found
+
+
 def _first_word(sql: str) -> str:
     text = sql.lstrip()
     while text.startswith(("--", "/*")):
@@ -213,6 +228,7 @@ class Connection:
         # This transaction changed the schema: a ROLLBACK (TO) can undo it, so no
         # statement description is cached until the transaction ends.
         self._schema_changed = False
+        self._apsw_cursor: apsw.Cursor | None = None  # reused: every result is fetched at once
         self.Error, self.IntegrityError, self.OperationalError = (
             Error, IntegrityError, OperationalError)
 
@@ -223,8 +239,11 @@ class Connection:
         return Cursor(self)
 
     def commit(self) -> None:
-        self._require_open()
         if not self._holding:
+            self._require_open()
+            return
+        if not self._begun:  # read only: nothing to write, no replica transaction to end
+            self._end()
             return
         store = self._live_store()
         try:
@@ -241,8 +260,11 @@ class Connection:
         self._end()
 
     def rollback(self) -> None:
-        self._require_open()
         if not self._holding:
+            self._require_open()
+            return
+        if not self._begun:  # read only: no replica transaction, no capture session
+            self._end()
             return
         store = self._live_store()
         try:
@@ -332,13 +354,21 @@ class Connection:
 
     def _run(self, cursor: Cursor, sql: str, parameters: Any, many: bool) -> None:
         """Execute one statement with sqlite3's transaction rules."""
+        if self._holding:  # the common case first: a statement inside the transaction
+            control, word = _classify(sql)
+            if control is None:
+                if not self._begun and word not in _READ_ONLY_STATEMENTS:
+                    self._open_replica_transaction()
+                self._execute(cursor, sql, parameters, many, word)
+                if self.isolation_level is None and not self._explicit:
+                    self.commit()
+                return
         self._require_open()
-        control = _TXN_CONTROL.match(sql)
+        control, word = _classify(sql)
         if control:
             self._transaction_control(control)
             cursor._set_result(None, [], -1)
             return
-        word = _first_word(sql)
         if not self._holding and self._live_store().held_by_this_thread():
             self._execute(cursor, sql, parameters, many, word, guest=True)
             return
@@ -400,8 +430,10 @@ class Connection:
         """
         store = self._live_store()
         conn = store.replica.conn
-        apsw_cursor = conn.cursor()
-        apsw_cursor.convert_binding = _convert_binding
+        apsw_cursor = self._apsw_cursor
+        if apsw_cursor is None or apsw_cursor.connection is not conn:  # new, or replica rebuilt
+            apsw_cursor = self._apsw_cursor = conn.cursor()
+            apsw_cursor.convert_binding = _convert_binding
         described = None if guest else store.statement_cache.get(sql)  # (description,)
         try:
             if described is None:
@@ -428,6 +460,9 @@ class Connection:
             ) from None
         except (apsw.Error, TypeError, OverflowError) as exc:
             raise translate(exc) from exc
+        finally:
+            if described is None:
+                apsw_cursor.exec_trace = None
         if described is None:
             description = _describe(captured[0])
             if word in ("CREATE", "DROP", "ALTER"):
@@ -485,8 +520,9 @@ class Cursor:
             raise ProgrammingError("Cannot operate on a closed cursor.")
 
     def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        self._check()
-        self.connection._run(self, sql, parameters, many=False)
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        self.connection._run(self, sql, parameters, False)
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Any) -> Cursor:

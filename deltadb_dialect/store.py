@@ -17,6 +17,7 @@ commit point), then COMMIT the replica.
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import secrets
 import threading
@@ -66,6 +67,14 @@ from deltadb_dialect.snapshot import Snapshot, write_snapshot
 # Entities are applied to the replica in batches of this many final row states.
 APPLY_BATCH = 20_000
 
+# Lock retention: a process keeps the store's flock between its transactions while it
+# stays busy, so back-to-back transactions cost no lock/unlock/fstat system calls. It
+# gives the lock up at the end of a transaction when another process has asked for it
+# (a flag in the lock file, set by waiters), and a helper thread gives it up once the
+# process has started no transaction for this long.
+LOCK_IDLE_SECONDS = 0.002
+LOCK_FILE_BYTES = 8  # byte 0: "a process is waiting for the lock"
+
 
 class ConstraintViolation(StoreError):
     """A constraint SQLite checks only at COMMIT (deferred foreign keys) failed."""
@@ -106,6 +115,12 @@ class Store:
         self.key_fingerprint = ""
         self.refcount = 0
         self._lock_fd = -1
+        self._lock_map: mmap.mmap | None = None  # the lock file's shared "wanted" flag
+        self._flock_held = False  # this process holds the flock (in or between transactions)
+        self._activity = 0  # transactions started; the idle thread watches it move
+        self._idle_wake = threading.Event()
+        self._idle_thread: threading.Thread | None = None
+        self._closing = False
         self._header: Header | None = None
         self._store_id = b""
         self._keyring: Keyring | None = None
@@ -142,9 +157,11 @@ class Store:
         if not os.access(root, os.W_OK):
             raise StoreError(f"the store directory {root} is not writable")
         self._lock_fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        self._map_lock_file()
         self.key_fingerprint = source.fingerprint()
         with self.mutex:
             self._flock()
+            self._flock_held = True
             try:
                 if not self.layout.exists():
                     self._initialize(source)
@@ -153,7 +170,17 @@ class Store:
                 self._check_anchor()
                 self._remove_orphans()
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                self._unlock()
+
+    def _map_lock_file(self) -> None:
+        """Map the lock file's flag byte (shared by every process); without it, never retain."""
+        try:
+            if os.fstat(self._lock_fd).st_size < LOCK_FILE_BYTES:
+                # Written, not just extended: a store into a mapped hole could fault on a full disk.
+                os.pwrite(self._lock_fd, bytes(LOCK_FILE_BYTES), 0)
+            self._lock_map = mmap.mmap(self._lock_fd, LOCK_FILE_BYTES)
+        except (OSError, ValueError):
+            self._lock_map = None
 
     # The anchor records the last committed sequence number, written (not fsynced) after
     # each commit's fsync, so it never runs ahead of the log. A log that ends before it
@@ -391,7 +418,11 @@ class Store:
     # --- transactions --------------------------------------------------------------------
 
     def acquire(self, timeout: float | None = None) -> None:
-        """Take the store for one transaction and catch up with other processes."""
+        """Take the store for one transaction and catch up with other processes.
+
+        If this process still holds the flock from its previous transaction, no other
+        process can have committed since: there is nothing to catch up with.
+        """
         wait = self.options.timeout if timeout is None else timeout
         if self.owner_thread == threading.get_ident():
             raise LockTimeoutError(
@@ -404,27 +435,45 @@ class Store:
                 f"for more than {wait:g} s"
             )
         try:
-            self._flock(wait)
-            try:
-                self._catch_up()
-            except BaseException:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                raise
+            if not self._flock_held:
+                self._flock(wait)
+                self._flock_held = True
+                try:
+                    self._catch_up()
+                except BaseException:
+                    self._unlock()
+                    raise
+                self._watch_idle()
+            elif self._needs_rebuild:
+                try:
+                    self._catch_up()
+                except BaseException:
+                    self._unlock()
+                    raise
         except BaseException:
             self.mutex.release()
             raise
+        self._activity += 1
         self.owner_thread = threading.get_ident()
 
     def release(self) -> None:
+        """End a transaction; keep the flock unless another process waits for it."""
         self.owner_thread = None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        flag = self._lock_map
+        if flag is None or flag[0]:
+            self._unlock()
         self.mutex.release()
+
+    def _unlock(self) -> None:
+        self._flock_held = False
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def held_by_this_thread(self) -> bool:
         """True while another connection of this thread holds the store (see dbapi guests)."""
         return self.owner_thread == threading.get_ident()
 
     def _flock(self, wait: float | None = None) -> None:
+        flag = self._lock_map
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
@@ -433,8 +482,12 @@ class Store:
         deadline = time.monotonic() + (self.options.timeout if wait is None else wait)
         pause = 0.0005
         while True:
+            if flag is not None:
+                flag[0] = 1  # ask the holder to give the lock up (re-asserted at each try)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if flag is not None:
+                    flag[0] = 0  # other waiters set it again at their next try
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -443,6 +496,51 @@ class Store:
                     ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.01)
+
+    def _watch_idle(self) -> None:
+        """Have the helper thread give the retained lock up once this process goes idle."""
+        if self._lock_map is None:
+            return
+        if self._idle_thread is None:
+            self._idle_thread = threading.Thread(target=self._idle_release, daemon=True,
+                                                 name="deltadb-lock-release")
+            self._idle_thread.start()
+        self._idle_wake.set()
+
+    def _idle_release(self) -> None:
+        while not self._closing:
+            self._idle_wake.wait()
+            self._idle_wake.clear()
+            seen = -1
+            while self._flock_held and not self._closing:
+                time.sleep(LOCK_IDLE_SECONDS)
+                flag = self._lock_map
+                try:
+                    wanted = flag is not None and flag[0]
+                except ValueError:  # unmapped by close()
+                    return
+                if self._activity != seen and not wanted:
+                    seen = self._activity  # busy: keep the lock for the next transaction
+                    continue
+                if not self.mutex.acquire(blocking=False):
+                    continue  # a transaction is running; it gives the lock up at its end
+                try:
+                    if self._flock_held and self.owner_thread is None and not self._closing:
+                        self._unlock()
+                except OSError:
+                    pass
+                finally:
+                    self.mutex.release()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child shares the parent's lock file description: take its own."""
+        self._flock_held = False
+        self._idle_thread = None
+        self._idle_wake = threading.Event()
+        if self._lock_fd >= 0:
+            inherited = self._lock_fd
+            self._lock_fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(inherited)  # the parent's lock stays: its own descriptor still refers to it
 
     def _catch_up(self) -> None:
         if self._needs_rebuild:
@@ -692,13 +790,20 @@ class Store:
         self.key_fingerprint = new_source.fingerprint()
 
     def close(self) -> None:
+        self._closing = True
+        self._idle_wake.set()
         if self._log is not None:
             self._log.close()
             self._log = None
         self.replica.close()
         if self._lock_fd >= 0:
+            if self._flock_held:
+                self._unlock()
             os.close(self._lock_fd)
             self._lock_fd = -1
+        flag, self._lock_map = self._lock_map, None
+        if flag is not None:
+            flag.close()
 
 
 class _Replay:
@@ -794,6 +899,14 @@ def connect_store(path: str, source: MasterKeySource, options: StoreOptions) -> 
             _check_key_only(real, source)
         store.refcount += 1
         return store
+
+
+def _after_fork_in_child() -> None:
+    for store in _registry.values():
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def disconnect_store(store: Store) -> None:

@@ -85,6 +85,54 @@ def test_processes_incrementing_one_counter_lose_no_update(master_key, store_dir
     engine.dispose()
 
 
+_ONE_WRITE = (
+    "import sys\n"
+    "from sqlalchemy import create_engine, text\n"
+    "e = create_engine(sys.argv[1] + '?timeout=5')\n"
+    "with e.begin() as c:\n"
+    "    c.execute(text(\"INSERT INTO notes (body) VALUES ('from the child')\"))\n"
+    "print('committed', flush=True)\n"
+)
+
+
+def test_an_idle_process_gives_up_the_lock_it_kept(master_key, store_dir) -> None:
+    """A process keeps the store's lock after a transaction only while it stays busy."""
+    engine = create_engine(f"deltadb:///{store_dir}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+    with engine.connect() as conn:  # a read: this process may now keep the lock
+        assert conn.execute(text("SELECT count(*) FROM notes")).scalar() == 0
+    # This process does nothing more while the child waits (at most 5 s) for the lock.
+    done = subprocess.run([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with engine.connect() as conn:  # the child's acknowledged commit is visible at once
+        assert conn.execute(text("SELECT body FROM notes")).scalars().all() == [
+            "from the child"]
+    engine.dispose()
+
+
+def test_a_busy_process_hands_the_lock_over_and_sees_the_commit(master_key, store_dir) -> None:
+    """Back-to-back transactions keep the lock, yet a waiting process gets it promptly, and
+    every transaction that starts after the other's commit returned sees that commit."""
+    engine = create_engine(f"deltadb:///{store_dir}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+    child = subprocess.Popen([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        returned = child.poll() is not None  # before the transaction starts
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM notes")).scalar()
+        if returned:
+            assert child.returncode == 0, child.communicate()[1]
+            assert count == 1, "a commit acknowledged before this read began is missing"
+            break
+        assert time.monotonic() < deadline, "the busy process never handed the lock over"
+    engine.dispose()
+
+
 def test_each_process_sees_the_others_commits(master_key, store_dir) -> None:
     engine = create_engine(f"deltadb:///{store_dir}")
     with engine.begin() as conn:
