@@ -59,6 +59,14 @@ def key_tag(naming_key: bytes, tag_of_table: bytes, canonical_key: bytes) -> byt
                            digest_size=TAG_BYTES, person=b"deltadb-key").digest()
 
 
+def key_hasher(naming_key: bytes, tag_of_table: bytes) -> Any:
+    """``key_tag`` for many keys of one table: ``h = hasher.copy(); h.update(canonical_key);
+    h.digest()`` gives the same tag without re-keying BLAKE2b for every row."""
+    hasher = hashlib.blake2b(key=naming_key, digest_size=TAG_BYTES, person=b"deltadb-key")
+    hasher.update(tag_of_table)
+    return hasher
+
+
 @dataclass
 class Header:
     store_id: bytes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ def quote(name: str) -> str:
 
 
 def canonical_key(values: Iterable[Any]) -> bytes:
+    if type(values) is tuple and len(values) == 1 and type(values[0]) is int:
+        return b"[%d]" % values[0]  # what orjson writes for one 64-bit integer, faster
     return orjson.dumps([encode_value(v) for v in values])
 
 
@@ -69,6 +71,7 @@ class TableInfo:
     insert_sql: str = field(init=False)
     delete_sql: str = field(init=False)
     key_positions: list[int] = field(init=False)
+    key_of_row: Callable[[Any], tuple] = field(init=False)  # a row's primary key values
 
     def __post_init__(self) -> None:
         self.rowid_key = self.key_columns == [ROWID]
@@ -87,6 +90,9 @@ class TableInfo:
         self.key_positions = [stored.index(c) for c in self.key_columns]
         getter = operator.itemgetter(*stored)
         self._pick = getter if len(stored) > 1 else (lambda document: (getter(document),))
+        key_getter = operator.itemgetter(*self.key_positions)
+        self.key_of_row = (key_getter if len(self.key_positions) > 1
+                           else (lambda row: (key_getter(row),)))
 
     def document(self, row: tuple) -> dict[str, Any]:
         kinds = set(map(type, row))
@@ -104,14 +110,11 @@ class TableInfo:
             return tuple(decode_value(v) for v in values)
         return values
 
-    def key_of_row(self, row: tuple) -> tuple:
-        return tuple(row[i] for i in self.key_positions)
-
     def key_of_document(self, document: dict[str, Any]) -> tuple:
         return tuple(decode_value(document.get(c)) for c in self.key_columns)
 
 
-@dataclass
+@dataclass(slots=True)
 class EntityChange:
     table: TableInfo
     key: tuple
@@ -207,19 +210,23 @@ class Replica:
     def changes_from(self, changeset: bytes, skip: set[str]) -> list[EntityChange]:
         """Entity changes of a changeset, reading full rows for updates."""
         changes: list[EntityChange] = []
+        append = changes.append
+        tables = self.tables
         for change in apsw.Changeset.iter(changeset):
-            table = self.tables.get(change.name)
-            if table is None or change.name in skip:
+            name = change.name
+            table = tables.get(name)
+            if table is None or name in skip:
                 continue
-            old: Any = change.old  # apsw types these as optional; each op has its side
-            new: Any = change.new
-            if change.op == "DELETE":
-                key = tuple(old[i] for i in table.key_positions)
-                changes.append(EntityChange(table, key, None))
-            elif change.op == "INSERT":
-                changes.append(EntityChange(table, table.key_of_row(new), table.document(new)))
+            op = change.op
+            if op == "INSERT":
+                new: Any = change.new  # apsw types these as optional; each op has its side
+                append(EntityChange(table, table.key_of_row(new), table.document(new)))
+                continue
+            old: Any = change.old
+            if op == "DELETE":
+                append(EntityChange(table, table.key_of_row(old), None))
             else:
-                key = tuple(old[i] for i in table.key_positions)
+                key = table.key_of_row(old)
                 row = self.conn.execute(table.select_sql, key).fetchall()
                 if row:
                     changes.append(EntityChange(table, key, table.document(row[0])))

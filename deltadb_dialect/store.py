@@ -39,11 +39,19 @@ from deltadb_dialect.errors import (
     WrongKeyError,
 )
 from deltadb_dialect.keys import Keyring, MasterKeySource, MasterWrap
-from deltadb_dialect.layout import Header, StoreLayout, key_tag, new_file_name, table_tag
+from deltadb_dialect.layout import (
+    Header,
+    StoreLayout,
+    key_hasher,
+    key_tag,
+    new_file_name,
+    table_tag,
+)
 from deltadb_dialect.log import (
     CATALOG,
     CONTINUED,
     DELETE,
+    ENTRY,
     NO_TAG,
     RESET,
     UPSERT,
@@ -51,7 +59,6 @@ from deltadb_dialect.log import (
     LogFile,
     Record,
     decode_entries,
-    encode_entries,
     entity_aad,
 )
 from deltadb_dialect.replica import (
@@ -665,16 +672,55 @@ class Store:
         return items
 
     def _write(self, items: list[tuple[bytes, Any]]) -> None:
-        """Seal the items into records (one per chunk), append them and fsync: the commit point."""
+        """Seal the items into records (one per chunk), append them and fsync: the commit point.
+
+        Each row is sealed on its own (fresh random nonce; associated data binding store,
+        operation, table tag, key tag and version), exactly as ``_seal_item`` does; this
+        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path.
+        """
         assert self._log is not None
-        sealer = self._require_keyring().active
+        keyring = self._require_keyring()
+        sealer = keyring.active
         encoded = [(op, item, _plaintext(op, item)) for op, item in items]
         records: list[tuple[int, int, bytes]] = []
         seq = self.seq
+        store_id = self._store_id
+        cache = self.cache if len(self.cache) else None  # nothing cached: nothing to drop
+        per_table: dict[str, tuple[bytes, Any]] = {}
+        pack = ENTRY.pack
         for chunk in _chunks(encoded):
             seq += 1
-            entries = [self._seal_item(op, item, plain, seq, sealer) for op, item, plain in chunk]
-            records.append((seq, CONTINUED, encode_entries(entries)))
+            version = seq.to_bytes(8, "big")
+            heads: list[tuple[bytes, bytes, bytes]] = []
+            to_seal: list[tuple[bytes, bytes]] = []
+            for op, item, plain in chunk:
+                if op == CATALOG:
+                    heads.append((op, NO_TAG, NO_TAG))
+                    to_seal.append((plain, _catalog_aad(store_id, seq)))
+                elif op == RESET:
+                    heads.append((op, item, NO_TAG))
+                else:
+                    name = item.table.name
+                    tagged = per_table.get(name)
+                    if tagged is None:
+                        ttag = self._table_tag(name)
+                        tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
+                    ttag, hasher = tagged
+                    digest = hasher.copy()
+                    digest.update(canonical_key(item.key))
+                    ktag = digest.digest()
+                    if cache is not None:
+                        cache.discard((name, ktag))
+                    heads.append((op, ttag, ktag))
+                    to_seal.append((plain, b"deltadb/entity|" + op + store_id + ttag + ktag
+                                    + version))
+            sealed = iter(sealer.seal_all(to_seal))
+            parts: list[bytes] = []
+            for op, ttag, ktag in heads:
+                body = b"" if op == RESET else next(sealed)
+                parts.append(pack(op, ttag, ktag, len(body)))
+                parts.append(body)
+            records.append((seq, CONTINUED, b"".join(parts)))
         last_seq, _, payload = records[-1]
         records[-1] = (last_seq, 0, payload)
         self._log_end = self._log.append(records, self._log_end)

@@ -259,3 +259,53 @@ def test_older_copy_of_the_log_is_detected(make_engine, store_dir, tmp_path) -> 
     shutil.copy(old_copy, log)  # roll the log back to before the DELETE
     with pytest.raises(exc.DatabaseError, match="older copy"):
         _reopen_count(store_dir)
+
+
+def test_each_row_of_a_commit_is_its_own_ciphertext_bound_to_its_identity(
+        make_engine, store_dir, master_key) -> None:
+    """Every row entity in a record: distinct random nonce, key tag = the keyed hash of the
+    table tag and canonical key, and it opens only with its own associated data."""
+    import orjson
+
+    from deltadb_dialect.layout import key_tag, table_tag
+    from deltadb_dialect.log import UPSERT, decode_entries, entity_aad
+    from deltadb_dialect.replica import canonical_key
+
+    engine = make_engine(f"deltadb:///{store_dir}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+        conn.execute(text("CREATE TABLE pair (a TEXT, b INTEGER, PRIMARY KEY (a, b))"))
+    with engine.begin() as conn:
+        for i in [1, -7, 2**62, 10]:
+            conn.execute(text("INSERT INTO t VALUES (:i, 'same text')"), {"i": i})
+        conn.execute(text("INSERT INTO pair VALUES ('x', 1), ('y', 2)"))
+    engine.dispose()
+    store = tools.open_existing(store_dir, MasterKeySource(raw_key=bytes.fromhex(master_key)))
+    try:
+        naming = store._require_keyring().naming_key
+        log = store._log
+        assert log is not None
+        record = log.read(log.start, log.base_seq + 1)[-1]
+        sealer = store._require_keyring().sealer(record.kid)
+        entries = [e for e in decode_entries(record.payload, what="test") if e.op == UPSERT]
+        assert len(entries) == 6
+        assert len({e.sealed[:12] for e in entries}) == 6  # fresh nonce per row
+        assert len({e.sealed for e in entries}) == 6  # equal rows, different ciphertexts
+        expected = {}
+        for name, keys in {"t": [(1,), (-7,), (2**62,), (10,)],
+                           "pair": [("x", 1), ("y", 2)]}.items():
+            ttag = table_tag(naming, name)
+            for key in keys:
+                assert canonical_key(key) == orjson.dumps(list(key))
+                expected[key_tag(naming, ttag, canonical_key(key))] = ttag
+        for entry in entries:
+            assert expected[entry.key_tag] == entry.table_tag
+            aad = entity_aad(store._store_id, entry.op, entry.table_tag, entry.key_tag,
+                             record.seq)
+            assert orjson.loads(sealer.open(entry.sealed, aad, what="row"))
+            other = entity_aad(store._store_id, entry.op, entry.table_tag, entry.key_tag,
+                               record.seq - 1)
+            with pytest.raises(Exception, match="authenticate"):
+                sealer.open(entry.sealed, other, what="row")
+    finally:
+        store.close()
