@@ -250,9 +250,10 @@ def main() -> None:
     parser.add_argument("--store", choices=["deltadb", "sqlite"], default="deltadb")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
+    parser.add_argument("--server-pid", type=int, help="with --url: report this process's CPU")
     args = parser.parse_args()
     if args.url:
-        asyncio.run(run(args.url, args))
+        asyncio.run(run(args.url, args, args.server_pid))
         return
     with tempfile.TemporaryDirectory(prefix="openchat-bench-") as workdir:
         process, base = start_server(args.store, Path(workdir), args.workers)

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.core.config import settings
-from backend.core.db import SessionLocal
+from backend.core.db import run_in_session
 from backend.core.security import csrf_token_matches
 from backend.models import User
 from backend.services import auth_sessions
@@ -24,8 +24,8 @@ from backend.services.conversations import Owner
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
 
-# Dependencies without I/O are `async def` so they run on the event loop instead of costing
-# a thread-pool hop each; the one that reads the database is a plain `def`.
+# Dependencies are `async def` so they run on the event loop instead of costing a thread-pool
+# hop each; the one that reads the database hands that read to `run_in_session`.
 
 bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -42,7 +42,7 @@ async def session_token(request: Request, bearer: BearerDep) -> tuple[str, bool]
 TokenDep = Annotated[tuple[str, bool] | None, Depends(session_token)]
 
 
-def get_optional_user(request: Request, token: TokenDep) -> User | None:
+async def get_optional_user(request: Request, token: TokenDep) -> User | None:
     """The logged-in user, or None without credentials. Invalid credentials are a 401.
 
     The lookup is one short transaction of its own, closed before the route runs.
@@ -58,8 +58,7 @@ def get_optional_user(request: Request, token: TokenDep) -> User | None:
             cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
         ):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
-    with SessionLocal() as session:
-        user = auth_sessions.user_for_token(session=session, token=value)
+    user = await run_in_session(auth_sessions.user_for_token, token=value)
     if user is None or not user.is_active:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from backend.api.answers import answer_as_event_stream, answer_as_json, wants_event_stream
 from backend.core.db import run_in_session
 from backend.llm.client import Completion, LLMError
-from backend.llm.tool_calls import ToolCall, stream_with_tools
+from backend.llm.tool_calls import ToolCall, complete_with_tools, stream_with_tools
 from backend.schemas import ChatTurnPublic, ToolExecutionPublic, ToolTurnPublic
 from backend.services import chat, tools
 from backend.services.chat import ChatTurn
@@ -43,17 +43,27 @@ def _with_usage(completion: Completion, calls: list[ToolCall]) -> Completion:
     )
 
 
+async def _reply(
+    *, turn: ChatTurn, messages: list, offered: list | None, streamed: bool
+) -> AsyncIterator[str | Completion | ToolCall]:
+    """Text deltas when streamed, then the round's Completion or ToolCall."""
+    ask = {"provider": turn.provider, "model": turn.model, "messages": messages, "tools": offered}
+    if not streamed:  # one JSON reply: far cheaper than parsing a chunk per token
+        yield await complete_with_tools(**ask)
+        return
+    async for item in stream_with_tools(**ask):
+        yield item
+
+
 async def _rounds(
-    *, turn: ChatTurn, user_id: int, approval: bool, extra: list[dict[str, Any]]
+    *, turn: ChatTurn, user_id: int, approval: bool, extra: list[dict[str, Any]], streamed: bool
 ) -> AsyncIterator[tuple[str, Any]]:
     """("delta", text), ("tool_call" | "tool_result", execution), then ("done", turn result)."""
     messages, calls = [*turn.prompt, *extra], []
     for round_number in range(MAX_TOOL_ROUNDS + 1):
         offered = tools.openai_tools() if round_number < MAX_TOOL_ROUNDS else None
         result: Completion | ToolCall | None = None
-        async for item in stream_with_tools(
-            provider=turn.provider, model=turn.model, messages=messages, tools=offered
-        ):
+        async for item in _reply(turn=turn, messages=messages, offered=offered, streamed=streamed):
             if isinstance(item, str):
                 yield "delta", item
             else:
@@ -111,7 +121,8 @@ async def _events(
     for execution in first:
         yield _event("tool_result", {"execution": execution.model_dump(mode="json")})
     try:
-        async for name, data in _rounds(turn=turn, user_id=user_id, approval=approval, extra=extra):
+        rounds = _rounds(turn=turn, user_id=user_id, approval=approval, extra=extra, streamed=True)
+        async for name, data in rounds:
             if name == "delta":
                 yield _event("delta", {"content": data})
             elif name == "done":
@@ -144,7 +155,8 @@ async def _as_json(
 ) -> ToolTurnPublic:
     executions, done = list(first), None
     try:
-        async for name, data in _rounds(turn=turn, user_id=user_id, approval=approval, extra=extra):
+        rounds = _rounds(turn=turn, user_id=user_id, approval=approval, extra=extra, streamed=False)
+        async for name, data in rounds:
             if name == "done":
                 done = data
             elif name != "delta":

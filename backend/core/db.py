@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.orm import sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from backend.core.config import settings
 
@@ -54,17 +54,28 @@ engine = make_engine(settings.DATABASE_URL)
 SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)
 
 
+# How many worker threads may run database work at once. The embedded store runs one
+# transaction at a time per process (its lock), so more threads would only queue on that
+# lock while fighting over the GIL: the lock holder then waits for the interpreter between
+# every few statements, and each transaction takes many times its CPU cost. One at a time
+# keeps each transaction as short as its work; the others wait their turn on the event loop.
+# Servers with concurrent transactions (PostgreSQL, SQLite in WAL) keep anyio's pool.
+database_threads = CapacityLimiter(1 if engine.dialect.name == "deltadb" else 40)
+
+
 async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run `fn(session=..., **kwargs)` in a worker thread with its own short-lived session.
 
     Async routes use this so that no transaction is ever open while they await the model.
+    Slow work without the database (password hashing) belongs outside it, in
+    `run_in_threadpool`, so that it never holds up the database threads.
     """
 
     def call() -> T:
         with SessionLocal() as session:
             return fn(session=session, **kwargs)
 
-    return await run_in_threadpool(call)
+    return await to_thread.run_sync(call, limiter=database_threads)
 
 
 def alembic_config() -> Config:

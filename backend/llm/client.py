@@ -121,15 +121,15 @@ def _completion(
     )
 
 
-async def complete(*, provider: Provider, model: str, messages: Messages) -> Completion:
-    """One answer in one piece."""
-    started = time.perf_counter()
+async def request_completion(*, provider: Provider, body: dict[str, Any]) -> ChatCompletion:
+    """One non-streamed chat completion, with upstream failures phrased for the user."""
     try:
-        reply = await client_for(provider).post(
-            CHAT_COMPLETIONS, cast_to=ChatCompletion, body={"model": model, "messages": messages}
-        )
+        return await client_for(provider).post(CHAT_COMPLETIONS, cast_to=ChatCompletion, body=body)
     except (openai.OpenAIError, httpx2.HTTPError) as error:
         raise describe_upstream_error(error) from error
+
+
+def completion_from(reply: ChatCompletion, *, model: str, started: float) -> Completion:
     if not reply.choices or reply.choices[0].message.content is None:
         raise LLMError("The model provider returned an empty answer.")
     choice = reply.choices[0]
@@ -140,6 +140,13 @@ async def complete(*, provider: Provider, model: str, messages: Messages) -> Com
         finish=choice.finish_reason,
         started=started,
     )
+
+
+async def complete(*, provider: Provider, model: str, messages: Messages) -> Completion:
+    """One answer in one piece."""
+    started = time.perf_counter()
+    reply = await request_completion(provider=provider, body={"model": model, "messages": messages})
+    return completion_from(reply, model=model, started=started)
 
 
 async def _open_stream(

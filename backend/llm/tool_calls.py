@@ -1,8 +1,9 @@
-"""Streaming chat completions with tools offered (OpenAI function calling).
+"""Chat completions with tools offered (OpenAI function calling), streamed or in one piece.
 
-Like `client.stream`, but the reply may be a tool call instead of an answer: this yields text
-deltas, then either a `Completion` or a `ToolCall`. Only the first proposed call is kept (a
-turn runs one call at a time, which is what the approval workflow needs).
+Like `client.stream` and `client.complete`, but the reply may be a tool call instead of an
+answer: a `Completion` or a `ToolCall` (after text deltas when streamed). Only the first
+proposed call is kept (a turn runs one call at a time, which is what the approval workflow
+needs).
 """
 
 import time
@@ -22,7 +23,9 @@ from backend.llm.client import (
     Messages,
     Provider,
     client_for,
+    completion_from,
     describe_upstream_error,
+    request_completion,
 )
 
 
@@ -115,3 +118,29 @@ async def stream_with_tools(
     if reply.finish is None:
         raise LLMError("The model provider's stream ended before the answer was complete.")
     yield _result(reply, started)
+
+
+async def complete_with_tools(
+    *, provider: Provider, model: str, messages: Messages, tools: list[dict[str, Any]] | None
+) -> Completion | ToolCall:
+    """The reply in one piece: for JSON answers, where nobody watches deltas arrive."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if tools:
+        body["tools"] = tools
+    started = time.perf_counter()
+    reply = await request_completion(provider=provider, body=body)
+    message = reply.choices[0].message if reply.choices else None
+    call = message.tool_calls[0] if message and message.tool_calls else None
+    if call is None:
+        return completion_from(reply, model=model, started=started)
+    function = getattr(call, "function", None)
+    if function is None:  # a custom (non-function) tool call: none of ours are
+        raise LLMError("The model asked for a tool this service does not offer.")
+    usage = reply.usage
+    return ToolCall(
+        id=call.id or "call_0",
+        name=function.name,
+        arguments=function.arguments or "{}",
+        tokens_prompt=usage.prompt_tokens if usage else 0,
+        tokens_completion=usage.completion_tokens if usage else 0,
+    )

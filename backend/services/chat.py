@@ -16,7 +16,7 @@ from backend.core.config import settings
 from backend.llm.client import Completion, Provider
 from backend.models import Conversation, Message, Response, utcnow
 from backend.schemas import ChatTurnPublic, ConversationPublic, MessagePublic, MessagesPublic
-from backend.services import model_access, user_settings
+from backend.services import model_access, usage, user_settings
 from backend.services.conversations import Owner, delete_messages, get_owned_conversation
 from backend.services.errors import BadRequest
 
@@ -34,6 +34,7 @@ class ChatTurn:
     model: str
     provider: Provider
     prompt: list[dict[str, Any]]
+    owner_id: int | None  # the conversation's user (None: anonymous quick chat)
     # Set by regenerate: the old answer, removed only once the new one is complete.
     replaces_message_id: int | None = None
 
@@ -122,6 +123,7 @@ def start_turn(
         prompt=[*_as_prompt(history), {"role": "user", "content": content}][
             -settings.LLM_CONTEXT_MESSAGES :
         ],
+        owner_id=conversation.user_id,
     )
 
 
@@ -145,6 +147,7 @@ def start_regeneration(
         provider=provider,
         prompt=_as_prompt(history),
         replaces_message_id=replaced.id if replaced else None,
+        owner_id=conversation.user_id,
     )
 
 
@@ -172,6 +175,7 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
         delete_messages(session=session, where=Message.id == turn.replaces_message_id)
     position = _next_position(session=session, conversation_id=turn.conversation_id)
     answer = _answer_message(turn=turn, completion=completion, position=position)
+    usage.remember_owner(session, conversation_id=turn.conversation_id, user_id=turn.owner_id)
     session.add(answer)
     now, title = utcnow(), turn.conversation.title or derive_title(turn.user_message.content)
     # One UPDATE instead of load-and-save; COALESCE keeps a title set in the meantime.

@@ -8,8 +8,10 @@ daily usage aggregates. Going over raises TooManyRequests (429 with Retry-After)
 """
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,8 +36,12 @@ def _limit_row(*, session: Session, user_id: int | None) -> UsageLimit | None:
 
 
 def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]:
-    default = _limit_row(session=session, user_id=None)
-    own = _limit_row(session=session, user_id=user_id)
+    """The default row and the user's own, read in one query, merged field by field."""
+    rows = session.scalars(
+        select(UsageLimit).where(UsageLimit.user_id.is_(None) | (UsageLimit.user_id == user_id))
+    ).all()
+    default = next((row for row in rows if row.user_id is None), None)
+    own = next((row for row in rows if row.user_id is not None), None)
     return {
         name: own_value
         if own and (own_value := getattr(own, name)) is not None
@@ -44,21 +50,37 @@ def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]
     }
 
 
-def _count_question(*, connection: Connection, user_id: int, period: str, now: datetime) -> int:
-    """Add one question to the user's current window (a new window starts at 1); the new count."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    table, start = RateCounter.__table__, window_start(period, now)
-    statement = insert(table).values(user_id=user_id, period=period, window_start=start, count=1)
-    statement = statement.on_conflict_do_update(
+@cache
+def _count_statement(dialect_name: str) -> Any:
+    """Add one question to a user's window (a new window starts at 1), returning the new
+    count. Built once per dialect: building it costs more than running it."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    table = RateCounter.__table__
+    statement = insert(table).values(
+        user_id=bindparam("user_id"),
+        period=bindparam("period"),
+        count=1,
+        window_start=bindparam("start"),
+    )
+    new_window = statement.excluded.window_start
+    return statement.on_conflict_do_update(
         index_elements=["user_id", "period"],
         set_={
-            "count": case((table.c.window_start == start, table.c["count"] + 1), else_=1),
-            "window_start": start,
+            "count": case((table.c.window_start == new_window, table.c["count"] + 1), else_=1),
+            "window_start": new_window,
         },
-    )
-    connection.execute(statement)
-    where = (table.c.user_id == user_id) & (table.c.period == period)
-    return connection.scalar(select(table.c["count"]).where(where)) or 0
+    ).returning(table.c["count"])
+
+
+def _count_question(*, connection: Connection, user_id: int, now: datetime) -> dict[str, int]:
+    """Count this question in the user's current minute and day; the new count of each."""
+    statement = _count_statement(connection.dialect.name)
+    return {
+        period: connection.execute(
+            statement, {"user_id": user_id, "period": period, "start": window_start(period, now)}
+        ).scalar_one()
+        for period in PERIODS
+    }
 
 
 def tokens_today(*, session: Session, user_id: int) -> int:
@@ -78,10 +100,9 @@ def _too_many(reason: str, *, reset: datetime, now: datetime) -> TooManyRequests
 def enforce(*, session: Session, user_id: int) -> None:
     """Count this question and refuse it when a limit is reached (the caller then rolls back)."""
     limits, now = effective_limits(session=session, user_id=user_id), datetime.now(UTC)
-    connection = session.connection()
+    counts = _count_question(connection=session.connection(), user_id=user_id, now=now)
     for period, name in (("minute", "messages_per_minute"), ("day", "messages_per_day")):
-        count = _count_question(connection=connection, user_id=user_id, period=period, now=now)
-        if (limit := limits[name]) is not None and count > limit:
+        if (limit := limits[name]) is not None and counts[period] > limit:
             reset = window_start(period, now) + PERIODS[period]
             reason = f"Message limit reached: at most {limit} messages per {period}."
             raise _too_many(reason, reset=reset, now=now)

@@ -243,6 +243,7 @@ def _resumed_turn(
         model=row.model,
         provider=user_settings.provider_for(user_settings=own_settings),
         prompt=[{"role": m.role, "content": m.content} for m in reversed(history)],
+        owner_id=conversation.user_id,
     )
 
 

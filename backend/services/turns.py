@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from backend.models import Conversation
 from backend.services import chat, quickchat, quotas
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner
@@ -22,14 +21,13 @@ class PreparedTurn:
     tool_approval: bool
 
 
-def _prepared(*, session: Session, owner: Owner, turn: ChatTurn) -> PreparedTurn:
-    conversation = session.get(Conversation, turn.conversation_id)  # already in the session
-    assert conversation is not None
+def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
+    conversation = turn.conversation  # as read in the turn's transaction
     return PreparedTurn(
         turn=turn,
         user_id=owner.user.id if owner.user else None,
-        tools_enabled=bool(conversation.tools_enabled) and conversation.kind == "chat",
-        tool_approval=bool(conversation.tool_approval),
+        tools_enabled=conversation.tools_enabled and conversation.kind == "chat",
+        tool_approval=conversation.tool_approval,
     )
 
 
@@ -45,7 +43,7 @@ def start_turn(
         content=content,
         model=model,
     )
-    return _prepared(session=session, owner=owner, turn=turn)
+    return _prepared(owner=owner, turn=turn)
 
 
 def start_regeneration(
@@ -57,7 +55,7 @@ def start_regeneration(
         session=session, owner=owner, conversation_uuid=conversation_uuid, model=model
     )
     session.commit()  # keeps the counted question even though regeneration stores no new row
-    return _prepared(session=session, owner=owner, turn=turn)
+    return _prepared(owner=owner, turn=turn)
 
 
 def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTurn:

@@ -9,9 +9,10 @@ concurrent server processes never lose an increment. Imports and restores set
 """
 
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from backend.schemas import UsageCounts, UsageDayTotal, UsagePublic, UsageRow, U
 from backend.services.errors import BadRequest
 
 SKIP_USAGE = "skip_usage"
+KNOWN_OWNERS = "usage_known_owners"
 COUNTERS = (
     "conversations_created",
     "messages_sent",
@@ -34,21 +36,39 @@ def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
+@cache
+def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
+    """The upsert adding to the `counted` counters, built once (building costs more than
+    running it); every counter is a bound parameter."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    table = UsageDaily.__table__
+    keys = {name: bindparam(name) for name in ("user_id", "day", "model", *COUNTERS)}
+    return (
+        insert(table)
+        .values(**keys)
+        .on_conflict_do_update(
+            index_elements=["user_id", "day", "model"],
+            set_={name: table.c[name] + bindparam(name) for name in counted},
+        )
+    )
+
+
 def add_usage(*, connection: Connection, user_id: int, model: str, **increments: int) -> None:
     """Add to one (user, today, model) row, creating it when missing: one statement."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    table = UsageDaily.__table__
+    statement = _usage_statement(connection.dialect.name, tuple(sorted(increments)))
     values = {name: 0 for name in COUNTERS} | increments
-    statement = insert(table).values(user_id=user_id, day=today(), model=model, **values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["user_id", "day", "model"],
-        set_={name: table.c[name] + amount for name, amount in increments.items()},
-    )
-    connection.execute(statement)
+    connection.execute(statement, {"user_id": user_id, "day": today(), "model": model, **values})
 
 
-def _answer_owner(connection: Connection, response: Response) -> int | None:
+def remember_owner(session: Session, *, conversation_id: int, user_id: int | None) -> None:
+    """Tell the flush hook whose conversation an answer belongs to, sparing it a query."""
+    session.info.setdefault(KNOWN_OWNERS, {})[conversation_id] = user_id
+
+
+def _answer_owner(connection: Connection, response: Response, known: dict) -> int | None:
     conversation_id = response.message.conversation_id if response.message else None
+    if conversation_id in known:
+        return known[conversation_id]
     if conversation_id is None:
         conversation_id = connection.scalar(
             select(Message.conversation_id).where(Message.id == response.message_id)
@@ -56,8 +76,8 @@ def _answer_owner(connection: Connection, response: Response) -> int | None:
     return connection.scalar(select(Conversation.user_id).where(Conversation.id == conversation_id))
 
 
-def _count_answer(connection: Connection, response: Response) -> None:
-    user_id = _answer_owner(connection, response)
+def _count_answer(connection: Connection, response: Response, known: dict) -> None:
+    user_id = _answer_owner(connection, response, known)
     if user_id is None:  # anonymous quick chat
         return
     add_usage(
@@ -75,10 +95,10 @@ def _count_answer(connection: Connection, response: Response) -> None:
 def _count_new_rows(session: Session, _flush_context: Any) -> None:
     if session.info.get(SKIP_USAGE):
         return
-    connection = session.connection()
+    connection, known = session.connection(), session.info.get(KNOWN_OWNERS, {})
     for row in list(session.new):
         if isinstance(row, Response):
-            _count_answer(connection, row)
+            _count_answer(connection, row, known)
         elif isinstance(row, Conversation) and row.user_id is not None:
             model = row.default_model or ""
             add_usage(

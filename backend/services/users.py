@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from backend.core.config import settings
 from backend.core.security import hash_password, verify_password
-from backend.models import AuthSession, User
+from backend.models import User
 from backend.schemas import (
     AdminUserPublic,
     AdminUsersPublic,
@@ -32,11 +32,16 @@ def get_user_by_login(*, session: Session, login: str) -> User | None:
     return session.scalars(select(User).where(column == login)).first()
 
 
-def register_user(*, session: Session, user_in: UserRegister) -> User:
+def password_hash_for_registration(*, user_in: UserRegister) -> str:
+    """The new account's password hash: slow on purpose, so it runs outside any transaction
+    (and before the name is checked, so a taken name costs the same time as a free one)."""
     if not settings.ALLOW_REGISTRATION:
         raise Forbidden("Registration is closed on this server")
-    # Hash first: a taken name then costs the same time as a free one.
-    hashed_password = hash_password(user_in.password)
+    return hash_password(user_in.password)
+
+
+def register_user(*, session: Session, user_in: UserRegister, hashed_password: str) -> User:
+    """Create the account (`hashed_password` from `password_hash_for_registration`)."""
     username, email = user_in.username.lower(), user_in.email.strip().lower()
     taken = select(User.id).where((User.username == username) | (User.email == email))
     if session.scalars(taken).first() is not None:
@@ -55,7 +60,8 @@ def register_user(*, session: Session, user_in: UserRegister) -> User:
     return user
 
 
-def authenticate(*, session: Session, login: str, password: str) -> User:
+def find_login(*, session: Session, login: str) -> User | None:
+    """The account a login names, loaded for `check_password` (which runs without a session)."""
     key = login.strip().lower()
     if wait := login_throttle.retry_after(key):
         raise TooManyRequests(
@@ -63,10 +69,13 @@ def authenticate(*, session: Session, login: str, password: str) -> User:
         )
     user = get_user_by_login(session=session, login=login)
     if user is not None:
-        session.expunge(user)  # keep it loaded through the rollback below
-    # End the read before hashing: the store serializes transactions, and Argon2 takes
-    # tens of milliseconds that every other request would otherwise wait for.
-    session.rollback()
+        session.expunge(user)  # stays loaded after the session closes
+    return user
+
+
+def check_password(*, login: str, password: str, user: User | None) -> User:
+    """Argon2 takes tens of milliseconds: callers run this outside any transaction."""
+    key = login.strip().lower()
     # verify_password also runs for unknown accounts so the timing tells nothing.
     if not verify_password(password, user.hashed_password if user else None) or user is None:
         login_throttle.record_failure(key)
@@ -75,13 +84,6 @@ def authenticate(*, session: Session, login: str, password: str) -> User:
         raise Forbidden("This account is disabled")
     login_throttle.reset(key)
     return user
-
-
-def log_in(*, session: Session, login: str, password: str) -> tuple[User, str, AuthSession]:
-    """Check the credentials and open a session: the user, the new token and its row."""
-    user = authenticate(session=session, login=login, password=password)
-    token, auth_session = auth_sessions.create_session(session=session, user=user)
-    return user, token, auth_session
 
 
 def ensure_configured_admin(*, session: Session) -> None:

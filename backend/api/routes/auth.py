@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CurrentUser, TokenDep
 from backend.core.config import settings
@@ -23,15 +24,18 @@ def _set_login_cookies(response: Response, *, token: str, expires_at: datetime) 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 async def register(user_in: UserRegister) -> UserPublic:
-    user = await run_in_session(users.register_user, user_in=user_in)
+    hashed = await run_in_threadpool(users.password_hash_for_registration, user_in=user_in)
+    user = await run_in_session(users.register_user, user_in=user_in, hashed_password=hashed)
     return UserPublic.model_validate(user)
 
 
 @router.post("/login", response_model=LoginResponse)
 async def login(credentials: LoginRequest, response: Response) -> LoginResponse:
-    user, token, auth_session = await run_in_session(
-        users.log_in, login=credentials.username, password=credentials.password
+    found = await run_in_session(users.find_login, login=credentials.username)
+    user = await run_in_threadpool(
+        users.check_password, login=credentials.username, password=credentials.password, user=found
     )
+    token, auth_session = await run_in_session(auth_sessions.create_session, user=user)
     _set_login_cookies(response, token=token, expires_at=auth_session.expires_at)
     return LoginResponse(
         access_token=token,
