@@ -20,6 +20,7 @@ import fcntl
 import mmap
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -74,13 +75,17 @@ from deltadb_dialect.snapshot import Snapshot, write_snapshot
 # Entities are applied to the replica in batches of this many final row states.
 APPLY_BATCH = 20_000
 
-# Lock retention: a process keeps the store's flock between its transactions while it
-# stays busy, so back-to-back transactions cost no lock/unlock/fstat system calls. It
-# gives the lock up at the end of a transaction when another process has asked for it
-# (a flag in the lock file, set by waiters), and a helper thread gives it up once the
-# process has started no transaction for this long.
-LOCK_IDLE_SECONDS = 0.002
-LOCK_FILE_BYTES = 8  # byte 0: "a process is waiting for the lock"
+# Lock retention: a process keeps the store's flock between its transactions, so
+# back-to-back transactions cost no lock/unlock/fstat system calls. A process that wants
+# the lock sets a flag in the (mapped) lock file and wakes the holder's helper thread
+# through a datagram to the holder's abstract socket, whose name the holder publishes in
+# the lock file. The holder gives the lock up at the end of its running transaction, or
+# at once (helper thread) when it is between transactions. With nobody asking, the
+# helper still gives the lock up after this long without a transaction.
+LOCK_IDLE_SECONDS = 0.05
+HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to take it back
+LOCK_FILE_BYTES = 32  # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token
+_WAKE_PREFIX = b"\0deltadb-lock-"
 
 
 class ConstraintViolation(StoreError):
@@ -127,7 +132,10 @@ class Store:
         self._activity = 0  # transactions started; the idle thread watches it move
         self._idle_wake = threading.Event()
         self._idle_thread: threading.Thread | None = None
+        self._wake_token = secrets.token_bytes(16)  # names this process's wake socket
+        self._wake_sender: socket.socket | None = None
         self._closing = False
+        self._yield_until = 0.0
         self._header: Header | None = None
         self._store_id = b""
         self._keyring: Keyring | None = None
@@ -443,6 +451,11 @@ class Store:
             )
         try:
             if not self._flock_held:
+                if self._yield_until:  # we just handed the lock over: let the waiter take it
+                    pause = self._yield_until - time.monotonic()
+                    self._yield_until = 0.0
+                    if pause > 0:
+                        time.sleep(pause)
                 self._flock(wait)
                 self._flock_held = True
                 try:
@@ -467,8 +480,11 @@ class Store:
         """End a transaction; keep the flock unless another process waits for it."""
         self.owner_thread = None
         flag = self._lock_map
-        if flag is None or flag[0]:
+        if flag is None:
             self._unlock()
+        elif flag[0]:
+            self._unlock()
+            self._yield_until = time.monotonic() + HANDOVER_SECONDS
         self.mutex.release()
 
     def _unlock(self) -> None:
@@ -487,10 +503,11 @@ class Store:
         except BlockingIOError:
             METRICS["lock_waits"] += 1
         deadline = time.monotonic() + (self.options.timeout if wait is None else wait)
-        pause = 0.0005
+        pause = 0.0002
         while True:
             if flag is not None:
                 flag[0] = 1  # ask the holder to give the lock up (re-asserted at each try)
+                self._wake_holder(flag)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if flag is not None:
@@ -502,12 +519,27 @@ class Store:
                         "database is locked: another process held the store for too long"
                     ) from None
                 time.sleep(pause)
-                pause = min(pause * 2, 0.01)
+                pause = min(pause * 2, 0.001)
+
+    def _wake_holder(self, flag: mmap.mmap) -> None:
+        """Wake the lock holder's helper thread (best effort: the flag is what counts)."""
+        token = flag[8:24]
+        if not any(token):
+            return
+        try:
+            if self._wake_sender is None:
+                self._wake_sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._wake_sender.setblocking(False)
+            self._wake_sender.sendto(b"!", _WAKE_PREFIX + token.hex().encode())
+        except OSError:
+            pass  # no such holder any more, or not Linux: it gives the lock up when idle
 
     def _watch_idle(self) -> None:
-        """Have the helper thread give the retained lock up once this process goes idle."""
-        if self._lock_map is None:
+        """Publish our wake token; have the helper thread give the lock up when asked or idle."""
+        flag = self._lock_map
+        if flag is None:
             return
+        flag[8:24] = self._wake_token
         if self._idle_thread is None:
             self._idle_thread = threading.Thread(target=self._idle_release, daemon=True,
                                                  name="deltadb-lock-release")
@@ -515,35 +547,73 @@ class Store:
         self._idle_wake.set()
 
     def _idle_release(self) -> None:
-        while not self._closing:
-            self._idle_wake.wait()
-            self._idle_wake.clear()
-            seen = -1
-            while self._flock_held and not self._closing:
-                time.sleep(LOCK_IDLE_SECONDS)
-                flag = self._lock_map
-                try:
-                    wanted = flag is not None and flag[0]
-                except ValueError:  # unmapped by close()
-                    return
-                if self._activity != seen and not wanted:
-                    seen = self._activity  # busy: keep the lock for the next transaction
-                    continue
-                if not self.mutex.acquire(blocking=False):
-                    continue  # a transaction is running; it gives the lock up at its end
-                try:
-                    if self._flock_held and self.owner_thread is None and not self._closing:
-                        self._unlock()
-                except OSError:
-                    pass
-                finally:
-                    self.mutex.release()
+        receiver: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            assert receiver is not None
+            receiver.bind(_WAKE_PREFIX + self._wake_token.hex().encode())
+            receiver.settimeout(LOCK_IDLE_SECONDS)
+        except (OSError, AssertionError):
+            if receiver is not None:
+                receiver.close()
+            receiver = None  # no abstract sockets here: check the flag every few ms instead
+        try:
+            while not self._closing:
+                self._idle_wake.wait()
+                self._idle_wake.clear()
+                seen = -1
+                while self._flock_held and not self._closing:
+                    if receiver is not None:
+                        try:
+                            receiver.recv(16)
+                        except TimeoutError:
+                            pass
+                    else:
+                        time.sleep(0.002)
+                    flag = self._lock_map
+                    try:
+                        wanted = flag is not None and flag[0]
+                    except ValueError:  # unmapped by close()
+                        return
+                    if self._activity != seen and not wanted:
+                        seen = self._activity  # busy: keep the lock for the next transaction
+                        continue
+                    if not self.mutex.acquire(blocking=False):
+                        continue  # a transaction is running; it gives the lock up at its end
+                    try:
+                        if self._flock_held and self.owner_thread is None and not self._closing:
+                            self._unlock()
+                            if wanted:
+                                self._yield_until = time.monotonic() + HANDOVER_SECONDS
+                    except OSError:
+                        pass
+                    finally:
+                        self.mutex.release()
+        finally:
+            if receiver is not None:
+                receiver.close()
+
+    def _stop_idle_thread(self) -> None:
+        self._closing = True
+        self._idle_wake.set()
+        if self._idle_thread is not None:
+            try:
+                sender = self._wake_sender or socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sender.sendto(b"!", _WAKE_PREFIX + self._wake_token.hex().encode())
+                if sender is not self._wake_sender:
+                    sender.close()
+            except OSError:
+                pass
+        if self._wake_sender is not None:
+            self._wake_sender.close()
+            self._wake_sender = None
 
     def _after_fork_in_child(self) -> None:
         """A forked child shares the parent's lock file description: take its own."""
         self._flock_held = False
         self._idle_thread = None
         self._idle_wake = threading.Event()
+        self._wake_token = secrets.token_bytes(16)
+        self._wake_sender = None
         if self._lock_fd >= 0:
             inherited = self._lock_fd
             self._lock_fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -836,8 +906,7 @@ class Store:
         self.key_fingerprint = new_source.fingerprint()
 
     def close(self) -> None:
-        self._closing = True
-        self._idle_wake.set()
+        self._stop_idle_thread()
         if self._log is not None:
             self._log.close()
             self._log = None
