@@ -107,14 +107,25 @@ def table_schema(table: str, columns: list[ColumnInfo], *, create_sql: str,
 
 
 class RowValidator:
-    """Validates documents of one table version; compiled once, called per row."""
+    """Validates documents of one table version; compiled once, called per row.
+
+    Two compiled forms of the same schema: ``_accept``, generated here for the few shapes
+    ``table_schema`` produces, only ever says "valid" for a document that is valid (it is
+    stricter where that is simpler: exact types, no integral floats); anything it does
+    not accept goes to fastjsonschema, which decides and explains. A schema using any
+    keyword outside those shapes gets no fast form at all.
+    """
 
     def __init__(self, table: str, schema: dict[str, Any]) -> None:
         self.table = table
         self.schema = schema
         self._check: Callable[[Any], Any] = fastjsonschema.compile(schema)
+        self._accept: Callable[[Any], bool] | None = compile_acceptor(schema)
 
     def __call__(self, document: dict[str, Any]) -> None:
+        accept = self._accept
+        if accept is not None and accept(document):
+            return
         try:
             self._check(document)
         except fastjsonschema.JsonSchemaException:
@@ -137,3 +148,84 @@ def _redact(detail: str, document: dict[str, Any]) -> str:
         if isinstance(value, str) and len(value) > 3 and value in detail:
             detail = detail.replace(value, "<value>")
     return detail
+
+
+# --- the fast acceptor ------------------------------------------------------------------
+
+_ANNOTATIONS = {"$schema", "$id", "title", "x-deltadb-version", "description"}
+_TYPE_TESTS = {"integer": "t is int", "string": "t is str", "null": "v is None",
+               "number": "(t is int or t is float)"}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _column_test(schema: Any, constants: dict[str, Any]) -> str:
+    """A Python expression over ``v`` (the value) and ``t`` (its type), true only if valid."""
+    if not isinstance(schema, dict):
+        raise _Unsupported
+    keys = set(schema)
+    if not keys:
+        return "True"
+    if keys == {"anyOf"} and isinstance(schema["anyOf"], list) and schema["anyOf"]:
+        return "(" + " or ".join(_column_test(s, constants) for s in schema["anyOf"]) + ")"
+    if keys == {"enum"}:
+        values = schema["enum"]
+        if not isinstance(values, list) or not all(type(x) is str for x in values):
+            raise _Unsupported
+        name = f"_enum{len(constants)}"
+        constants[name] = frozenset(values)
+        return f"(t is str and v in {name})"
+    if schema == {"type": "object", "required": ["$b64"],
+                  "properties": {"$b64": {"type": "string"}}, "additionalProperties": False}:
+        return '(t is dict and len(v) == 1 and type(v.get("$b64")) is str)'
+    if schema == {"type": "object", "required": ["$float"],
+                  "properties": {"$float": {"enum": ["nan", "inf", "-inf"]}},
+                  "additionalProperties": False}:
+        return ('(t is dict and len(v) == 1 and type(v.get("$float")) is str'
+                ' and v["$float"] in ("nan", "inf", "-inf"))')
+    if "type" in keys and keys <= {"type", "maxLength"}:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not kinds or any(k not in _TYPE_TESTS for k in kinds):
+            raise _Unsupported
+        if "maxLength" in keys:
+            limit = schema["maxLength"]
+            if kinds != ["string"] or type(limit) is not int:
+                raise _Unsupported
+            return f"(t is str and len(v) <= {limit})"
+        return "(" + " or ".join(_TYPE_TESTS[k] for k in kinds) + ")"
+    raise _Unsupported
+
+
+def compile_acceptor(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A fast "certainly valid" test for a table schema, or None if it has other keywords."""
+    try:
+        if set(schema) - _ANNOTATIONS != {"type", "properties", "required",
+                                          "additionalProperties"}:
+            raise _Unsupported
+        properties = schema["properties"]
+        if (schema["type"] != "object" or schema["additionalProperties"] is not False
+                or not isinstance(properties, dict)
+                or sorted(schema["required"]) != sorted(properties)):
+            raise _Unsupported  # every property required, nothing else allowed
+        constants: dict[str, Any] = {"_KEYS": frozenset(properties)}
+        lines = ["def accept(d):",
+                 "    if type(d) is not dict or d.keys() != _KEYS:",
+                 "        return False"]
+        for name, column in properties.items():
+            if type(name) is not str:
+                raise _Unsupported
+            test = _column_test(column, constants)
+            if test == "True":
+                continue
+            lines.append(f"    v = d[{name!r}]")
+            lines.append("    t = type(v)")
+            lines.append(f"    if not {test}:")
+            lines.append("        return False")
+        lines.append("    return True")
+        namespace = dict(constants)
+        exec("\n".join(lines), namespace)  # noqa: S102 - code built from the schema's shape
+        return namespace["accept"]
+    except (_Unsupported, KeyError, TypeError):
+        return None
