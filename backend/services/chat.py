@@ -9,13 +9,19 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
 from backend.llm.client import Completion, Provider
-from backend.models import Conversation, Message, Response, utcnow
-from backend.schemas import ChatTurnPublic, ConversationPublic, MessagePublic, MessagesPublic
+from backend.models import Conversation, Message, Response, new_uuid, utcnow
+from backend.schemas import (
+    ChatTurnPublic,
+    ConversationPublic,
+    MessagePublic,
+    MessagesPublic,
+    ResponsePublic,
+)
 from backend.services import model_access, usage, user_settings
 from backend.services.conversations import Owner, delete_messages, get_owned_conversation
 from backend.services.errors import BadRequest
@@ -92,6 +98,22 @@ def _model_and_provider(
     return model, user_settings.provider_for(user_settings=own_settings)
 
 
+# Questions and answers are stored with Core statements built once: on this per-message path
+# the ORM's unit of work (and building statements) cost more than the statements themselves.
+_MESSAGES, _RESPONSES = Message.__table__, Response.__table__
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_RESPONSE = insert(_RESPONSES)
+_TOUCH_CONVERSATION = (
+    update(Conversation.__table__)
+    .where(Conversation.__table__.c.id == bindparam("conversation_id"))
+    # COALESCE keeps a title set in the meantime (and the title as it is when given None).
+    .values(
+        updated_at=bindparam("now"),
+        title=func.coalesce(Conversation.__table__.c.title, bindparam("title")),
+    )
+)
+
+
 def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> ChatTurn:
@@ -101,23 +123,25 @@ def start_turn(
         session=session, owner=owner, conversation=conversation, override=model
     )
     history = _recent_messages(session=session, conversation_id=conversation.id)
-    position = history[-1].position + 1 if history else 0
-    # response=None is set explicitly so reading it after the commit needs no query.
-    question = Message(
-        conversation_id=conversation.id,
-        role="user",
-        content=content,
-        model=model,
-        position=position,
-        response=None,
-    )
-    session.add(question)
-    conversation.updated_at = utcnow()
+    connection, now = session.connection(), utcnow()
+    question = {
+        "uuid": new_uuid(),
+        "conversation_id": conversation.id,
+        "role": "user",
+        "content": content,
+        "model": model,
+        "position": history[-1].position + 1 if history else 0,
+        "created_at": now,
+    }
+    connection.execute(_INSERT_MESSAGE, question)
+    touch = {"conversation_id": conversation.id, "now": now, "title": None}
+    connection.execute(_TOUCH_CONVERSATION, touch)
+    public = ConversationPublic.model_validate(conversation).model_copy(update={"updated_at": now})
     session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
-        conversation=ConversationPublic.model_validate(conversation),
-        user_message=MessagePublic.model_validate(question),
+        conversation=public,
+        user_message=MessagePublic(**question),
         model=resolved,
         provider=provider,
         prompt=[*_as_prompt(history), {"role": "user", "content": content}][
@@ -151,44 +175,49 @@ def start_regeneration(
     )
 
 
-def _answer_message(*, turn: ChatTurn, completion: Completion, position: int) -> Message:
-    return Message(
-        conversation_id=turn.conversation_id,
-        role="assistant",
-        content=completion.content,
-        model=completion.model,
-        position=position,
-        response=Response(
-            model_used=completion.model,
-            tokens_prompt=completion.tokens_prompt,
-            tokens_completion=completion.tokens_completion,
-            tokens_total=completion.tokens_total,
-            completion_time_ms=completion.completion_time_ms,
-            finish_reason=completion.finish_reason,
-        ),
-    )
+def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:
+    """INSERT the answer and its response row, count its usage; the answer as returned."""
+    connection, now = session.connection(), utcnow()
+    message = {
+        "uuid": new_uuid(),
+        "conversation_id": turn.conversation_id,
+        "role": "assistant",
+        "content": completion.content,
+        "model": completion.model,
+        "position": _next_position(session=session, conversation_id=turn.conversation_id),
+        "created_at": now,
+    }
+    message_id = connection.execute(_INSERT_MESSAGE, message).scalar_one()
+    response = {
+        "model_used": completion.model,
+        "tokens_prompt": completion.tokens_prompt,
+        "tokens_completion": completion.tokens_completion,
+        "tokens_total": completion.tokens_total,
+        "completion_time_ms": completion.completion_time_ms,
+        "finish_reason": completion.finish_reason,
+        "created_at": now,
+    }
+    connection.execute(_INSERT_RESPONSE, {**response, "message_id": message_id})
+    if turn.owner_id is not None:  # anonymous quick chat is not counted
+        usage.count_answer(connection=connection, user_id=turn.owner_id, **response)
+    return MessagePublic(**message, response=ResponsePublic(**response))
 
 
 def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
     """Store a complete answer with its metadata, and title a new conversation."""
     if turn.replaces_message_id is not None:
         delete_messages(session=session, where=Message.id == turn.replaces_message_id)
-    position = _next_position(session=session, conversation_id=turn.conversation_id)
-    answer = _answer_message(turn=turn, completion=completion, position=position)
-    usage.remember_owner(session, conversation_id=turn.conversation_id, user_id=turn.owner_id)
-    session.add(answer)
-    now, title = utcnow(), turn.conversation.title or derive_title(turn.user_message.content)
-    # One UPDATE instead of load-and-save; COALESCE keeps a title set in the meantime.
-    session.execute(
-        update(Conversation)
-        .where(Conversation.id == turn.conversation_id)
-        .values(updated_at=now, title=func.coalesce(Conversation.title, title))
-    )
+    answer = _store_answer(session=session, turn=turn, completion=completion)
+    title = turn.conversation.title or derive_title(turn.user_message.content)
+    touch = {"conversation_id": turn.conversation_id, "now": answer.created_at, "title": title}
+    session.connection().execute(_TOUCH_CONVERSATION, touch)
     session.commit()
     return ChatTurnPublic(
-        conversation=turn.conversation.model_copy(update={"title": title, "updated_at": now}),
+        conversation=turn.conversation.model_copy(
+            update={"title": title, "updated_at": answer.created_at}
+        ),
         user_message=turn.user_message,
-        assistant_message=MessagePublic.model_validate(answer),
+        assistant_message=answer,
     )
 
 

@@ -35,11 +35,16 @@ def _limit_row(*, session: Session, user_id: int | None) -> UsageLimit | None:
     return session.scalars(select(UsageLimit).where(where)).first()
 
 
+_LIMITS = UsageLimit.__table__
+# Built once: on the per-question path, building a statement costs more than running it.
+_DEFAULT_AND_OWN_LIMITS = select(_LIMITS.c.user_id, *(_LIMITS.c[name] for name in FIELDS)).where(
+    _LIMITS.c.user_id.is_(None) | (_LIMITS.c.user_id == bindparam("user_id"))
+)
+
+
 def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]:
     """The default row and the user's own, read in one query, merged field by field."""
-    rows = session.scalars(
-        select(UsageLimit).where(UsageLimit.user_id.is_(None) | (UsageLimit.user_id == user_id))
-    ).all()
+    rows = session.connection().execute(_DEFAULT_AND_OWN_LIMITS, {"user_id": user_id}).all()
     default = next((row for row in rows if row.user_id is None), None)
     own = next((row for row in rows if row.user_id is not None), None)
     return {

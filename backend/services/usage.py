@@ -1,10 +1,11 @@
 """Usage analytics: daily aggregates per user and model, kept up to date as answers are stored.
 
-The aggregates are maintained by a flush hook, in the same transaction as the rows they
-count: a stored answer (`Response`) adds one message and its tokens and completion time to
-its user's row for that model and UTC day; a new conversation adds one to
-`conversations_created`. Each change is one upsert (`INSERT ... ON CONFLICT DO UPDATE`), so
-concurrent server processes never lose an increment. Imports and restores set
+The aggregates are kept in the same transaction as the rows they count: a stored answer
+adds one message and its tokens and completion time to its user's row for that model and UTC
+day (`count_answer`, called by the chat service, which stores answers with Core statements;
+a flush hook counts any `Response` added through the ORM); a new conversation adds one to
+`conversations_created` (the same hook). Each change is one upsert (`INSERT ... ON CONFLICT
+DO UPDATE`), so concurrent server processes never lose an increment. Imports and restores set
 `session.info[SKIP_USAGE]` so that copies are not counted as new activity.
 """
 
@@ -21,7 +22,6 @@ from backend.schemas import UsageCounts, UsageDayTotal, UsagePublic, UsageRow, U
 from backend.services.errors import BadRequest
 
 SKIP_USAGE = "skip_usage"
-KNOWN_OWNERS = "usage_known_owners"
 COUNTERS = (
     "conversations_created",
     "messages_sent",
@@ -60,15 +60,8 @@ def add_usage(*, connection: Connection, user_id: int, model: str, **increments:
     connection.execute(statement, {"user_id": user_id, "day": today(), "model": model, **values})
 
 
-def remember_owner(session: Session, *, conversation_id: int, user_id: int | None) -> None:
-    """Tell the flush hook whose conversation an answer belongs to, sparing it a query."""
-    session.info.setdefault(KNOWN_OWNERS, {})[conversation_id] = user_id
-
-
-def _answer_owner(connection: Connection, response: Response, known: dict) -> int | None:
+def _answer_owner(connection: Connection, response: Response) -> int | None:
     conversation_id = response.message.conversation_id if response.message else None
-    if conversation_id in known:
-        return known[conversation_id]
     if conversation_id is None:
         conversation_id = connection.scalar(
             select(Message.conversation_id).where(Message.id == response.message_id)
@@ -76,18 +69,39 @@ def _answer_owner(connection: Connection, response: Response, known: dict) -> in
     return connection.scalar(select(Conversation.user_id).where(Conversation.id == conversation_id))
 
 
-def _count_answer(connection: Connection, response: Response, known: dict) -> None:
-    user_id = _answer_owner(connection, response, known)
-    if user_id is None:  # anonymous quick chat
-        return
+def count_answer(
+    *,
+    connection: Connection,
+    user_id: int,
+    model_used: str,
+    tokens_prompt: int | None,
+    tokens_completion: int | None,
+    completion_time_ms: int | None,
+    **_other_columns: Any,
+) -> None:
+    """Count one stored answer (its `responses` row's values) for its user."""
     add_usage(
         connection=connection,
         user_id=user_id,
-        model=response.model_used,
+        model=model_used,
         messages_sent=1,
-        prompt_tokens=response.tokens_prompt or 0,
-        completion_tokens=response.tokens_completion or 0,
-        completion_ms_total=response.completion_time_ms or 0,
+        prompt_tokens=tokens_prompt or 0,
+        completion_tokens=tokens_completion or 0,
+        completion_ms_total=completion_time_ms or 0,
+    )
+
+
+def _count_answer(connection: Connection, response: Response) -> None:
+    user_id = _answer_owner(connection, response)
+    if user_id is None:  # anonymous quick chat
+        return
+    count_answer(
+        connection=connection,
+        user_id=user_id,
+        model_used=response.model_used,
+        tokens_prompt=response.tokens_prompt,
+        tokens_completion=response.tokens_completion,
+        completion_time_ms=response.completion_time_ms,
     )
 
 
@@ -95,10 +109,10 @@ def _count_answer(connection: Connection, response: Response, known: dict) -> No
 def _count_new_rows(session: Session, _flush_context: Any) -> None:
     if session.info.get(SKIP_USAGE):
         return
-    connection, known = session.connection(), session.info.get(KNOWN_OWNERS, {})
+    connection = session.connection()
     for row in list(session.new):
         if isinstance(row, Response):
-            _count_answer(connection, row, known)
+            _count_answer(connection, row)
         elif isinstance(row, Conversation) and row.user_id is not None:
             model = row.default_model or ""
             add_usage(
