@@ -81,8 +81,9 @@ APPLY_BATCH = 20_000
 # through a datagram to the holder's abstract socket, whose name the holder publishes in
 # the lock file. The holder gives the lock up at the end of its running transaction, or
 # at once (helper thread) when it is between transactions. With nobody asking, the
-# helper still gives the lock up after this long without a transaction.
-LOCK_IDLE_SECONDS = 0.05
+# helper still gives the lock up after this long without a transaction (it wakes this
+# often while the lock is kept, so a waiter that cannot wake it waits at most about this).
+LOCK_IDLE_SECONDS = 1.0
 HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to take it back
 LOCK_FILE_BYTES = 32  # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token
 _WAKE_PREFIX = b"\0deltadb-lock-"
