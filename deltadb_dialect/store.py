@@ -734,12 +734,18 @@ class Store:
                 table = self.replica.tables.get(name)
                 if table is not None:
                     items.extend((UPSERT, c) for c in self.replica.export_table(table))
-        if changeset:
-            for change in self.replica.changes_from(changeset, skip=changed):
-                items.append((DELETE if change.document is None else UPSERT, change))
-        for op, item in items:
+        for op, item in items:  # the re-exported tables' rows
             if op == UPSERT:
                 item.table.validator(item.document)
+        if changeset:
+            append = items.append
+            for change in self.replica.changes_from(changeset, skip=changed):
+                document = change.document
+                if document is None:
+                    append((DELETE, change))
+                else:
+                    change.table.validator(document)
+                    append((UPSERT, change))
         return items
 
     def _write(self, items: list[tuple[bytes, Any]]) -> None:
@@ -752,7 +758,9 @@ class Store:
         assert self._log is not None
         keyring = self._require_keyring()
         sealer = keyring.active
-        encoded = [(op, item, _plaintext(op, item)) for op, item in items]
+        dumps = orjson.dumps
+        encoded = [(op, item, dumps(item.document) if op == UPSERT else _plaintext(op, item))
+                   for op, item in items]
         records: list[tuple[int, int, bytes]] = []
         seq = self.seq
         store_id = self._store_id
