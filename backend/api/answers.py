@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from backend.core.db import run_in_session
+from backend.core.db import run_quick_in_session
 from backend.llm import client as llm
 from backend.llm.client import Completion, LLMError
 from backend.schemas import ChatTurnPublic
@@ -48,7 +48,7 @@ async def answer_as_json(turn: ChatTurn) -> ChatTurnPublic:
     except LLMError as error:
         _log_upstream_failure(turn, error)
         raise HTTPException(error.status_code, error.detail) from error
-    return await run_in_session(chat.finish_turn, turn=turn, completion=completion)
+    return await run_quick_in_session(chat.finish_turn, turn=turn, completion=completion)
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
@@ -69,7 +69,7 @@ async def _events(turn: ChatTurn) -> AsyncIterator[str]:
             else:
                 yield _event("delta", {"content": item})
         assert completion is not None  # llm.stream always ends with one or raises
-        result = await run_in_session(chat.finish_turn, turn=turn, completion=completion)
+        result = await run_quick_in_session(chat.finish_turn, turn=turn, completion=completion)
     except LLMError as error:
         _log_upstream_failure(turn, error)
         failure = {"detail": error.detail, "status": error.status_code}

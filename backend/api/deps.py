@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.core.config import settings
-from backend.core.db import run_in_session
+from backend.core.db import run_quick_in_session
 from backend.core.security import csrf_token_matches
 from backend.models import User
 from backend.services import auth_sessions
@@ -25,7 +25,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
 
 # Dependencies are `async def` so they run on the event loop instead of costing a thread-pool
-# hop each; the one that reads the database hands that read to `run_in_session`.
+# hop each; the one that reads the database hands that read to `run_quick_in_session`.
 
 bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from /api/auth/login")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -58,7 +58,7 @@ async def get_optional_user(request: Request, token: TokenDep) -> User | None:
             cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
         ):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
-    user = await run_in_session(auth_sessions.user_for_token, token=value)
+    user = await run_quick_in_session(auth_sessions.user_for_token, token=value)
     if user is None or not user.is_active:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -19,7 +19,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from backend.api.answers import answer_as_event_stream, answer_as_json, wants_event_stream
-from backend.core.db import run_in_session
+from backend.core.db import run_in_session, run_quick_in_session
 from backend.llm.client import Completion, LLMError
 from backend.llm.tool_calls import ToolCall, complete_with_tools, stream_with_tools
 from backend.schemas import ChatTurnPublic, ToolExecutionPublic, ToolTurnPublic
@@ -70,7 +70,8 @@ async def _rounds(
                 result = item
         if isinstance(result, Completion):
             completion = _with_usage(result, calls)
-            yield "done", await run_in_session(chat.finish_turn, turn=turn, completion=completion)
+            done = await run_quick_in_session(chat.finish_turn, turn=turn, completion=completion)
+            yield "done", done
             return
         assert isinstance(result, ToolCall)
         calls.append(result)

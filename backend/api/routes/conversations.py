@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from backend.api.deps import CurrentOwner, CurrentUser
-from backend.core.db import run_in_session
+from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ConversationCreate,
     ConversationPublic,
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/conversations", tags=["conversations"])
 async def create_conversation(
     owner: CurrentOwner, conversation_in: ConversationCreate
 ) -> ConversationPublic:
-    conversation = await run_in_session(
+    conversation = await run_quick_in_session(
         conversations.create_conversation, owner=owner, conversation_in=conversation_in
     )
     return ConversationPublic.model_validate(conversation)
@@ -36,7 +36,7 @@ async def list_conversations(
     q: Annotated[str | None, Query(max_length=200, description="Title contains")] = None,
     archived: Annotated[bool, Query(description="List archived instead of active ones")] = False,
 ) -> ConversationsPublic:
-    found, count = await run_in_session(
+    found, count = await run_quick_in_session(
         conversations.list_conversations,
         user=user,
         limit=limit,

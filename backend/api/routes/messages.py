@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import CurrentOwner
 from backend.api.tool_answers import answer
-from backend.core.db import run_in_session
+from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ChatTurnPublic,
     MessageCreate,
@@ -38,7 +38,7 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MessagesPublic:
-    return await run_in_session(
+    return await run_quick_in_session(
         chat.list_messages, owner=owner, conversation_uuid=uuid, limit=limit, offset=offset
     )
 
@@ -53,7 +53,7 @@ async def send_message(
 
     In a conversation with tools the model may call one first (see the tool-call events).
     """
-    prepared = await run_in_session(
+    prepared = await run_quick_in_session(
         turns.start_turn,
         owner=owner,
         conversation_uuid=uuid,
