@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps system-tools lint bench clean help
+.PHONY: run test venv dev-deps system-tools lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -64,5 +64,10 @@ lint: $(VENV)/.dev-stamp
 bench: $(VENV)/.dev-stamp
 	$(PY) bench/orm_bench.py
 
+# The browser tests that take the README's screenshots, writing them into docs/screenshots.
+screenshots: $(VENV)/.dev-stamp system-tools
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q \
+		tests/frontend/test_ui_screenshots.py tests/deltadb_dialect/server/test_server_browser.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .pytest-screenshots

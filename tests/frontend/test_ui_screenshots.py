@@ -1,4 +1,4 @@
-"""Every page at desktop (1280x800) and phone (390x844) sizes, written to docs/screenshots/.
+"""Every page at desktop (1280x800) and phone (390x844) sizes (`make screenshots` keeps them).
 
 Each page is also checked for the basics a screenshot cannot show: no horizontal overflow
 on a phone, a visible focus ring when tabbing, and no script errors.

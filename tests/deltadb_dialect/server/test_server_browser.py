@@ -1,8 +1,10 @@
-"""The management UI in Debian's Chromium through Playwright; screenshots go to docs/screenshots."""
+"""The management UI in Debian's Chromium through Playwright (`make screenshots` keeps its
+screenshots in docs/screenshots)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / ".pytest-screenshots")
 ADMIN = "ui-test-admin-key-0123456789abcdef"
 SCHEMA = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
           "properties": {"messages": {"type": "array", "items": {
