@@ -17,6 +17,7 @@ commit point), then COMMIT the replica.
 from __future__ import annotations
 
 import fcntl
+import gc
 import mmap
 import os
 import secrets
@@ -679,13 +680,25 @@ class Store:
         """Make the transaction durable, then visible. Raises before anything is written."""
         conn = self.replica.conn
         self._check_deferred_constraints(foreign_keys)
-        items = self._collect(session, schema_version)
-        if items:
-            self._write(items)
+        # The commit's own objects (one document, change and ciphertext per row) all live
+        # until it ends and hold no cycles: cyclic GC passes over them would only scan them
+        # and promote the application's young objects to older generations (costlier
+        # passes later). Automatic collection waits for the end of the commit.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            items = self._collect(session, schema_version)
+            wrote = bool(items)
+            if wrote:
+                self._write(items)
+            del items  # freed here, before collection resumes
+        finally:
+            if collecting:
+                gc.enable()
         conn.execute("COMMIT")
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        if items and self._log and self._log_end - self._log.start > self.options.checkpoint_bytes:
+        if wrote and self._log and self._log_end - self._log.start > self.options.checkpoint_bytes:
             self.checkpoint()
 
     def rollback(self, session: apsw.Session | None, *, foreign_keys: bool) -> None:
