@@ -359,7 +359,8 @@ class Connection:
             if control is None:
                 if not self._begun and word not in _READ_ONLY_STATEMENTS:
                     self._open_replica_transaction()
-                self._execute(cursor, sql, parameters, many, word)
+                if many or not self._execute_described(cursor, sql, parameters, word):
+                    self._execute(cursor, sql, parameters, many, word)
                 if self.isolation_level is None and not self._explicit:
                     self.commit()
                 return
@@ -475,6 +476,30 @@ class Connection:
         cursor._set_result(description, rows, rowcount)
         if word in ("INSERT", "REPLACE"):
             cursor.lastrowid = conn.last_insert_rowid()
+
+    def _execute_described(self, cursor: Cursor, sql: str, parameters: Any, word: str) -> bool:
+        """``_execute`` for a statement already described (the hot path); False if it is not."""
+        store = self._store
+        assert store is not None
+        described = store.statement_cache.get(sql)
+        conn = store.replica.conn
+        apsw_cursor = self._apsw_cursor
+        if described is None or apsw_cursor is None or apsw_cursor.connection is not conn:
+            return False
+        try:
+            rows = apsw_cursor.execute(sql, parameters).fetchall()
+        except (apsw.Error, TypeError, OverflowError) as exc:
+            raise translate(exc) from exc
+        cursor.description = described[0]
+        cursor._rows = rows
+        cursor._position = 0
+        if word in _ROWCOUNT_STATEMENTS:
+            cursor.rowcount = conn.changes()
+            if word == "INSERT" or word == "REPLACE":
+                cursor.lastrowid = conn.last_insert_rowid()
+        else:
+            cursor.rowcount = -1
+        return True
 
     def _execute_many(self, conn: apsw.Connection, apsw_cursor: apsw.Cursor, sql: str,
                       parameters: Any, word: str) -> int:
