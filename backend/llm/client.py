@@ -5,14 +5,13 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream
-from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 
 from backend.core.config import settings
 from backend.llm.mock import mock_openai_app
@@ -31,7 +30,8 @@ Messages = list[dict[str, Any]]
 # auth, retries, timeouts, error classes and SSE decoding, but without `create`'s
 # re-validation of every history message against the SDK's TypedDicts, which costs ~4x more
 # CPU than the rest of the call (measured in docs/BACKEND.md). Our bodies are plain JSON we
-# built ourselves, and the replies are still parsed into the SDK's typed models.
+# built ourselves. Whole replies are parsed into the SDK's typed models; streamed chunks are
+# read as dicts (see _Reply).
 CHAT_COMPLETIONS = "/chat/completions"
 
 
@@ -107,15 +107,21 @@ def describe_upstream_error(error: Exception) -> LLMError:
     return LLMError("The model provider's answer could not be read.")
 
 
+def _tokens(usage: Any, name: str) -> int | None:
+    """A token count from a usage object or dict; None when missing or not a count."""
+    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _completion(
-    *, content: str, model: str, usage: CompletionUsage | None, finish: str | None, started: float
+    *, content: str, model: str, usage: Any, finish: str | None, started: float
 ) -> Completion:
     return Completion(
         content=content,
         model=model,
-        tokens_prompt=usage.prompt_tokens if usage else None,
-        tokens_completion=usage.completion_tokens if usage else None,
-        tokens_total=usage.total_tokens if usage else None,
+        tokens_prompt=_tokens(usage, "prompt_tokens"),
+        tokens_completion=_tokens(usage, "completion_tokens"),
+        tokens_total=_tokens(usage, "total_tokens"),
         finish_reason=finish,
         completion_time_ms=round((time.perf_counter() - started) * 1000),
     )
@@ -149,48 +155,108 @@ async def complete(*, provider: Provider, model: str, messages: Messages) -> Com
     return completion_from(reply, model=model, started=started)
 
 
-async def _open_stream(
-    provider: Provider, model: str, messages: Messages
-) -> AsyncStream[ChatCompletionChunk]:
-    body = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    return await client_for(provider).post(
-        CHAT_COMPLETIONS,
-        cast_to=ChatCompletion,
-        body=body,
-        stream=True,
-        stream_cls=AsyncStream[ChatCompletionChunk],
-    )
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model proposed instead of answering."""
+
+    id: str
+    name: str
+    arguments: str
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+
+
+@dataclass
+class _Reply:
+    """A streamed reply as it accumulates."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+    call: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    finish: str | None = None
+
+    def absorb(self, chunk: dict[str, Any]) -> str | None:
+        """Fold in one chunk (the provider's JSON); the text it carried, if any.
+
+        Chunks stay plain dicts: building the SDK's typed model for every token cost more CPU
+        than everything else about a streamed answer. Only the first proposed tool call is
+        kept (a turn runs one call at a time, which is what the approval workflow needs).
+        """
+        self.model = chunk.get("model") or self.model
+        self.usage = chunk.get("usage") or self.usage
+        text = None
+        for choice in chunk.get("choices") or ():
+            self.finish = choice.get("finish_reason") or self.finish
+            delta = choice.get("delta") or {}
+            for call in delta.get("tool_calls") or ():
+                if call.get("index", 0) == 0:
+                    self._absorb_call(call)
+            if content := delta.get("content"):
+                self.parts.append(content)
+                text = (text or "") + content
+        return text
+
+    def _absorb_call(self, call: dict[str, Any]) -> None:
+        function = call.get("function") or {}
+        self.call["id"] = call.get("id") or self.call.get("id", "")
+        self.call["name"] = self.call.get("name", "") + (function.get("name") or "")
+        self.call["arguments"] = self.call.get("arguments", "") + (function.get("arguments") or "")
+
+    def result(self, started: float) -> "Completion | ToolCall":
+        if self.call.get("name"):
+            return ToolCall(
+                id=self.call.get("id") or "call_0",
+                name=self.call["name"],
+                arguments=self.call.get("arguments") or "{}",
+                tokens_prompt=_tokens(self.usage, "prompt_tokens") or 0,
+                tokens_completion=_tokens(self.usage, "completion_tokens") or 0,
+            )
+        return _completion(
+            content="".join(self.parts),
+            model=self.model,
+            usage=self.usage,
+            finish=self.finish,
+            started=started,
+        )
+
+
+async def stream_reply(
+    *, provider: Provider, body: dict[str, Any]
+) -> AsyncIterator[str | Completion | ToolCall]:
+    """Stream a chat completion: text deltas as they arrive, then a Completion (or ToolCall).
+
+    A stream that ends without a finish reason was cut off: that raises LLMError, so a
+    partial answer is never mistaken for a complete one.
+    """
+    body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    started, reply = time.perf_counter(), _Reply(model=body["model"])
+    try:
+        chunks = await client_for(provider).post(
+            CHAT_COMPLETIONS, cast_to=object, body=body, stream=True, stream_cls=AsyncStream[object]
+        )
+        async for chunk in chunks:
+            if not isinstance(chunk, dict):
+                raise LLMError("The model provider's answer could not be read.")
+            if (text := reply.absorb(chunk)) is not None:
+                yield text
+    except (openai.OpenAIError, httpx2.HTTPError) as error:
+        if reply.parts:
+            broke = "The model provider's stream broke off before the answer was complete."
+            raise LLMError(broke) from error
+        raise describe_upstream_error(error) from error
+    except (AttributeError, TypeError) as error:  # a chunk of an unexpected shape
+        raise LLMError("The model provider's answer could not be read.") from error
+    if reply.finish is None:
+        raise LLMError("The model provider's stream ended before the answer was complete.")
+    yield reply.result(started)
 
 
 async def stream(
     *, provider: Provider, model: str, messages: Messages
 ) -> AsyncIterator[str | Completion]:
-    """Yield text deltas as they arrive, then one Completion with the totals.
-
-    A stream that ends without a finish reason was cut off: that raises LLMError, so a
-    partial answer is never mistaken for a complete one.
-    """
-    started, parts, usage, finish, used_model = time.perf_counter(), [], None, None, model
-    try:
-        async for chunk in await _open_stream(provider, model, messages):
-            used_model, usage = chunk.model or used_model, chunk.usage or usage
-            for choice in chunk.choices:
-                finish = choice.finish_reason or finish
-                if choice.delta and choice.delta.content:
-                    parts.append(choice.delta.content)
-                    yield choice.delta.content
-    except (openai.OpenAIError, httpx2.HTTPError) as error:
-        if parts:
-            broke = "The model provider's stream broke off before the answer was complete."
-            raise LLMError(broke) from error
-        raise describe_upstream_error(error) from error
-    if finish is None:
-        raise LLMError("The model provider's stream ended before the answer was complete.")
-    yield _completion(
-        content="".join(parts), model=used_model, usage=usage, finish=finish, started=started
-    )
+    """Yield text deltas as they arrive, then one Completion with the totals (no tools)."""
+    async for item in stream_reply(provider=provider, body={"model": model, "messages": messages}):
+        if isinstance(item, ToolCall):  # none were offered
+            raise LLMError("The model asked for a tool this service does not offer.")
+        yield item
