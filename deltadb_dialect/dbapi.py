@@ -380,7 +380,8 @@ class Connection:
             self._begin()
         if not self._begun and word not in _READ_ONLY_STATEMENTS:
             self._open_replica_transaction()
-        self._execute(cursor, sql, parameters, many, word)
+        if many or not self._execute_described(cursor, sql, parameters, word):
+            self._execute(cursor, sql, parameters, many, word)
         if self.isolation_level is None and not self._explicit:
             self.commit()
 
