@@ -183,13 +183,25 @@ async def chat(
     return sent
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int | None) -> float | None:
-    """CPU time used so far by the server process: a figure other load on the box cannot skew."""
+    """CPU time used so far by the server (its worker processes included): a figure other load
+    on the box cannot skew."""
+    if pid is None:
+        return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
+        children = _children(pid)
+    except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) or 0.0 for child in children)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -261,8 +273,7 @@ def main() -> None:
             print(
                 f"server: {base} (store: {args.store}, {args.workers} uvicorn worker(s), mock LLM)"
             )
-            # With several workers the CPU figure would only cover the supervisor process.
-            asyncio.run(run(base, args, process.pid if args.workers == 1 else None))
+            asyncio.run(run(base, args, process.pid))
         except BaseException:
             log_lines = (Path(workdir) / "server.log").read_text().splitlines()
             print("server log (last lines):", *log_lines[-8:], sep="\n", file=sys.stderr)
