@@ -129,6 +129,7 @@ class Store:
         self.key_fingerprint = ""
         self.refcount = 0
         self._lock_fd = -1
+        self._anchor_fd = -1
         self._lock_map: mmap.mmap | None = None  # the lock file's shared "wanted" flag
         self._flock_held = False  # this process holds the flock (in or between transactions)
         self._activity = 0  # transactions started; the idle thread watches it move
@@ -207,13 +208,20 @@ class Store:
         seq = self.seq.to_bytes(8, "big")
         mac = bytes.fromhex(self._require_keyring().header_mac(b"anchor" + self._store_id + seq))
         try:
-            fd = os.open(self.layout.anchor, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                os.pwrite(fd, seq + mac, 0)
-            finally:
-                os.close(fd)
+            if self._anchor_fd < 0:  # kept open: one pwrite per commit
+                self._anchor_fd = os.open(self.layout.anchor, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.pwrite(self._anchor_fd, seq + mac, 0)
         except OSError:
-            pass  # the commit is durable already; the anchor only strengthens detection
+            self._close_anchor()  # reopened at the next commit
+            # the commit is durable already; the anchor only strengthens detection
+
+    def _close_anchor(self) -> None:
+        if self._anchor_fd >= 0:
+            try:
+                os.close(self._anchor_fd)
+            except OSError:
+                pass
+            self._anchor_fd = -1
 
     def _check_anchor(self) -> None:
         try:
@@ -929,6 +937,7 @@ class Store:
 
     def close(self) -> None:
         self._stop_idle_thread()
+        self._close_anchor()
         if self._log is not None:
             self._log.close()
             self._log = None
