@@ -524,10 +524,12 @@ def _describe(raw: Any) -> tuple | None:
 class Cursor:
     """A DB-API cursor; results are fetched eagerly, so it never pins the store."""
 
-    arraysize = 1
+    __slots__ = ("connection", "description", "rowcount", "lastrowid", "arraysize", "_rows",
+                 "_position", "_closed")
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.arraysize = 1
         self.description: tuple | None = None
         self.rowcount = -1
         self.lastrowid: int | None = None
