@@ -501,6 +501,13 @@ class Store:
         self._flock_held = False
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def would_wait(self) -> bool:
+        """Whether beginning a transaction now might block: another thread of this process
+        has the store, or this process has not kept the store's lock since its last
+        transaction (so another process may hold it, or commits may be waiting to be replayed).
+        A hint for callers choosing where to run short work; it can be stale at once."""
+        return self.mutex.locked() or not self._flock_held
+
     def held_by_this_thread(self) -> bool:
         """True while another connection of this thread holds the store (see dbapi guests)."""
         return self.owner_thread == threading.get_ident()

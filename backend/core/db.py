@@ -89,13 +89,23 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     store runs one transaction at a time per process anyway, and handing a millisecond of work
     to a thread costs more than the work: the thread and the loop then trade the GIL back and
     forth (bench/api_bench.py, 50 users: 5.4-5.9 ms of server CPU per message this way, 6.6-7.0
-    ms through the thread). When a database thread is busy (a long search, an export), the
-    store is taken, so this queues behind it in a thread instead of blocking the loop on it.
+    ms through the thread). When the store may make it wait (a database thread is busy with a
+    long search or an export, or another process may hold the store), it goes to the thread
+    instead, so the loop never blocks on a wait.
     """
-    if QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0:
+    if QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0 and _store_is_ready():
         with SessionLocal() as session:
             return fn(session=session, **kwargs)
     return await run_in_session(fn, **kwargs)
+
+
+def _store_is_ready() -> bool:
+    """No wait in sight: this process kept the store's lock since its last transaction and
+    no other thread has it. Otherwise another process may hold the store (another worker, a
+    backup, a migration), and waiting for it must not stall the event loop."""
+    from deltadb_dialect.store import open_stores  # deltadb only
+
+    return not any(store.would_wait() for store in open_stores())
 
 
 def alembic_config() -> Config:

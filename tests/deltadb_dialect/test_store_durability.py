@@ -133,6 +133,26 @@ def test_a_busy_process_hands_the_lock_over_and_sees_the_commit(master_key, stor
     engine.dispose()
 
 
+def test_would_wait_tells_whether_a_transaction_could_block(master_key, store_dir) -> None:
+    """The hint the web service uses to decide whether short work may run on its event loop."""
+    from deltadb_dialect.store import open_stores
+
+    engine = create_engine(f"deltadb:///{store_dir}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        (store,) = open_stores()
+        assert store.would_wait()  # this thread has it: anyone else would wait
+    assert not store.would_wait()  # kept between this busy process's transactions
+    done = subprocess.run([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert store.would_wait()  # handed to the child: the next transaction takes it back
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notes")).scalar() == 1
+    assert not store.would_wait()
+    engine.dispose()
+
+
 def test_each_process_sees_the_others_commits(master_key, store_dir) -> None:
     engine = create_engine(f"deltadb:///{store_dir}")
     with engine.begin() as conn:
