@@ -1,5 +1,6 @@
 """The engine, sessions, and the guard that refuses an un-migrated database."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,7 +106,8 @@ def _store_is_ready() -> bool:
     backup, a migration), and waiting for it must not stall the event loop."""
     from deltadb_dialect.store import open_stores  # deltadb only
 
-    return not any(store.would_wait() for store in open_stores())
+    ours = Path(os.path.realpath(engine.url.database or ""))
+    return any(store.layout.root == ours and not store.would_wait() for store in open_stores())
 
 
 def alembic_config() -> Config:

@@ -2,15 +2,17 @@
 closes within one worker-thread hop, so nothing waits on a transaction parked between hops."""
 
 import asyncio
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from chat_factories import create_user
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.core.db import SessionLocal, make_engine
+from backend.core.db import SessionLocal, make_engine, run_quick_in_session
 from backend.main import app
 
 # More requests in flight than the thread pool has threads (40), on a one-connection pool.
@@ -49,3 +51,39 @@ async def test_a_hundred_concurrent_requests_on_one_connection(one_connection_po
     # Questions racing into one conversation may conflict (409), but nothing starves or fails.
     assert set(flat) <= {200, 201, 409}
     assert flat.count(409) <= USERS * 2
+
+
+@pytest.mark.skipif(
+    not settings.DATABASE_URL.startswith("deltadb"), reason="the quick path is deltadb's"
+)
+async def test_quick_work_runs_on_the_loop_unless_the_store_could_make_it_wait(
+    migrated_engine: Engine,
+) -> None:
+    """Short units run on the event loop's own thread; while another thread holds the store
+    they go to the database thread, so that the loop never blocks waiting for it."""
+    loop_thread = threading.get_ident()
+
+    def where(*, session: Session) -> int:
+        session.execute(text("SELECT 1"))
+        return threading.get_ident()
+
+    await run_quick_in_session(where)  # this process now keeps the store's lock
+    assert await run_quick_in_session(where) == loop_thread
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_store() -> None:
+        with SessionLocal() as session:
+            session.execute(text("SELECT 1"))  # the store is taken until this session ends
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_store)
+    holder.start()
+    assert holding.wait(10)
+    queued = asyncio.ensure_future(run_quick_in_session(where))
+    await asyncio.sleep(0.05)
+    assert not queued.done()  # waiting, but not on the loop: we are still running
+    release.set()
+    assert await asyncio.wait_for(queued, 10) != loop_thread
+    holder.join(10)

@@ -140,7 +140,7 @@ def test_would_wait_tells_whether_a_transaction_could_block(master_key, store_di
     engine = create_engine(f"deltadb:///{store_dir}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        (store,) = open_stores()
+        (store,) = [s for s in open_stores() if s.layout.root == Path(store_dir).resolve()]
         assert store.would_wait()  # this thread has it: anyone else would wait
     assert not store.would_wait()  # kept between this busy process's transactions
     done = subprocess.run([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
