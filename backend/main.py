@@ -1,5 +1,6 @@
 """The Open Chat application: `uvicorn backend.main:app`."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,19 @@ class DatabaseNotMigrated(RuntimeError):
     pass
 
 
+def _freeze_startup_objects() -> None:
+    """Take what start-up loaded out of the cyclic garbage collector's view (once).
+
+    The modules, mappers, routes and the SDK's pydantic types are ~175,000 objects that live
+    as long as the process; a full collection walked them all, ~107 ms on this machine, and
+    under load that pause landed in whichever request triggered it. Frozen, it takes well
+    under a millisecond. Only what is still alive after a collection is frozen.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Refuse to serve on a schema this code was not written for.
@@ -35,6 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise DatabaseNotMigrated(problem)
     with SessionLocal() as session:
         users.ensure_configured_admin(session=session)
+    _freeze_startup_objects()
     logger.info(
         "started",
         extra={
