@@ -79,14 +79,16 @@ async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await to_thread.run_sync(call, limiter=database_threads)
 
 
-# Whether quick units of work may run on the event loop itself (see run_quick_in_session).
+# Whether quick units of work may run on the event loop itself (see run_quick_in_session),
+# and where the engine's store lives (resolved once: the check runs for every quick unit).
 QUICK_WORK_ON_LOOP = engine.dialect.name == "deltadb"
+_STORE_ROOT = Path(os.path.realpath(engine.url.database or "")) if QUICK_WORK_ON_LOOP else None
 
 
 async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """`run_in_session` for the per-message hot path: a few statements over bounded rows.
 
-    On deltadb, while no database thread is busy, this runs right here on the event loop. The
+    On deltadb, when taking the store cannot wait, this runs right here on the event loop. The
     store runs one transaction at a time per process anyway, and handing a millisecond of work
     to a thread costs more than the work: the thread and the loop then trade the GIL back and
     forth (bench/api_bench.py, 50 users: 5.4-5.9 ms of server CPU per message this way, 6.6-7.0
@@ -106,8 +108,8 @@ def _store_is_ready() -> bool:
     backup, a migration), and waiting for it must not stall the event loop."""
     from deltadb_dialect.store import open_stores  # deltadb only
 
-    ours = Path(os.path.realpath(engine.url.database or ""))
-    return any(store.layout.root == ours and not store.would_wait() for store in open_stores())
+    stores = open_stores()
+    return any(store.layout.root == _STORE_ROOT and not store.would_wait() for store in stores)
 
 
 def alembic_config() -> Config:
