@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
@@ -28,13 +28,21 @@ def create_session(*, session: Session, user: User) -> tuple[str, AuthSession]:
     return token, auth_session
 
 
-def user_for_token(*, session: Session, token: str) -> User | None:
-    statement = (
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.token_hash == hash_token(token), AuthSession.expires_at > utcnow())
+# Built once: every authenticated request runs it, and building a statement costs more
+# than running it.
+_USER_FOR_TOKEN = (
+    select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.token_hash == bindparam("token_hash"),
+        AuthSession.expires_at > bindparam("now"),
     )
-    return session.scalars(statement).first()
+)
+
+
+def user_for_token(*, session: Session, token: str) -> User | None:
+    values = {"token_hash": hash_token(token), "now": utcnow()}
+    return session.scalars(_USER_FOR_TOKEN, values).first()
 
 
 def revoke_session(*, session: Session, token: str) -> None:

@@ -9,7 +9,7 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
@@ -60,22 +60,42 @@ class _HistoryRow(NamedTuple):
     position: int
 
 
+# Statements on the per-message path are built once: building one (and its cache key) costs
+# more than running it.
+_RECENT_MESSAGES = (
+    select(Message.id, Message.role, Message.content, Message.position)
+    .where(Message.conversation_id == bindparam("conversation_id"))
+    .order_by(Message.position.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+_LAST_POSITION = select(func.max(Message.position)).where(
+    Message.conversation_id == bindparam("conversation_id")
+)
+_MESSAGE_COUNT = (
+    select(func.count())
+    .select_from(Message)
+    .where(Message.conversation_id == bindparam("conversation_id"))
+)
+_MESSAGE_PAGE = (
+    select(Message)
+    .where(Message.conversation_id == bindparam("conversation_id"))
+    .options(selectinload(Message.response))
+    .order_by(Message.position)
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))
+)
+
+
 def _recent_messages(*, session: Session, conversation_id: int) -> list[_HistoryRow]:
     """The context window, oldest first, as plain rows: cheaper than ORM objects, and this
     runs inside the store's serialized transaction."""
-    statement = (
-        select(Message.id, Message.role, Message.content, Message.position)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.position.desc())
-        .limit(settings.LLM_CONTEXT_MESSAGES)
-    )
-    return [_HistoryRow(*row) for row in reversed(session.execute(statement).all())]
+    values = {"conversation_id": conversation_id, "limit": settings.LLM_CONTEXT_MESSAGES}
+    rows = session.connection().execute(_RECENT_MESSAGES, values).all()
+    return [_HistoryRow(*row) for row in reversed(rows)]
 
 
 def _next_position(*, session: Session, conversation_id: int) -> int:
-    last = session.scalar(
-        select(func.max(Message.position)).where(Message.conversation_id == conversation_id)
-    )
+    last = session.connection().scalar(_LAST_POSITION, {"conversation_id": conversation_id})
     return 0 if last is None else last + 1
 
 
@@ -225,17 +245,10 @@ def list_messages(
     *, session: Session, owner: Owner, conversation_uuid: str, limit: int, offset: int
 ) -> MessagesPublic:
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    where = Message.conversation_id == conversation.id
-    count = session.scalar(select(func.count()).select_from(Message).where(where)) or 0
-    statement = (
-        select(Message)
-        .where(where)
-        .options(selectinload(Message.response))
-        .order_by(Message.position)
-        .limit(limit)
-        .offset(offset)
-    )
-    messages = session.scalars(statement).all()
+    in_conversation = {"conversation_id": conversation.id}
+    count = session.connection().scalar(_MESSAGE_COUNT, in_conversation) or 0
+    page = {**in_conversation, "limit": limit, "offset": offset}
+    messages = session.scalars(_MESSAGE_PAGE, page).all()
     return MessagesPublic(data=[MessagePublic.model_validate(m) for m in messages], count=count)
 
 

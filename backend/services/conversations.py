@@ -7,7 +7,7 @@ their ids cannot be probed.
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message, Response, User, utcnow
@@ -27,8 +27,12 @@ class Owner:
         return self.anonymous_key is not None and conversation.anonymous_owner == self.anonymous_key
 
 
+# Built once: every message and history read looks its conversation up.
+_CONVERSATION_BY_UUID = select(Conversation).where(Conversation.uuid == bindparam("uuid"))
+
+
 def get_owned_conversation(*, session: Session, owner: Owner, uuid: str) -> Conversation:
-    conversation = session.scalars(select(Conversation).where(Conversation.uuid == uuid)).first()
+    conversation = session.scalars(_CONVERSATION_BY_UUID, {"uuid": uuid}).first()
     if conversation is None or not owner.owns(conversation):
         raise NotFound("Conversation not found")
     return conversation

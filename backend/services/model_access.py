@@ -2,7 +2,7 @@
 
 import time
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
@@ -51,13 +51,16 @@ def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPubl
     return AdminModelsPublic(models=names, default_model=settings.DEFAULT_MODEL)
 
 
+# Built once: every question checks the asker's list.
+_ALLOWED_FOR_USER = (
+    select(UserAllowedModel.model_name)
+    .where(UserAllowedModel.user_id == bindparam("user_id"))
+    .order_by(UserAllowedModel.model_name)
+)
+
+
 def user_allowed_list(*, session: Session, user_id: int) -> list[str]:
-    statement = (
-        select(UserAllowedModel.model_name)
-        .where(UserAllowedModel.user_id == user_id)
-        .order_by(UserAllowedModel.model_name)
-    )
-    return list(session.scalars(statement))
+    return list(session.scalars(_ALLOWED_FOR_USER, {"user_id": user_id}))
 
 
 def set_user_allowed_models(*, session: Session, user: User, models: list[str]) -> None:

@@ -1,6 +1,6 @@
 """Per-user settings: a personal provider (API key, base URL) and a default model."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
@@ -9,9 +9,12 @@ from backend.models import User, UserSettings
 from backend.schemas import SettingsPublic, SettingsUpdate
 from backend.services import model_access
 
+# Built once: every question reads the asker's settings.
+_SETTINGS_OF_USER = select(UserSettings).where(UserSettings.user_id == bindparam("user_id"))
+
 
 def get_user_settings(*, session: Session, user_id: int) -> UserSettings | None:
-    return session.scalars(select(UserSettings).where(UserSettings.user_id == user_id)).first()
+    return session.scalars(_SETTINGS_OF_USER, {"user_id": user_id}).first()
 
 
 def to_public(user_settings: UserSettings | None) -> SettingsPublic:
