@@ -11,7 +11,6 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion
 
 from backend.core.config import settings
 from backend.llm.mock import mock_openai_app
@@ -127,32 +126,25 @@ def _completion(
     )
 
 
-async def request_completion(*, provider: Provider, body: dict[str, Any]) -> ChatCompletion:
-    """One non-streamed chat completion, with upstream failures phrased for the user."""
+async def request_completion(*, provider: Provider, body: dict[str, Any]) -> Any:
+    """One non-streamed chat completion as the provider's JSON, failures phrased for the user.
+
+    Read as a dict like streamed chunks (see _Reply): the SDK's typed model for a whole reply
+    cost more CPU than reading the few fields we store."""
     try:
-        return await client_for(provider).post(CHAT_COMPLETIONS, cast_to=ChatCompletion, body=body)
+        return await client_for(provider).post(CHAT_COMPLETIONS, cast_to=object, body=body)
     except (openai.OpenAIError, httpx2.HTTPError) as error:
         raise describe_upstream_error(error) from error
-
-
-def completion_from(reply: ChatCompletion, *, model: str, started: float) -> Completion:
-    if not reply.choices or reply.choices[0].message.content is None:
-        raise LLMError("The model provider returned an empty answer.")
-    choice = reply.choices[0]
-    return _completion(
-        content=choice.message.content or "",
-        model=reply.model or model,
-        usage=reply.usage,
-        finish=choice.finish_reason,
-        started=started,
-    )
 
 
 async def complete(*, provider: Provider, model: str, messages: Messages) -> Completion:
     """One answer in one piece."""
     started = time.perf_counter()
-    reply = await request_completion(provider=provider, body={"model": model, "messages": messages})
-    return completion_from(reply, model=model, started=started)
+    data = await request_completion(provider=provider, body={"model": model, "messages": messages})
+    result = whole_reply(data, model=model).result(started)
+    if isinstance(result, ToolCall):  # none were offered
+        raise LLMError("The model asked for a tool this service does not offer.")
+    return result
 
 
 @dataclass(frozen=True)
@@ -191,13 +183,13 @@ class _Reply:
             delta = choice.get("delta") or {}
             for call in delta.get("tool_calls") or ():
                 if call.get("index", 0) == 0:
-                    self._absorb_call(call)
+                    self.absorb_call(call)
             if content := delta.get("content"):
                 self.parts.append(content)
                 text = (text or "") + content
         return text
 
-    def _absorb_call(self, call: dict[str, Any]) -> None:
+    def absorb_call(self, call: dict[str, Any]) -> None:
         function = call.get("function") or {}
         self.call["id"] = call.get("id") or self.call.get("id", "")
         self.call["name"] = self.call.get("name", "") + (function.get("name") or "")
@@ -219,6 +211,27 @@ class _Reply:
             finish=self.finish,
             started=started,
         )
+
+
+def whole_reply(data: Any, *, model: str) -> _Reply:
+    """A non-streamed reply (the provider's JSON): its first choice, read like one chunk."""
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+    except (KeyError, IndexError, TypeError) as error:
+        raise LLMError("The model provider returned an empty answer.") from error
+    reply = _Reply(model=data.get("model") or model, usage=data.get("usage"))
+    reply.finish = choice.get("finish_reason")
+    if calls := message.get("tool_calls"):
+        if not isinstance(calls[0], dict) or not calls[0].get("function"):
+            # a custom (non-function) tool call: none of ours are
+            raise LLMError("The model asked for a tool this service does not offer.")
+        reply.absorb_call(calls[0])
+    elif isinstance(content := message.get("content"), str):
+        reply.parts.append(content)
+    else:
+        raise LLMError("The model provider returned an empty answer.")
+    return reply
 
 
 async def stream_reply(

@@ -12,13 +12,12 @@ from typing import Any
 
 from backend.llm.client import (
     Completion,
-    LLMError,
     Messages,
     Provider,
     ToolCall,
-    completion_from,
     request_completion,
     stream_reply,
+    whole_reply,
 )
 
 __all__ = ["ToolCall", "complete_with_tools", "stream_with_tools"]
@@ -42,19 +41,5 @@ async def complete_with_tools(
     if tools:
         body["tools"] = tools
     started = time.perf_counter()
-    reply = await request_completion(provider=provider, body=body)
-    message = reply.choices[0].message if reply.choices else None
-    call = message.tool_calls[0] if message and message.tool_calls else None
-    if call is None:
-        return completion_from(reply, model=model, started=started)
-    function = getattr(call, "function", None)
-    if function is None:  # a custom (non-function) tool call: none of ours are
-        raise LLMError("The model asked for a tool this service does not offer.")
-    usage = reply.usage
-    return ToolCall(
-        id=call.id or "call_0",
-        name=function.name,
-        arguments=function.arguments or "{}",
-        tokens_prompt=usage.prompt_tokens if usage else 0,
-        tokens_completion=usage.completion_tokens if usage else 0,
-    )
+    data = await request_completion(provider=provider, body=body)
+    return whole_reply(data, model=model).result(started)
