@@ -190,9 +190,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """CPU time used so far by the server (its worker processes included): a figure other load
-    on the box cannot skew."""
+def cpu_seconds(pid: int | None) -> tuple[float, float] | None:
+    """User and system CPU time used so far by the server (its worker processes included):
+    figures other load on the box cannot skew."""
     if pid is None:
         return None
     try:
@@ -200,8 +200,12 @@ def cpu_seconds(pid: int | None) -> float | None:
         children = _children(pid)
     except OSError:
         return None
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(child) or 0.0 for child in children)
+    tick = os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]) / tick, int(fields[12]) / tick
+    for child in children:
+        child_user, child_system = cpu_seconds(child) or (0.0, 0.0)
+        user, system = user + child_user, system + child_system
+    return user, system
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -233,8 +237,14 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
     print(f"messages/s: {messages / elapsed:.1f}")
     if cpu_before is not None and cpu_after is not None:
         # Includes the conversation/history calls of the chat phase, so it is an upper bound.
-        per_message = (cpu_after - cpu_before) * 1000 / messages
-        print(f"server CPU per message (chat phase): {per_message:.2f} ms")
+        user, system = (
+            (after - before) * 1000 / messages
+            for after, before in zip(cpu_after, cpu_before, strict=True)
+        )
+        print(
+            f"server CPU per message (chat phase): {user + system:.2f} ms"
+            f" ({user:.2f} user + {system:.2f} system)"
+        )
     print(f"benchmark client CPU per message: {client_cpu * 1000 / messages:.2f} ms")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"{'operation':<20} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
