@@ -68,9 +68,6 @@ _RECENT_MESSAGES = (
     .order_by(Message.position.desc())
     .limit(bindparam("limit", type_=Integer))
 )
-_LAST_POSITION = select(func.max(Message.position)).where(
-    Message.conversation_id == bindparam("conversation_id")
-)
 _MESSAGE_COUNT = (
     select(func.count())
     .select_from(Message)
@@ -92,11 +89,6 @@ def _recent_messages(*, session: Session, conversation_id: int) -> list[_History
     values = {"conversation_id": conversation_id, "limit": settings.LLM_CONTEXT_MESSAGES}
     rows = session.connection().execute(_RECENT_MESSAGES, values).all()
     return [_HistoryRow(*row) for row in reversed(rows)]
-
-
-def _next_position(*, session: Session, conversation_id: int) -> int:
-    last = session.connection().scalar(_LAST_POSITION, {"conversation_id": conversation_id})
-    return 0 if last is None else last + 1
 
 
 def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, Any]]:
@@ -122,6 +114,17 @@ def _model_and_provider(
 # the ORM's unit of work (and building statements) cost more than the statements themselves.
 _MESSAGES, _RESPONSES = Message.__table__, Response.__table__
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+# An answer goes after whatever the conversation holds by now (other turns may have landed
+# while the model was thinking): its position is computed by the INSERT itself.
+_INSERT_ANSWER = (
+    insert(_MESSAGES)
+    .values(
+        position=select(func.coalesce(func.max(_MESSAGES.c.position), -1) + 1)
+        .where(_MESSAGES.c.conversation_id == bindparam("in_conversation"))
+        .scalar_subquery()
+    )
+    .returning(_MESSAGES.c.id, _MESSAGES.c.position)
+)
 _INSERT_RESPONSE = insert(_RESPONSES)
 _TOUCH_CONVERSATION = (
     update(Conversation.__table__)
@@ -204,10 +207,12 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         "role": "assistant",
         "content": completion.content,
         "model": completion.model,
-        "position": _next_position(session=session, conversation_id=turn.conversation_id),
         "created_at": now,
     }
-    message_id = connection.execute(_INSERT_MESSAGE, message).scalar_one()
+    inserted = connection.execute(
+        _INSERT_ANSWER, {**message, "in_conversation": turn.conversation_id}
+    ).one()
+    message_id, message["position"] = inserted.id, inserted.position
     response = {
         "model_used": completion.model,
         "tokens_prompt": completion.tokens_prompt,

@@ -57,16 +57,21 @@ def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]
 
 @cache
 def _count_statement(dialect_name: str) -> Any:
-    """Add one question to a user's window (a new window starts at 1), returning the new
-    count. Built once per dialect: building it costs more than running it."""
+    """Add one question to each of a user's windows (a new window starts at 1), returning
+    each window's new count: one statement for all periods, built once per dialect (building
+    it costs more than running it)."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     table = RateCounter.__table__
-    statement = insert(table).values(
-        user_id=bindparam("user_id"),
-        period=bindparam("period"),
-        count=1,
-        window_start=bindparam("start"),
-    )
+    rows = [
+        {
+            "user_id": bindparam("user_id"),
+            "period": period,
+            "count": 1,
+            "window_start": bindparam(f"{period}_start", type_=table.c.window_start.type),
+        }
+        for period in PERIODS
+    ]
+    statement = insert(table).values(rows)
     new_window = statement.excluded.window_start
     return statement.on_conflict_do_update(
         index_elements=["user_id", "period"],
@@ -74,18 +79,15 @@ def _count_statement(dialect_name: str) -> Any:
             "count": case((table.c.window_start == new_window, table.c["count"] + 1), else_=1),
             "window_start": new_window,
         },
-    ).returning(table.c["count"])
+    ).returning(table.c.period, table.c["count"])
 
 
 def _count_question(*, connection: Connection, user_id: int, now: datetime) -> dict[str, int]:
     """Count this question in the user's current minute and day; the new count of each."""
     statement = _count_statement(connection.dialect.name)
-    return {
-        period: connection.execute(
-            statement, {"user_id": user_id, "period": period, "start": window_start(period, now)}
-        ).scalar_one()
-        for period in PERIODS
-    }
+    starts = {f"{period}_start": window_start(period, now) for period in PERIODS}
+    rows = connection.execute(statement, {"user_id": user_id, **starts}).all()
+    return {period: count for period, count in rows}
 
 
 def tokens_today(*, session: Session, user_id: int) -> int:
