@@ -8,11 +8,8 @@ daily usage aggregates. Going over raises TooManyRequests (429 with Retry-After)
 """
 
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from backend.models import RateCounter, UsageDaily, UsageLimit, User
@@ -55,38 +52,29 @@ def effective_limits(*, session: Session, user_id: int) -> dict[str, int | None]
     }
 
 
-@cache
-def _count_statement(dialect_name: str) -> Any:
-    """Add one question to each of a user's windows (a new window starts at 1), returning
-    each window's new count: one statement for all periods, built once per dialect (building
-    it costs more than running it)."""
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    table = RateCounter.__table__
-    rows = [
-        {
-            "user_id": bindparam("user_id"),
-            "period": period,
-            "count": 1,
-            "window_start": bindparam(f"{period}_start", type_=table.c.window_start.type),
-        }
-        for period in PERIODS
-    ]
-    statement = insert(table).values(rows)
-    new_window = statement.excluded.window_start
-    return statement.on_conflict_do_update(
-        index_elements=["user_id", "period"],
-        set_={
-            "count": case((table.c.window_start == new_window, table.c["count"] + 1), else_=1),
-            "window_start": new_window,
-        },
-    ).returning(table.c.period, table.c["count"])
+# Add one question to each of a user's windows (a new window starts at 1), returning each
+# window's new count: one statement for both periods. Written as text because SQLAlchemy does
+# not cache a multi-row INSERT (it would be compiled again for every question); the syntax is
+# the same on SQLite, deltadb and PostgreSQL.
+_COUNT_QUESTION = text(
+    """
+    INSERT INTO rate_counters (user_id, period, count, window_start)
+    VALUES (:user_id, 'minute', 1, :minute_start), (:user_id, 'day', 1, :day_start)
+    ON CONFLICT (user_id, period) DO UPDATE SET
+        count = CASE WHEN rate_counters.window_start = excluded.window_start
+                     THEN rate_counters.count + 1 ELSE 1 END,
+        window_start = excluded.window_start
+    RETURNING period, count
+    """
+).bindparams(
+    *(bindparam(f"{period}_start", type_=RateCounter.window_start.type) for period in PERIODS)
+)
 
 
 def _count_question(*, connection: Connection, user_id: int, now: datetime) -> dict[str, int]:
     """Count this question in the user's current minute and day; the new count of each."""
-    statement = _count_statement(connection.dialect.name)
     starts = {f"{period}_start": window_start(period, now) for period in PERIODS}
-    rows = connection.execute(statement, {"user_id": user_id, **starts}).all()
+    rows = connection.execute(_COUNT_QUESTION, {"user_id": user_id, **starts}).all()
     return {period: count for period, count in rows}
 
 
