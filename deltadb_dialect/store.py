@@ -186,6 +186,7 @@ class Store:
                 self._unlock_keys(source)
                 self._rebuild()
                 self._check_anchor()
+                self._drop_torn_tail(full=True)
                 self._remove_orphans()
             finally:
                 self._unlock()
@@ -223,21 +224,38 @@ class Store:
                 pass
             self._anchor_fd = -1
 
-    def _check_anchor(self) -> None:
+    def _acknowledged(self) -> int | None:
+        """The last acknowledged sequence number per the anchor; None if there is none."""
         try:
             data = self.layout.anchor.read_bytes()
         except FileNotFoundError:
-            return
+            return None
         seq, mac = data[:8], data[8:40]
         expected = self._require_keyring().header_mac(b"anchor" + self._store_id + seq)
         if len(data) != 40 or not secrets.compare_digest(expected, mac.hex()):
             raise TamperError(f"the commit anchor of {self.layout.root} failed to authenticate")
-        committed = int.from_bytes(seq, "big")
-        if committed > self.seq:
+        return int.from_bytes(seq, "big")
+
+    def _check_anchor(self) -> None:
+        committed = self._acknowledged()
+        if committed is not None and committed > self.seq:
             raise TamperError(
                 f"the store's log ends at commit {self.seq} but commit {committed} was "
                 "acknowledged: the log was truncated or replaced by an older copy"
             )
+
+    def _drop_torn_tail(self, *, full: bool) -> None:
+        """Cut off what a crashed writer left after the log's end (caller holds the lock,
+        so nobody is writing). ``full``: look at every byte to the end of the file (at
+        open: a power loss can leave a torn write whose first block is still zero);
+        otherwise only where the next record would start (a killed process writes a
+        prefix, so a torn write it left starts there)."""
+        log = self._log
+        assert log is not None
+        torn = (log.has_data_after(self._log_end) if full
+                else log.has_data_at(self._log_end))
+        if torn:
+            log.truncate(self._log_end)
 
     def _remove_orphans(self) -> None:
         """Files a crash left behind mid-checkpoint (lock held: nobody is writing them)."""
@@ -402,13 +420,14 @@ class Store:
         assert log is not None
         conn = self.replica.conn
         if not in_transaction:
-            if log.size() <= self._log_end:
+            if not log.has_data_at(self._log_end):
                 return 0
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN")
         triggers = self.replica.drop_triggers() if not in_transaction else []
         try:
-            applied = self._replay_records(log.records(self._log_end, self.seq + 1))
+            applied = self._replay_records(
+                log.records(self._log_end, self.seq + 1, self._acknowledged))
             if triggers:
                 self.replica.create_triggers(self._catalog)
             if not in_transaction:
@@ -640,6 +659,7 @@ class Store:
         if self._needs_rebuild:
             self._reload_header()
             self._rebuild()
+            self._drop_torn_tail(full=False)
             return
         log = self._log
         assert log is not None
@@ -650,14 +670,12 @@ class Store:
             log = self._log
             assert log is not None
             status = os.fstat(log.fileno())
-        size = status.st_size
-        if size > self._log_end:
+        if status.st_size > self._log_end and log.has_data_at(self._log_end):
             METRICS["catch_ups"] += 1
             self._replay_log(in_transaction=False)
-            if log.size() > self._log_end:
-                # We hold the lock, so nobody is writing: the rest is a crashed
-                # writer's torn record, never acknowledged. Cut it off.
-                log.truncate(self._log_end)
+            # We hold the lock, so nobody is writing: anything left where the next record
+            # would start is a crashed writer's torn record, never acknowledged.
+            self._drop_torn_tail(full=False)
 
     def _reload_header(self) -> None:
         body, mac = self.layout.read_header_json()
