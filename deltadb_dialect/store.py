@@ -33,6 +33,7 @@ import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.cache import EntityCache
+from deltadb_dialect.crypto import NONCE_BYTES
 from deltadb_dialect.errors import (
     CorruptStoreError,
     LockTimeoutError,
@@ -790,7 +791,8 @@ class Store:
                 if document is None:
                     append((DELETE, change))
                 else:
-                    change.table.validator(document)
+                    if not change.valid:
+                        change.table.validator(document)
                     append((UPSERT, change))
         return items
 
@@ -799,55 +801,70 @@ class Store:
 
         Each row is sealed on its own (fresh random nonce; associated data binding store,
         operation, table tag, key tag and version), exactly as ``_seal_item`` does; this
-        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path.
+        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path
+        and does everything else for a row in one pass.
         """
         assert self._log is not None
         keyring = self._require_keyring()
         sealer = keyring.active
+        encrypt = sealer.encryptor()
         dumps = orjson.dumps
-        encoded = [(op, item, dumps(item.document) if op == UPSERT else _plaintext(op, item))
-                   for op, item in items]
         records: list[tuple[int, int, bytes]] = []
-        seq = self.seq
+        seq = self.seq + 1
+        version = seq.to_bytes(8, "big")
         store_id = self._store_id
         cache = self.cache if len(self.cache) else None  # nothing cached: nothing to drop
         per_table: dict[str, tuple[bytes, Any]] = {}
+        prefixes = {UPSERT: b"deltadb/entity|" + UPSERT + store_id,
+                    DELETE: b"deltadb/entity|" + DELETE + store_id}
         pack = ENTRY.pack
-        for chunk in _chunks(encoded):
-            seq += 1
-            version = seq.to_bytes(8, "big")
-            heads: list[tuple[bytes, bytes, bytes]] = []
-            to_seal: list[tuple[bytes, bytes]] = []
-            for op, item, plain in chunk:
-                if op == CATALOG:
-                    heads.append((op, NO_TAG, NO_TAG))
-                    to_seal.append((plain, _catalog_aad(store_id, seq)))
-                elif op == RESET:
-                    heads.append((op, item, NO_TAG))
-                else:
-                    name = item.table.name
-                    tagged = per_table.get(name)
-                    if tagged is None:
-                        ttag = self._table_tag(name)
-                        tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
-                    ttag, hasher = tagged
-                    digest = hasher.copy()
-                    digest.update(canonical_key(item.key))
-                    ktag = digest.digest()
-                    if cache is not None:
-                        cache.discard((name, ktag))
-                    heads.append((op, ttag, ktag))
-                    to_seal.append((plain, b"deltadb/entity|" + op + store_id + ttag + ktag
-                                    + version))
-            sealed = iter(sealer.seal_all(to_seal))
-            parts: list[bytes] = []
-            for op, ttag, ktag in heads:
-                body = b"" if op == RESET else next(sealed)
-                parts.append(pack(op, ttag, ktag, len(body)))
+        limit = RECORD_LIMIT
+        # one fresh random 96-bit nonce per sealed item, all from one CSPRNG call
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        at = 0
+        parts: list[bytes] = []
+        size = 0
+        for op, item in items:
+            if op == UPSERT:
+                plain = dumps(item.document)
+            elif op == RESET:
+                plain = b""
+            else:
+                plain = _plaintext(op, item)
+            if parts and size + len(plain) > limit:  # bounded records (see _chunks)
+                records.append((seq, CONTINUED, b"".join(parts)))
+                parts, size = [], 0
+                seq += 1
+                version = seq.to_bytes(8, "big")
+            size += len(plain) + 64
+            if op == RESET:
+                parts.append(pack(op, item, NO_TAG, 0))
+                continue
+            nonce = nonces[at:at + NONCE_BYTES]
+            at += NONCE_BYTES
+            if op == CATALOG:
+                body = nonce + encrypt(nonce, plain, _catalog_aad(store_id, seq))
+                parts.append(pack(op, NO_TAG, NO_TAG, len(body)))
                 parts.append(body)
-            records.append((seq, CONTINUED, b"".join(parts)))
-        last_seq, _, payload = records[-1]
-        records[-1] = (last_seq, 0, payload)
+                continue
+            table = item.table
+            name = table.name
+            tagged = per_table.get(name)
+            if tagged is None:
+                ttag = self._table_tag(name)
+                tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
+            ttag, hasher = tagged
+            key = item.key
+            digest = hasher.copy()
+            digest.update(b"[%d]" % key[0] if len(key) == 1 and type(key[0]) is int
+                          else canonical_key(key))
+            ktag = digest.digest()
+            if cache is not None:
+                cache.discard((name, ktag))
+            body = nonce + encrypt(nonce, plain, prefixes[op] + ttag + ktag + version)
+            parts.append(pack(op, ttag, ktag, len(body)))
+            parts.append(body)
+        records.append((seq, 0, b"".join(parts)))
         self._log_end = self._log.append(records, self._log_end)
         self.seq = seq
         self._write_anchor()
