@@ -148,6 +148,8 @@ class Store:
         self._catalog: dict[str, Any] = {"objects": [], "history": {}}
         self._tags: dict[bytes, TableInfo] = {}
         self._tag_of: dict[str, bytes] = {}  # table name -> keyed hash, computed once
+        # table name -> (table tag, BLAKE2b pre-keyed for its key tags), computed once
+        self._key_hashers: dict[str, tuple[bytes, Any]] = {}
         self._needs_rebuild = False
         self._tables_dirty = False
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
@@ -814,7 +816,7 @@ class Store:
         version = seq.to_bytes(8, "big")
         store_id = self._store_id
         cache = self.cache if len(self.cache) else None  # nothing cached: nothing to drop
-        per_table: dict[str, tuple[bytes, Any]] = {}
+        per_table = self._key_hashers
         prefixes = {UPSERT: b"deltadb/entity|" + UPSERT + store_id,
                     DELETE: b"deltadb/entity|" + DELETE + store_id}
         pack = ENTRY.pack
