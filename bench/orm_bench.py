@@ -632,6 +632,7 @@ def child_build(store: Path, key_file: Path, total_rows: int, shape: str) -> dic
         # Building 100,000 one-row commits durably would take minutes of fsync; the files
         # are the same without it, and only opening them is measured.
         os.fsync = lambda fd: None  # type: ignore[assignment]
+        os.fdatasync = lambda fd: None  # type: ignore[assignment]
     data = open_dataset(total_rows)
     engine = create_engine(deltadb_url(store, key_file))
     Base.metadata.create_all(engine)

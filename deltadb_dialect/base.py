@@ -12,6 +12,10 @@ with three differences in semantics:
   reflection, so an application's Alembic autogenerate never sees them.
 * Transactions are serialized by the store (see ``store.py``): the isolation
   level is SERIALIZABLE.
+
+One difference in how statements are batched: the ORM's multi-row INSERTs that
+need the generated keys back run as one ``INSERT .. VALUES (..), (..) RETURNING``
+per page instead of one statement per row (see ``DeltaDialect``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import reflection
 from sqlalchemy.engine.interfaces import IsolationLevel
+from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 HIDDEN_TABLE_PREFIX = "__deltadb_"
 
@@ -57,6 +62,9 @@ class DeltaDateTime(DATETIME):
 
         return process
 
+
+# The largest rowid: a table whose largest rowid is this gets random new rowids instead.
+_MAX_ROWID = 2**63 - 1
 
 _WIDE = decimal.Context(prec=200)  # quantizing never fails for a column's declared scale
 
@@ -117,6 +125,15 @@ class DeltaDialect(SQLiteDialect):
     # Multi-row UPDATE/DELETE counts are summed per parameter set by the driver.
     supports_sane_multi_rowcount = True
 
+    # Multi-row INSERT .. RETURNING with the generated integer key as the sentinel that
+    # matches returned rows to parameter sets (sorted by it, as SQLAlchemy does for
+    # MariaDB). It holds on SQLite: a VALUES list is inserted in order, and each new row
+    # of a rowid table whose key is the rowid gets a larger rowid than every row before
+    # it. Where that could fail (INSERT triggers on the table, a key that is not the
+    # rowid, rowids near their limit), _deliver_insertmanyvalues_batches checks first
+    # and runs one row per statement, as the stock SQLite dialect always does.
+    insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.AUTOINCREMENT
+
     colspecs = {
         **SQLiteDialect.colspecs,
         sqltypes.DateTime: DeltaDateTime,
@@ -131,6 +148,49 @@ class DeltaDialect(SQLiteDialect):
             return query
         hidden = " AND name NOT LIKE '~_~_deltadb~_%' ESCAPE '~'"
         return query.replace(" ORDER BY name", hidden + " ORDER BY name")
+
+    def _deliver_insertmanyvalues_batches(self, connection: Any, cursor: Any, statement: Any,
+                                          parameters: Any, generic_setinputsizes: Any,
+                                          context: Any) -> Any:
+        compiled = context.compiled
+        imv = compiled._insertmanyvalues
+        if (imv is not None and imv.implicit_sentinel and len(parameters) > 1
+                and not self._keys_follow_values(connection, compiled, len(parameters))):
+            context.execution_options = context.execution_options.union(
+                {"insertmanyvalues_page_size": 1})
+        return super()._deliver_insertmanyvalues_batches(
+            connection, cursor, statement, parameters, generic_setinputsizes, context)
+
+    def _keys_follow_values(self, connection: Any, compiled: Any, rows: int) -> bool:
+        """Whether ``rows`` new rows of the statement's table get increasing keys in the
+        order of its VALUES list: the sentinel is the table's one key column and the
+        rowid, no INSERT trigger can add rows in between, and rowids are far from full."""
+        table = compiled.statement.table
+        sentinels = list(compiled._insertmanyvalues.sentinel_columns or ())
+        if getattr(table, "schema", None) is not None or len(sentinels) != 1:
+            return False
+        name, key = table.name, sentinels[0].name
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+                " AND tbl_name = ?),"
+                " (SELECT group_concat(name || ' ' || upper(type), ',')"
+                " FROM pragma_table_info(?) WHERE pk > 0),"
+                " (SELECT count(*) FROM pragma_table_list WHERE schema = 'main'"
+                " AND name = ? AND wr = 0)",
+                (name, name, name))
+            triggers, keys, rowid_table = cursor.fetchone()
+            if triggers or keys != f"{key} INTEGER" or rowid_table != 1:
+                return False
+            quoted = self.identifier_preparer.quote(name)
+            cursor.execute(f"SELECT max(rowid) FROM main.{quoted}")
+            largest = cursor.fetchone()[0] or 0
+        except self.loaded_dbapi.Error:
+            return False
+        finally:
+            cursor.close()
+        return largest + rows < _MAX_ROWID
 
     @reflection.cache
     def get_isolation_level_values(self, dbapi_conn: Any) -> list[IsolationLevel]:

@@ -9,6 +9,7 @@ fails to authenticate instead of decrypting to the wrong row.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +35,12 @@ class Sealer:
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def encryptor(self) -> Any:
+        """The bound ``encrypt(nonce, plaintext, aad)`` of this key, for callers that seal
+        many items in one loop; each call must get its own fresh random nonce (the caller
+        prepends it, as ``seal`` does)."""
+        return self._aead.encrypt
 
     def seal_all(self, items: list[tuple[bytes, bytes]]) -> list[bytes]:
         """Seal many ``(plaintext, aad)`` pairs, each under its own fresh random nonce.

@@ -151,6 +151,7 @@ class Keyring:
         self._kek = Sealer(subkey(store_key, "data-key-wrap"), key_id=0)
         self.naming_key = subkey(store_key, "naming")
         self._mac_key = subkey(store_key, "header-mac")
+        self._mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)  # keyed once, copied
         self.data: dict = {}
         self.active_kid = 0
 
@@ -181,7 +182,9 @@ class Keyring:
         return self.data[self.active_kid]
 
     def header_mac(self, body: bytes) -> str:
-        return hmac.new(self._mac_key, body, hashlib.sha256).hexdigest()
+        mac = self._mac.copy()
+        mac.update(body)
+        return mac.hexdigest()
 
 
 class MasterWrap:

@@ -19,7 +19,13 @@ from typing import Any
 import apsw
 import orjson
 
-from deltadb_dialect.schema import ROWID, ColumnInfo, RowValidator, table_schema
+from deltadb_dialect.schema import (
+    ROWID,
+    ColumnInfo,
+    RowValidator,
+    compile_row_builder,
+    table_schema,
+)
 
 HIDDEN_PREFIX = "__deltadb_"
 _ODD_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -93,6 +99,8 @@ class TableInfo:
         key_getter = operator.itemgetter(*self.key_positions)
         self.key_of_row = (key_getter if len(self.key_positions) > 1
                            else (lambda row: (key_getter(row),)))
+        # row -> document already known valid, or None (then: document() + validator)
+        self.build = compile_row_builder(self.schema, stored)
 
     def document(self, row: tuple) -> dict[str, Any]:
         kinds = set(map(type, row))
@@ -119,6 +127,7 @@ class EntityChange:
     table: TableInfo
     key: tuple
     document: dict[str, Any] | None  # None: the row was deleted
+    valid: bool = False  # the document was built by the table's validating builder
 
 
 class Replica:
@@ -218,18 +227,25 @@ class Replica:
             if table is None or name in skip:
                 continue
             op = change.op
-            if op == "INSERT":
-                new: Any = change.new  # apsw types these as optional; each op has its side
-                append(EntityChange(table, table.key_of_row(new), table.document(new)))
-                continue
-            old: Any = change.old
             if op == "DELETE":
+                old: Any = change.old  # apsw types these as optional; each op has its side
                 append(EntityChange(table, table.key_of_row(old), None))
+                continue
+            if op == "INSERT":
+                row: Any = change.new
+                key = table.key_of_row(row)
             else:
-                key = table.key_of_row(old)
-                row = self.conn.execute(table.select_sql, key).fetchall()
-                if row:
-                    changes.append(EntityChange(table, key, table.document(row[0])))
+                key = table.key_of_row(change.old)
+                rows = self.conn.execute(table.select_sql, key).fetchall()
+                if not rows:
+                    continue
+                row = rows[0]
+            build = table.build
+            document = build(row) if build is not None else None
+            if document is None:
+                append(EntityChange(table, key, table.document(row)))
+            else:
+                append(EntityChange(table, key, document, True))
         return changes
 
     def export_table(self, table: TableInfo) -> Iterator[EntityChange]:

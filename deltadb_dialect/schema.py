@@ -229,3 +229,40 @@ def compile_acceptor(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
         return namespace["accept"]
     except (_Unsupported, KeyError, TypeError):
         return None
+
+
+def compile_row_builder(schema: dict[str, Any],
+                        stored_columns: list[str]) -> Callable[[Any], dict[str, Any] | None] | None:
+    """The capture hot path for one table: a stored row (tuple, ``stored_columns`` order)
+    -> its document, only when that document is certainly valid (the acceptor's tests,
+    taken positionally) and needs no encoding (no blob, no non-finite float); else None,
+    and the caller builds and validates the document the general way. None: no fast form.
+    """
+    try:
+        properties = schema["properties"]
+        if compile_acceptor(schema) is None or set(stored_columns) != set(properties) or (
+                len(stored_columns) != len(properties)):
+            return None
+        constants: dict[str, Any] = {}
+        names = [f"v{i}" for i in range(len(stored_columns))]
+        lines = ["def build(row):",
+                 f"    {', '.join(names)}{',' if len(names) == 1 else ''} = row"]
+        for name, column in zip(names, stored_columns, strict=True):
+            test = _column_test(properties[column], constants)
+            if "dict" in test:  # encoded values (blobs, odd floats) take the general path
+                test = test.replace("t is dict and", "False and")
+            lines.append(f"    v = {name}")
+            lines.append("    t = type(v)")
+            if test != "True":
+                lines.append(f"    if not {test}:")
+                lines.append("        return None")
+            lines.append("    if t is float and v - v != 0 or t is bytes or t is dict:")
+            lines.append("        return None  # needs encoding")
+        pairs = ", ".join(f"{column!r}: {name}" for name, column in
+                          zip(names, stored_columns, strict=True))
+        lines.append(f"    return {{{pairs}}}")
+        namespace = dict(constants)
+        exec("\n".join(lines), namespace)  # noqa: S102 - code built from the schema's shape
+        return namespace["build"]
+    except (_Unsupported, KeyError, TypeError):
+        return None

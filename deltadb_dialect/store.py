@@ -33,6 +33,7 @@ import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.cache import EntityCache
+from deltadb_dialect.crypto import NONCE_BYTES
 from deltadb_dialect.errors import (
     CorruptStoreError,
     LockTimeoutError,
@@ -147,6 +148,8 @@ class Store:
         self._catalog: dict[str, Any] = {"objects": [], "history": {}}
         self._tags: dict[bytes, TableInfo] = {}
         self._tag_of: dict[str, bytes] = {}  # table name -> keyed hash, computed once
+        # table name -> (table tag, BLAKE2b pre-keyed for its key tags), computed once
+        self._key_hashers: dict[str, tuple[bytes, Any]] = {}
         self._needs_rebuild = False
         self._tables_dirty = False
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
@@ -186,6 +189,7 @@ class Store:
                 self._unlock_keys(source)
                 self._rebuild()
                 self._check_anchor()
+                self._drop_torn_tail(full=True)
                 self._remove_orphans()
             finally:
                 self._unlock()
@@ -223,21 +227,38 @@ class Store:
                 pass
             self._anchor_fd = -1
 
-    def _check_anchor(self) -> None:
+    def _acknowledged(self) -> int | None:
+        """The last acknowledged sequence number per the anchor; None if there is none."""
         try:
             data = self.layout.anchor.read_bytes()
         except FileNotFoundError:
-            return
+            return None
         seq, mac = data[:8], data[8:40]
         expected = self._require_keyring().header_mac(b"anchor" + self._store_id + seq)
         if len(data) != 40 or not secrets.compare_digest(expected, mac.hex()):
             raise TamperError(f"the commit anchor of {self.layout.root} failed to authenticate")
-        committed = int.from_bytes(seq, "big")
-        if committed > self.seq:
+        return int.from_bytes(seq, "big")
+
+    def _check_anchor(self) -> None:
+        committed = self._acknowledged()
+        if committed is not None and committed > self.seq:
             raise TamperError(
                 f"the store's log ends at commit {self.seq} but commit {committed} was "
                 "acknowledged: the log was truncated or replaced by an older copy"
             )
+
+    def _drop_torn_tail(self, *, full: bool) -> None:
+        """Cut off what a crashed writer left after the log's end (caller holds the lock,
+        so nobody is writing). ``full``: look at every byte to the end of the file (at
+        open: a power loss can leave a torn write whose first block is still zero);
+        otherwise only where the next record would start (a killed process writes a
+        prefix, so a torn write it left starts there)."""
+        log = self._log
+        assert log is not None
+        torn = (log.has_data_after(self._log_end) if full
+                else log.has_data_at(self._log_end))
+        if torn:
+            log.truncate(self._log_end)
 
     def _remove_orphans(self) -> None:
         """Files a crash left behind mid-checkpoint (lock held: nobody is writing them)."""
@@ -402,13 +423,14 @@ class Store:
         assert log is not None
         conn = self.replica.conn
         if not in_transaction:
-            if log.size() <= self._log_end:
+            if not log.has_data_at(self._log_end):
                 return 0
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN")
         triggers = self.replica.drop_triggers() if not in_transaction else []
         try:
-            applied = self._replay_records(log.records(self._log_end, self.seq + 1))
+            applied = self._replay_records(
+                log.records(self._log_end, self.seq + 1, self._acknowledged))
             if triggers:
                 self.replica.create_triggers(self._catalog)
             if not in_transaction:
@@ -640,6 +662,7 @@ class Store:
         if self._needs_rebuild:
             self._reload_header()
             self._rebuild()
+            self._drop_torn_tail(full=False)
             return
         log = self._log
         assert log is not None
@@ -650,14 +673,12 @@ class Store:
             log = self._log
             assert log is not None
             status = os.fstat(log.fileno())
-        size = status.st_size
-        if size > self._log_end:
+        if status.st_size > self._log_end and log.has_data_at(self._log_end):
             METRICS["catch_ups"] += 1
             self._replay_log(in_transaction=False)
-            if log.size() > self._log_end:
-                # We hold the lock, so nobody is writing: the rest is a crashed
-                # writer's torn record, never acknowledged. Cut it off.
-                log.truncate(self._log_end)
+            # We hold the lock, so nobody is writing: anything left where the next record
+            # would start is a crashed writer's torn record, never acknowledged.
+            self._drop_torn_tail(full=False)
 
     def _reload_header(self) -> None:
         body, mac = self.layout.read_header_json()
@@ -772,7 +793,8 @@ class Store:
                 if document is None:
                     append((DELETE, change))
                 else:
-                    change.table.validator(document)
+                    if not change.valid:
+                        change.table.validator(document)
                     append((UPSERT, change))
         return items
 
@@ -781,55 +803,70 @@ class Store:
 
         Each row is sealed on its own (fresh random nonce; associated data binding store,
         operation, table tag, key tag and version), exactly as ``_seal_item`` does; this
-        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path.
+        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path
+        and does everything else for a row in one pass.
         """
         assert self._log is not None
         keyring = self._require_keyring()
         sealer = keyring.active
+        encrypt = sealer.encryptor()
         dumps = orjson.dumps
-        encoded = [(op, item, dumps(item.document) if op == UPSERT else _plaintext(op, item))
-                   for op, item in items]
         records: list[tuple[int, int, bytes]] = []
-        seq = self.seq
+        seq = self.seq + 1
+        version = seq.to_bytes(8, "big")
         store_id = self._store_id
         cache = self.cache if len(self.cache) else None  # nothing cached: nothing to drop
-        per_table: dict[str, tuple[bytes, Any]] = {}
+        per_table = self._key_hashers
+        prefixes = {UPSERT: b"deltadb/entity|" + UPSERT + store_id,
+                    DELETE: b"deltadb/entity|" + DELETE + store_id}
         pack = ENTRY.pack
-        for chunk in _chunks(encoded):
-            seq += 1
-            version = seq.to_bytes(8, "big")
-            heads: list[tuple[bytes, bytes, bytes]] = []
-            to_seal: list[tuple[bytes, bytes]] = []
-            for op, item, plain in chunk:
-                if op == CATALOG:
-                    heads.append((op, NO_TAG, NO_TAG))
-                    to_seal.append((plain, _catalog_aad(store_id, seq)))
-                elif op == RESET:
-                    heads.append((op, item, NO_TAG))
-                else:
-                    name = item.table.name
-                    tagged = per_table.get(name)
-                    if tagged is None:
-                        ttag = self._table_tag(name)
-                        tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
-                    ttag, hasher = tagged
-                    digest = hasher.copy()
-                    digest.update(canonical_key(item.key))
-                    ktag = digest.digest()
-                    if cache is not None:
-                        cache.discard((name, ktag))
-                    heads.append((op, ttag, ktag))
-                    to_seal.append((plain, b"deltadb/entity|" + op + store_id + ttag + ktag
-                                    + version))
-            sealed = iter(sealer.seal_all(to_seal))
-            parts: list[bytes] = []
-            for op, ttag, ktag in heads:
-                body = b"" if op == RESET else next(sealed)
-                parts.append(pack(op, ttag, ktag, len(body)))
+        limit = RECORD_LIMIT
+        # one fresh random 96-bit nonce per sealed item, all from one CSPRNG call
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        at = 0
+        parts: list[bytes] = []
+        size = 0
+        for op, item in items:
+            if op == UPSERT:
+                plain = dumps(item.document)
+            elif op == RESET:
+                plain = b""
+            else:
+                plain = _plaintext(op, item)
+            if parts and size + len(plain) > limit:  # bounded records (see _chunks)
+                records.append((seq, CONTINUED, b"".join(parts)))
+                parts, size = [], 0
+                seq += 1
+                version = seq.to_bytes(8, "big")
+            size += len(plain) + 64
+            if op == RESET:
+                parts.append(pack(op, item, NO_TAG, 0))
+                continue
+            nonce = nonces[at:at + NONCE_BYTES]
+            at += NONCE_BYTES
+            if op == CATALOG:
+                body = nonce + encrypt(nonce, plain, _catalog_aad(store_id, seq))
+                parts.append(pack(op, NO_TAG, NO_TAG, len(body)))
                 parts.append(body)
-            records.append((seq, CONTINUED, b"".join(parts)))
-        last_seq, _, payload = records[-1]
-        records[-1] = (last_seq, 0, payload)
+                continue
+            table = item.table
+            name = table.name
+            tagged = per_table.get(name)
+            if tagged is None:
+                ttag = self._table_tag(name)
+                tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
+            ttag, hasher = tagged
+            key = item.key
+            digest = hasher.copy()
+            digest.update(b"[%d]" % key[0] if len(key) == 1 and type(key[0]) is int
+                          else canonical_key(key))
+            ktag = digest.digest()
+            if cache is not None:
+                cache.discard((name, ktag))
+            body = nonce + encrypt(nonce, plain, prefixes[op] + ttag + ktag + version)
+            parts.append(pack(op, ttag, ktag, len(body)))
+            parts.append(body)
+        records.append((seq, 0, b"".join(parts)))
         self._log_end = self._log.append(records, self._log_end)
         self.seq = seq
         self._write_anchor()

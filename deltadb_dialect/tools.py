@@ -95,7 +95,8 @@ def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> No
     try:
         log = LogFile(store.layout.file(header.log["file"]), store_id=header.store_id,
                       keyring=keyring)
-        for record in log.records(log.start, header.log.get("base_seq", 0) + 1):
+        for record in log.records(log.start, header.log.get("base_seq", 0) + 1,
+                                  store._acknowledged):
             report.records += 1
             for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
                 if entry.op not in (CATALOG, RESET):

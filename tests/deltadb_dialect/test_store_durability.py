@@ -214,13 +214,15 @@ def test_torn_final_record_is_dropped_and_store_reopens(make_engine, store_dir) 
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
         conn.execute(text("INSERT INTO t VALUES (1)"))
     log_file = next(store_dir.glob("log-*.dlg"))
-    size_before = log_file.stat().st_size
+    end_before = _records_end(log_file)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO t VALUES (2)"))
     engine.dispose()
-    last_record = log_file.read_bytes()[size_before:]
-    with open(log_file, "ab") as handle:  # what a crash in the middle of write() leaves
-        handle.write(last_record[: len(last_record) // 2])
+    end = _records_end(log_file)
+    data = log_file.read_bytes()
+    last_record = data[end_before:end]
+    # What a crash in the middle of a write that extends the file leaves (no zeros after).
+    log_file.write_bytes(data[:end] + last_record[: len(last_record) // 2])
     engine = make_engine()
     with engine.begin() as conn:
         assert conn.execute(text("SELECT id FROM t ORDER BY id")).scalars().all() == [1, 2]
@@ -271,3 +273,159 @@ def test_files_left_by_an_interrupted_checkpoint_are_removed(make_engine, store_
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
     assert sorted(p.name.split("-")[0] for p in store_dir.iterdir()) == [
         "log", "store.hdr", "store.lock", "store.seq"]
+
+
+# --- the preallocated log: its end, and torn writes inside the zero-filled space ----------
+
+def _records_end(log_file: Path) -> int:
+    """Where the log's records end (zero-filled preallocated space follows)."""
+    from deltadb_dialect.log import CRC, FILE_HEADER, RECORD_HEADER
+
+    data = log_file.read_bytes()
+    start = FILE_HEADER.size + CRC.size
+    while start + RECORD_HEADER.size + CRC.size <= len(data):
+        if not any(data[start:start + RECORD_HEADER.size + CRC.size]):
+            break
+        start += RECORD_HEADER.size + CRC.size + RECORD_HEADER.unpack_from(data, start)[-1]
+    return start
+
+
+def _ids(engine) -> list[int]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT id FROM t ORDER BY id")).scalars().all()
+
+
+def test_commits_overwrite_preallocated_zeros(make_engine, store_dir) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    log_file = next(store_dir.glob("log-*.dlg"))
+    size = log_file.stat().st_size
+    end = _records_end(log_file)
+    assert size > end and not any(log_file.read_bytes()[end:])  # zeros ahead of the records
+    for i in range(20):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:i, 'x')"), {"i": i})
+    assert log_file.stat().st_size == size  # written in place: the file did not grow
+    assert _records_end(log_file) > end
+    engine.dispose()
+    assert _ids(make_engine()) == list(range(20))
+
+
+# What a crash during the write of the second commit can leave inside the zeroed space:
+# a prefix of the record (a killed process), or, after a power loss, any of its blocks.
+TORN_SHAPES = {
+    "half the record": lambda rec: rec[: len(rec) // 2],
+    "part of the header": lambda rec: rec[:11],
+    "all but the tag": lambda rec: rec[:-16],
+    "first block lost": lambda rec: bytes(40) + rec[40:],
+    "header only": lambda rec: rec[:24],
+}
+
+
+@pytest.mark.parametrize("shape", sorted(TORN_SHAPES))
+def test_torn_write_inside_preallocated_space_is_dropped(make_engine, store_dir,
+                                                         shape) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 'first')"))
+    log_file = next(store_dir.glob("log-*.dlg"))
+    anchor = store_dir / "store.seq"
+    acknowledged = anchor.read_bytes()
+    end = _records_end(log_file)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2, :v)"), {"v": "second " * 50})
+    engine.dispose()
+    data = bytearray(log_file.read_bytes())
+    record = bytes(data[end:_records_end(log_file)])
+    torn = TORN_SHAPES[shape](record)
+    data[end:end + len(record)] = torn + bytes(len(record) - len(torn))
+    log_file.write_bytes(bytes(data))
+    anchor.write_bytes(acknowledged)  # the crash came before the commit was acknowledged
+
+    engine = make_engine()
+    assert _ids(engine) == [1]  # the torn commit is not there, and nothing else is lost
+    assert _records_end(log_file) == end and not any(log_file.read_bytes()[end:])
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (3, 'third')"))
+    engine.dispose()
+    assert _ids(make_engine()) == [1, 3]
+
+
+def test_junk_past_the_acknowledged_end_is_cut_off_at_open(make_engine, store_dir) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+    log_file = next(store_dir.glob("log-*.dlg"))
+    end = _records_end(log_file)
+    data = bytearray(log_file.read_bytes())
+    assert len(data) > end + 5000
+    data[end + 4096:end + 4200] = os.urandom(104)  # a stray block of a torn write
+    log_file.write_bytes(bytes(data))
+    engine = make_engine()
+    assert _ids(engine) == [1]
+    assert not any(log_file.read_bytes()[end:])
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+    engine.dispose()
+    assert _ids(make_engine()) == [1, 2]
+
+
+def test_a_damaged_acknowledged_record_is_not_taken_for_a_torn_one(make_engine,
+                                                                   store_dir) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+    engine.dispose()
+    log_file = next(store_dir.glob("log-*.dlg"))
+    end = _records_end(log_file)
+    data = bytearray(log_file.read_bytes())
+    data[end - 30:end] = bytes(30)  # the last record's end zeroed, as if never written
+    log_file.write_bytes(bytes(data))
+    with pytest.raises(exc.DatabaseError, match="authenticate"):
+        make_engine().connect()
+
+
+TORN_WRITER = """
+import os, signal, sys
+from sqlalchemy import create_engine, text
+from deltadb_dialect import log
+
+real_pwrite = os.pwrite
+
+def torn_pwrite(fd, data, offset):
+    real_pwrite(fd, bytes(data[: len(data) // 3]), offset)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+engine = create_engine("deltadb:///" + sys.argv[1])
+log.os.pwrite = torn_pwrite
+with engine.begin() as conn:
+    conn.execute(text("INSERT INTO t VALUES (99, 'never acknowledged')"))
+"""
+
+
+def test_a_running_process_cuts_off_another_process_torn_write(make_engine,
+                                                               store_dir) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 'first')"))
+    log_file = next(store_dir.glob("log-*.dlg"))
+    end = _records_end(log_file)
+    child = subprocess.run([sys.executable, "-c", TORN_WRITER, str(store_dir)],
+                           env=os.environ, timeout=60, check=False)
+    assert child.returncode == -signal.SIGKILL
+    assert any(log_file.read_bytes()[end:end + 24])  # the torn record's start is there
+    assert _ids(engine) == [1]  # this process catches up past it...
+    assert not any(log_file.read_bytes()[end:])  # ...and, holding the lock, cuts it off
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2, 'second')"))
+    assert _ids(engine) == [1, 2]
+    engine.dispose()
+    assert _ids(make_engine()) == [1, 2]

@@ -102,6 +102,11 @@ def _log_file(store_dir: Path) -> Path:
     return next(store_dir.glob("log-*.dlg"))
 
 
+def _records_end(data: bytes) -> int:
+    """Where the log's records end: zero-filled preallocated space may follow."""
+    return sum(len(part) for part in _split_records(data))
+
+
 @pytest.mark.parametrize("offset_from_end", [1, 17, 40, 100])
 def test_flipped_byte_in_log_fails_closed(make_engine, store_dir, offset_from_end) -> None:
     engine = make_engine()
@@ -109,7 +114,7 @@ def test_flipped_byte_in_log_fails_closed(make_engine, store_dir, offset_from_en
     engine.dispose()
     log = _log_file(store_dir)
     data = bytearray(log.read_bytes())
-    data[-offset_from_end] ^= 0x40
+    data[_records_end(data) - offset_from_end] ^= 0x40  # inside the records, not past them
     log.write_bytes(bytes(data))
     with pytest.raises(exc.DatabaseError, match="authenticate|damaged|unknown format"):
         _reopen_count(store_dir)
@@ -134,20 +139,24 @@ def test_swapped_records_in_log_are_detected(make_engine, store_dir) -> None:
                          {"v": value})
     engine.dispose()
     log = _log_file(store_dir)
-    records = _split_records(log.read_bytes())
+    data = log.read_bytes()
+    records = _split_records(data)
     head, body = records[0], records[1:]
     body[-1], body[-2] = body[-2], body[-1]
-    log.write_bytes(head + b"".join(body))
+    log.write_bytes(head + b"".join(body) + data[_records_end(data):])
     with pytest.raises(exc.DatabaseError, match="expected|authenticate"):
         _reopen_count(store_dir)
 
 
 def _split_records(data: bytes) -> list[bytes]:
+    """The file header, then each record (up to the zeros that may follow the last one)."""
     from deltadb_dialect.log import CRC, FILE_HEADER, RECORD_HEADER
 
     start = FILE_HEADER.size + CRC.size
     parts = [data[:start]]
     while start < len(data):
+        if not any(data[start:start + RECORD_HEADER.size + CRC.size]):
+            break  # the end of the log: preallocated zeros
         length = RECORD_HEADER.unpack_from(data, start)[-1]
         end = start + RECORD_HEADER.size + CRC.size + length
         parts.append(data[start:end])
@@ -210,7 +219,7 @@ def test_verify_cli_reports_tampering(make_engine, store_dir, capsys) -> None:
     assert "OK" in capsys.readouterr().out
     log = _log_file(store_dir)
     data = bytearray(log.read_bytes())
-    data[-5] ^= 1
+    data[_records_end(data) - 5] ^= 1
     log.write_bytes(bytes(data))
     assert main(["verify", str(store_dir)]) == 2
     assert "PROBLEM" in capsys.readouterr().out
