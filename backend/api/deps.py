@@ -31,7 +31,9 @@ bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-async def session_token(request: Request, bearer: BearerDep) -> tuple[str, bool] | None:
+def _token_of(
+    request: Request, bearer: HTTPAuthorizationCredentials | None
+) -> tuple[str, bool] | None:
     """The caller's session token and whether it came from the cookie."""
     if bearer is not None:
         return bearer.credentials, False
@@ -39,14 +41,21 @@ async def session_token(request: Request, bearer: BearerDep) -> tuple[str, bool]
     return (cookie, True) if cookie else None
 
 
+async def session_token(request: Request, bearer: BearerDep) -> tuple[str, bool] | None:
+    return _token_of(request, bearer)
+
+
 TokenDep = Annotated[tuple[str, bool] | None, Depends(session_token)]
 
 
-async def get_optional_user(request: Request, token: TokenDep) -> User | None:
+async def get_optional_user(request: Request, bearer: BearerDep) -> User | None:
     """The logged-in user, or None without credentials. Invalid credentials are a 401.
 
-    The lookup is one short transaction of its own, closed before the route runs.
+    The lookup is one short transaction of its own, closed before the route runs. (Each
+    level of dependencies costs FastAPI tens of microseconds per request: this chain, run by
+    nearly every request, is kept short.)
     """
+    token = _token_of(request, bearer)
     if token is None:
         return None
     value, from_cookie = token
@@ -71,7 +80,7 @@ async def get_optional_user(request: Request, token: TokenDep) -> User | None:
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-async def get_current_user(user: OptionalUser) -> User:
+def _required(user: User | None) -> User:
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -79,6 +88,10 @@ async def get_current_user(user: OptionalUser) -> User:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return user
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    return _required(user)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -93,8 +106,8 @@ async def get_current_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_current_admin)]
 
 
-async def get_owner(user: CurrentUser) -> Owner:
-    return Owner(user=user)
+async def get_owner(user: OptionalUser) -> Owner:
+    return Owner(user=_required(user))
 
 
 CurrentOwner = Annotated[Owner, Depends(get_owner)]
