@@ -23,7 +23,12 @@ from backend.schemas import (
     ResponsePublic,
 )
 from backend.services import model_access, usage, user_settings
-from backend.services.conversations import Owner, delete_messages, get_owned_conversation
+from backend.services.conversations import (
+    Owner,
+    delete_messages,
+    get_owned_conversation,
+    read_owned_conversation,
+)
 from backend.services.errors import BadRequest
 
 TITLE_MAX_CHARS = 60
@@ -96,14 +101,14 @@ def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, An
 
 
 def _model_and_provider(
-    *, session: Session, owner: Owner, conversation: Conversation, override: str | None
+    *, session: Session, owner: Owner, conversation_default: str | None, override: str | None
 ) -> tuple[str, Provider]:
     """Which model answers, and where the request goes (the user's provider or the server's)."""
     own_settings = user_settings.settings_of(session=session, user=owner.user)
     model = model_access.resolve_model(
         session=session,
         user=owner.user,
-        conversation=conversation,
+        conversation_default=conversation_default,
         override=override,
         user_default=own_settings.default_model if own_settings else None,
     )
@@ -141,9 +146,12 @@ def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> ChatTurn:
     """Store the question and prepare the model call (the question is kept even if it fails)."""
-    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     resolved, provider = _model_and_provider(
-        session=session, owner=owner, conversation=conversation, override=model
+        session=session,
+        owner=owner,
+        conversation_default=conversation.default_model,
+        override=model,
     )
     history = _recent_messages(session=session, conversation_id=conversation.id)
     connection, now = session.connection(), utcnow()
@@ -184,7 +192,10 @@ def start_regeneration(
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
     resolved, provider = _model_and_provider(
-        session=session, owner=owner, conversation=conversation, override=model
+        session=session,
+        owner=owner,
+        conversation_default=conversation.default_model,
+        override=model,
     )
     return ChatTurn(
         conversation_id=conversation.id,
@@ -249,7 +260,7 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
 def list_messages(
     *, session: Session, owner: Owner, conversation_uuid: str, limit: int, offset: int
 ) -> MessagesPublic:
-    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     in_conversation = {"conversation_id": conversation.id}
     count = session.connection().scalar(_MESSAGE_COUNT, in_conversation) or 0
     page = {**in_conversation, "limit": limit, "offset": offset}

@@ -6,8 +6,9 @@ their ids cannot be probed.
 """
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Row, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message, Response, User, utcnow
@@ -21,7 +22,7 @@ class Owner:
     user: User | None = None
     anonymous_key: str | None = None
 
-    def owns(self, conversation: Conversation) -> bool:
+    def owns(self, conversation: "Conversation | Row[Any]") -> bool:
         if self.user is not None:
             return conversation.user_id == self.user.id
         return self.anonymous_key is not None and conversation.anonymous_owner == self.anonymous_key
@@ -29,13 +30,29 @@ class Owner:
 
 # Built once: every message and history read looks its conversation up.
 _CONVERSATION_BY_UUID = select(Conversation).where(Conversation.uuid == bindparam("uuid"))
+_CONVERSATION_ROW_BY_UUID = select(*Conversation.__table__.c).where(
+    Conversation.__table__.c.uuid == bindparam("uuid")
+)
+
+
+Found = TypeVar("Found", Conversation, Row[Any])
+
+
+def _owned(owner: Owner, found: Found | None) -> Found:
+    if found is None or not owner.owns(found):
+        raise NotFound("Conversation not found")
+    return found
 
 
 def get_owned_conversation(*, session: Session, owner: Owner, uuid: str) -> Conversation:
-    conversation = session.scalars(_CONVERSATION_BY_UUID, {"uuid": uuid}).first()
-    if conversation is None or not owner.owns(conversation):
-        raise NotFound("Conversation not found")
-    return conversation
+    return _owned(owner, session.scalars(_CONVERSATION_BY_UUID, {"uuid": uuid}).first())
+
+
+def read_owned_conversation(*, session: Session, owner: Owner, uuid: str) -> Row[Any]:
+    """`get_owned_conversation` for reading only: a plain row (its columns as attributes),
+    cheaper than an ORM object on the per-message path."""
+    row = session.connection().execute(_CONVERSATION_ROW_BY_UUID, {"uuid": uuid}).first()
+    return _owned(owner, row)
 
 
 def create_conversation(

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.models import AvailableModel, Conversation, User, UserAllowedModel, UserSettings
+from backend.models import AvailableModel, User, UserAllowedModel, UserSettings
 from backend.schemas import AdminModelsPublic, ModelPublic, ModelsPublic
 from backend.services.errors import Forbidden
 
@@ -105,13 +105,13 @@ def resolve_model(
     *,
     session: Session,
     user: User | None,
-    conversation: Conversation,
+    conversation_default: str | None,
     override: str | None,
     user_default: str | None,
 ) -> str:
     """Message override, else conversation default, else user default, else server default."""
     allowed = allowed_models(session=session, user=user)
-    for explicit in (override, conversation.default_model, user_default):
+    for explicit in (override, conversation_default, user_default):
         if explicit:
             if explicit not in allowed:
                 raise Forbidden(f"You are not allowed to use the model '{explicit}'")
