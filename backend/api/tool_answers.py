@@ -91,8 +91,13 @@ async def _rounds(
 
 
 def _tool_turn(turn: ChatTurn, done: ChatTurnPublic | None, executions: list) -> ToolTurnPublic:
-    if done is not None:
-        return ToolTurnPublic(**done.model_dump(), tool_executions=executions)
+    if done is not None:  # the parts as they are (dumping and re-validating them cost more)
+        return ToolTurnPublic(
+            conversation=done.conversation,
+            user_message=done.user_message,
+            assistant_message=done.assistant_message,
+            tool_executions=executions,
+        )
     return ToolTurnPublic(
         conversation=turn.conversation,
         user_message=turn.user_message,
