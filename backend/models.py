@@ -54,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
+        if value is not None and value.tzinfo not in (None, UTC):
             value = value.astimezone(UTC)
         return value
 
