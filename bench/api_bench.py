@@ -3,10 +3,13 @@
 Starts `alembic upgrade head` and a real `uvicorn backend.main:app` (one worker, mock LLM with
 no artificial delay) on a free port with a throw-away store, then every simulated user
 registers, logs in, and, all at the same time, creates conversations, sends messages and
-reads the history. Prints messages/s and latency percentiles.
+reads the history, pausing after each answer like a reader (200 ms on average, uniformly
+spread by ±50%; `--think-jitter 0` makes every pause the same). Prints messages/s and latency
+percentiles.
 
     .venv/bin/python bench/api_bench.py                      # 50 users, deltadb store
     .venv/bin/python bench/api_bench.py --think-ms 0         # saturate: maximum messages/s
+    .venv/bin/python bench/api_bench.py --think-jitter 0     # users in lockstep
     .venv/bin/python bench/api_bench.py --store sqlite --users 20 --stream
     .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8000   # an already running server
 """
@@ -15,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import socket
 import statistics
@@ -176,11 +180,19 @@ async def chat(
             await recorder.call("send message", http.request("POST", url, body, headers | accept))
             sent += 1
             if args.think_ms:
-                await asyncio.sleep(args.think_ms / 1000)
+                await asyncio.sleep(think_seconds(args))
         await recorder.call("read history", http.request("GET", url, headers=headers))
     listing = http.request("GET", "/api/conversations", headers=headers)
     await recorder.call("list conversations", listing)
     return sent
+
+
+def think_seconds(args: argparse.Namespace) -> float:
+    """A reader's pause: the mean think time, spread by --think-jitter so that users do not
+    move in lockstep (with a fixed pause, 50 users who started together keep sending in
+    waves of 50, which measures the wave rather than the server)."""
+    spread = args.think_ms * args.think_jitter
+    return random.uniform(args.think_ms - spread, args.think_ms + spread) / 1000
 
 
 def _children(pid: int) -> list[int]:
@@ -232,7 +244,8 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
     await asyncio.gather(*(client.close() for client in clients))
     messages = sum(counts)
     mode = "streamed (SSE)" if args.stream else "JSON"
-    print(f"{args.users} users, {messages} messages ({mode}, think time {args.think_ms} ms)")
+    think = f"think time {args.think_ms} ms ± {args.think_jitter:.0%}"
+    print(f"{args.users} users, {messages} messages ({mode}, {think})")
     print(f"chat phase: {elapsed:.2f} s")
     print(f"messages/s: {messages / elapsed:.1f}")
     if cpu_before is not None and cpu_after is not None:
@@ -266,7 +279,13 @@ def main() -> None:
         "--think-ms",
         type=int,
         default=200,
-        help="pause after each answer, like a person reading (0: send back to back, saturating)",
+        help="mean pause after each answer, like a person reading (0: back to back, saturating)",
+    )
+    parser.add_argument(
+        "--think-jitter",
+        type=float,
+        default=0.5,
+        help="each pause is uniformly random within ± this fraction of --think-ms (0: fixed)",
     )
     parser.add_argument("--stream", action="store_true", help="ask for server-sent events")
     parser.add_argument("--store", choices=["deltadb", "sqlite"], default="deltadb")
