@@ -1,6 +1,8 @@
 """Per-user settings: a personal provider (API key, base URL) and a default model."""
 
-from sqlalchemy import bindparam, select
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
@@ -9,8 +11,12 @@ from backend.models import User, UserSettings
 from backend.schemas import SettingsPublic, SettingsUpdate
 from backend.services import model_access
 
-# Built once: every question reads the asker's settings.
 _SETTINGS_OF_USER = select(UserSettings).where(UserSettings.user_id == bindparam("user_id"))
+# Built once: every question reads the asker's settings (as a plain row: cheaper than an
+# ORM object).
+_SETTINGS_ROW_OF_USER = select(*UserSettings.__table__.c).where(
+    UserSettings.__table__.c.user_id == bindparam("user_id")
+)
 
 
 def get_user_settings(*, session: Session, user_id: int) -> UserSettings | None:
@@ -41,7 +47,7 @@ def update_user_settings(*, session: Session, user: User, update: SettingsUpdate
     return to_public(user_settings)
 
 
-def provider_for(*, user_settings: UserSettings | None) -> Provider:
+def provider_for(*, user_settings: "UserSettings | Row[Any] | None") -> Provider:
     """The user's own provider when they configured one, else the server's.
 
     A personal base URL never receives the server's key: a user could point it anywhere.
@@ -55,5 +61,8 @@ def provider_for(*, user_settings: UserSettings | None) -> Provider:
     return Provider(api_key=user_settings.openai_api_key or "", base_url=settings.OPENAI_BASE_URL)
 
 
-def settings_of(*, session: Session, user: User | None) -> UserSettings | None:
-    return get_user_settings(session=session, user_id=user.id) if user else None
+def settings_of(*, session: Session, user: User | None) -> Row[Any] | None:
+    """The user's settings for reading (None for anonymous callers and users without any)."""
+    if user is None:
+        return None
+    return session.connection().execute(_SETTINGS_ROW_OF_USER, {"user_id": user.id}).first()
