@@ -127,7 +127,6 @@ class EntityChange:
     table: TableInfo
     key: tuple
     document: dict[str, Any] | None  # None: the row was deleted
-    valid: bool = False  # the document was built by the table's validating builder
 
 
 class Replica:
@@ -216,10 +215,11 @@ class Replica:
         session.attach()
         return session
 
-    def changes_from(self, changeset: bytes, skip: set[str]) -> list[EntityChange]:
-        """Entity changes of a changeset, reading full rows for updates."""
-        changes: list[EntityChange] = []
-        append = changes.append
+    def changes_from(self, changeset: bytes, skip: set[str],
+                     out: list[tuple[bytes, Any]], upsert: bytes, delete: bytes) -> None:
+        """Append ``(upsert, change)`` / ``(delete, change)`` for each row of a changeset,
+        every upserted document validated; full rows are read for updates."""
+        append = out.append
         tables = self.tables
         for change in apsw.Changeset.iter(changeset):
             name = change.name
@@ -229,7 +229,7 @@ class Replica:
             op = change.op
             if op == "DELETE":
                 old: Any = change.old  # apsw types these as optional; each op has its side
-                append(EntityChange(table, table.key_of_row(old), None))
+                append((delete, EntityChange(table, table.key_of_row(old), None)))
                 continue
             if op == "INSERT":
                 row: Any = change.new
@@ -242,11 +242,10 @@ class Replica:
                 row = rows[0]
             build = table.build
             document = build(row) if build is not None else None
-            if document is None:
-                append(EntityChange(table, key, table.document(row)))
-            else:
-                append(EntityChange(table, key, document, True))
-        return changes
+            if document is None:  # the general path: encode, then validate
+                document = table.document(row)
+                table.validator(document)
+            append((upsert, EntityChange(table, key, document)))
 
     def export_table(self, table: TableInfo) -> Iterator[EntityChange]:
         for row in self.conn.execute(table.select_all_sql):

@@ -787,15 +787,7 @@ class Store:
             if op == UPSERT:
                 item.table.validator(item.document)
         if changeset:
-            append = items.append
-            for change in self.replica.changes_from(changeset, skip=changed):
-                document = change.document
-                if document is None:
-                    append((DELETE, change))
-                else:
-                    if not change.valid:
-                        change.table.validator(document)
-                    append((UPSERT, change))
+            self.replica.changes_from(changeset, changed, items, UPSERT, DELETE)
         return items
 
     def _write(self, items: list[tuple[bytes, Any]]) -> None:
