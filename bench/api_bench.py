@@ -4,7 +4,8 @@ Starts `alembic upgrade head` and a real `uvicorn backend.main:app` (one worker,
 no artificial delay) on a free port with a throw-away store, then every simulated user
 registers, logs in, and, all at the same time, creates conversations, sends messages and
 reads the history, pausing after each answer like a reader (200 ms on average, uniformly
-spread by ±50%; `--think-jitter 0` makes every pause the same). Prints messages/s and latency
+spread by ±50%, and users arrive over the first 200 ms; `--think-jitter 0` makes every pause
+the same and starts everyone at once). Prints messages/s and latency
 percentiles.
 
     .venv/bin/python bench/api_bench.py                      # 50 users, deltadb store
@@ -168,6 +169,8 @@ async def chat(
 ) -> int:
     sent = 0
     per_conversation = max(1, args.messages // args.conversations)
+    if args.think_ms and args.think_jitter:  # users arrive over one think time, not all at once
+        await asyncio.sleep(random.uniform(0, args.think_ms) / 1000)
     for _ in range(args.conversations):
         created = await recorder.call(
             "create conversation", http.request("POST", "/api/conversations", {}, headers)
