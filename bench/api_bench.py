@@ -2,15 +2,16 @@
 
 Starts `alembic upgrade head` and a real `uvicorn backend.main:app` (one worker, mock LLM with
 no artificial delay) on a free port with a throw-away store, then every simulated user
-registers, logs in, and, all at the same time, creates conversations, sends messages and
-reads the history, pausing after each answer like a reader (200 ms on average, uniformly
-spread by ±50%, and users arrive over the first 200 ms; `--think-jitter 0` makes every pause
-the same and starts everyone at once). Prints messages/s and latency
-percentiles.
+registers and logs in. Then, for --duration seconds (30), all of them chat: create a
+conversation, ask 10 questions, read the history, and again, pausing after each answer like a
+reader (200 ms on average, uniformly spread by ±50%; users arrive over the first 200 ms). The
+run is timed, not counted, so that the slowest user's last pauses do not stretch the phase.
+Prints messages/s, latency percentiles per operation and the server's CPU per message.
 
     .venv/bin/python bench/api_bench.py                      # 50 users, deltadb store
     .venv/bin/python bench/api_bench.py --think-ms 0         # saturate: maximum messages/s
     .venv/bin/python bench/api_bench.py --think-jitter 0     # users in lockstep
+    .venv/bin/python bench/api_bench.py --messages 20        # 20 questions per user, then stop
     .venv/bin/python bench/api_bench.py --store sqlite --users 20 --stream
     .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8000   # an already running server
 """
@@ -165,23 +166,29 @@ async def sign_up(http: LeanClient, recorder: Recorder, name: str) -> dict[str, 
 
 
 async def chat(
-    http: LeanClient, recorder: Recorder, headers: dict[str, str], args: argparse.Namespace
+    http: LeanClient,
+    recorder: Recorder,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    deadline: float,
 ) -> int:
-    sent = 0
-    per_conversation = max(1, args.messages // args.conversations)
+    """One user: conversations of --per-conversation questions, each followed by reading the
+    history, until the deadline (or until --messages questions were asked)."""
+    sent, total = 0, args.messages or float("inf")
     if args.think_ms and args.think_jitter:  # users arrive over one think time, not all at once
         await asyncio.sleep(random.uniform(0, args.think_ms) / 1000)
-    for _ in range(args.conversations):
+    accept = {"Accept": "text/event-stream" if args.stream else "application/json"}
+    while sent < total and time.perf_counter() < deadline:
         created = await recorder.call(
             "create conversation", http.request("POST", "/api/conversations", {}, headers)
         )
-        uuid = created.json()["uuid"]
-        for number in range(per_conversation):
+        url = f"/api/conversations/{created.json()['uuid']}/messages"
+        for number in range(args.per_conversation):
             body = {"content": f"Benchmark question number {number}: how fast is this?"}
-            url = f"/api/conversations/{uuid}/messages"
-            accept = {"Accept": "text/event-stream" if args.stream else "application/json"}
             await recorder.call("send message", http.request("POST", url, body, headers | accept))
             sent += 1
+            if sent >= total or time.perf_counter() >= deadline:
+                break
             if args.think_ms:
                 await asyncio.sleep(think_seconds(args))
         await recorder.call("read history", http.request("GET", url, headers=headers))
@@ -241,7 +248,10 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
     started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
     client_cpu_before = time.process_time()
     users = zip(clients, headers, strict=True)
-    counts = await asyncio.gather(*(chat(client, recorder, auth, args) for client, auth in users))
+    deadline = started + (args.duration if not args.messages else float("inf"))
+    counts = await asyncio.gather(
+        *(chat(client, recorder, auth, args, deadline) for client, auth in users)
+    )
     elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(server_pid)
     client_cpu = time.process_time() - client_cpu_before
     await asyncio.gather(*(client.close() for client in clients))
@@ -276,8 +286,13 @@ async def run(base: str, args: argparse.Namespace, server_pid: int | None = None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--messages", type=int, default=20, help="messages per user")
-    parser.add_argument("--conversations", type=int, default=2, help="conversations per user")
+    parser.add_argument(
+        "--duration", type=float, default=30, help="seconds of chatting (users stop together)"
+    )
+    parser.add_argument(
+        "--messages", type=int, help="instead of --duration: questions per user, then stop"
+    )
+    parser.add_argument("--per-conversation", type=int, default=10, help="questions per chat")
     parser.add_argument(
         "--think-ms",
         type=int,
