@@ -250,9 +250,10 @@ class LogFile:
                 return True
             offset += len(chunk)
 
-    def append(self, records: list[tuple[int, int, bytes]], at: int) -> int:
-        """Write sealed records at offset ``at`` (the known end) and fdatasync; returns the
-        new end. The records overwrite preallocated zeros where the file has them."""
+    def append(self, records: list[tuple[int, int, bytes]], at: int, *, sync: bool = True) -> int:
+        """Write sealed records at offset ``at`` (the known end) and fdatasync (unless the
+        caller syncs later, see ``sync``); returns the new end. The records overwrite
+        preallocated zeros where the file has them."""
         sealer = self._keyring.active
         blob = bytearray()
         for seq, flags, payload in records:
@@ -276,7 +277,8 @@ class LogFile:
                 self._truncate_quietly(at)  # no room for the zeros: write the record alone
                 del blob[written:]
                 self._write_all(blob, at)
-            _sync_data(self._fd)
+            if sync:
+                _sync_data(self._fd)
         except OSError as exc:
             self._truncate_quietly(at)
             raise StorageFullError(
@@ -285,6 +287,10 @@ class LogFile:
             ) from exc
         self._allocated = max(self._allocated, at + len(blob))
         return end
+
+    def sync(self) -> None:
+        """Make every record written so far durable (after appends with ``sync=False``)."""
+        _sync_data(self._fd)
 
     def _write_all(self, blob: bytearray, at: int) -> None:
         written = os.pwrite(self._fd, blob, at)

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,15 @@ METRICS: dict[str, int] = {
 }
 
 
+class DeferredCommits:
+    """What a `Store.deferring_sync()` block committed: the last sequence number, or None."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+
+
 class Store:
     """One open store directory: keys, log, snapshot and the replica."""
 
@@ -152,6 +162,14 @@ class Store:
         self._key_hashers: dict[str, tuple[bytes, Any]] = {}
         self._needs_rebuild = False
         self._tables_dirty = False
+        # Deferred sync (group commit, see deferring_sync): the highest sequence number known
+        # to be on stable storage, the (log, seq) of the last commit written but not synced,
+        # and why syncing failed, once it has (the store then refuses further transactions).
+        self._durable_seq = 0
+        self._unsynced: tuple[LogFile, int] | None = None
+        self._sync_lock = threading.Lock()
+        self._sync_failure: str | None = None
+        self._deferring = threading.local()
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
         self._functions_lock = threading.Lock()
         self._functions_pending = False
@@ -471,6 +489,8 @@ class Store:
         process can have committed since: there is nothing to catch up with.
         """
         wait = self.options.timeout if timeout is None else timeout
+        if self._sync_failure is not None:
+            raise StoreError(self._sync_failure)
         if self.owner_thread == threading.get_ident():
             raise LockTimeoutError(
                 "database is locked: another connection in this thread has an open "
@@ -683,6 +703,10 @@ class Store:
     def _reload_header(self) -> None:
         body, mac = self.layout.read_header_json()
         self._load_header(body, mac)
+        if self._header is not None and self._header.snapshot:
+            # a checkpoint (ours or another process's, after catching up) wrote every commit
+            # up to its snapshot durably, whatever log held them before
+            self._durable_seq = max(self._durable_seq, self._header.snapshot["seq"])
 
     def _follow_header_change(self) -> None:
         old_log_name = self._header.log["file"] if self._header else None
@@ -859,9 +883,15 @@ class Store:
             parts.append(pack(op, ttag, ktag, len(body)))
             parts.append(body)
         records.append((seq, 0, b"".join(parts)))
-        self._log_end = self._log.append(records, self._log_end)
+        block: DeferredCommits | None = getattr(self._deferring, "block", None)
+        self._log_end = self._log.append(records, self._log_end, sync=block is None)
         self.seq = seq
-        self._write_anchor()
+        if block is None:
+            self._durable_seq, self._unsynced = seq, None  # the sync covered earlier ones too
+            self._write_anchor()
+        else:
+            self._unsynced = (self._log, seq)
+            block.seq = seq
         self._tables_dirty = False
         METRICS["commits"] += 1
         METRICS["records_written"] += len(records)
@@ -920,6 +950,59 @@ class Store:
 
     # --- checkpoint ------------------------------------------------------------------------
 
+    @contextmanager
+    def deferring_sync(self) -> Iterator[DeferredCommits]:
+        """Commits made by this thread in the block return once their record is written,
+        before the log is synced: visible at once to every transaction, durable only after
+        `make_durable(block.seq)`. For a caller that acknowledges nothing before that and
+        can gather commits: one sync then covers every commit written before it (group
+        commit; the backend's event loop syncs once per round). A later transaction may read
+        a commit whose sync is still to come; anything it writes is synced after it, so only
+        a power loss in between could undo what such a reader saw."""
+        block = DeferredCommits()
+        self._deferring.block = block
+        try:
+            yield block
+        finally:
+            self._deferring.block = None
+
+    def make_durable(self, seq: int) -> None:
+        """Sync the log up to commit `seq`; from any thread, while other transactions run."""
+        if self._durable_seq >= seq:
+            return
+        with self._sync_lock:
+            if self._durable_seq >= seq:
+                return  # another caller's sync covered it
+            if self._sync_failure is not None:
+                raise StoreError(self._sync_failure)
+            unsynced = self._unsynced
+            if unsynced is None:
+                return  # a synced commit or a checkpoint covered it (and moved _durable_seq)
+            log, last = unsynced
+            try:
+                log.sync()
+            except OSError as exc:
+                if self._durable_seq >= seq:
+                    return  # the log was replaced by a checkpoint, which is durable
+                self._sync_failure = (
+                    f"the store's log could not be synced ({exc.strerror or exc}); commits "
+                    "since the last sync may be lost: reopen the store"
+                )
+                raise StoreError(self._sync_failure) from exc
+            self._durable_seq = max(self._durable_seq, last)
+            self._anchor_after_sync(last)
+
+    def _anchor_after_sync(self, seq: int) -> None:
+        """Move the anchor to a commit just synced, when that is still the store's newest one
+        and this process holds the store (else a newer commit's own anchor follows)."""
+        if not self.mutex.acquire(blocking=False):
+            return  # a transaction runs: its commit (or its sync) writes a newer anchor
+        try:
+            if self._flock_held and self.seq == seq:
+                self._write_anchor()
+        finally:
+            self.mutex.release()
+
     def checkpoint(self) -> None:
         """Pack every live entity into a new snapshot and start an empty log (lock held)."""
         header = self._header
@@ -941,6 +1024,7 @@ class Store:
         header.snapshot = {"file": snap_name, "seq": seq, "sha256": digest}
         header.log = {"file": log_name, "base_seq": seq}
         self.layout.write_header(header, keyring.header_mac)
+        self._durable_seq, self._unsynced = max(self._durable_seq, seq), None
         self._log.close()
         self._log, self._log_end = new_log, new_log.start
         for name in old_files:
@@ -972,6 +1056,11 @@ class Store:
         self.key_fingerprint = new_source.fingerprint()
 
     def close(self) -> None:
+        if self._unsynced is not None and self._sync_failure is None:
+            try:
+                self.make_durable(self._unsynced[1])
+            except StoreError:
+                pass  # reported to the caller that waited for it, if any
         self._stop_idle_thread()
         self._close_anchor()
         if self._log is not None:

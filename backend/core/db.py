@@ -1,5 +1,6 @@
 """The engine, sessions, and the guard that refuses an un-migrated database."""
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -94,22 +95,64 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     forth (bench/api_bench.py, 50 users: 5.4-5.9 ms of server CPU per message this way, 6.6-7.0
     ms through the thread). When the store may make it wait (a database thread is busy with a
     long search or an export, or another process may hold the store), it goes to the thread
-    instead, so the loop never blocks on a wait.
+    instead, so the loop never blocks on a wait. On the loop, a commit is acknowledged only
+    after the log's sync, which the units of one loop round share (see `_on_the_loop`).
     """
-    if QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0 and _store_is_ready():
-        with SessionLocal() as session:
-            return fn(session=session, **kwargs)
+    if QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0:
+        if (store := _ready_store()) is not None:
+            return await _on_the_loop(store, fn, **kwargs)
     return await run_in_session(fn, **kwargs)
 
 
-def _store_is_ready() -> bool:
-    """No wait in sight: this process kept the store's lock since its last transaction and
-    no other thread has it. Otherwise another process may hold the store (another worker, a
-    backup, a migration), and waiting for it must not stall the event loop."""
+async def _on_the_loop(store: Any, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run the unit here. Its commit returns once written; the log's sync comes after the
+    other callbacks the loop has ready (more units, often), so one sync covers all of them,
+    and nothing is answered before it."""
+    with store.deferring_sync() as written:
+        with SessionLocal() as session:
+            result = fn(session=session, **kwargs)
+    if written.seq is not None:
+        await _synced(store, written.seq)
+    return result
+
+
+_sync_round: "asyncio.Future[None] | None" = None
+
+
+async def _synced(store: Any, seq: int) -> None:
+    """Wait for the loop's next sync round (group commit on the loop: one sync per round)."""
+    global _sync_round
+    loop = asyncio.get_running_loop()
+    if _sync_round is None or _sync_round.get_loop() is not loop:  # (tests run several loops)
+        _sync_round = loop.create_future()
+        loop.call_soon(_sync_now, store, _sync_round)
+    await asyncio.shield(_sync_round)
+    store.make_durable(seq)  # a no-op unless this commit came after the round's sync
+
+
+def _sync_now(store: Any, round_: "asyncio.Future[None]") -> None:
+    global _sync_round
+    if _sync_round is round_:
+        _sync_round = None
+    try:
+        store.make_durable(store.seq)
+    except Exception as exc:  # reported to every waiter of the round
+        round_.set_exception(exc)
+    else:
+        round_.set_result(None)
+
+
+def _ready_store() -> Any:
+    """The engine's store when no wait is in sight: this process kept the store's lock since
+    its last transaction and no other thread has it (else None). Otherwise another process
+    may hold the store (another worker, a backup, a migration), and waiting for it must not
+    stall the event loop."""
     from deltadb_dialect.store import open_stores  # deltadb only
 
-    stores = open_stores()
-    return any(store.layout.root == _STORE_ROOT and not store.would_wait() for store in stores)
+    for store in open_stores():
+        if store.layout.root == _STORE_ROOT and not store.would_wait():
+            return store
+    return None
 
 
 def alembic_config() -> Config:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.core.db import SessionLocal, make_engine, run_quick_in_session
+from backend.core.db import _STORE_ROOT, SessionLocal, make_engine, run_quick_in_session
 from backend.main import app
 
 # More requests in flight than the thread pool has threads (40), on a one-connection pool.
@@ -87,3 +87,40 @@ async def test_quick_work_runs_on_the_loop_unless_the_store_could_make_it_wait(
     release.set()
     assert await asyncio.wait_for(queued, 10) != loop_thread
     holder.join(10)
+
+
+@pytest.mark.skipif(
+    not settings.DATABASE_URL.startswith("deltadb"), reason="the quick path is deltadb's"
+)
+async def test_quick_work_is_answered_only_once_its_commit_is_synced(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the loop, a commit returns once written; the unit's result waits for the log's sync
+    (one per loop round, shared by the units that committed in that round)."""
+    from deltadb_dialect.store import Store, open_stores
+
+    syncs: list[int] = []
+    make_durable = Store.make_durable
+
+    def recording(store: Store, seq: int) -> None:
+        syncs.append(seq)
+        make_durable(store, seq)
+
+    monkeypatch.setattr(Store, "make_durable", recording)
+    user = create_user()
+
+    def write(*, session: Session) -> int:
+        rename = text("UPDATE users SET full_name = 'Synced' WHERE username = :name")
+        session.execute(rename, {"name": user.username})
+        session.commit()
+        return threading.get_ident()
+
+    def store_seq(*, session: Session) -> tuple[int, int]:
+        session.execute(text("SELECT 1"))  # the store is open and caught up
+        store = next(s for s in open_stores() if s.layout.root == _STORE_ROOT)
+        return store.seq, store._durable_seq
+
+    await run_quick_in_session(store_seq)  # this process now keeps the store's lock
+    assert await run_quick_in_session(write) == threading.get_ident()  # ran on the loop
+    seq, durable = await run_quick_in_session(store_seq)  # read-only: syncs nothing itself
+    assert syncs and max(syncs) >= seq and durable >= seq

@@ -17,9 +17,9 @@ from sqlalchemy import create_engine, exc, text
 HERE = Path(__file__).parent
 
 
-def _start_writer(store: Path, first: int) -> subprocess.Popen[str]:
+def _start_writer(store: Path, first: int, mode: str = "synced") -> subprocess.Popen[str]:
     child = subprocess.Popen([sys.executable, str(HERE / "crash_writer.py"), str(store),
-                              str(first)], stdout=subprocess.PIPE, text=True, env=os.environ)
+                              str(first), mode], stdout=subprocess.PIPE, text=True, env=os.environ)
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "READY"
     return child
@@ -45,12 +45,16 @@ def _check_consistent(store: Path, acknowledged: set[int]) -> int:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_points_loses_no_acknowledged_commit(master_key, store_dir) -> None:
+@pytest.mark.parametrize("mode", ["synced", "deferred"])
+def test_kill_9_at_random_points_loses_no_acknowledged_commit(
+    master_key, store_dir, mode: str
+) -> None:
+    """`deferred`: commits written in deferring_sync() blocks, acknowledged after make_durable."""
     rng = random.Random(20261122)
     acknowledged: set[int] = set()
     next_batch = 1
     for _trial in range(12):
-        child = _start_writer(store_dir, next_batch)
+        child = _start_writer(store_dir, next_batch, mode)
         time.sleep(rng.uniform(0.02, 0.6))
         child.send_signal(signal.SIGKILL)
         acknowledged |= set(_acknowledged(child))
