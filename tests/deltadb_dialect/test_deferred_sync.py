@@ -37,18 +37,24 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return done
 
 
+@pytest.fixture
+def table_t(make_engine, store_dir: Path) -> tuple[Engine, Store]:
+    """An engine on a store holding an empty table ``t``, and that store."""
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
+    return engine, _store_of(engine, store_dir)
+
+
 def _insert(engine: Engine, value: int) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
 
 
 def test_deferred_commits_are_visible_at_once_and_one_sync_covers_them(
-    make_engine, store_dir: Path, syncs: list[int]
+    table_t: tuple[Engine, Store], store_dir: Path, syncs: list[int]
 ) -> None:
-    engine = make_engine()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
-    store = _store_of(engine, store_dir)
+    engine, store = table_t
     before, synced_before = _anchor_seq(store_dir), len(syncs)
     with store.deferring_sync() as written:
         for value in range(5):
@@ -63,11 +69,8 @@ def test_deferred_commits_are_visible_at_once_and_one_sync_covers_them(
     assert _anchor_seq(store_dir) == written.seq
 
 
-def test_deferred_commits_survive_reopening(make_engine, store_dir: Path) -> None:
-    engine = make_engine()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
-    store = _store_of(engine, store_dir)
+def test_deferred_commits_survive_reopening(table_t: tuple[Engine, Store], make_engine) -> None:
+    engine, store = table_t
     with store.deferring_sync() as written:
         _insert(engine, 7)
     store.make_durable(written.seq)
@@ -77,12 +80,9 @@ def test_deferred_commits_survive_reopening(make_engine, store_dir: Path) -> Non
 
 
 def test_a_failed_sync_is_reported_and_the_store_takes_no_more_work(
-    make_engine, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+    table_t: tuple[Engine, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = make_engine()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
-    store = _store_of(engine, store_dir)
+    engine, store = table_t
     with store.deferring_sync() as written:
         _insert(engine, 1)
 
