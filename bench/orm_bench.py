@@ -21,8 +21,10 @@ Phases (each backend receives exactly the same operations, generated from a fixe
 
 Each backend is warmed up first (one untimed pass of every read phase). Read phases are
 repeated (``--reps``) round-robin across backends and the median repetition is reported;
-single-row commits run in rounds the same way (median round x rounds). The workload total
-is the sum of the phases.
+single-row commits run in rounds the same way (median round x rounds); the bulk insert
+runs ``--bulk-rounds`` times (default 3) per backend, round-robin, each time into a fresh
+database, and its median round is reported (the first round's databases serve the rest).
+The workload total is the sum of the phases.
 
 A separate ``open`` phase builds DeltaDB stores of ``--open-rows`` rows (default 100,000)
 in several shapes and, in fresh subprocesses, times dispose/create-engine/first-query and
@@ -177,6 +179,7 @@ TABLES = [User, Conversation, Message, Response]
 class Sizes:
     rows: int  # messages in the workload (half of them with a response)
     batch: int  # messages per bulk-insert commit
+    bulk_rounds: int  # timed bulk inserts per backend, each into a fresh database
     commits: int  # single-row commits in total
     commit_rounds: int
     reps: int  # timed repetitions of each read phase
@@ -191,11 +194,12 @@ class Sizes:
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
     if args.quick:
-        base = Sizes(rows=2000, batch=500, commits=60, commit_rounds=3, reps=3, point_reads=200,
+        base = Sizes(rows=2000, batch=500, bulk_rounds=1, commits=60, commit_rounds=3, reps=3,
+                     point_reads=200,
                      last_50=30, pages=60, aggregates=10, open_rows=10_000, open_runs=1,
                      single_row_shape=True)
     else:
-        base = Sizes(rows=20_000, batch=1000, commits=500, commit_rounds=10, reps=15,
+        base = Sizes(rows=20_000, batch=1000, bulk_rounds=3, commits=500, commit_rounds=10, reps=15,
                      point_reads=600, last_50=60, pages=150, aggregates=25,
                      open_rows=100_000, open_runs=3, single_row_shape=True)
     changes: dict[str, Any] = {}
@@ -205,6 +209,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         changes["open_rows"] = args.open_rows
     if args.reps:
         changes["reps"] = args.reps
+    if args.bulk_rounds:
+        changes["bulk_rounds"] = args.bulk_rounds
     if args.no_single_row_store:
         changes["single_row_shape"] = False
     return Sizes(**{**base.__dict__, **changes})
@@ -321,14 +327,23 @@ class Backend:
         return engine
 
 
-def make_backends(work: Path, key_file: Path, only: list[str]) -> list[Backend]:
+def make_backends(work: Path, key_file: Path, only: list[str], stem: str = "bench"
+                  ) -> list[Backend]:
+    sqlite, cipher, store = (work / f"{stem}.{kind}" for kind in ("sqlite", "sqlcipher",
+                                                                   "deltadb"))
     backends = [
-        Backend("sqlite", f"sqlite:///{work / 'bench.sqlite'}", work / "bench.sqlite"),
-        Backend("sqlcipher", f"sqlite+pysqlcipher://:{SQLCIPHER_PASSPHRASE}@/"
-                f"{work / 'bench.sqlcipher'}", work / "bench.sqlcipher"),
-        Backend("deltadb", deltadb_url(work / "bench.deltadb", key_file), work / "bench.deltadb"),
+        Backend("sqlite", f"sqlite:///{sqlite}", sqlite),
+        Backend("sqlcipher", f"sqlite+pysqlcipher://:{SQLCIPHER_PASSPHRASE}@/{cipher}", cipher),
+        Backend("deltadb", deltadb_url(store, key_file), store),
     ]
     return [b for b in backends if b.name in only]
+
+
+def remove_database(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def disk_bytes(path: Path) -> int:
@@ -498,7 +513,8 @@ def rotated(items: list[Any], turn: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
-def run_workload(backends: list[Backend], sizes: Sizes, log: Callable[[str], None]
+def run_workload(backends: list[Backend], sizes: Sizes, log: Callable[[str], None],
+                 work: Path, key_file: Path
                  ) -> tuple[dict[str, dict[str, PhaseResult]], dict[str, str]]:
     data = make_dataset(sizes.rows)
     phases = read_phases(data, sizes)
@@ -508,20 +524,36 @@ def run_workload(backends: list[Backend], sizes: Sizes, log: Callable[[str], Non
         "bulk_insert": f"{len(data.users)} users, {len(data.conversations)} conversations, "
                        f"{len(data.messages)} messages + "
                        f"{sum('response' in m for m in data.messages)} responses, "
-                       f"{sizes.batch} messages per commit",
+                       f"{sizes.batch} messages per commit; median of {sizes.bulk_rounds} "
+                       "rounds, each into a fresh database",
         "single_commit": f"{sizes.commits} x session.add(message) + commit",
     }
     n_rows = (len(data.users) + len(data.conversations) + len(data.messages)
               + sum("response" in m for m in data.messages))
 
+    # bulk inserts: rounds, round-robin across backends, each into a fresh database; the
+    # first round's databases are kept for the phases that follow
+    bulk: dict[str, list[tuple[float, float]]] = {b.name: [] for b in backends}
+    for turn in range(sizes.bulk_rounds):
+        for backend in rotated(backends, turn):
+            target = backend if turn == 0 else make_backends(
+                work, key_file, [backend.name], stem=f"round{turn}")[0]
+            engine = target.connect()
+            with engine.connect() as connection:  # open the pool's connection (SQLCipher's KDF)
+                connection.exec_driver_sql("SELECT 1").all()
+            Base.metadata.create_all(engine)
+            seconds, cpu = timed(lambda engine=engine: bulk_insert(engine, data, sizes.batch))
+            bulk[backend.name].append((seconds, cpu))
+            log(f"  bulk_insert    {backend.name:10s} {seconds:8.3f} s")
+            if target is not backend:
+                engine.dispose()
+                remove_database(target.path)
     for backend in backends:
-        engine = backend.connect()
-        with engine.connect() as connection:  # open the pool's connection (SQLCipher's KDF)
-            connection.exec_driver_sql("SELECT 1").all()
-        Base.metadata.create_all(engine)
-        seconds, cpu = timed(lambda engine=engine: bulk_insert(engine, data, sizes.batch))
-        results[backend.name]["bulk_insert"] = PhaseResult(seconds, n_rows, {"cpu": cpu})
-        log(f"  bulk_insert    {backend.name:10s} {seconds:8.3f} s")
+        times = sorted(bulk[backend.name])
+        seconds, cpu = times[len(times) // 2]  # the median round (an odd number of rounds)
+        results[backend.name]["bulk_insert"] = PhaseResult(
+            seconds, n_rows, {"cpu": cpu, "min": times[0][0],
+                              "spread_pct": 100 * (times[-1][0] - times[0][0]) / seconds})
 
     # single-row commits: rounds, round-robin across backends
     per_round = list(chunks(to_commit, max(1, len(to_commit) // sizes.commit_rounds)))
@@ -933,6 +965,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-rows", type=int,
                         help="rows in the open-phase stores (default 100,000; 0 skips it)")
     parser.add_argument("--reps", type=int, help="timed repetitions of each read phase")
+    parser.add_argument("--bulk-rounds", type=int,
+                        help="timed bulk inserts per backend, each into a fresh database")
     parser.add_argument("--backends", default="sqlite,sqlcipher,deltadb",
                         help="comma-separated subset of sqlite,sqlcipher,deltadb")
     parser.add_argument("--no-single-row-store", action="store_true",
@@ -966,7 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
         key_file = make_key_file(work)
         backends = make_backends(work, key_file, only)
         log(f"workload: {sizes.rows:,} messages, in {work}")
-        results, descriptions = run_workload(backends, sizes, log)
+        results, descriptions = run_workload(backends, sizes, log, work, key_file)
         open_results: dict[str, dict[str, Any]] = {}
         if sizes.open_rows > 0 and "deltadb" in only:
             log("open phase:")

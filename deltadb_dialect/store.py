@@ -34,7 +34,6 @@ import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.cache import EntityCache
-from deltadb_dialect.crypto import NONCE_BYTES
 from deltadb_dialect.errors import (
     CorruptStoreError,
     LockTimeoutError,
@@ -46,7 +45,6 @@ from deltadb_dialect.keys import Keyring, MasterKeySource, MasterWrap
 from deltadb_dialect.layout import (
     Header,
     StoreLayout,
-    key_hasher,
     key_tag,
     new_file_name,
     table_tag,
@@ -55,7 +53,6 @@ from deltadb_dialect.log import (
     CATALOG,
     CONTINUED,
     DELETE,
-    ENTRY,
     NO_TAG,
     RESET,
     UPSERT,
@@ -65,6 +62,7 @@ from deltadb_dialect.log import (
     decode_entries,
     entity_aad,
 )
+from deltadb_dialect.records import RecordBuilder, catalog_aad
 from deltadb_dialect.replica import (
     EntityChange,
     Replica,
@@ -381,7 +379,7 @@ class Store:
                             expected_sha256=info["sha256"])
         sealer = self._require_keyring().sealer(snapshot.kid)
         catalog = orjson.loads(sealer.open(snapshot.sealed_catalog,
-                                         _catalog_aad(header.store_id, snapshot.seq),
+                                         catalog_aad(header.store_id, snapshot.seq),
                                          what="snapshot catalog"))
         self._apply_catalog(catalog)
         pending: dict[tuple[str, bytes], EntityChange] = {}
@@ -747,11 +745,11 @@ class Store:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            items = self._collect(session, schema_version)
-            wrote = bool(items)
+            builder = self._seal_changes(session, schema_version)
+            wrote = builder.entities > 0
             if wrote:
-                self._write(items)
-            del items  # freed here, before collection resumes
+                self._write(builder)
+            del builder  # freed here, before collection resumes
         finally:
             if collecting:
                 gc.enable()
@@ -782,8 +780,9 @@ class Store:
         elif conn.status(apsw.SQLITE_DBSTATUS_DEFERRED_FKS)[0]:
             raise ConstraintViolation("FOREIGN KEY constraint failed")
 
-    def _collect(self, session: apsw.Session, schema_version: int) -> list[tuple[bytes, Any]]:
-        """The transaction's changes, validated: catalog and table resets first, then rows."""
+    def _seal_changes(self, session: apsw.Session, schema_version: int) -> RecordBuilder:
+        """The transaction's changes, validated and sealed into records (nothing written
+        yet): the catalog and re-exported tables first when the schema changed, then rows."""
         keyring = self._require_keyring()
         schema_changed = self.replica.schema_version() != schema_version
         before = set(self.replica.tables)
@@ -798,94 +797,33 @@ class Store:
             changed |= before | set(self.replica.tables)
         finally:
             session.close()
-        items: list[tuple[bytes, Any]] = []
+        builder = RecordBuilder(sealer=keyring.active, store_id=self._store_id,
+                                naming_key=keyring.naming_key, seq=self.seq + 1,
+                                key_hashers=self._key_hashers, cache=self.cache)
         if schema_changed:
             self._retag()
-            items.append((CATALOG, self.replica.catalog()))
+            builder.catalog(self.replica.catalog())
             for name in sorted(changed):
-                items.append((RESET, table_tag(keyring.naming_key, name)))
+                builder.reset(name)
                 table = self.replica.tables.get(name)
                 if table is not None:
-                    items.extend((UPSERT, c) for c in self.replica.export_table(table))
-        for op, item in items:  # the re-exported tables' rows
-            if op == UPSERT:
-                item.table.validator(item.document)
+                    for change in self.replica.export_table(table):
+                        document = change.document
+                        assert document is not None  # an exported row always has one
+                        table.validator(document)
+                        builder.upsert(table, change.key, document)
         if changeset:
-            self.replica.changes_from(changeset, changed, items, UPSERT, DELETE)
-        return items
+            builder.changeset(changeset, self.replica, changed)
+        return builder
 
-    def _write(self, items: list[tuple[bytes, Any]]) -> None:
-        """Seal the items into records (one per chunk), append them and fsync: the commit point.
-
-        Each row is sealed on its own (fresh random nonce; associated data binding store,
-        operation, table tag, key tag and version), exactly as ``_seal_item`` does; this
-        loop only hoists the per-table work (tag, keyed hasher) out of the per-row path
-        and does everything else for a row in one pass.
-        """
+    def _write(self, builder: RecordBuilder) -> None:
+        """Append the sealed records and fsync (the commit point, unless syncing is
+        deferred: then ``make_durable`` is)."""
         assert self._log is not None
-        keyring = self._require_keyring()
-        sealer = keyring.active
-        encrypt = sealer.encryptor()
-        dumps = orjson.dumps
-        records: list[tuple[int, int, bytes]] = []
-        seq = self.seq + 1
-        version = seq.to_bytes(8, "big")
-        store_id = self._store_id
-        cache = self.cache if len(self.cache) else None  # nothing cached: nothing to drop
-        per_table = self._key_hashers
-        prefixes = {UPSERT: b"deltadb/entity|" + UPSERT + store_id,
-                    DELETE: b"deltadb/entity|" + DELETE + store_id}
-        pack = ENTRY.pack
-        limit = RECORD_LIMIT
-        # one fresh random 96-bit nonce per sealed item, all from one CSPRNG call
-        nonces = os.urandom(NONCE_BYTES * len(items))
-        at = 0
-        parts: list[bytes] = []
-        size = 0
-        for op, item in items:
-            if op == UPSERT:
-                plain = dumps(item.document)
-            elif op == RESET:
-                plain = b""
-            else:
-                plain = _plaintext(op, item)
-            if parts and size + len(plain) > limit:  # bounded records (see _chunks)
-                records.append((seq, CONTINUED, b"".join(parts)))
-                parts, size = [], 0
-                seq += 1
-                version = seq.to_bytes(8, "big")
-            size += len(plain) + 64
-            if op == RESET:
-                parts.append(pack(op, item, NO_TAG, 0))
-                continue
-            nonce = nonces[at:at + NONCE_BYTES]
-            at += NONCE_BYTES
-            if op == CATALOG:
-                body = nonce + encrypt(nonce, plain, _catalog_aad(store_id, seq))
-                parts.append(pack(op, NO_TAG, NO_TAG, len(body)))
-                parts.append(body)
-                continue
-            table = item.table
-            name = table.name
-            tagged = per_table.get(name)
-            if tagged is None:
-                ttag = self._table_tag(name)
-                tagged = per_table[name] = (ttag, key_hasher(keyring.naming_key, ttag))
-            ttag, hasher = tagged
-            key = item.key
-            digest = hasher.copy()
-            digest.update(b"[%d]" % key[0] if len(key) == 1 and type(key[0]) is int
-                          else canonical_key(key))
-            ktag = digest.digest()
-            if cache is not None:
-                cache.discard((name, ktag))
-            body = nonce + encrypt(nonce, plain, prefixes[op] + ttag + ktag + version)
-            parts.append(pack(op, ttag, ktag, len(body)))
-            parts.append(body)
-        records.append((seq, 0, b"".join(parts)))
+        records = builder.finish()
         block: DeferredCommits | None = getattr(self._deferring, "block", None)
         self._log_end = self._log.append(records, self._log_end, sync=block is None)
-        self.seq = seq
+        self.seq = seq = builder.seq
         if block is None:
             self._durable_seq, self._unsynced = seq, None  # the sync covered earlier ones too
             self._write_anchor()
@@ -895,12 +833,12 @@ class Store:
         self._tables_dirty = False
         METRICS["commits"] += 1
         METRICS["records_written"] += len(records)
-        METRICS["entities_written"] += len(items)
+        METRICS["entities_written"] += builder.entities
 
     def _seal_item(self, op: bytes, item: Any, plain: bytes, seq: int, sealer: Any) -> Entry:
         store_id = self._store_id
         if op == CATALOG:
-            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, _catalog_aad(store_id, seq)))
+            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, catalog_aad(store_id, seq)))
         if op == RESET:
             return Entry(op, item, NO_TAG, b"")
         change: EntityChange = item
@@ -1014,7 +952,7 @@ class Store:
         snap_name = new_file_name("snap")
         digest = write_snapshot(
             self.layout.file(snap_name), store_id=header.store_id, seq=seq, kid=sealer.key_id,
-            sealed_catalog=sealer.seal(catalog, _catalog_aad(header.store_id, seq)),
+            sealed_catalog=sealer.seal(catalog, catalog_aad(header.store_id, seq)),
             entries=self._snapshot_entries(seq, sealer),
         )
         log_name = new_file_name("log")
@@ -1096,7 +1034,7 @@ class _Replay:
             if entry.op == CATALOG:
                 self.flush()
                 catalog = orjson.loads(sealer.open(
-                    entry.sealed, _catalog_aad(store._store_id, record.seq),
+                    entry.sealed, catalog_aad(store._store_id, record.seq),
                     what=f"catalog in log record {record.seq}"))
                 store._apply_catalog(catalog)
             elif entry.op == RESET:
@@ -1114,10 +1052,6 @@ class _Replay:
             self.flush()
 
 
-def _catalog_aad(store_id: bytes, seq: int) -> bytes:
-    return b"deltadb/catalog|" + store_id + seq.to_bytes(8, "big")
-
-
 def _plaintext(op: bytes, item: Any) -> bytes:
     """What gets sealed for one item: the catalog, a row's document, or a deleted row's key."""
     if op == CATALOG:
@@ -1127,29 +1061,6 @@ def _plaintext(op: bytes, item: Any) -> bytes:
     if op == DELETE:
         return canonical_key(item.key)
     return orjson.dumps(item.document)
-
-
-# A transaction is split into records of about this size, so that replaying a huge
-# transaction never needs more than a bounded amount of memory at once.
-RECORD_LIMIT = 4 * 1024 * 1024
-
-
-def _chunks(encoded: list[tuple[bytes, Any, bytes]], limit: int | None = None):
-    """Split a transaction so no record exceeds ``limit`` (bounded memory when replaying).
-
-    Entries keep their order; a transaction is applied only once all its chunks are there.
-    """
-    limit = RECORD_LIMIT if limit is None else limit
-    chunk: list[tuple[bytes, Any, bytes]] = []
-    size = 0
-    for item in encoded:
-        if chunk and size + len(item[2]) > limit:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item[2]) + 64
-    if chunk:
-        yield chunk
 
 
 # --- the process-wide registry: one Store per directory -----------------------------------

@@ -12,9 +12,10 @@ import sys
 
 from sqlalchemy import create_engine, text
 
+import deltadb_dialect.records
 import deltadb_dialect.store
 
-deltadb_dialect.store.RECORD_LIMIT = 16 * 1024  # force multi-record transactions
+deltadb_dialect.records.RECORD_LIMIT = 16 * 1024  # force multi-record transactions
 
 store, first = sys.argv[1], int(sys.argv[2])
 deferred = sys.argv[3:] == ["deferred"]
