@@ -23,6 +23,7 @@ import apsw
 
 from deltadb_dialect import errors as store_errors
 from deltadb_dialect.keys import resolve_source
+from deltadb_dialect.replica import Capture
 from deltadb_dialect.store import (
     ConstraintViolation,
     Store,
@@ -116,6 +117,7 @@ _STORE_ERRORS: dict[type[BaseException], type[Error]] = {
     store_errors.WrongKeyError: OperationalError,
     store_errors.TamperError: DatabaseError,
     store_errors.CorruptStoreError: DatabaseError,
+    store_errors.UnsupportedSchemaError: NotSupportedError,
     store_errors.StoreError: OperationalError,
 }
 
@@ -222,7 +224,7 @@ class Connection:
         self._holding = False  # this connection holds the store (a transaction is open)
         self._begun = False  # the replica transaction has begun (at the first write)
         self._explicit = False  # opened by an explicit BEGIN (matters in autocommit mode)
-        self._session: apsw.Session | None = None
+        self._capture: Capture | None = None  # the write transaction's changed rows
         self._schema_version = 0
         self._foreign_keys = True
         # This transaction changed the schema: a ROLLBACK (TO) can undo it, so no
@@ -247,9 +249,9 @@ class Connection:
             return
         store = self._live_store()
         try:
-            session, self._session = self._session, None
-            if session is not None:
-                store.commit(session, self._schema_version, foreign_keys=self._foreign_keys)
+            capture, self._capture = self._capture, None
+            if capture is not None:
+                store.commit(capture, self._schema_version, foreign_keys=self._foreign_keys)
         except BaseException as exc:
             # A failed commit wrote nothing: undo the replica so it matches the store.
             self._rollback_quietly(store)
@@ -263,13 +265,13 @@ class Connection:
         if not self._holding:
             self._require_open()
             return
-        if not self._begun:  # read only: no replica transaction, no capture session
+        if not self._begun:  # read only: no replica transaction, nothing captured
             self._end()
             return
         store = self._live_store()
         try:
-            session, self._session = self._session, None
-            store.rollback(session, foreign_keys=self._foreign_keys)
+            capture, self._capture = self._capture, None
+            store.rollback(capture, foreign_keys=self._foreign_keys)
         except apsw.Error as exc:
             raise translate(exc) from exc
         finally:
@@ -330,7 +332,7 @@ class Connection:
         """BEGIN and start capturing changes: deferred to the first statement that may write,
         so read-only transactions (most of them) cost no capture session at all."""
         try:
-            self._session, self._schema_version = self._live_store().begin(
+            self._capture, self._schema_version = self._live_store().begin(
                 foreign_keys=self._foreign_keys)
         except BaseException as exc:
             self._end()
@@ -342,7 +344,7 @@ class Connection:
         self._begun = False
         self._explicit = False
         self._schema_changed = False
-        self._session = None
+        self._capture = None
         if self._store is not None:
             self._store.release()
 

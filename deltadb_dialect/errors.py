@@ -36,3 +36,7 @@ class SchemaViolationError(StoreError):
 
 class StorageFullError(StoreError):
     """The disk refused a write (full, quota, read-only); nothing was committed."""
+
+
+class UnsupportedSchemaError(StoreError):
+    """A table's shape is one the store cannot keep (the message says how to change it)."""

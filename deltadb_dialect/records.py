@@ -3,8 +3,8 @@
 A commit turns each changed row into an entity entry: the row's document
 (validated against its table's schema) sealed with AES-GCM under a fresh random
 nonce, with associated data binding store, operation, table tag, key tag and
-version (``log.entity_aad``). ``RecordBuilder`` does that in one pass straight
-from the session extension's changeset, so a bulk commit never materializes a
+version (``log.entity_aad``). ``RecordBuilder`` does that in one pass over the
+changed rows as the capture reads them, so a bulk commit never materializes a
 per-row change object: the per-row work is the document, its JSON, a keyed hash
 and one AES-GCM call.
 
@@ -20,14 +20,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import apsw
 import orjson
 
 from deltadb_dialect.cache import EntityCache
 from deltadb_dialect.crypto import NONCE_BYTES, Sealer
 from deltadb_dialect.layout import key_hasher, table_tag
 from deltadb_dialect.log import CATALOG, CONTINUED, DELETE, ENTRY, NO_TAG, RESET, UPSERT
-from deltadb_dialect.replica import Replica, TableInfo, canonical_key
+from deltadb_dialect.replica import Capture, TableInfo, canonical_key
 
 # A transaction is split into records of about this size, so that replaying a huge
 # transaction never needs more than a bounded amount of memory at once.
@@ -137,45 +136,31 @@ class RecordBuilder:
     def delete(self, table: TableInfo, key: tuple) -> None:
         self._entity(DELETE, table.name, key, canonical_key(key))
 
-    def changeset(self, changeset: bytes, replica: Replica, skip: set[str]) -> None:
-        """Seal every row change of a session changeset (tables in ``skip`` excepted):
-        deletes by key, inserts and updates by the row's whole current state, each
-        document validated first. The loop is ``upsert`` inlined, with the builder's state
-        in local variables: it is the per-row cost of every commit."""
-        tables = replica.tables
+    def captured(self, capture: Capture, skip: set[str]) -> None:
+        """Seal the rows a transaction changed (tables in ``skip`` excepted): for each
+        table, the keys its rows no longer hold, then its changed rows' current states."""
+        tables = capture.replica.tables
+        for name in [*capture.rowids, *capture.keys]:
+            table = tables.get(name)
+            if table is None or name in skip:
+                continue
+            gone, rows = capture.changed_rows(table)
+            for key in gone:
+                self.delete(table, key)
+            if rows:
+                self.rows(table, rows)
+
+    def rows(self, table: TableInfo, rows: list[Any]) -> None:
+        """Seal rows of one table as upserts, each document validated first: ``upsert``
+        inlined, with the builder's state in local variables (the per-row cost of every
+        commit)."""
         dumps, pack, encrypt = orjson.dumps, ENTRY.pack, self._encrypt
-        upsert_aad = b"deltadb/entity|" + UPSERT + self._store_id
+        name, build, key_of_row = table.name, table.build, table.key_of_row
+        ttag, hasher = self._tagged(name)
+        head = b"deltadb/entity|" + UPSERT + self._store_id + ttag
         cache, limit = self._cache, self._limit
-        name = None
-        table: TableInfo | None = None
-        nonces, at, count = self._nonces, self._at, 0
-        for change in apsw.Changeset.iter(changeset):
-            if change.name != name:
-                name = change.name
-                table = tables.get(name)
-                if table is not None and name not in skip:
-                    ttag, hasher = self._tagged(name)
-                    key_of_row, build = table.key_of_row, table.build
-                else:
-                    table = None
-            if table is None:
-                continue
-            op = change.op
-            row: Any
-            if op == "INSERT":
-                row = change.new
-                key = key_of_row(row)
-            elif op == "DELETE":
-                self._nonces, self._at = nonces, at
-                self.delete(table, key_of_row(change.old))
-                nonces, at = self._nonces, self._at
-                continue
-            else:  # an update: the changeset holds only the changed columns
-                key = key_of_row(change.old)
-                found = replica.conn.execute(table.select_sql, key).fetchall()
-                if not found:
-                    continue
-                row = found[0]
+        nonces, at = self._nonces, self._at
+        for row in rows:
             document = build(row) if build is not None else None
             if document is None:  # the general path: encode, then validate
                 document = table.document(row)
@@ -186,6 +171,7 @@ class RecordBuilder:
                 self._make_room(size)
             else:
                 self._size += size
+            key = key_of_row(row)
             digest = hasher.copy()
             digest.update(b"[%d]" % key[0] if len(key) == 1 and type(key[0]) is int
                           else canonical_key(key))
@@ -196,11 +182,10 @@ class RecordBuilder:
                 nonces, at = self._fresh_nonces(), 0
             nonce = nonces[at:at + NONCE_BYTES]
             at += NONCE_BYTES
-            body = nonce + encrypt(nonce, plain, upsert_aad + ttag + ktag + self._version)
+            body = nonce + encrypt(nonce, plain, head + ktag + self._version)
             self._parts += (pack(UPSERT, ttag, ktag, len(body)), body)
-            count += 1
         self._nonces, self._at = nonces, at
-        self.entities += count
+        self.entities += len(rows)
 
     def finish(self) -> list[tuple[int, int, bytes]]:
         """The records, the last one without ``CONTINUED``; ``seq`` is then the last one's."""

@@ -19,6 +19,7 @@ from typing import Any
 import apsw
 import orjson
 
+from deltadb_dialect.errors import UnsupportedSchemaError
 from deltadb_dialect.schema import (
     ROWID,
     ColumnInfo,
@@ -54,6 +55,10 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def canonical_key(values: Iterable[Any]) -> bytes:
     if type(values) is tuple and len(values) == 1 and type(values[0]) is int:
         return b"[%d]" % values[0]  # what orjson writes for one 64-bit integer, faster
@@ -73,6 +78,11 @@ class TableInfo:
     schema: dict[str, Any]
     validator: RowValidator
     version: int = 1
+    # how the capture identifies this table's rows (see Capture): "rowid" (the key is the
+    # rowid), "column" (a rowid table keyed by other columns), "key" (WITHOUT ROWID), or
+    # "whole" (row values unreadable while changing: the table is re-exported whole)
+    capture_mode: str = "whole"
+    rowid_name: str = ROWID  # a name of the rowid that no column shadows
     select_sql: str = field(init=False)
     insert_sql: str = field(init=False)
     delete_sql: str = field(init=False)
@@ -101,6 +111,14 @@ class TableInfo:
                            else (lambda row: (key_getter(row),)))
         # row -> document already known valid, or None (then: document() + validator)
         self.build = compile_row_builder(self.schema, stored)
+        # the stored rows of some rowids (sorted, as JSON) or of a range of rowids, for the
+        # capture; "column" tables get the rowid first, ahead of the stored columns
+        head = f"{quote(self.rowid_name)}, " if self.capture_mode == "column" else ""
+        rowid = quote(self.rowid_name)
+        self.rows_by_rowid_sql = (f"SELECT {head}{column_list} FROM {quote(self.name)} "
+                                  f"WHERE {rowid} IN (SELECT value FROM json_each(?))")
+        self.rows_in_range_sql = (f"SELECT {head}{column_list} FROM {quote(self.name)} "
+                                  f"WHERE {rowid} BETWEEN ? AND ?")
 
     def document(self, row: tuple) -> dict[str, Any]:
         kinds = set(map(type, row))
@@ -122,6 +140,107 @@ class TableInfo:
         return tuple(decode_value(document.get(c)) for c in self.key_columns)
 
 
+CAPTURE_HOOK = "deltadb-capture"
+
+
+class Capture:
+    """Which rows a write transaction changed, and each one's key before it.
+
+    SQLite's preupdate hook reports every row change (statements, triggers, foreign-key
+    actions, rows that INSERT OR REPLACE deletes); changes that a ROLLBACK TO undoes are
+    reported too and simply find their row in its earlier state at commit. Rows are
+    followed by rowid (or by primary key in WITHOUT ROWID tables); the first change
+    of a row that existed before records its key then, because the row's final state,
+    read at commit, may have another key or none (a delete to write).
+    """
+
+    __slots__ = ("replica", "rowids", "keys", "whole", "_old_key")
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.rowids: dict[str, dict[int, tuple | None]] = {}  # table -> rowid -> key before
+        self.keys: dict[str, dict[tuple, tuple | None]] = {}  # WITHOUT ROWID tables: by key
+        self.whole: set[str] = set()  # tables to re-export whole
+        self._old_key: dict[str, Callable[[Any], tuple]] = {}
+
+    def on_change(self, update: Any) -> None:
+        """The preupdate hook (hot: every row an INSERT writes comes through here)."""
+        seen = self.rowids.get(update.table_name)
+        if seen is None or update.database_name != "main":
+            self._first_change(update)
+            return
+        rowid = update.rowid
+        op = update.op
+        if rowid not in seen:
+            seen[rowid] = None if op == "INSERT" else self._old_key[update.table_name](update)
+        if op == "UPDATE":
+            new = update.rowid_new
+            if new != rowid and new not in seen:
+                seen[new] = None
+
+    def _first_change(self, update: Any) -> None:
+        """A change to a table not followed by rowid yet: decide how to follow it."""
+        name = update.table_name
+        table = self.replica.tables.get(name)
+        if update.database_name != "main" or table is None:
+            return  # a temporary table, or one the commit exports whole (created, altered)
+        mode = table.capture_mode
+        if mode == "whole":
+            self.whole.add(name)
+        elif mode == "key":
+            self._by_key(table, update)
+        else:
+            if mode == "rowid":
+                self._old_key[name] = lambda u: (u.rowid,)
+            else:
+                pick = operator.itemgetter(*table.key_positions)
+                one = len(table.key_positions) == 1
+                self._old_key[name] = ((lambda u: (pick(u.old),)) if one
+                                       else (lambda u: pick(u.old)))
+            self.rowids[name] = {}
+            self.on_change(update)
+
+    def _by_key(self, table: TableInfo, update: Any) -> None:
+        seen = self.keys.setdefault(table.name, {})
+        op = update.op
+        new = table.key_of_row(update.new) if op != "DELETE" else None
+        if op != "INSERT":
+            old = table.key_of_row(update.old)
+            if old not in seen:
+                seen[old] = old
+        if new is not None and new not in seen:
+            seen[new] = None
+
+    def changed_rows(self, table: TableInfo) -> tuple[list[tuple], list[tuple]]:
+        """(keys to delete, current rows to write) of one followed table, read now."""
+        conn = self.replica.conn
+        if table.capture_mode == "key":
+            seen = self.keys[table.name]
+            rows = [found[0] for key in seen
+                    if (found := conn.execute(table.select_sql, key).fetchall())]
+            current = {table.key_of_row(row): row for row in rows}
+            gone = [old for key, old in seen.items() if old is not None and key not in current]
+            return gone, rows
+        by_rowid = self.rowids[table.name]
+        low, high = min(by_rowid), max(by_rowid)
+        if high - low + 1 == len(by_rowid):  # one range (what inserts make): no id list
+            fetched = conn.execute(table.rows_in_range_sql, (low, high)).fetchall()
+        else:
+            ids = orjson.dumps(sorted(by_rowid)).decode()
+            fetched = conn.execute(table.rows_by_rowid_sql, (ids,)).fetchall()
+        if table.capture_mode == "column":
+            rowids, rows = [row[0] for row in fetched], [row[1:] for row in fetched]
+        else:
+            rows = fetched
+            position = table.key_positions[0]
+            rowids = [row[position] for row in rows]
+        olds = [(rowid, old) for rowid, old in by_rowid.items() if old is not None]
+        if not olds:  # only new rows (inserts): nothing can have been deleted
+            return [], rows
+        keys_now = dict(zip(rowids, map(table.key_of_row, rows), strict=True))
+        return [old for rowid, old in olds if keys_now.get(rowid) != old], rows
+
+
 @dataclass(slots=True)
 class EntityChange:
     table: TableInfo
@@ -135,6 +254,11 @@ class Replica:
     def __init__(self) -> None:
         self.conn = apsw.Connection(":memory:")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        # Query planner stability: plans never depend on bound values. Without it, this
+        # SQLite (STAT4 enabled) marks a statement such as "... WHERE x = ? ORDER BY y"
+        # to be prepared again whenever a parameter is bound, so every execution from the
+        # statement cache parsed and planned the SQL anew (about 40% of a paged query).
+        self.conn.config(apsw.SQLITE_DBCONFIG_ENABLE_QPSG, 1)
         self.tables: dict[str, TableInfo] = {}
         self.schema_history: dict[str, list[dict[str, Any]]] = {}
 
@@ -194,6 +318,11 @@ class Replica:
         columns = [ColumnInfo(str(n), str(t or ""), bool(nn), int(pk))  # type: ignore[arg-type]
                    for _cid, n, t, nn, _d, pk, hidden in info if hidden == 0]
         pk_columns = [c.name for c in sorted(columns, key=lambda c: c.pk_position) if c.pk_position]
+        if not pk_columns and ROWID in {str(column[1]).lower() for column in info}:
+            raise UnsupportedSchemaError(
+                f"table {name!r} has no primary key and a column named {ROWID!r}: the store "
+                f"keys such rows by their rowid, kept under that name; add a primary key or "
+                f"rename the column")
         history = self.schema_history.setdefault(name, [])
         version = len(history) + 1
         schema = table_schema(name, columns, create_sql=create_sql,
@@ -203,49 +332,41 @@ class Replica:
         else:
             history.append(schema)
             del history[:-20]  # bounded: old versions matter only for audit
+        mode, rowid_name = self._capture_mode(name, info, pk_columns)
         return TableInfo(name=name, columns=[c.name for c in columns],
                          key_columns=pk_columns or [ROWID], create_sql=create_sql,
-                         schema=schema, validator=RowValidator(name, schema), version=version)
+                         schema=schema, validator=RowValidator(name, schema), version=version,
+                         capture_mode=mode, rowid_name=rowid_name)
+
+    def _capture_mode(self, name: str, info: list[Any], pk_columns: list[str]
+                      ) -> tuple[str, str]:
+        """How Capture follows this table's rows, and a name of its rowid (TableInfo)."""
+        listed = self.conn.execute("SELECT wr FROM pragma_table_list WHERE schema = 'main' "
+                                   "AND name = ?", (name,)).fetchall()
+        without_rowid = bool(listed and listed[0][0])
+        hidden = any(column[6] for column in info)  # generated: unreadable in the hook
+        if without_rowid:
+            return ("whole" if hidden else "key"), ROWID
+        shadowed = {str(column[1]).lower() for column in info}
+        free = [alias for alias in (ROWID, "rowid", "oid") if alias not in shadowed]
+        if not free or (not pk_columns and free[0] != ROWID):
+            return "whole", ROWID
+        pk_index = self.conn.execute(f"SELECT 1 FROM pragma_index_list({_literal(name)}) "
+                                     "WHERE origin = 'pk'").fetchall()
+        if not pk_columns or not pk_index and len(pk_columns) == 1:
+            return "rowid", free[0]  # no primary key, or INTEGER PRIMARY KEY: the rowid
+        return ("whole" if hidden else "column"), free[0]
 
     # --- capture ---------------------------------------------------------------------
 
-    def start_session(self) -> apsw.Session:
-        session = apsw.Session(self.conn, "main")
-        session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-        session.attach()
-        return session
+    def start_capture(self) -> Capture:
+        """Follow the rows that the transaction about to begin changes (until ``stop``)."""
+        capture = Capture(self)
+        self.conn.preupdate_hook(capture.on_change, id=CAPTURE_HOOK)
+        return capture
 
-    def changes_from(self, changeset: bytes, skip: set[str],
-                     out: list[tuple[bytes, Any]], upsert: bytes, delete: bytes) -> None:
-        """Append ``(upsert, change)`` / ``(delete, change)`` for each row of a changeset,
-        every upserted document validated; full rows are read for updates."""
-        append = out.append
-        tables = self.tables
-        for change in apsw.Changeset.iter(changeset):
-            name = change.name
-            table = tables.get(name)
-            if table is None or name in skip:
-                continue
-            op = change.op
-            if op == "DELETE":
-                old: Any = change.old  # apsw types these as optional; each op has its side
-                append((delete, EntityChange(table, table.key_of_row(old), None)))
-                continue
-            if op == "INSERT":
-                row: Any = change.new
-                key = table.key_of_row(row)
-            else:
-                key = table.key_of_row(change.old)
-                rows = self.conn.execute(table.select_sql, key).fetchall()
-                if not rows:
-                    continue
-                row = rows[0]
-            build = table.build
-            document = build(row) if build is not None else None
-            if document is None:  # the general path: encode, then validate
-                document = table.document(row)
-                table.validator(document)
-            append((upsert, EntityChange(table, key, document)))
+    def stop_capture(self) -> None:
+        self.conn.preupdate_hook(None, id=CAPTURE_HOOK)
 
     def export_table(self, table: TableInfo) -> Iterator[EntityChange]:
         for row in self.conn.execute(table.select_all_sql):

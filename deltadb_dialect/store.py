@@ -64,6 +64,7 @@ from deltadb_dialect.log import (
 )
 from deltadb_dialect.records import RecordBuilder, catalog_aad
 from deltadb_dialect.replica import (
+    Capture,
     EntityChange,
     Replica,
     TableInfo,
@@ -723,18 +724,17 @@ class Store:
         else:
             self._rebuild()
 
-    def begin(self, *, foreign_keys: bool) -> tuple[apsw.Session, int]:
-        """Open the replica transaction (caller holds the store); returns the capture session."""
+    def begin(self, *, foreign_keys: bool) -> tuple[Capture, int]:
+        """Open the replica transaction (caller holds the store); returns its capture."""
         conn = self.replica.conn
         if self._functions_pending:
             self._install_functions()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=OFF")
-        session = self.replica.start_session()
         conn.execute("BEGIN")
-        return session, self.replica.schema_version()
+        return self.replica.start_capture(), self.replica.schema_version()
 
-    def commit(self, session: apsw.Session, schema_version: int, *, foreign_keys: bool) -> None:
+    def commit(self, capture: Capture, schema_version: int, *, foreign_keys: bool) -> None:
         """Make the transaction durable, then visible. Raises before anything is written."""
         conn = self.replica.conn
         self._check_deferred_constraints(foreign_keys)
@@ -745,7 +745,7 @@ class Store:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            builder = self._seal_changes(session, schema_version)
+            builder = self._seal_changes(capture, schema_version)
             wrote = builder.entities > 0
             if wrote:
                 self._write(builder)
@@ -759,10 +759,9 @@ class Store:
         if wrote and self._log and self._log_end - self._log.start > self.options.checkpoint_bytes:
             self.checkpoint()
 
-    def rollback(self, session: apsw.Session | None, *, foreign_keys: bool) -> None:
+    def rollback(self, capture: Capture | None, *, foreign_keys: bool) -> None:
         conn = self.replica.conn
-        if session is not None:
-            session.close()
+        self.replica.stop_capture()
         if not conn.get_autocommit():
             conn.execute("ROLLBACK")
         if not foreign_keys:
@@ -780,40 +779,34 @@ class Store:
         elif conn.status(apsw.SQLITE_DBSTATUS_DEFERRED_FKS)[0]:
             raise ConstraintViolation("FOREIGN KEY constraint failed")
 
-    def _seal_changes(self, session: apsw.Session, schema_version: int) -> RecordBuilder:
+    def _seal_changes(self, capture: Capture, schema_version: int) -> RecordBuilder:
         """The transaction's changes, validated and sealed into records (nothing written
-        yet): the catalog and re-exported tables first when the schema changed, then rows."""
+        yet): the catalog and the tables exported whole first (created or altered in the
+        transaction, or not followable row by row), then the changed rows."""
+        self.replica.stop_capture()
         keyring = self._require_keyring()
         schema_changed = self.replica.schema_version() != schema_version
-        before = set(self.replica.tables)
         changed: set[str] = set()
         if schema_changed:
             self._tables_dirty = True
             changed = self.replica.refresh_tables()
-        try:
-            changeset = session.changeset()
-        except apsw.SchemaChangeError:  # a table was renamed: export every table
-            changeset = b""
-            changed |= before | set(self.replica.tables)
-        finally:
-            session.close()
+        whole = changed | capture.whole
         builder = RecordBuilder(sealer=keyring.active, store_id=self._store_id,
                                 naming_key=keyring.naming_key, seq=self.seq + 1,
                                 key_hashers=self._key_hashers, cache=self.cache)
         if schema_changed:
             self._retag()
             builder.catalog(self.replica.catalog())
-            for name in sorted(changed):
-                builder.reset(name)
-                table = self.replica.tables.get(name)
-                if table is not None:
-                    for change in self.replica.export_table(table):
-                        document = change.document
-                        assert document is not None  # an exported row always has one
-                        table.validator(document)
-                        builder.upsert(table, change.key, document)
-        if changeset:
-            builder.changeset(changeset, self.replica, changed)
+        for name in sorted(whole):
+            builder.reset(name)
+            table = self.replica.tables.get(name)
+            if table is not None:
+                for change in self.replica.export_table(table):
+                    document = change.document
+                    assert document is not None  # an exported row always has one
+                    table.validator(document)
+                    builder.upsert(table, change.key, document)
+        builder.captured(capture, whole)
         return builder
 
     def _write(self, builder: RecordBuilder) -> None:

@@ -127,3 +127,71 @@ def test_reopened_store_holds_exactly_the_committed_rows(
         engine.dispose()  # closes the store; the next engine rebuilds it from disk
         engine = make_engine()
         assert content(engine) == expected
+
+
+def reopened(make_engine: Callable[..., Engine], engine: Engine, sql: str) -> list[tuple]:
+    """``sql``'s rows after closing the store and rebuilding it from disk."""
+    engine.dispose()
+    with make_engine().connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(sql)]
+
+
+def test_a_temporary_table_never_touches_the_stored_table_of_its_name(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.exec_driver_sql("INSERT INTO notes VALUES (1, 'kept'), (2, 'also kept')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TEMP TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.exec_driver_sql("INSERT INTO temp.notes VALUES (1, 'scratch'), (3, 'more')")
+        conn.exec_driver_sql("UPDATE temp.notes SET id = 2 WHERE id = 3")
+        conn.exec_driver_sql("DELETE FROM temp.notes")
+        conn.exec_driver_sql("DROP TABLE temp.notes")
+    assert reopened(make_engine, engine, "SELECT * FROM notes ORDER BY id") == [
+        (1, "kept"), (2, "also kept")]
+
+
+def test_rows_are_followed_when_columns_shadow_the_rowid_names(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE odd (rowid TEXT, "_rowid_" INT, k TEXT PRIMARY KEY)')
+        conn.exec_driver_sql("CREATE TABLE odder (rowid INT, oid INT, k INT PRIMARY KEY, v TEXT)")
+        conn.exec_driver_sql("INSERT INTO odd VALUES ('r1', 1, 'a'), ('r2', 2, 'b')")
+        conn.exec_driver_sql("INSERT INTO odder VALUES (1, 2, 3, 'x'), (4, 5, 6, 'y')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE odd SET k = 'c' WHERE k = 'a'")
+        conn.exec_driver_sql("DELETE FROM odder WHERE v = 'x'")
+        conn.exec_driver_sql("UPDATE odder SET k = 10 WHERE v = 'y'")
+        conn.exec_driver_sql("INSERT INTO odder VALUES (7, 8, 9, 'z')")
+    assert reopened(make_engine, engine, "SELECT * FROM odd ORDER BY k") == [
+        ("r2", 2, "b"), ("r1", 1, "c")]
+    assert reopened(make_engine, engine, "SELECT * FROM odder ORDER BY k") == [
+        (7, 8, 9, "z"), (4, 5, 10, "y")]
+
+
+def test_a_table_without_key_whose_column_takes_the_rowid_name_is_refused(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    with pytest.raises(exc.NotSupportedError, match="no primary key and a column named"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE bad (_ROWID_ INT, v TEXT)")
+    with engine.begin() as conn:  # nothing of it was kept; the store works on
+        conn.exec_driver_sql("CREATE TABLE good (id INTEGER PRIMARY KEY, v TEXT)")
+    assert reopened(make_engine, engine, "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    ) == [("good",)]
+
+
+def test_a_table_renamed_with_new_rows_in_one_transaction(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE old_name (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.exec_driver_sql("INSERT INTO old_name VALUES (1, 'one')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO old_name VALUES (2, 'two')")
+        conn.exec_driver_sql("ALTER TABLE old_name RENAME TO new_name")
+        conn.exec_driver_sql("UPDATE new_name SET v = 'uno' WHERE id = 1")
+    assert reopened(make_engine, engine, "SELECT * FROM new_name ORDER BY id") == [
+        (1, "uno"), (2, "two")]
