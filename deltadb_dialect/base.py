@@ -45,11 +45,21 @@ class DeltaDateTime(DATETIME):
 
     def bind_processor(self, dialect: Any) -> Any:
         naive = super().bind_processor(dialect)
-        if not self.timezone or naive is None:
-            return naive
         # With the default storage format, isoformat() writes the same text about five times
         # faster (timestamps are bound on every write of a typical application).
         default_format = self._storage_format == DATETIME._storage_format
+        if naive is None:
+            return None
+        if not self.timezone:
+            if not default_format:
+                return naive
+
+            def process_naive(value: Any) -> Any:
+                if type(value) is datetime.datetime and value.tzinfo is None:
+                    return value.isoformat(" ", "microseconds")
+                return naive(value)
+
+            return process_naive
 
         def process(value: Any) -> Any:
             if isinstance(value, datetime.datetime) and (offset := value.utcoffset()) is not None:
