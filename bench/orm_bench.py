@@ -22,7 +22,7 @@ Phases (each backend receives exactly the same operations, generated from a fixe
 Each backend is warmed up first (one untimed pass of every read phase). Read phases are
 repeated (``--reps``) round-robin across backends and the median repetition is reported;
 single-row commits run in rounds the same way (median round x rounds); the bulk insert
-runs ``--bulk-rounds`` times (default 3) per backend, round-robin, each time into a fresh
+runs ``--bulk-rounds`` times (default 5) per backend, round-robin, each time into a fresh
 database, and its median round is reported (the first round's databases serve the rest).
 The workload total is the sum of the phases.
 
@@ -199,7 +199,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
                      last_50=30, pages=60, aggregates=10, open_rows=10_000, open_runs=1,
                      single_row_shape=True)
     else:
-        base = Sizes(rows=20_000, batch=1000, bulk_rounds=3, commits=500, commit_rounds=10, reps=15,
+        base = Sizes(rows=20_000, batch=1000, bulk_rounds=5, commits=500, commit_rounds=10, reps=15,
                      point_reads=600, last_50=60, pages=150, aggregates=25,
                      open_rows=100_000, open_runs=3, single_row_shape=True)
     changes: dict[str, Any] = {}
