@@ -17,6 +17,7 @@ import decimal
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import apsw
@@ -129,6 +130,7 @@ _TXN_CONTROL = re.compile(
 )
 _FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
 _OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
+_DROPS_TABLES = re.compile(r"\b(?:DROP|ALTER)\b", re.IGNORECASE)
 _ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 # Statements that never write: they run while the store is held, without BEGIN.
 _READ_ONLY_STATEMENTS = ("SELECT",)
@@ -448,15 +450,22 @@ class Connection:
                     return c.is_readonly or not guest
 
                 apsw_cursor.exec_trace = trace
-            if many:
-                rowcount = self._execute_many(conn, apsw_cursor, sql, parameters, word)
-                rows: list[Any] = []
-            else:
-                # Not described yet (new text, or the schema moved): prepare afresh. apsw's
-                # cached statement would describe the old schema until its first step.
-                rows = apsw_cursor.execute(sql, parameters,
-                                           can_cache=described is not None).fetchall()
-                rowcount = conn.changes() if word in _ROWCOUNT_STATEMENTS else -1
+            # A statement that may drop, rename or alter tables runs with the replica noting
+            # which (a table dropped and created again with the same SQL must not keep its
+            # old rows in the store); such text is never cached, so it always comes here.
+            drops = (self._capture is not None and not guest and _DROPS_TABLES.search(sql)
+                     and store.replica.following_drops(self._capture))
+            with drops or nullcontext():
+                if many:
+                    rowcount = self._execute_many(conn, apsw_cursor, sql, parameters, word)
+                    rows: list[Any] = []
+                else:
+                    # Not described yet (new text, or the schema moved): prepare afresh.
+                    # apsw's cached statement would describe the old schema until its first
+                    # step.
+                    rows = apsw_cursor.execute(sql, parameters,
+                                               can_cache=described is not None).fetchall()
+                    rowcount = conn.changes() if word in _ROWCOUNT_STATEMENTS else -1
         except apsw.ExecTraceAbort:
             raise OperationalError(
                 "database is locked: another connection in this thread has an open "
@@ -472,7 +481,7 @@ class Connection:
             if word in ("CREATE", "DROP", "ALTER"):
                 store.statement_cache.clear()
                 self._schema_changed = self._holding
-            elif not (self._schema_changed or many):  # executemany may use a stale statement
+            elif not (self._schema_changed or many or drops):  # executemany may use a stale statement
                 store.statement_cache[sql] = (description,)
         else:
             description = described[0]

@@ -13,6 +13,7 @@ import base64
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,13 +155,14 @@ class Capture:
     read at commit, may have another key or none (a delete to write).
     """
 
-    __slots__ = ("replica", "rowids", "keys", "whole", "_old_key")
+    __slots__ = ("replica", "rowids", "keys", "whole", "dropped", "_old_key")
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
         self.rowids: dict[str, dict[int, tuple | None]] = {}  # table -> rowid -> key before
         self.keys: dict[str, dict[tuple, tuple | None]] = {}  # WITHOUT ROWID tables: by key
         self.whole: set[str] = set()  # tables to re-export whole
+        self.dropped: set[str] = set()  # dropped, renamed or altered: re-exported whole too
         self._old_key: dict[str, Callable[[Any], tuple]] = {}
 
     def on_change(self, update: Any) -> None:
@@ -367,6 +369,29 @@ class Replica:
 
     def stop_capture(self) -> None:
         self.conn.preupdate_hook(None, id=CAPTURE_HOOK)
+
+    @contextmanager
+    def following_drops(self, capture: Capture) -> Iterator[None]:
+        """Note in ``capture`` every table the statements run meanwhile drop or alter.
+
+        DDL fires no row hook, and a table dropped and created again with the same SQL
+        looks unchanged at commit. SQLite's authorizer names each table as each statement
+        is prepared; installing it expires every cached statement, so cached DDL is
+        prepared (and named) again too. DDL changes the schema anyway, which expires them.
+        """
+        def authorize(action: int, first: str | None, second: str | None,
+                      database: str | None, _trigger: str | None) -> int:
+            if action == apsw.SQLITE_DROP_TABLE and database == "main" and first:
+                capture.dropped.add(first)
+            elif action == apsw.SQLITE_ALTER_TABLE and first == "main" and second:
+                capture.dropped.add(second)
+            return apsw.SQLITE_OK
+
+        self.conn.authorizer = authorize
+        try:
+            yield
+        finally:
+            self.conn.authorizer = None
 
     def export_table(self, table: TableInfo) -> Iterator[EntityChange]:
         for row in self.conn.execute(table.select_all_sql):

@@ -790,7 +790,7 @@ class Store:
         if schema_changed:
             self._tables_dirty = True
             changed = self.replica.refresh_tables()
-        whole = changed | capture.whole
+        whole = changed | capture.whole | capture.dropped
         builder = RecordBuilder(sealer=keyring.active, store_id=self._store_id,
                                 naming_key=keyring.naming_key, seq=self.seq + 1,
                                 key_hashers=self._key_hashers, cache=self.cache)

@@ -195,3 +195,38 @@ def test_a_table_renamed_with_new_rows_in_one_transaction(
         conn.exec_driver_sql("UPDATE new_name SET v = 'uno' WHERE id = 1")
     assert reopened(make_engine, engine, "SELECT * FROM new_name ORDER BY id") == [
         (1, "uno"), (2, "two")]
+
+
+@pytest.mark.parametrize("same_transaction", [True, False])
+def test_a_table_dropped_and_created_again_keeps_only_its_new_rows(
+        make_engine: Callable[..., Engine], same_transaction: bool) -> None:
+    """What ``metadata.drop_all(conn); metadata.create_all(conn)`` in one transaction does."""
+    engine = make_engine()
+    create = "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(create)
+        conn.exec_driver_sql("INSERT INTO items VALUES (1, 'old'), (2, 'old')")
+    for repeat in range(2):  # the second time, the DROP statement comes from apsw's cache
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP TABLE items")
+            if not same_transaction:
+                conn.commit()
+            conn.exec_driver_sql(create)
+            conn.exec_driver_sql("INSERT INTO items VALUES (?, 'new')", (10 + repeat,))
+            conn.commit()
+        assert reopened(make_engine, engine, "SELECT * FROM items") == [(10 + repeat, "new")]
+        engine = make_engine()
+
+
+def test_a_table_renamed_away_and_replaced_by_its_twin(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.exec_driver_sql("INSERT INTO a VALUES (1, 'first')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE a RENAME TO b")
+        conn.exec_driver_sql("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.exec_driver_sql("INSERT INTO a VALUES (2, 'second')")
+    assert reopened(make_engine, engine, "SELECT * FROM a") == [(2, "second")]
+    assert reopened(make_engine, make_engine(), "SELECT * FROM b") == [(1, "first")]
