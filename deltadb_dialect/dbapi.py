@@ -130,6 +130,7 @@ _TXN_CONTROL = re.compile(
 )
 _FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
 _OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
+_VACUUM_INTO = re.compile(r"^\s*VACUUM\b.*\bINTO\b", re.IGNORECASE | re.DOTALL)
 _DROPS_TABLES = re.compile(r"\b(?:DROP|ALTER)\b", re.IGNORECASE)
 _ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 # Statements that never write: they run while the store is held, without BEGIN.
@@ -421,9 +422,27 @@ class Connection:
                 cursor._set_result((("foreign_keys", None, None, None, None, None, None),),
                                    [(int(self._foreign_keys),)], -1)
                 return
+            if _first_word(sql) == "VACUUM":
+                self._vacuum(store, sql)
+                cursor._set_result(None, [], -1)
+                return
             self._execute(cursor, sql, parameters, False, _first_word(sql))
         finally:
             store.release()
+
+    @staticmethod
+    def _vacuum(store: Store, sql: str) -> None:
+        """VACUUM compacts the store (a checkpoint), never the in-memory replica: there it
+        would renumber the rowids of tables without an INTEGER PRIMARY KEY, which are those
+        rows' keys in the store. VACUUM INTO would write the plaintext to a file."""
+        if _VACUUM_INTO.match(sql):
+            raise NotSupportedError(
+                "VACUUM INTO would write the database unencrypted to a file; use "
+                "'python -m deltadb_dialect backup' for an encrypted copy of the store")
+        try:
+            store.checkpoint()
+        except store_errors.StoreError as exc:
+            raise translate(exc) from exc
 
     def _execute(self, cursor: Cursor, sql: str, parameters: Any, many: bool, word: str,
                  guest: bool = False) -> None:
@@ -481,7 +500,8 @@ class Connection:
             if word in ("CREATE", "DROP", "ALTER"):
                 store.statement_cache.clear()
                 self._schema_changed = self._holding
-            elif not (self._schema_changed or many or drops):  # executemany may use a stale statement
+            elif not (self._schema_changed or many or drops):
+                # (executemany may use a stale statement; DDL-like text is always watched)
                 store.statement_cache[sql] = (description,)
         else:
             description = described[0]

@@ -230,3 +230,25 @@ def test_a_table_renamed_away_and_replaced_by_its_twin(
         conn.exec_driver_sql("INSERT INTO a VALUES (2, 'second')")
     assert reopened(make_engine, engine, "SELECT * FROM a") == [(2, "second")]
     assert reopened(make_engine, make_engine(), "SELECT * FROM b") == [(1, "first")]
+
+
+def test_vacuum_compacts_the_store_and_keeps_rowid_keys(
+        make_engine: Callable[..., Engine], store_dir) -> None:
+    """VACUUM on SQLite renumbers the rowids of tables without an INTEGER PRIMARY KEY; here
+    those rowids are the rows' keys in the store, so VACUUM checkpoints the store instead."""
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE log_lines (line TEXT, n INT)")
+        conn.exec_driver_sql("INSERT INTO log_lines VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4)")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM log_lines WHERE n < 3")
+    logs_before = sorted(p.name for p in store_dir.iterdir() if p.name.startswith("log"))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM")
+        with pytest.raises(exc.NotSupportedError, match="unencrypted"):
+            conn.exec_driver_sql(f"VACUUM INTO '{store_dir.parent / 'plain.db'}'")
+    assert not (store_dir.parent / "plain.db").exists()
+    assert sorted(p.name for p in store_dir.iterdir() if p.name.startswith("log")) != logs_before
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM log_lines WHERE n = 4")
+    assert reopened(make_engine, engine, "SELECT line, n FROM log_lines") == [("c", 3)]
