@@ -174,7 +174,14 @@ class Capture:
         rowid = update.rowid
         op = update.op
         if rowid not in seen:
-            seen[rowid] = None if op == "INSERT" else self._old_key[update.table_name](update)
+            if op == "INSERT":
+                seen[rowid] = None
+            else:
+                try:
+                    seen[rowid] = self._old_key[update.table_name](update)
+                except Exception:  # noqa: BLE001 - see _unreadable
+                    self._unreadable(update.table_name)
+                    return
         if op == "UPDATE":
             new = update.rowid_new
             if new != rowid and new not in seen:
@@ -190,7 +197,10 @@ class Capture:
         if mode == "whole":
             self.whole.add(name)
         elif mode == "key":
-            self._by_key(table, update)
+            try:
+                self._by_key(table, update)
+            except Exception:  # noqa: BLE001 - see _unreadable
+                self._unreadable(name)
         else:
             if mode == "rowid":
                 self._old_key[name] = lambda u: (u.rowid,)
@@ -201,6 +211,12 @@ class Capture:
                                        else (lambda u: pick(u.old)))
             self.rowids[name] = {}
             self.on_change(update)
+
+    def _unreadable(self, name: str) -> None:
+        """A row's values did not fit the table's known shape (DDL earlier in the same
+        transaction): export the table whole rather than fail the user's statement, which
+        is what an exception in the hook would do."""
+        self.whole.add(name)
 
     def _by_key(self, table: TableInfo, update: Any) -> None:
         seen = self.keys.setdefault(table.name, {})

@@ -252,3 +252,21 @@ def test_vacuum_compacts_the_store_and_keeps_rowid_keys(
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM log_lines WHERE n = 4")
     assert reopened(make_engine, engine, "SELECT line, n FROM log_lines") == [("c", 3)]
+
+
+@pytest.mark.parametrize("without_rowid", [True, False])
+def test_rows_changed_after_columns_were_dropped_in_the_same_transaction(
+        make_engine: Callable[..., Engine], without_rowid: bool) -> None:
+    engine = make_engine()
+    suffix = " WITHOUT ROWID" if without_rowid else ""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE shrink (a INT, b INT, k TEXT PRIMARY KEY){suffix}")
+        conn.exec_driver_sql("INSERT INTO shrink VALUES (1, 2, 'x'), (3, 4, 'y')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE shrink SET a = 10 WHERE k = 'x'")  # followed before DDL
+        conn.exec_driver_sql("ALTER TABLE shrink DROP COLUMN a")
+        conn.exec_driver_sql("ALTER TABLE shrink DROP COLUMN b")
+        conn.exec_driver_sql("UPDATE shrink SET k = 'z' WHERE k = 'y'")
+        conn.exec_driver_sql("DELETE FROM shrink WHERE k = 'x'")
+        conn.exec_driver_sql("INSERT INTO shrink VALUES ('w')")
+    assert reopened(make_engine, engine, "SELECT k FROM shrink ORDER BY k") == [("w",), ("z",)]
