@@ -469,10 +469,12 @@ class Connection:
                     return c.is_readonly or not guest
 
                 apsw_cursor.exec_trace = trace
-            # A statement that may drop, rename or alter tables runs with the replica noting
-            # which (a table dropped and created again with the same SQL must not keep its
-            # old rows in the store); such text is never cached, so it always comes here.
-            drops = (self._capture is not None and not guest and _DROPS_TABLES.search(sql)
+            # A statement that may drop, rename or alter tables (DROP or ALTER first, or
+            # somewhere in a string of several statements) runs with the replica noting which:
+            # a table dropped and created again with the same SQL must not keep its old rows
+            # in the store. Such text is never cached, so it always comes here.
+            drops = (self._capture is not None and not guest
+                     and (word in ("DROP", "ALTER") or ";" in sql and _DROPS_TABLES.search(sql))
                      and store.replica.following_drops(self._capture))
             with drops or nullcontext():
                 if many:

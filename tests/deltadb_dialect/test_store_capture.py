@@ -270,3 +270,16 @@ def test_rows_changed_after_columns_were_dropped_in_the_same_transaction(
         conn.exec_driver_sql("DELETE FROM shrink WHERE k = 'x'")
         conn.exec_driver_sql("INSERT INTO shrink VALUES ('w')")
     assert reopened(make_engine, engine, "SELECT k FROM shrink ORDER BY k") == [("w",), ("z",)]
+
+
+def test_a_drop_inside_a_string_of_statements_is_followed(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine()
+    create = "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(create)
+        conn.exec_driver_sql("INSERT INTO items VALUES (1, 'old')")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO items VALUES (2, 'old'); DROP TABLE items; {create}")
+        conn.exec_driver_sql("INSERT INTO items VALUES (3, 'new')")
+    assert reopened(make_engine, engine, "SELECT * FROM items") == [(3, "new")]
