@@ -130,6 +130,8 @@ _TXN_CONTROL = re.compile(
 )
 _FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
 _OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
+_STORED_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?(?:user_version|application_id)\s*[=(]",
+                            re.IGNORECASE)
 _VACUUM_INTO = re.compile(r"^\s*VACUUM\b.*\bINTO\b", re.IGNORECASE | re.DOTALL)
 _DROPS_TABLES = re.compile(r"\b(?:DROP|ALTER)\b", re.IGNORECASE)
 _ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -366,6 +368,8 @@ class Connection:
                     self._open_replica_transaction()
                 if many or not self._execute_described(cursor, sql, parameters, word):
                     self._execute(cursor, sql, parameters, many, word)
+                if word == "PRAGMA":
+                    self._note_stored_pragma(sql)
                 if self.isolation_level is None and not self._explicit:
                     self.commit()
                 return
@@ -377,6 +381,9 @@ class Connection:
             return
         if not self._holding and self._live_store().held_by_this_thread():
             self._execute(cursor, sql, parameters, many, word, guest=True)
+            return
+        if not self._holding and word == "PRAGMA" and _STORED_PRAGMA.match(sql):
+            self._run_stored_pragma(cursor, sql, parameters)
             return
         if not self._holding and word in _OUTSIDE_TRANSACTION:
             self._run_outside_transaction(cursor, sql, parameters)
@@ -403,6 +410,24 @@ class Connection:
             self.commit()
         else:
             self.rollback()
+
+    def _note_stored_pragma(self, sql: str) -> None:
+        if self._capture is not None and _STORED_PRAGMA.match(sql):
+            self._capture.pragmas_changed = True
+
+    def _run_stored_pragma(self, cursor: Cursor, sql: str, parameters: Any) -> None:
+        """``PRAGMA user_version = N`` (or application_id) outside a transaction: sqlite3
+        runs it in autocommit, so here it is a transaction of its own, whose commit writes
+        the value into the store's catalog."""
+        self._begin()
+        try:
+            self._open_replica_transaction()
+            self._execute(cursor, sql, parameters, False, "PRAGMA")
+            self._note_stored_pragma(sql)
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def _run_outside_transaction(self, cursor: Cursor, sql: str, parameters: Any) -> None:
         setting = _FOREIGN_KEYS.match(sql)

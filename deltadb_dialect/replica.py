@@ -142,6 +142,9 @@ class TableInfo:
 
 
 CAPTURE_HOOK = "deltadb-capture"
+# Header values kept in the catalog: SQLite keeps them in the database file's header, which
+# the replica's is not (``PRAGMA user_version = 3`` must survive a reopen).
+STORED_PRAGMAS = ("user_version", "application_id")
 
 
 class Capture:
@@ -155,7 +158,7 @@ class Capture:
     read at commit, may have another key or none (a delete to write).
     """
 
-    __slots__ = ("replica", "rowids", "keys", "whole", "dropped", "_old_key")
+    __slots__ = ("replica", "rowids", "keys", "whole", "dropped", "pragmas_changed", "_old_key")
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
@@ -163,6 +166,7 @@ class Capture:
         self.keys: dict[str, dict[tuple, tuple | None]] = {}  # WITHOUT ROWID tables: by key
         self.whole: set[str] = set()  # tables to re-export whole
         self.dropped: set[str] = set()  # dropped, renamed or altered: re-exported whole too
+        self.pragmas_changed = False  # a stored pragma was set: the catalog is written
         self._old_key: dict[str, Callable[[Any], tuple]] = {}
 
     def on_change(self, update: Any) -> None:
@@ -305,7 +309,19 @@ class Replica:
             if item["type"] != "trigger":
                 self.conn.execute(item["sql"])
         self.schema_history = catalog.get("history", {})
+        self.apply_pragmas(catalog)
         self.refresh_tables()
+
+    def stored_pragmas(self) -> dict[str, int]:
+        """The database header's values an application sets and expects to keep."""
+        values = {name: int(self.conn.execute(f"PRAGMA {name}").fetchall()[0][0])  # type: ignore[arg-type]
+                  for name in STORED_PRAGMAS}
+        return {name: value for name, value in values.items() if value}
+
+    def apply_pragmas(self, catalog: dict[str, Any]) -> None:
+        stored = catalog.get("pragmas", {})
+        for name in STORED_PRAGMAS:
+            self.conn.execute(f"PRAGMA {name} = {int(stored.get(name, 0))}")
 
     def create_triggers(self, catalog: dict[str, Any]) -> None:
         for item in catalog["objects"]:
@@ -313,7 +329,11 @@ class Replica:
                 self.conn.execute(item["sql"])
 
     def catalog(self) -> dict[str, Any]:
-        return {"objects": self.catalog_sql(), "history": self.schema_history}
+        catalog = {"objects": self.catalog_sql(), "history": self.schema_history}
+        pragmas = self.stored_pragmas()
+        if pragmas:  # only then: catalogs of stores that never set one stay as they were
+            catalog["pragmas"] = pragmas
+        return catalog
 
     def refresh_tables(self) -> set[str]:
         """Re-read every table's shape; returns the names whose shape changed."""
@@ -471,4 +491,5 @@ def sync_catalog(replica: Replica, catalog: dict[str, Any]) -> set[str]:
         if item["type"] != "trigger" and remaining.get(key) != target[key]:
             replica.conn.execute(item["sql"])
     replica.schema_history = catalog.get("history", {})
+    replica.apply_pragmas(catalog)
     return replica.refresh_tables()

@@ -796,6 +796,7 @@ class Store:
                                 key_hashers=self._key_hashers, cache=self.cache)
         if schema_changed:
             self._retag()
+        if schema_changed or capture.pragmas_changed:
             builder.catalog(self.replica.catalog())
         for name in sorted(whole):
             builder.reset(name)

@@ -253,3 +253,23 @@ def test_orm_multi_row_inserts_match_generated_keys(make_engine, setup: str) -> 
     assert set(expected) <= set(_families(engine))
     engine.dispose()
     assert set(expected) <= set(_families(make_engine()))
+
+
+def test_user_version_and_application_id_survive_reopen(make_engine) -> None:
+    """SQLite keeps them in the database header; the store keeps them in its catalog."""
+    engine = make_engine()
+    with engine.connect() as conn:  # outside a transaction: committed at once, as sqlite3 does
+        conn.exec_driver_sql("PRAGMA user_version = 7")
+    with engine.begin() as conn:  # inside one: committed with it
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("PRAGMA application_id = 1234")
+    with engine.connect() as conn:  # rolled back with its transaction
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        conn.exec_driver_sql("PRAGMA user_version = 99")
+        conn.rollback()
+        conn.exec_driver_sql("VACUUM")  # a checkpoint: the snapshot's catalog keeps them too
+    engine.dispose()
+    with make_engine().connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA user_version").scalar() == 7
+        assert conn.exec_driver_sql("PRAGMA application_id").scalar() == 1234
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
