@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
@@ -130,6 +131,7 @@ _TXN_CONTROL = re.compile(
 )
 _FOREIGN_KEYS = re.compile(r"^\s*PRAGMA\s+(?:main\.)?foreign_keys\s*=\s*(\w+)", re.IGNORECASE)
 _OUTSIDE_TRANSACTION = ("PRAGMA", "VACUUM")
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _STORED_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?(?:user_version|application_id)\s*[=(]",
                             re.IGNORECASE)
 _VACUUM_INTO = re.compile(r"^\s*VACUUM\b.*\bINTO\b", re.IGNORECASE | re.DOTALL)
@@ -222,6 +224,12 @@ def connect(
 class Connection:
     """One DB-API connection; all connections of a process to a store share its replica."""
 
+    # PEP 249's optional extension, as sqlite3 has it: the exceptions on the connection.
+    Warning, Error, InterfaceError, DatabaseError = Warning, Error, InterfaceError, DatabaseError
+    DataError, OperationalError, IntegrityError = DataError, OperationalError, IntegrityError
+    InternalError, ProgrammingError = InternalError, ProgrammingError
+    NotSupportedError = NotSupportedError
+
     def __init__(self, store: Store, *, timeout: float, isolation_level: str | None) -> None:
         self._store: Store | None = store
         self._timeout = timeout
@@ -236,8 +244,6 @@ class Connection:
         # statement description is cached until the transaction ends.
         self._schema_changed = False
         self._apsw_cursor: apsw.Cursor | None = None  # reused: every result is fetched at once
-        self.Error, self.IntegrityError, self.OperationalError = (
-            Error, IntegrityError, OperationalError)
 
     # --- PEP 249 ---------------------------------------------------------------------
 
@@ -300,6 +306,9 @@ class Connection:
 
     def executemany(self, sql: str, seq_of_parameters: Any) -> Cursor:
         return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, script: str) -> Cursor:
+        return self.cursor().executescript(script)
 
     def create_function(self, name: str, narg: int, func: Callable[..., Any], *,
                         deterministic: bool = False) -> None:
@@ -573,6 +582,25 @@ class Connection:
         return total
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, split where SQLite's own completeness test says one ends
+    (so semicolons inside strings, comments and trigger bodies do not split)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_sql(pending):
+                yield pending
+            pending = ""
+    if _has_sql(pending[:-1]):
+        yield pending[:-1]  # a last statement without its semicolon
+
+
+def _has_sql(text: str) -> bool:
+    """Anything but comments, blanks and semicolons."""
+    return bool(_COMMENT.sub("", text).strip(" \t\r\n;"))
+
+
 def _describe(raw: Any) -> tuple | None:
     if not raw:
         return None
@@ -614,6 +642,23 @@ class Cursor:
     def executemany(self, sql: str, seq_of_parameters: Any) -> Cursor:
         self._check()
         self.connection._run(self, sql, list(seq_of_parameters), many=True)
+        return self
+
+    def executescript(self, script: str) -> Cursor:
+        """sqlite3's executescript: commit what is pending, then run the script's statements
+        one by one in autocommit mode (each its own transaction, unless the script opens
+        one with BEGIN)."""
+        self._check()
+        if not isinstance(script, str):
+            raise ValueError("script argument must be unicode.")
+        connection = self.connection
+        connection.commit()
+        saved, connection.isolation_level = connection.isolation_level, None
+        try:
+            for statement in _statements(script):
+                connection._run(self, statement, (), False)
+        finally:
+            connection.isolation_level = saved
         return self
 
     def fetchone(self) -> Any:

@@ -123,3 +123,37 @@ def test_entity_documents_are_cached_and_invalidated_by_commits(make_engine,
         assert store.read_document("t", (1,))["v"] == "uno"
     assert after["cache_hits"] - before["cache_hits"] == 1
     assert after["cache_misses"] - before["cache_misses"] == 2
+
+
+def test_executescript_runs_a_schema_script_like_sqlite3(master_key, store_dir) -> None:
+    from deltadb_dialect import dbapi
+
+    connection = dbapi.connect(str(store_dir))
+    connection.execute("CREATE TABLE pending (id INTEGER PRIMARY KEY)")  # committed first
+    connection.executescript("""
+        -- the schema; a semicolon in a comment does not end a statement
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+        CREATE TABLE audit (note INT, what TEXT);
+        CREATE TRIGGER noted AFTER INSERT ON notes BEGIN
+            INSERT INTO audit VALUES (new.id, 'added; by trigger');
+        END;
+        INSERT INTO notes (body) VALUES ('semi;colon');
+        BEGIN;
+        INSERT INTO notes (body) VALUES ('in a transaction');
+        COMMIT;
+        /* a comment alone */ ;
+        INSERT INTO notes (body) VALUES ('last, without a semicolon')""")
+    assert not connection.in_transaction
+    with pytest.raises(connection.OperationalError, match="no such table"):
+        connection.executescript("INSERT INTO notes (body) VALUES ('x'); SELECT * FROM nowhere;")
+    connection.close()
+
+    reopened = dbapi.connect(str(store_dir))
+    assert reopened.execute("SELECT body FROM notes ORDER BY id").fetchall() == [
+        ("semi;colon",), ("in a transaction",), ("last, without a semicolon",), ("x",)]
+    assert reopened.execute("SELECT count(*) FROM audit").fetchone() == (4,)
+    assert reopened.execute("SELECT count(*) FROM pending").fetchone() == (0,)
+    with pytest.raises(ValueError, match="unicode"):
+        reopened.executescript(b"SELECT 1")  # type: ignore[arg-type]
+    assert reopened.NotSupportedError is dbapi.NotSupportedError
+    reopened.close()
