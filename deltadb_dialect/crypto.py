@@ -42,22 +42,6 @@ class Sealer:
         prepends it, as ``seal`` does)."""
         return self._aead.encrypt
 
-    def seal_all(self, items: list[tuple[bytes, bytes]]) -> list[bytes]:
-        """Seal many ``(plaintext, aad)`` pairs, each under its own fresh random nonce.
-
-        The nonces come from the OS CSPRNG in one call instead of one call each; every
-        ciphertext is still ``nonce || ciphertext+tag`` with a distinct random nonce.
-        """
-        count = len(items)
-        nonces = os.urandom(NONCE_BYTES * count)
-        encrypt = self._aead.encrypt
-        out = []
-        for i in range(count):
-            plaintext, aad = items[i]
-            nonce = nonces[NONCE_BYTES * i:NONCE_BYTES * (i + 1)]
-            out.append(nonce + encrypt(nonce, plaintext, aad))
-        return out
-
     def open(self, sealed: bytes, aad: bytes, *, what: str) -> bytes:
         if len(sealed) < NONCE_BYTES + TAG_BYTES:
             raise TamperError(f"{what}: ciphertext is truncated")

@@ -53,7 +53,6 @@ from deltadb_dialect.log import (
     CATALOG,
     CONTINUED,
     DELETE,
-    NO_TAG,
     RESET,
     UPSERT,
     Entry,
@@ -829,18 +828,6 @@ class Store:
         METRICS["records_written"] += len(records)
         METRICS["entities_written"] += builder.entities
 
-    def _seal_item(self, op: bytes, item: Any, plain: bytes, seq: int, sealer: Any) -> Entry:
-        store_id = self._store_id
-        if op == CATALOG:
-            return Entry(op, NO_TAG, NO_TAG, sealer.seal(plain, catalog_aad(store_id, seq)))
-        if op == RESET:
-            return Entry(op, item, NO_TAG, b"")
-        change: EntityChange = item
-        ttag = self._table_tag(change.table.name)
-        ktag = key_tag(self._require_keyring().naming_key, ttag, canonical_key(change.key))
-        self.cache.discard((change.table.name, ktag))
-        return Entry(op, ttag, ktag, sealer.seal(plain, entity_aad(store_id, op, ttag, ktag, seq)))
-
     def register_function(self, name: str, narg: int, func: Any, *, deterministic: bool) -> None:
         """An SQL function for the replica, installed at the next transaction's start.
 
@@ -942,7 +929,7 @@ class Store:
         assert header is not None and self._log is not None
         seq = self.seq
         sealer = keyring.active
-        catalog = _plaintext(CATALOG, self.replica.catalog())
+        catalog = orjson.dumps(self.replica.catalog())
         snap_name = new_file_name("snap")
         digest = write_snapshot(
             self.layout.file(snap_name), store_id=header.store_id, seq=seq, kid=sealer.key_id,
@@ -966,7 +953,14 @@ class Store:
     def _snapshot_entries(self, seq: int, sealer: Any) -> Iterator[Entry]:
         for table in list(self.replica.tables.values()):
             for change in self.replica.export_table(table):
-                yield self._seal_item(UPSERT, change, _plaintext(UPSERT, change), seq, sealer)
+                yield self._snapshot_entry(change, seq, sealer)
+
+    def _snapshot_entry(self, change: EntityChange, seq: int, sealer: Any) -> Entry:
+        """One live row sealed for a snapshot, bound to the snapshot's sequence number."""
+        ttag = self._table_tag(change.table.name)
+        ktag = key_tag(self._require_keyring().naming_key, ttag, canonical_key(change.key))
+        aad = entity_aad(self._store_id, UPSERT, ttag, ktag, seq)
+        return Entry(UPSERT, ttag, ktag, sealer.seal(orjson.dumps(change.document), aad))
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -1044,17 +1038,6 @@ class _Replay:
                     store.cache.discard((change.table.name, entry.key_tag))
         if len(self.pending) >= APPLY_BATCH:  # bounded memory; records are whole states
             self.flush()
-
-
-def _plaintext(op: bytes, item: Any) -> bytes:
-    """What gets sealed for one item: the catalog, a row's document, or a deleted row's key."""
-    if op == CATALOG:
-        return orjson.dumps(item)
-    if op == RESET:
-        return b""
-    if op == DELETE:
-        return canonical_key(item.key)
-    return orjson.dumps(item.document)
 
 
 # --- the process-wide registry: one Store per directory -----------------------------------

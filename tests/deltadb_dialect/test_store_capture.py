@@ -136,18 +136,26 @@ def reopened(make_engine: Callable[..., Engine], engine: Engine, sql: str) -> li
         return [tuple(row) for row in conn.exec_driver_sql(sql)]
 
 
+def in_transactions(engine: Engine, *transactions: list[str]) -> None:
+    """Run each list of statements as one committed transaction."""
+    for statements in transactions:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+
+
 def test_a_temporary_table_never_touches_the_stored_table_of_its_name(
         make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
-        conn.exec_driver_sql("INSERT INTO notes VALUES (1, 'kept'), (2, 'also kept')")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TEMP TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
-        conn.exec_driver_sql("INSERT INTO temp.notes VALUES (1, 'scratch'), (3, 'more')")
-        conn.exec_driver_sql("UPDATE temp.notes SET id = 2 WHERE id = 3")
-        conn.exec_driver_sql("DELETE FROM temp.notes")
-        conn.exec_driver_sql("DROP TABLE temp.notes")
+    in_transactions(
+        engine,
+        ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+         "INSERT INTO notes VALUES (1, 'kept'), (2, 'also kept')"],
+        ["CREATE TEMP TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+         "INSERT INTO temp.notes VALUES (1, 'scratch'), (3, 'more')",
+         "UPDATE temp.notes SET id = 2 WHERE id = 3",
+         "DELETE FROM temp.notes",
+         "DROP TABLE temp.notes"])
     assert reopened(make_engine, engine, "SELECT * FROM notes ORDER BY id") == [
         (1, "kept"), (2, "also kept")]
 
@@ -155,16 +163,16 @@ def test_a_temporary_table_never_touches_the_stored_table_of_its_name(
 def test_rows_are_followed_when_columns_shadow_the_rowid_names(
         make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql('CREATE TABLE odd (rowid TEXT, "_rowid_" INT, k TEXT PRIMARY KEY)')
-        conn.exec_driver_sql("CREATE TABLE odder (rowid INT, oid INT, k INT PRIMARY KEY, v TEXT)")
-        conn.exec_driver_sql("INSERT INTO odd VALUES ('r1', 1, 'a'), ('r2', 2, 'b')")
-        conn.exec_driver_sql("INSERT INTO odder VALUES (1, 2, 3, 'x'), (4, 5, 6, 'y')")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE odd SET k = 'c' WHERE k = 'a'")
-        conn.exec_driver_sql("DELETE FROM odder WHERE v = 'x'")
-        conn.exec_driver_sql("UPDATE odder SET k = 10 WHERE v = 'y'")
-        conn.exec_driver_sql("INSERT INTO odder VALUES (7, 8, 9, 'z')")
+    in_transactions(
+        engine,
+        ['CREATE TABLE odd (rowid TEXT, "_rowid_" INT, k TEXT PRIMARY KEY)',
+         "CREATE TABLE odder (rowid INT, oid INT, k INT PRIMARY KEY, v TEXT)",
+         "INSERT INTO odd VALUES ('r1', 1, 'a'), ('r2', 2, 'b')",
+         "INSERT INTO odder VALUES (1, 2, 3, 'x'), (4, 5, 6, 'y')"],
+        ["UPDATE odd SET k = 'c' WHERE k = 'a'",
+         "DELETE FROM odder WHERE v = 'x'",
+         "UPDATE odder SET k = 10 WHERE v = 'y'",
+         "INSERT INTO odder VALUES (7, 8, 9, 'z')"])
     assert reopened(make_engine, engine, "SELECT * FROM odd ORDER BY k") == [
         ("r2", 2, "b"), ("r1", 1, "c")]
     assert reopened(make_engine, engine, "SELECT * FROM odder ORDER BY k") == [
@@ -186,13 +194,13 @@ def test_a_table_without_key_whose_column_takes_the_rowid_name_is_refused(
 def test_a_table_renamed_with_new_rows_in_one_transaction(
         make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE old_name (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.exec_driver_sql("INSERT INTO old_name VALUES (1, 'one')")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO old_name VALUES (2, 'two')")
-        conn.exec_driver_sql("ALTER TABLE old_name RENAME TO new_name")
-        conn.exec_driver_sql("UPDATE new_name SET v = 'uno' WHERE id = 1")
+    in_transactions(
+        engine,
+        ["CREATE TABLE old_name (id INTEGER PRIMARY KEY, v TEXT)",
+         "INSERT INTO old_name VALUES (1, 'one')"],
+        ["INSERT INTO old_name VALUES (2, 'two')",
+         "ALTER TABLE old_name RENAME TO new_name",
+         "UPDATE new_name SET v = 'uno' WHERE id = 1"])
     assert reopened(make_engine, engine, "SELECT * FROM new_name ORDER BY id") == [
         (1, "uno"), (2, "two")]
 
@@ -221,13 +229,13 @@ def test_a_table_dropped_and_created_again_keeps_only_its_new_rows(
 def test_a_table_renamed_away_and_replaced_by_its_twin(
         make_engine: Callable[..., Engine]) -> None:
     engine = make_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.exec_driver_sql("INSERT INTO a VALUES (1, 'first')")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE a RENAME TO b")
-        conn.exec_driver_sql("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.exec_driver_sql("INSERT INTO a VALUES (2, 'second')")
+    in_transactions(
+        engine,
+        ["CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)",
+         "INSERT INTO a VALUES (1, 'first')"],
+        ["ALTER TABLE a RENAME TO b",
+         "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)",
+         "INSERT INTO a VALUES (2, 'second')"])
     assert reopened(make_engine, engine, "SELECT * FROM a") == [(2, "second")]
     assert reopened(make_engine, make_engine(), "SELECT * FROM b") == [(1, "first")]
 
@@ -237,11 +245,11 @@ def test_vacuum_compacts_the_store_and_keeps_rowid_keys(
     """VACUUM on SQLite renumbers the rowids of tables without an INTEGER PRIMARY KEY; here
     those rowids are the rows' keys in the store, so VACUUM checkpoints the store instead."""
     engine = make_engine()
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE log_lines (line TEXT, n INT)")
-        conn.exec_driver_sql("INSERT INTO log_lines VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4)")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM log_lines WHERE n < 3")
+    in_transactions(
+        engine,
+        ["CREATE TABLE log_lines (line TEXT, n INT)",
+         "INSERT INTO log_lines VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4)"],
+        ["DELETE FROM log_lines WHERE n < 3"])
     logs_before = sorted(p.name for p in store_dir.iterdir() if p.name.startswith("log"))
     with engine.connect() as conn:
         conn.exec_driver_sql("VACUUM")
