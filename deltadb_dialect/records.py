@@ -42,11 +42,6 @@ def catalog_aad(store_id: bytes, seq: int) -> bytes:
     return b"deltadb/catalog|" + store_id + seq.to_bytes(8, "big")
 
 
-def _integer_key(key: tuple) -> bytes | None:
-    """``canonical_key`` of a one-integer key without the general encoder, else None."""
-    return b"[%d]" % key[0] if len(key) == 1 and type(key[0]) is int else None
-
-
 class RecordBuilder:
     """Seals the entries of one transaction, whose first record gets sequence ``seq``."""
 
@@ -103,7 +98,7 @@ class RecordBuilder:
         self._make_room(len(plain) + ENTRY_OVERHEAD)
         ttag, hasher = self._tagged(name)
         digest = hasher.copy()
-        digest.update(_integer_key(key) or canonical_key(key))
+        digest.update(canonical_key(key))
         ktag = digest.digest()
         if self._cache is not None:
             self._cache.discard((name, ktag))
