@@ -294,6 +294,16 @@ def _records_end(log_file: Path) -> int:
     return start
 
 
+def _store_with_first_row(make_engine, store_dir: Path):
+    """An engine on a store whose table ``t`` holds the acknowledged row (1, 'first'), and
+    the store's log file."""
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 'first')"))
+    return engine, next(store_dir.glob("log-*.dlg"))
+
+
 def _ids(engine) -> list[int]:
     with engine.connect() as conn:
         return conn.execute(text("SELECT id FROM t ORDER BY id")).scalars().all()
@@ -330,11 +340,7 @@ TORN_SHAPES = {
 @pytest.mark.parametrize("shape", sorted(TORN_SHAPES))
 def test_torn_write_inside_preallocated_space_is_dropped(make_engine, store_dir,
                                                          shape) -> None:
-    engine = make_engine()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-        conn.execute(text("INSERT INTO t VALUES (1, 'first')"))
-    log_file = next(store_dir.glob("log-*.dlg"))
+    engine, log_file = _store_with_first_row(make_engine, store_dir)
     anchor = store_dir / "store.seq"
     acknowledged = anchor.read_bytes()
     end = _records_end(log_file)
@@ -416,11 +422,7 @@ with engine.begin() as conn:
 
 def test_a_running_process_cuts_off_another_process_torn_write(make_engine,
                                                                store_dir) -> None:
-    engine = make_engine()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-        conn.execute(text("INSERT INTO t VALUES (1, 'first')"))
-    log_file = next(store_dir.glob("log-*.dlg"))
+    engine, log_file = _store_with_first_row(make_engine, store_dir)
     end = _records_end(log_file)
     child = subprocess.run([sys.executable, "-c", TORN_WRITER, str(store_dir)],
                            env=os.environ, timeout=60, check=False)
