@@ -16,6 +16,7 @@ from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
 from backend.llm.mock import mock_openai_app
+from backend.mcp import runtime as mcp_runtime
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from backend.services import users
 
@@ -50,6 +51,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     with SessionLocal() as session:
         users.ensure_configured_admin(session=session)
     _freeze_startup_objects()
+    async with mcp_runtime.running():
+        _log_started()
+        yield
+
+
+def _log_started() -> None:
     logger.info(
         "started",
         extra={
@@ -58,7 +65,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "mock_llm": settings.use_mock_llm,
         },
     )
-    yield
 
 
 def mount_frontend(app: FastAPI, directory: Path) -> None:

@@ -300,3 +300,31 @@ class ToolExecution(Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The MCP server that offered the tool; null for the built-in tools.
+    server: Mapped[str | None] = mapped_column(String(32))
+    # Why the user rejected the call (the model is told), or why it failed.
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class McpServer(Base):
+    """An MCP server the admin configured, or one read from MCP_SERVERS_FILE (`source`).
+
+    `config` is the server's `mcpServers` entry as JSON, secrets (environment values,
+    headers) included: like every row it is encrypted at rest, and the API never returns them.
+    """
+
+    __tablename__ = "mcp_servers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(8), default="admin")  # "admin" or "file"
+    config: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Who may use its tools: "everyone", "none", or a JSON list of usernames in `users`.
+    access: Mapped[str] = mapped_column(String(16), default="everyone")
+    users: Mapped[str] = mapped_column(Text, default="[]")
+    # Per tool: "auto" (may run without asking), "ask" or "never"; JSON object.
+    tool_policies: Mapped[str] = mapped_column(Text, default="{}")
+    default_policy: Mapped[str] = mapped_column(String(8), default="ask")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

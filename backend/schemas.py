@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -482,6 +482,17 @@ class ToolPublic(BaseModel):
     name: str
     description: str
     parameters: dict
+    # For MCP tools: the server, the tool's own name there, and the admin's policy.
+    server: str | None = None
+    tool: str | None = None
+    policy: Literal["auto", "ask", "never"] | None = None
+
+
+class ToolDecision(BaseModel):
+    """Optional details of a decision: edited arguments to approve, or a rejection's reason."""
+
+    arguments: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, max_length=1000)
 
 
 class ToolsPublic(BaseModel):
@@ -493,8 +504,13 @@ class ToolExecutionPublic(BaseModel):
     conversation_uuid: str
     question_uuid: str | None
     tool_name: str
+    # The MCP server that offered the tool (null for built-in tools).
+    server: str | None = None
+    # Why a call was rejected or failed.
+    reason: str | None = None
     arguments: dict | str
-    status: Literal["pending", "rejected", "succeeded", "failed"]
+    # "running": an approved MCP call whose outcome is not in yet.
+    status: Literal["pending", "running", "rejected", "succeeded", "failed"]
     approval: Literal["auto", "pending", "approved", "rejected"]
     result: str | None
     duration_ms: int | None

@@ -8,6 +8,7 @@ from backend.api.routes import (
     auth,
     conversations,
     health,
+    mcp,
     messages,
     models,
     search,
@@ -32,3 +33,4 @@ api_router.include_router(tools.router)
 api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
 api_router.include_router(archive.router)
+api_router.include_router(mcp.router)

@@ -19,11 +19,11 @@ from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from backend.api.answers import answer_as_event_stream, answer_as_json, wants_event_stream
-from backend.core.db import run_in_session, run_quick_in_session
+from backend.core.db import run_quick_in_session
 from backend.llm.client import Completion, LLMError
 from backend.llm.tool_calls import ToolCall, complete_with_tools, stream_with_tools
 from backend.schemas import ChatTurnPublic, ToolExecutionPublic, ToolTurnPublic
-from backend.services import chat, tools
+from backend.services import chat, external_tools, tools
 from backend.services.chat import ChatTurn
 from backend.services.turns import PreparedTurn
 
@@ -60,8 +60,9 @@ async def _rounds(
 ) -> AsyncIterator[tuple[str, Any]]:
     """("delta", text), ("tool_call" | "tool_result", execution), then ("done", turn result)."""
     messages, calls = [*turn.prompt, *extra], []
+    username = await external_tools.username_of(user_id)
     for round_number in range(MAX_TOOL_ROUNDS + 1):
-        offered = tools.openai_tools() if round_number < MAX_TOOL_ROUNDS else None
+        offered = tools.openai_tools(username=username) if round_number < MAX_TOOL_ROUNDS else None
         result: Completion | ToolCall | None = None
         async for item in _reply(turn=turn, messages=messages, offered=offered, streamed=streamed):
             if isinstance(item, str):
@@ -75,8 +76,8 @@ async def _rounds(
             return
         assert isinstance(result, ToolCall)
         calls.append(result)
-        execution = await run_in_session(
-            tools.log_call, turn=turn, user_id=user_id, call=result, approval=approval
+        execution = await external_tools.propose(
+            turn=turn, user_id=user_id, call=result, approval=approval
         )
         if execution.status == "pending":
             yield "tool_call", execution

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
 
+    # Tools from MCP servers: a `{"mcpServers": {...}}` file (Claude Desktop's format), added
+    # to those the admin configures in the UI; each call's time and result size are bounded.
+    MCP_SERVERS_FILE: str | None = None
+    MCP_CALL_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)
+    MCP_RESULT_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Where stdio servers get their working directories (one each, created 0700).
+    MCP_WORK_DIR: str | None = None
+
     OPENAI_API_KEY: str | None = Field(default=None, repr=False)
     OPENAI_BASE_URL: str | None = None
     # None means "mock unless a real key is configured".

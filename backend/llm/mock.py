@@ -98,11 +98,27 @@ def _intent_arguments(name: str, question: str) -> dict[str, Any] | None:
     return None
 
 
+def _named_arguments(name: str, question: str) -> dict[str, Any] | None:
+    """`... <tool> with {"json": "object"}`: the arguments a question spells out."""
+    match = re.search(re.escape(name) + r"\s+(?:with\s+)?(\{.*\})", question, re.S)
+    if match is None:
+        return None
+    try:
+        arguments = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return arguments if isinstance(arguments, dict) else None
+
+
 def _tool_call(body: dict[str, Any], question: str) -> dict[str, Any] | None:
     """Propose a call to the first offered tool the question names or asks for."""
     for tool in body.get("tools") or []:
         name = str((tool.get("function") or {}).get("name") or "")
-        arguments = _intent_arguments(name, question) if name else None
+        arguments = (
+            (_intent_arguments(name, question) or _named_arguments(name, question))
+            if name
+            else None
+        )
         if name and (arguments is not None or name in question):
             call_id = "call_" + hashlib.sha256(question.encode()).hexdigest()[:12]
             function = {"name": name, "arguments": json.dumps(arguments or {})}

@@ -19,6 +19,8 @@ class PreparedTurn:
     user_id: int | None
     tools_enabled: bool
     tool_approval: bool
+    # Whose MCP tool permissions apply (None for anonymous quick chats).
+    username: str | None = None
 
 
 def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
@@ -26,6 +28,7 @@ def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
     return PreparedTurn(
         turn=turn,
         user_id=owner.user.id if owner.user else None,
+        username=owner.user.username if owner.user else None,
         tools_enabled=conversation.tools_enabled and conversation.kind == "chat",
         tool_approval=conversation.tool_approval,
     )

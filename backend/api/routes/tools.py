@@ -4,21 +4,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from backend.api.deps import CurrentOwner, CurrentUser
 from backend.api.routes.messages import ANSWER_RESPONSES
 from backend.api.tool_answers import continue_after_decision
 from backend.core.db import run_in_session
-from backend.schemas import ToolExecutionsPublic, ToolsPublic, ToolTurnPublic
-from backend.services import tools
+from backend.schemas import ToolDecision, ToolExecutionsPublic, ToolsPublic, ToolTurnPublic
+from backend.services import conversation_tools, external_tools, tools
 
 router = APIRouter(tags=["tools"])
 
 
 @router.get("/tools", response_model=ToolsPublic)
 async def list_tools(user: CurrentUser) -> ToolsPublic:
-    """The built-in tools offered to the model (JSON Schema parameters)."""
-    return ToolsPublic(data=list(tools.TOOLS.values()))
+    """The tools offered to the model for this user: built-in, then MCP (`server__tool`)."""
+    return ToolsPublic(data=tools.available_tools(username=user.username))
 
 
 @router.get("/conversations/{uuid}/tool-executions", response_model=ToolExecutionsPublic)
@@ -34,9 +35,21 @@ async def list_tool_executions(
     )
 
 
-async def _decide(request: Request, owner: CurrentOwner, uuid: str, execution: str, approve: bool):  # noqa: ANN202
-    decision = await run_in_session(
-        tools.decide, owner=owner, conversation_uuid=uuid, execution_uuid=execution, approve=approve
+async def _decide(  # noqa: ANN202
+    request: Request,
+    owner: CurrentOwner,
+    uuid: str,
+    execution: str,
+    approve: bool,
+    body: ToolDecision | None = None,
+):
+    decision = await external_tools.decide_call(
+        owner=owner,
+        conversation_uuid=uuid,
+        execution_uuid=execution,
+        approve=approve,
+        arguments=body.arguments if body else None,
+        reason=body.reason if body else None,
     )
     assert owner.user is not None
     return await continue_after_decision(request, decision, user_id=owner.user.id)
@@ -49,10 +62,15 @@ async def _decide(request: Request, owner: CurrentOwner, uuid: str, execution: s
     responses={**ANSWER_RESPONSES, 409: {"description": "Already decided"}},
 )
 async def approve_tool_call(
-    request: Request, owner: CurrentOwner, uuid: str, execution_uuid: str
+    request: Request,
+    owner: CurrentOwner,
+    uuid: str,
+    execution_uuid: str,
+    body: ToolDecision | None = None,
 ) -> ToolTurnPublic | StreamingResponse:
-    """Run a pending call; the model then answers with its result (JSON or SSE)."""
-    return await _decide(request, owner, uuid, execution_uuid, True)
+    """Run a pending call, with `arguments` if given (edit, then approve); the model then
+    answers with its result (JSON or SSE)."""
+    return await _decide(request, owner, uuid, execution_uuid, True, body)
 
 
 @router.post(
@@ -62,7 +80,40 @@ async def approve_tool_call(
     responses={**ANSWER_RESPONSES, 409: {"description": "Already decided"}},
 )
 async def reject_tool_call(
-    request: Request, owner: CurrentOwner, uuid: str, execution_uuid: str
+    request: Request,
+    owner: CurrentOwner,
+    uuid: str,
+    execution_uuid: str,
+    body: ToolDecision | None = None,
 ) -> ToolTurnPublic | StreamingResponse:
-    """Refuse a pending call; the model then answers without it (JSON or SSE)."""
-    return await _decide(request, owner, uuid, execution_uuid, False)
+    """Refuse a pending call, with a `reason` the model is told; the model then answers
+    without it (JSON or SSE)."""
+    return await _decide(request, owner, uuid, execution_uuid, False, body)
+
+
+class ApprovalModeBody(BaseModel):
+    approval_mode: conversation_tools.ApprovalMode
+
+
+@router.put("/conversations/{uuid}/approval_mode")
+async def put_approval_mode(owner: CurrentOwner, uuid: str, body: ApprovalModeBody) -> dict:
+    """`ask` for every tool call, or `auto`: tools the admin allows to run automatically do."""
+    return await run_in_session(
+        conversation_tools.set_approval_mode,
+        owner=owner,
+        conversation_uuid=uuid,
+        mode=body.approval_mode,
+    )
+
+
+@router.get("/conversations/{uuid}/status")
+async def conversation_status(owner: CurrentOwner, uuid: str) -> dict:
+    """Model, message counts, approval mode, and the tools available with their servers'
+    health."""
+    return await run_in_session(conversation_tools.status, owner=owner, conversation_uuid=uuid)
+
+
+@router.get("/conversations/{uuid}/tools")
+async def conversation_tools_summary(owner: CurrentOwner, uuid: str) -> dict:
+    """The tools available in the conversation and how often each was called, by outcome."""
+    return await run_in_session(conversation_tools.summary, owner=owner, conversation_uuid=uuid)

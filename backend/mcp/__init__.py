@@ -1,0 +1,1 @@
+"""Tools from Model Context Protocol servers: configuration, supervised connections, catalogue."""

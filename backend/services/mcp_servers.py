@@ -1,0 +1,173 @@
+"""The admin's MCP servers in the database, and those read from MCP_SERVERS_FILE.
+
+Rows hold the server's `mcpServers` entry (secrets included, encrypted at rest like every
+row) and the admin's policy. What leaves this module for the API never carries the values
+of environment variables or headers.
+"""
+
+import json
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.mcp.config import McpConfigError, ServerConfig, parse_server
+from backend.mcp.registry import McpRegistry, ServerPolicy, usable_schema
+from backend.mcp.schemas import (
+    McpServerIn,
+    McpServerPublic,
+    McpServersPublic,
+    McpServerUpdate,
+    McpToolPublic,
+)
+from backend.models import McpServer
+from backend.services.errors import BadRequest, Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+def config_of(row: McpServer) -> ServerConfig:
+    entry = json.loads(row.config)
+    entry["disabled"] = not row.enabled
+    return parse_server(row.name, entry)
+
+
+def policy_of(row: McpServer) -> ServerPolicy:
+    return ServerPolicy(
+        access=row.access,  # type: ignore[arg-type]
+        users=frozenset(json.loads(row.users or "[]")),
+        tool_policies=json.loads(row.tool_policies or "{}"),
+        default_policy=row.default_policy,  # type: ignore[arg-type]
+    )
+
+
+def _checked(name: str, config: dict) -> ServerConfig:
+    try:
+        return parse_server(name, config)
+    except McpConfigError as error:
+        raise BadRequest(str(error)) from error
+
+
+def _row(session: Session, name: str) -> McpServer:
+    row = session.scalars(select(McpServer).where(McpServer.name == name)).first()
+    if row is None:
+        raise NotFound(f"No MCP server is named {name!r}")
+    return row
+
+
+def public(row: McpServer, *, registry: McpRegistry) -> McpServerPublic:
+    config, policy = config_of(row), policy_of(row)
+    status = registry.status().get(row.name, {})
+    offered = {t.tool: t.name for t in registry.offered(username=None) if t.server == row.name}
+    tools = [
+        McpToolPublic(
+            name=tool.name,
+            qualified_name=offered.get(tool.name),
+            description=tool.description,
+            policy=policy.policy_of(tool.name) if usable_schema(tool) else "never",
+        )
+        for tool in registry.tools_of(row.name)
+    ]
+    return McpServerPublic(
+        **config.public() | {"enabled": row.enabled},
+        source=row.source,  # type: ignore[arg-type]
+        access=policy.access,
+        users=sorted(policy.users),
+        tool_policies=policy.tool_policies,
+        default_policy=policy.default_policy,
+        healthy=bool(status.get("healthy")),
+        restarts=int(status.get("restarts", 0)),
+        last_error=status.get("last_error"),
+        tools=tools,
+    )
+
+
+def list_servers(*, session: Session, registry: McpRegistry) -> McpServersPublic:
+    rows = session.scalars(select(McpServer).order_by(McpServer.name)).all()
+    return McpServersPublic(data=[public(r, registry=registry) for r in rows], count=len(rows))
+
+
+def runtime_servers(*, session: Session) -> list[tuple[ServerConfig, ServerPolicy]]:
+    """Every configured server with its policy, for the registry to run."""
+    servers = []
+    for row in session.scalars(select(McpServer)).all():
+        try:
+            servers.append((config_of(row), policy_of(row)))
+        except (McpConfigError, ValueError) as error:
+            logger.warning("mcp_server_unusable", extra={"server": row.name, "error": str(error)})
+    return servers
+
+
+def _apply_policy(row: McpServer, body: McpServerIn | McpServerUpdate) -> None:
+    if body.access is not None:
+        row.access = body.access
+    if body.users is not None:
+        row.users = json.dumps(sorted(set(body.users)))
+    if body.tool_policies is not None:
+        row.tool_policies = json.dumps(body.tool_policies)
+    if body.default_policy is not None:
+        row.default_policy = body.default_policy
+    if body.enabled is not None:
+        row.enabled = body.enabled
+
+
+def create_server(*, session: Session, body: McpServerIn) -> McpServer:
+    config = _checked(body.name, body.config)
+    row = McpServer(name=body.name, source="admin", config=json.dumps(config.to_document()))
+    _apply_policy(row, body)
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        raise Conflict(f"An MCP server named {body.name!r} already exists") from error
+    return row
+
+
+def update_server(*, session: Session, name: str, body: McpServerUpdate) -> McpServer:
+    row = _row(session, name)
+    if body.config is not None:
+        if row.source == "file":
+            raise Conflict("This server comes from MCP_SERVERS_FILE: change it in that file")
+        row.config = json.dumps(_checked(name, body.config).to_document())
+    _apply_policy(row, body)
+    session.commit()
+    return row
+
+
+def delete_server(*, session: Session, name: str) -> None:
+    row = _row(session, name)
+    if row.source == "file":
+        raise Conflict("This server comes from MCP_SERVERS_FILE: remove it from that file")
+    session.delete(row)
+    session.commit()
+
+
+def stored_config(*, session: Session, name: str) -> ServerConfig:
+    return config_of(_row(session, name))
+
+
+def sync_file_servers(*, session: Session, configs: list[ServerConfig]) -> None:
+    """Rows for the file's servers (config from the file; the admin's policy kept)."""
+    names = {c.name for c in configs}
+    for row in session.scalars(select(McpServer).where(McpServer.source == "file")).all():
+        if row.name not in names:
+            session.delete(row)
+    for config in configs:
+        document = json.dumps(config.to_document())
+        row = session.scalars(select(McpServer).where(McpServer.name == config.name)).first()
+        if row is None:
+            session.add(
+                McpServer(
+                    name=config.name, source="file", config=document, enabled=config.enabled
+                )
+            )
+        elif row.source == "file":
+            row.config = document
+        else:
+            logger.warning("mcp_file_server_shadowed", extra={"server": config.name})
+    try:
+        session.commit()
+    except IntegrityError:  # another worker wrote the same rows first
+        session.rollback()
