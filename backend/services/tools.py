@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from backend.core.config import settings
 from backend.llm.tool_calls import ToolCall
@@ -267,6 +267,40 @@ def list_executions(
         to_public(row, conversation_uuid=conversation.uuid, approver=name) for row, name in rows
     ]
     return ToolExecutionsPublic(data=data, count=count)
+
+
+def list_all_executions(
+    *, session: Session, limit: int, offset: int, server: str | None, username: str | None
+) -> dict[str, Any]:
+    """Every user's tool calls, newest first: the admin's audit view."""
+    owner = aliased(User)
+    approver = aliased(User)
+    where = []
+    if server is not None:
+        where.append(ToolExecution.server == server)
+    if username is not None:
+        where.append(owner.username == username)
+    base = (
+        select(ToolExecution, Conversation.uuid, owner.username, approver.username)
+        .join(Conversation, Conversation.id == ToolExecution.conversation_id)
+        .outerjoin(owner, owner.id == Conversation.user_id)
+        .outerjoin(approver, approver.id == ToolExecution.approved_by_id)
+        .where(*where)
+    )
+    count = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.execute(
+        base.order_by(ToolExecution.created_at.desc(), ToolExecution.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    data = [
+        {
+            "user": user,
+            "execution": to_public(row, conversation_uuid=uuid, approver=approved_by),
+        }
+        for row, uuid, user, approved_by in rows
+    ]
+    return {"data": data, "count": count}
 
 
 @dataclass(frozen=True)

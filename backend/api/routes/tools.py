@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backend.api.deps import CurrentOwner, CurrentUser
+from backend.api.deps import AdminUser, CurrentOwner, CurrentUser
 from backend.api.routes.messages import ANSWER_RESPONSES
 from backend.api.tool_answers import continue_after_decision
 from backend.core.db import run_in_session
@@ -117,3 +117,17 @@ async def conversation_status(owner: CurrentOwner, uuid: str) -> dict:
 async def conversation_tools_summary(owner: CurrentOwner, uuid: str) -> dict:
     """The tools available in the conversation and how often each was called, by outcome."""
     return await run_in_session(conversation_tools.summary, owner=owner, conversation_uuid=uuid)
+
+
+@router.get("/admin/tool-executions")
+async def audit_tool_executions(
+    admin: AdminUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    server: Annotated[str | None, Query(max_length=32)] = None,
+    username: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict:
+    """Every user's tool calls, newest first, optionally for one MCP server or user."""
+    return await run_in_session(
+        tools.list_all_executions, limit=limit, offset=offset, server=server, username=username
+    )

@@ -68,7 +68,8 @@ def test_bad_configurations_are_refused_with_a_sentence(
     bad = client.post(BASE, json={"name": "x", "config": {"url": "ftp://h"}}, headers=admin.headers)
     assert bad.status_code == 400 and "http(s)" in bad.json()["detail"]
     _add(client, admin)
-    again = client.post(BASE, json={"name": "tests", "config": stdio_entry()}, headers=admin.headers)
+    body = {"name": "tests", "config": stdio_entry()}
+    again = client.post(BASE, json=body, headers=admin.headers)
     assert again.status_code == 409
     failing = client.post(
         f"{BASE}/test",
@@ -95,6 +96,10 @@ def test_an_auto_tool_runs_and_is_audited_with_its_server(
     assert "ping" in body["assistant_message"]["content"]
     log = client.get(f"/api/conversations/{chat['uuid']}/tool-executions", headers=alice.headers)
     assert log.json()["data"][0]["server"] == "tests"
+    audit = client.get("/api/admin/tool-executions?server=tests", headers=admin.headers).json()
+    assert audit["count"] == 1 and audit["data"][0]["user"] == alice.username
+    assert audit["data"][0]["execution"]["result"] == "ping"
+    assert client.get("/api/admin/tool-executions", headers=alice.headers).status_code == 403
 
 
 def test_a_tool_that_must_ask_waits_and_can_be_edited_then_approved(
