@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     MCP_SERVERS_FILE: str | None = None
     MCP_CALL_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)
     MCP_RESULT_MAX_BYTES: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Whether admins may add stdio servers (commands run on this host) through the API/UI;
+    # off, stdio servers come only from MCP_SERVERS_FILE, which the operator owns.
+    MCP_ADMIN_STDIO: bool = True
     # Where stdio servers get their working directories (one each, created 0700).
     MCP_WORK_DIR: str | None = None
 

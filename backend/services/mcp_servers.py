@@ -22,7 +22,8 @@ from backend.mcp.schemas import (
     McpToolPublic,
 )
 from backend.models import McpServer
-from backend.services.errors import BadRequest, Conflict, NotFound
+from backend.core.config import settings
+from backend.services.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,16 @@ def policy_of(row: McpServer) -> ServerPolicy:
     )
 
 
-def _checked(name: str, config: dict) -> ServerConfig:
+def checked_config(name: str, config: dict) -> ServerConfig:
     try:
-        return parse_server(name, config)
+        server = parse_server(name, config)
     except McpConfigError as error:
         raise BadRequest(str(error)) from error
+    if server.transport == "stdio" and not settings.MCP_ADMIN_STDIO:
+        raise Forbidden(
+            "Stdio MCP servers can only be configured in MCP_SERVERS_FILE on this server"
+        )
+    return server
 
 
 def _row(session: Session, name: str) -> McpServer:
@@ -113,7 +119,7 @@ def _apply_policy(row: McpServer, body: McpServerIn | McpServerUpdate) -> None:
 
 
 def create_server(*, session: Session, body: McpServerIn) -> McpServer:
-    config = _checked(body.name, body.config)
+    config = checked_config(body.name, body.config)
     row = McpServer(name=body.name, source="admin", config=json.dumps(config.to_document()))
     _apply_policy(row, body)
     session.add(row)
@@ -130,7 +136,7 @@ def update_server(*, session: Session, name: str, body: McpServerUpdate) -> McpS
     if body.config is not None:
         if row.source == "file":
             raise Conflict("This server comes from MCP_SERVERS_FILE: change it in that file")
-        row.config = json.dumps(_checked(name, body.config).to_document())
+        row.config = json.dumps(checked_config(name, body.config).to_document())
     _apply_policy(row, body)
     session.commit()
     return row

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from backend.api.deps import AdminUser
 from backend.core.db import run_in_session
 from backend.mcp import runtime
-from backend.mcp.config import McpConfigError, ServerConfig, parse_server
+from backend.mcp.config import ServerConfig
 from backend.mcp.registry import usable_schema
 from backend.mcp.schemas import (
     McpProbePublic,
@@ -17,7 +17,6 @@ from backend.mcp.schemas import (
 )
 from backend.models import McpServer
 from backend.services import mcp_servers
-from backend.services.errors import BadRequest
 
 router = APIRouter(prefix="/admin/mcp-servers", tags=["mcp"])
 
@@ -77,8 +76,4 @@ async def test_mcp_server(admin: AdminUser, name: str) -> McpProbePublic:
 @router.post("/test", response_model=McpProbePublic)
 async def test_new_mcp_server(admin: AdminUser, body: McpServerIn) -> McpProbePublic:
     """Try a server before adding it."""
-    try:
-        config = parse_server(body.name, body.config)
-    except McpConfigError as error:
-        raise BadRequest(str(error)) from error
-    return await _probe(config)
+    return await _probe(mcp_servers.checked_config(body.name, body.config))

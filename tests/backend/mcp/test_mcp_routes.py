@@ -226,3 +226,15 @@ def test_servers_from_the_file_are_loaded_at_start(
         assert server["source"] == "file"
         refused = client.delete(f"{BASE}/fromfile", headers=admin.headers)
         assert refused.status_code == 409 and "MCP_SERVERS_FILE" in refused.json()["detail"]
+
+
+def test_stdio_servers_can_be_kept_out_of_the_admin_ui(
+    client: TestClient, admin: ChatUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "MCP_ADMIN_STDIO", False)
+    body = {"name": "x", "config": {"command": "/bin/sh", "args": ["-c", "id"]}}
+    refused = client.post(BASE, json=body, headers=admin.headers)
+    assert refused.status_code == 403 and "MCP_SERVERS_FILE" in refused.json()["detail"]
+    assert client.post(f"{BASE}/test", json=body, headers=admin.headers).status_code == 403
