@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend.core.config import settings
 from backend.mcp.config import McpConfigError, ServerConfig, parse_server
 from backend.mcp.registry import McpRegistry, ServerPolicy, usable_schema
 from backend.mcp.schemas import (
@@ -22,7 +23,6 @@ from backend.mcp.schemas import (
     McpToolPublic,
 )
 from backend.models import McpServer
-from backend.core.config import settings
 from backend.services.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
