@@ -247,6 +247,24 @@ class HealthPublic(BaseModel):
     database: Literal["ok", "error"]
 
 
+class LivenessPublic(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessPublic(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "error"]
+    migrations: Literal["ok", "error"]
+    # The last provider check's result; it never makes readiness fail.
+    provider: Literal["ok", "error", "mock", "unchecked"]
+
+
+class ProviderHealthPublic(BaseModel):
+    status: Literal["ok", "error", "mock", "unchecked"]
+    checked_at: datetime | None
+    detail: str | None
+
+
 class ServerConfigPublic(BaseModel):
     allow_registration: bool
     allow_anonymous_chat: bool
