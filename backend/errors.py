@@ -23,7 +23,7 @@ def _readable(error: dict) -> dict:
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [_readable(error) for error in exc.errors()]
-    if request.url.path.startswith(QUICKCHAT_PREFIX):  # seed 004's contract: 400 + status/message
+    if request.url.path.startswith(QUICKCHAT_PREFIX):  # quick chat's contract: 400 + status/message
         message = "; ".join(
             f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in errors
         )

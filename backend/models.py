@@ -150,7 +150,7 @@ class Conversation(Base):
     # Null for anonymous quick chats, which are owned through `anonymous_owner` instead.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     anonymous_owner: Mapped[str | None] = mapped_column(String(64), index=True)
-    # "chat" for the normal UI, "quickchat" for the seed-004 single-thread routes.
+    # "chat" for the normal UI, "quickchat" for the single-thread quick chat routes.
     kind: Mapped[str] = mapped_column(String(16), default="chat")
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -207,7 +207,7 @@ class Response(Base):
     message: Mapped[Message] = relationship(back_populates="response")
 
 
-# --- power features (issue 6): usage, limits, snapshots, tool executions --------------------
+# --- usage, limits, snapshots, tool executions --------------------
 
 
 class UsageDaily(Base):

@@ -239,7 +239,7 @@ class AdminModelsPublic(BaseModel):
     default_model: str
 
 
-# --- health and the seed-004 quick chat ------------------------------------------------
+# --- health and the quick chat ---------------------------------------------------------
 
 
 class HealthPublic(BaseModel):
@@ -293,7 +293,7 @@ class QuickChatExchange(BaseModel):
     ai: str | None = Field(serialization_alias="AI")
 
 
-# --- usage analytics and limits (issue 6) --------------------------------------------------
+# --- usage analytics and limits -----------------------------------------------------------
 
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Limit = Annotated[int, Field(ge=0, le=10**12)]

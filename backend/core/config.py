@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     ADMIN_PASSWORD: str | None = Field(default=None, repr=False)
     ADMIN_EMAIL: str | None = None
     ALLOW_REGISTRATION: bool = True
-    # Lets callers without an account use the seed-004 quick-chat routes.
+    # Lets callers without an account use the quick-chat routes.
     ALLOW_ANONYMOUS_CHAT: bool = False
 
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)

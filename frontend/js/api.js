@@ -567,7 +567,7 @@ export async function adminSaveModels(models) {
   return { models: modelNames(items) ?? models };
 }
 
-/* ---------- power features (issue 6): usage, limits, search, snapshots, export/import,
+/* ---------- usage, limits, search, snapshots, export/import,
    archiving, tool calls. docs/API.md, last section. ---------- */
 
 const enc = encodeURIComponent;
