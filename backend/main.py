@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
 from backend.api.routes import quickchat
 from backend.core.config import settings
@@ -75,12 +76,15 @@ def create_app() -> FastAPI:
         title=settings.PROJECT_NAME,
         summary="A private AI chat service whose every stored row is encrypted at rest.",
         lifespan=lifespan,
+        docs_url=None,  # served from the app's own files by mount_api_docs, not a CDN
+        redoc_url=None,
     )
     register_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(api_router)
     app.include_router(quickchat.router)
+    mount_api_docs(app)
     app.mount("/mock-openai", mock_openai_app, name="mock-openai")
     mount_frontend(app, FRONTEND_DIR)
     return app
