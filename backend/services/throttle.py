@@ -140,8 +140,9 @@ def refuse_if_waiting(*, session: Session, keys: SignInKeys) -> None:
 _TIME = SignInCounter.last_at.type
 # One counter up by one; a counter whose last failure is older than :stale starts again at 1.
 # Text, because the upsert's syntax is the same on SQLite, deltadb and PostgreSQL.
-_BUMP_SLIDING = text(
-    """
+_BUMP_SLIDING = (
+    text(
+        """
     INSERT INTO sign_in_counters (scope, key, count, last_at) VALUES (:scope, :key, 1, :now)
     ON CONFLICT (scope, key) DO UPDATE SET
         count = CASE WHEN sign_in_counters.last_at > :stale
@@ -149,12 +150,14 @@ _BUMP_SLIDING = text(
         last_at = excluded.last_at
     RETURNING count, last_at
     """
-).bindparams(bindparam("now", type_=_TIME), bindparam("stale", type_=_TIME)).columns(
-    count=Integer, last_at=_TIME
+    )
+    .bindparams(bindparam("now", type_=_TIME), bindparam("stale", type_=_TIME))
+    .columns(count=Integer, last_at=_TIME)
 )
 # The same in fixed windows: last_at is the window's start.
-_BUMP_WINDOW = text(
-    """
+_BUMP_WINDOW = (
+    text(
+        """
     INSERT INTO sign_in_counters (scope, key, count, last_at) VALUES (:scope, :key, 1, :now)
     ON CONFLICT (scope, key) DO UPDATE SET
         count = CASE WHEN sign_in_counters.last_at > :stale
@@ -163,8 +166,9 @@ _BUMP_WINDOW = text(
                        THEN sign_in_counters.last_at ELSE excluded.last_at END
     RETURNING count, last_at
     """
-).bindparams(bindparam("now", type_=_TIME), bindparam("stale", type_=_TIME)).columns(
-    count=Integer, last_at=_TIME
+    )
+    .bindparams(bindparam("now", type_=_TIME), bindparam("stale", type_=_TIME))
+    .columns(count=Integer, last_at=_TIME)
 )
 
 
@@ -196,7 +200,8 @@ def record_success(*, session: Session, keys: SignInKeys) -> None:
         select(SignInCounter).where(SignInCounter.scope == PAIR, SignInCounter.key == keys.pair)
     ).first()
     if row is None:
-        session.add(SignInCounter(scope=PAIR, key=keys.pair, count=0, last_at=now, succeeded_at=now))
+        row = SignInCounter(scope=PAIR, key=keys.pair, count=0, last_at=now, succeeded_at=now)
+        session.add(row)
     else:
         row.count, row.last_at, row.succeeded_at = 0, now, now
 

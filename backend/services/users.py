@@ -26,7 +26,7 @@ def get_user_by_login(*, session: Session, login: str) -> User | None:
 
 
 def register_user(*, session: Session, user_in: UserRegister, hashed_password: str) -> User:
-    """Create the account (`hashed_password` from the password pool, computed before this transaction)."""
+    """Create the account (`hashed_password` was made in the password pool beforehand)."""
     username, email = user_in.username.lower(), user_in.email.strip().lower()
     taken = select(User.id).where((User.username == username) | (User.email == email))
     if session.scalars(taken).first() is not None:
