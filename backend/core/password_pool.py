@@ -39,29 +39,52 @@ class PasswordPool:
 
     @property
     def admitted(self) -> int:
-        """Hashes running or waiting for a thread."""
+        """Callers holding a place: hashing, waiting for a thread, or about to hash."""
         return self._admitted
 
-    def refuse_if_full(self) -> None:
-        """Fail fast, before a caller does any other work for a hash it would not get."""
-        if self._admitted >= self.capacity:
-            raise ServiceBusy(BUSY_MESSAGE, retry_after=1)
-
-    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """`fn(*args)` on one of the pool's threads, or ServiceBusy when the room is full."""
+    def admit(self) -> "Admission":
+        """A place in the pool, taken before the caller does any other work for it (reading
+        the account, say), so a refused caller costs nothing; ServiceBusy when full."""
         with self._lock:
             if self._admitted >= self.capacity:
                 raise ServiceBusy(BUSY_MESSAGE, retry_after=1)
             self._admitted += 1
-        future = self._executor.submit(fn, *args)
-        # The slot is given back when the work is over (or cancelled while it still waited),
-        # not when the caller stops waiting: a client that hangs up frees nothing early.
-        future.add_done_callback(self._release)
-        return await asyncio.wrap_future(future)
+        return Admission(self)
 
-    def _release(self, _future: "Future[Any]") -> None:
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(*args)` on one of the pool's threads, admitted for just this call."""
+        with self.admit() as admission:
+            return await admission.run(fn, *args)
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+        return self._executor.submit(fn, *args)
+
+    def _release(self, _future: "Future[Any] | None" = None) -> None:
         with self._lock:
             self._admitted -= 1
+
+
+class Admission:
+    """One caller's place in the pool, for one or more hashes in a row."""
+
+    def __init__(self, pool: PasswordPool) -> None:
+        self._pool = pool
+        self._running: Future[Any] | None = None
+
+    def __enter__(self) -> "Admission":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # A caller that stops waiting (the client hung up) gives its place back only when
+        # its hash is over, so the threads never hold more work than the room allows.
+        if self._running is not None and not self._running.done():
+            self._running.add_done_callback(self._pool._release)
+        else:
+            self._pool._release()
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        self._running = self._pool._submit(fn, *args)
+        return await asyncio.wrap_future(self._running)
 
 
 def _default_threads() -> int:

@@ -16,11 +16,12 @@ from backend.services.errors import BadRequest, Forbidden, Unauthorized
 
 async def log_in(*, login: str, password: str, address: str) -> tuple[str, AuthSession, User]:
     """A new session's token and row, and its user; 401 for a wrong name or password."""
-    password_pool.refuse_if_full()
-    user, keys = await run_in_session(users.find_login, login=login, address=address)
-    # An unknown name costs one hash too (against a dummy), so timing tells nothing.
-    hashed = user.hashed_password if user is not None else None
-    if not await password_pool.run(verify_password, password, hashed) or user is None:
+    with password_pool.admit() as hashing:  # 503 at once when the pool is full
+        user, keys = await run_in_session(users.find_login, login=login, address=address)
+        # An unknown name costs one hash too (against a dummy), so timing tells nothing.
+        hashed = user.hashed_password if user is not None else None
+        matches = await hashing.run(verify_password, password, hashed)
+    if not matches or user is None:
         await run_in_session(throttle.record_failure, keys=keys)
         raise Unauthorized("Incorrect username or password")
     if not user.is_active:
@@ -32,10 +33,10 @@ async def log_in(*, login: str, password: str, address: str) -> tuple[str, AuthS
 async def register(*, user_in: UserRegister, address: str) -> User:
     if not settings.ALLOW_REGISTRATION:
         raise Forbidden("Registration is closed on this server")
-    password_pool.refuse_if_full()
-    await run_in_session(throttle.count_registration, address=address)
-    # Hashed before the name is checked, so a taken name costs the same time as a free one.
-    hashed = await password_pool.run(hash_password, user_in.password)
+    with password_pool.admit() as hashing:
+        await run_in_session(throttle.count_registration, address=address)
+        # Hashed before the name is checked, so a taken name costs as long as a free one.
+        hashed = await hashing.run(hash_password, user_in.password)
     return await run_in_session(users.register_user, user_in=user_in, hashed_password=hashed)
 
 
@@ -44,13 +45,13 @@ async def change_password(
 ) -> None:
     """Needs the current password (throttled like a sign-in); the caller's session stays,
     every other session of the user ends."""
-    password_pool.refuse_if_full()
     keys = throttle.keys_for(account=throttle.account_name(user=user, login=""), address=address)
-    await run_in_session(throttle.refuse_if_waiting, keys=keys)
-    if not await password_pool.run(verify_password, current_password, user.hashed_password):
-        await run_in_session(throttle.record_failure, keys=keys)
-        raise BadRequest("The current password is not correct.")
-    hashed = await password_pool.run(hash_password, new_password)
+    with password_pool.admit() as hashing:
+        await run_in_session(throttle.refuse_if_waiting, keys=keys)
+        if not await hashing.run(verify_password, current_password, user.hashed_password):
+            await run_in_session(throttle.record_failure, keys=keys)
+            raise BadRequest("The current password is not correct.")
+        hashed = await hashing.run(hash_password, new_password)
     await run_in_session(
         users.set_password, user_id=user.id, hashed_password=hashed, keep_token=token
     )
