@@ -61,6 +61,10 @@ class MessageOut(BaseModel):
 
 # --- users and auth ---------------------------------------------------------------------
 
+NewPassword = Annotated[
+    SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)
+]
+
 
 class UserRegister(Strict):
     username: Annotated[
@@ -69,8 +73,13 @@ class UserRegister(Strict):
     email: Annotated[
         SafeStr, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     ]
-    password: Annotated[SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
+    password: NewPassword
     full_name: Annotated[SafeStr, StringConstraints(max_length=255)] | None = None
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[SafeStr, StringConstraints(min_length=1, max_length=256)]
+    new_password: NewPassword
 
 
 class LoginRequest(Strict):
@@ -227,6 +236,8 @@ class AdminUsersPublic(BaseModel):
 class AdminUserUpdate(Strict):
     is_active: bool | None = None
     is_admin: bool | None = None
+    # A password reset: the user's sessions all end.
+    password: NewPassword | None = None
     allowed_models: Annotated[list[ModelName], Field(max_length=100)] | None = None
 
 

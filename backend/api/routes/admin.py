@@ -6,6 +6,8 @@ from fastapi import APIRouter, Query
 
 from backend.api.deps import AdminUser
 from backend.core.db import run_in_session
+from backend.core.password_pool import password_pool
+from backend.core.security import hash_password
 from backend.schemas import (
     AdminModels,
     AdminModelsPublic,
@@ -29,8 +31,16 @@ async def list_users(
 
 @router.patch("/users/{user_id}", response_model=AdminUserPublic)
 async def update_user(admin: AdminUser, user_id: int, update: AdminUserUpdate) -> AdminUserPublic:
+    """A `password` resets the user's password and ends all of their sessions."""
+    hashed = None
+    if update.password is not None:
+        hashed = await password_pool.run(hash_password, update.password)
     return await run_in_session(
-        users.update_user_as_admin, admin=admin, user_id=user_id, update=update
+        users.update_user_as_admin,
+        admin=admin,
+        user_id=user_id,
+        update=update,
+        hashed_password=hashed,
     )
 
 
