@@ -17,6 +17,7 @@ from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
 from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.security_headers import SecurityHeadersMiddleware
 from backend.services import users
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app() -> FastAPI:
     register_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https_only=settings.cookie_secure)
     app.include_router(api_router)
     app.include_router(quickchat.router)
     app.mount("/mock-openai", mock_openai_app, name="mock-openai")
