@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import AdminUser
+from backend.api.params import Offset, UserId
 from backend.core.db import run_in_session
 from backend.schemas import (
     AdminModels,
@@ -22,13 +23,15 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 async def list_users(
     admin: AdminUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AdminUsersPublic:
     return await run_in_session(users.list_users_for_admin, limit=limit, offset=offset)
 
 
 @router.patch("/users/{user_id}", response_model=AdminUserPublic)
-async def update_user(admin: AdminUser, user_id: int, update: AdminUserUpdate) -> AdminUserPublic:
+async def update_user(
+    admin: AdminUser, user_id: UserId, update: AdminUserUpdate
+) -> AdminUserPublic:
     return await run_in_session(
         users.update_user_as_admin, admin=admin, user_id=user_id, update=update
     )
