@@ -16,8 +16,10 @@ from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
+from backend.input_guard import InputGuardMiddleware
 from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.security_headers import SecurityHeadersMiddleware
 from backend.services import users
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,11 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     register_exception_handlers(app)
+    # Innermost first: the guard reads bodies through the size limit.
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https_only=settings.cookie_secure)
     app.include_router(api_router)
     app.include_router(quickchat.router)
     mount_api_docs(app)
