@@ -32,6 +32,7 @@ from deltadb_dialect.server.workers import WorkerRegistry
 STATIC_DIR = Path(__file__).with_name("static")
 CONFIG_ENV = "DELTADB_SERVER_CONFIG"  # JSON settings the CLI hands to each uvicorn worker
 DEV_TOKEN_ENV = "DELTADB_DEV_TOKEN"  # the development token, shared by the uvicorn workers
+GRPC_WORKER_KEY_ENV = "DELTADB_GRPC_WORKER_KEY"  # the API key registered gRPC workers act as
 
 
 def create_app(
@@ -48,6 +49,10 @@ def create_app(
     fast_path: bool = True,
     dev_token: str | None = None,
     allow_client_id_login: bool = False,
+    grpc_addr: str | None = None,
+    worker_grpc_addr: str | None = None,
+    grpc_workers: tuple[str, ...] = (),
+    grpc_worker_key: str | None = None,
 ) -> FastAPI:
     """Build the server over ``engine_url`` (``deltadb:///PATH`` or ``sqlite:///FILE``).
 
@@ -55,6 +60,9 @@ def create_app(
     ``dev_token`` (random when not given) stands in for the admin key; with
     ``allow_client_id_login``, non-browser clients may also log in with ``{"client_id": ...}``.
     ``fast_path=False`` leaves GET/PUT /entity to the FastAPI routes (tests compare the two).
+    ``grpc_addr`` serves the gRPC API while the app runs; ``worker_grpc_addr`` its worker port,
+    where token-less calls act as ``grpc_worker_key`` (as do the ``grpc_workers`` ids when
+    they subscribe without credentials); see ``grpc_api``.
     """
     if engine is None:
         if engine_url is None:
@@ -79,13 +87,29 @@ def create_app(
         writer=GroupCommitWriter(store),
     )
 
+    grpc_servers: list[Any] = []
+
+    def start_grpc() -> None:
+        from deltadb_dialect.server import grpc_api
+
+        access = grpc_api.WorkerAccess(frozenset(grpc_workers), grpc_worker_key)
+        if grpc_addr:
+            grpc_servers.append(grpc_api.start_server(grpc_api.GrpcApi(svc, access), grpc_addr))
+        if worker_grpc_addr:
+            port_access = grpc_api.WorkerAccess(access.worker_ids, grpc_worker_key, True)
+            grpc_servers.append(grpc_api.start_server(grpc_api.GrpcApi(svc, port_access),
+                                                      worker_grpc_addr))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if register_worker:
             workers.start(lambda: request_metrics.total_requests)
+        start_grpc()
         try:
             yield
         finally:
+            for server in grpc_servers:
+                server.stop(grace=2).wait()
             if register_worker:
                 await workers.stop()
 
@@ -131,4 +155,8 @@ def create_app_from_env() -> FastAPI:
         address=settings.get("address"),
         dev_token=os.environ.get(DEV_TOKEN_ENV) or None,
         allow_client_id_login=settings.get("allow_client_id_login", False),
+        grpc_addr=settings.get("grpc_addr"),
+        worker_grpc_addr=settings.get("worker_grpc_addr"),
+        grpc_workers=tuple(settings.get("grpc_workers", ())),
+        grpc_worker_key=os.environ.get(GRPC_WORKER_KEY_ENV) or None,
     )

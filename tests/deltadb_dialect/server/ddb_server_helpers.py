@@ -159,10 +159,12 @@ class LiveServer:
 
 def start_server(store: str, log_path: Path, admin_key: str | None = None,
                  extra: tuple[str, ...] = (), key_file: Path | None = None,
-                 client_id_logins: bool = True) -> LiveServer:
+                 client_id_logins: bool = True,
+                 env_extra: dict[str, str] | None = None) -> LiveServer:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DELTADB_MASTER_KEY": MASTER_KEY}
     env.pop("DELTADB_ADMIN_KEY", None)
+    env.update(env_extra or {})
     if key_file is not None:  # the master key comes from --key-file only
         env.pop("DELTADB_MASTER_KEY", None)
         extra = (*extra, "--key-file", str(key_file))
