@@ -100,5 +100,7 @@ def test_a_login_burst_is_shed_with_503_while_health_stays_fast(tmp_path: Path) 
     assert all("busy" in r.json()["detail"] for r in shed)
     assert statuses.count(401) >= 3  # the pool's threads and waiting room were served
     assert len(latencies) >= 5
-    assert max(latencies) < 1.0, latencies
+    # Unbounded hashing took 26 s here; a bounded pool keeps health well under a few seconds
+    # even with both cores hashing (and other work on the machine).
+    assert max(latencies) < 3.0, latencies
     assert (peak - rss_before) < 400 * 1024, (rss_before, peak)
