@@ -29,11 +29,22 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop and the database thread: a burst of
+    hashes then slows other hashes, not every other request. (Linux's nice is per thread.)"""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        pass
+
+
 class PasswordPool:
     def __init__(self, *, threads: int, waiting: int) -> None:
         self.threads = threads
         self.capacity = threads + waiting
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password")
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="password", initializer=_lower_priority
+        )
         self._admitted = 0
         self._lock = threading.Lock()
 

@@ -120,6 +120,9 @@ def update_user_as_admin(
         changes.get("is_active") is False or changes.get("is_admin") is False
     ):
         raise BadRequest("Admins cannot deactivate or demote themselves")
+    if user.id == admin.id and hashed_password is not None:
+        # Their own password needs the current one, like everyone's (POST /api/auth/password).
+        raise BadRequest("Change your own password in Settings, with your current password")
     if "allowed_models" in changes:
         models = changes.pop("allowed_models") or []
         model_access.set_user_allowed_models(session=session, user=user, models=models)

@@ -100,7 +100,7 @@ def test_a_login_burst_is_shed_with_503_while_health_stays_fast(tmp_path: Path) 
     assert all("busy" in r.json()["detail"] for r in shed)
     assert statuses.count(401) >= 3  # the pool's threads and waiting room were served
     assert len(latencies) >= 5
-    # Unbounded hashing took 26 s here; a bounded pool keeps health well under a few seconds
-    # even with both cores hashing (and other work on the machine).
+    # Before the pool: 7.9 s (and 26 s on a quieter machine). The bound leaves room for a
+    # busy test machine (2 cores shared with other work); typical here is 0.1-0.7 s.
     assert max(latencies) < 3.0, latencies
     assert (peak - rss_before) < 400 * 1024, (rss_before, peak)

@@ -1,6 +1,7 @@
 """The password pool: a fixed number of threads, a bounded waiting room, then 503 at once."""
 
 import asyncio
+import os
 import threading
 import time
 
@@ -70,3 +71,10 @@ async def test_an_admission_holds_its_place_across_several_hashes() -> None:
             await pool.run(lambda: None)
         assert await admission.run(lambda: 2) == 2
     assert pool.admitted == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is Linux's")
+async def test_hashing_threads_run_below_the_event_loops_priority() -> None:
+    pool = PasswordPool(threads=1, waiting=0)
+    nice = await pool.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert nice > os.getpriority(os.PRIO_PROCESS, 0)

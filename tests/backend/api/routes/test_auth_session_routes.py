@@ -136,3 +136,12 @@ def test_admin_password_reset_ends_the_users_sessions(client: TestClient) -> Non
         f"/api/admin/users/{user.id}", json={"password": "short"}, headers=admin.headers
     )
     assert short.status_code == 422
+
+
+def test_admins_change_their_own_password_with_the_current_one(client: TestClient) -> None:
+    admin = create_user(is_admin=True)
+    own = client.patch(
+        f"/api/admin/users/{admin.id}", json={"password": NEW_PASSWORD}, headers=admin.headers
+    )
+    assert own.status_code == 400 and "current password" in own.json()["detail"]
+    assert me(client, admin.headers) == 200
