@@ -60,7 +60,8 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit("server did not start within 60 s")
 
 
-def serve(store: str, env: dict[str, str], log: Path, *extra: str) -> tuple[str, subprocess.Popen[bytes]]:
+def serve(store: str, env: dict[str, str], log: Path,
+          *extra: str) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
