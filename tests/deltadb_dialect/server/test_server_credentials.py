@@ -104,9 +104,10 @@ def test_guessing_the_admin_key_is_throttled(api: Api) -> None:
 
 @pytest.fixture
 def notes_admin(api: Api) -> dict[str, str]:
-    created = new_key(api, bearer(ADMIN_KEY), permissions=["admin"], databases=["notes_*"])
+    """A login token of a key with ``admin`` on ``notes_*`` (as an attacker holding one has)."""
+    created = new_key(api, api.admin(), permissions=["admin"], databases=["notes_*"])
     assert created.status_code == 201
-    return bearer(created.json()["key"])
+    return api.login(key=created.json()["key"])
 
 
 @pytest.mark.parametrize("body", [
@@ -121,7 +122,7 @@ def test_a_scoped_admin_key_makes_keys_within_its_scope(
     assert created.status_code == 201, created.text
     databases = created.json()["databases"]
     assert databases == body.get("databases", ["notes_*"])
-    child = bearer(created.json()["key"])
+    child = api.login(key=created.json()["key"])
     assert api.client.get("/entity/users?key=1", headers=child).status_code == 403
 
 
@@ -138,20 +139,21 @@ def test_a_scoped_admin_key_cannot_widen_its_scope(
 
 
 def test_a_key_cannot_grant_permissions_it_lacks(api: Api) -> None:
-    writer = bearer(new_key(api, bearer(ADMIN_KEY), permissions=["admin"],
-                            databases=["x"]).json()["key"])
+    writer = api.login(key=new_key(api, api.admin(), permissions=["admin"],
+                                   databases=["x"]).json()["key"])
     assert new_key(api, writer, permissions=["read", "write"]).status_code == 201
     # A read/write key is no admin, so it cannot make keys at all.
-    rw = bearer(new_key(api, bearer(ADMIN_KEY), permissions=["read", "write"]).json()["key"])
+    rw = api.login(key=new_key(api, api.admin(), permissions=["read", "write"]).json()["key"])
     assert new_key(api, rw, permissions=["read"]).status_code == 403
 
 
 def test_a_key_never_outlives_the_key_that_made_it(api: Api) -> None:
-    parent = new_key(api, bearer(ADMIN_KEY), permissions=["admin"], databases=["n"],
+    parent = new_key(api, api.admin(), permissions=["admin"], databases=["n"],
                      expires_in="1h").json()
-    child = new_key(api, bearer(parent["key"]), permissions=["read"], expires_in="30d").json()
+    parent_token = api.login(key=parent["key"])
+    child = new_key(api, parent_token, permissions=["read"], expires_in="30d").json()
     assert child["expires_at"] == parent["expires_at"]
-    forever = new_key(api, bearer(parent["key"]), permissions=["read"]).json()
+    forever = new_key(api, parent_token, permissions=["read"]).json()
     assert forever["expires_at"] == parent["expires_at"]
 
 
@@ -161,17 +163,17 @@ def test_scoped_admin_keys_manage_only_schemas_in_scope(
     schema = {"type": "object"}
     assert api.client.put("/schema/users", json=schema, headers=notes_admin).status_code == 403
     assert api.client.put("/schema/notes_a", json=schema, headers=notes_admin).status_code == 201
-    api.client.put("/schema/users", json=schema, headers=bearer(ADMIN_KEY))
+    api.client.put("/schema/users", json=schema, headers=api.admin())
     assert api.client.delete("/schema/users", headers=notes_admin).status_code == 403
     assert api.client.delete("/schema/notes_a", headers=notes_admin).status_code == 200
-    assert api.client.get("/schema/users", headers=bearer(ADMIN_KEY)).status_code == 200
+    assert api.client.get("/schema/users", headers=api.admin()).status_code == 200
 
 
 def test_scoped_admin_keys_list_and_delete_only_keys_in_scope(
     api: Api, notes_admin: dict[str, str]
 ) -> None:
-    everywhere = new_key(api, bearer(ADMIN_KEY), permissions=["read"]).json()
-    users = new_key(api, bearer(ADMIN_KEY), permissions=["read"], databases=["users"]).json()
+    everywhere = new_key(api, api.admin(), permissions=["read"]).json()
+    users = new_key(api, api.admin(), permissions=["read"], databases=["users"]).json()
     mine = new_key(api, notes_admin, permissions=["read"], databases=["notes_x"]).json()
     listed = {k["id"] for k in api.client.get("/api/keys", headers=notes_admin).json()}
     assert mine["id"] in listed and everywhere["id"] not in listed and users["id"] not in listed
@@ -179,7 +181,7 @@ def test_scoped_admin_keys_list_and_delete_only_keys_in_scope(
         assert api.client.delete(f"/api/keys/{other['id']}", headers=notes_admin).status_code \
             == 404
     assert api.client.delete(f"/api/keys/{mine['id']}", headers=notes_admin).status_code == 200
-    still = {k["id"] for k in api.client.get("/api/keys", headers=bearer(ADMIN_KEY)).json()}
+    still = {k["id"] for k in api.client.get("/api/keys", headers=api.admin()).json()}
     assert {everywhere["id"], users["id"]} <= still and mine["id"] not in still
 
 
@@ -189,15 +191,14 @@ def test_scoped_admin_keys_list_and_delete_only_keys_in_scope(
 @pytest.mark.parametrize("expires_in", [1e308, "1e308", -1, 0, 10**30, "99999999999999d",
                                         True, [1], {"s": 1}])
 def test_absurd_key_lifetimes_are_400_with_a_sentence(api: Api, expires_in: Any) -> None:
-    response = new_key(api, bearer(ADMIN_KEY), permissions=["read"], expires_in=expires_in)
+    response = new_key(api, api.admin(), permissions=["read"], expires_in=expires_in)
     assert response.status_code == 400, response.text
     assert response.json()["error"].startswith("expires_in")
 
 
 def test_nan_lifetime_is_400(api: Api) -> None:
-    response = api.client.post("/api/keys", headers=bearer(ADMIN_KEY),
-                               content=b'{"name":"k","permissions":["read"],"expires_in":NaN}',
-                               )
+    response = api.client.post("/api/keys", headers=api.admin(),
+                               content=b'{"name":"k","permissions":["read"],"expires_in":NaN}')
     assert response.status_code == 400
 
 
