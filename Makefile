@@ -45,11 +45,21 @@ system-tools:
 $(KEY_FILE): | $(VENV)/.runtime-stamp
 	@$(PY) -m deltadb_dialect keygen --out $(KEY_FILE)
 
+# Connection limits against slow or flooding clients (docs/SECURITY.md, "HTTP hardening"):
+# at most LIMIT_CONCURRENCY connections (then 503), idle keep-alive closed after 5 s, a
+# request's headers at most 16 KiB, and, from the protocol class, headers complete within
+# HTTP_HEADER_TIMEOUT_SECONDS (10) and a body never silent for HTTP_BODY_TIMEOUT_SECONDS (30).
+LIMIT_CONCURRENCY ?= 512
+UVICORN_LIMITS := --http backend.http_protocol:TimedH11Protocol \
+	--limit-concurrency $(LIMIT_CONCURRENCY) --timeout-keep-alive 5 \
+	--h11-max-incomplete-event-size 16384
+
 run: $(VENV)/.runtime-stamp $(KEY_FILE)
 	@mkdir -p $(DATA_DIR)
 	@echo "Store: $(DATA_DIR)/openchat  master key file: $(KEY_FILE)"
 	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
-	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers
+	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers \
+		$(UVICORN_LIMITS)
 
 test: $(VENV)/.dev-stamp system-tools
 	$(VENV)/bin/ruff check .

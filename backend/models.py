@@ -101,6 +101,8 @@ class AuthSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Refreshed at most every few minutes (not on every request): the idle timeout's clock.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserSettings(Base):
@@ -150,7 +152,7 @@ class Conversation(Base):
     # Null for anonymous quick chats, which are owned through `anonymous_owner` instead.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     anonymous_owner: Mapped[str | None] = mapped_column(String(64), index=True)
-    # "chat" for the normal UI, "quickchat" for the seed-004 single-thread routes.
+    # "chat" for the normal UI, "quickchat" for the single-thread quick chat routes.
     kind: Mapped[str] = mapped_column(String(16), default="chat")
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -207,7 +209,7 @@ class Response(Base):
     message: Mapped[Message] = relationship(back_populates="response")
 
 
-# --- power features (issue 6): usage, limits, snapshots, tool executions --------------------
+# --- usage, limits, snapshots, tool executions --------------------
 
 
 class UsageDaily(Base):
@@ -259,6 +261,27 @@ class RateCounter(Base):
     period: Mapped[str] = mapped_column(String(16))
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SignInCounter(Base):
+    """Failed sign-ins (or registrations) counted per scope and key, shared by processes.
+
+    Scopes: "pair" (an account from one address), "account", "address", "global", and
+    "register" (registrations from one address). Keys are keyed hashes, never a name or an
+    address (backend/services/throttle.py).
+    """
+
+    __tablename__ = "sign_in_counters"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last failure (a fixed window's start for "global" and "register").
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # "pair" only: the last successful sign-in to the account from the address.
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationSnapshot(Base):

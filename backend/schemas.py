@@ -61,6 +61,10 @@ class MessageOut(BaseModel):
 
 # --- users and auth ---------------------------------------------------------------------
 
+NewPassword = Annotated[
+    SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)
+]
+
 
 class UserRegister(Strict):
     username: Annotated[
@@ -69,8 +73,13 @@ class UserRegister(Strict):
     email: Annotated[
         SafeStr, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     ]
-    password: Annotated[SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
+    password: NewPassword
     full_name: Annotated[SafeStr, StringConstraints(max_length=255)] | None = None
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[SafeStr, StringConstraints(min_length=1, max_length=256)]
+    new_password: NewPassword
 
 
 class LoginRequest(Strict):
@@ -227,6 +236,8 @@ class AdminUsersPublic(BaseModel):
 class AdminUserUpdate(Strict):
     is_active: bool | None = None
     is_admin: bool | None = None
+    # A password reset: the user's sessions all end.
+    password: NewPassword | None = None
     allowed_models: Annotated[list[ModelName], Field(max_length=100)] | None = None
 
 
@@ -239,12 +250,30 @@ class AdminModelsPublic(BaseModel):
     default_model: str
 
 
-# --- health and the seed-004 quick chat ------------------------------------------------
+# --- health and the quick chat ---------------------------------------------------------
 
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "error"]
     database: Literal["ok", "error"]
+
+
+class LivenessPublic(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessPublic(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "error"]
+    migrations: Literal["ok", "error"]
+    # The last provider check's result; it never makes readiness fail.
+    provider: Literal["ok", "error", "mock", "unchecked"]
+
+
+class ProviderHealthPublic(BaseModel):
+    status: Literal["ok", "error", "mock", "unchecked"]
+    checked_at: datetime | None
+    detail: str | None
 
 
 class ServerConfigPublic(BaseModel):
@@ -275,7 +304,7 @@ class QuickChatExchange(BaseModel):
     ai: str | None = Field(serialization_alias="AI")
 
 
-# --- usage analytics and limits (issue 6) --------------------------------------------------
+# --- usage analytics and limits -----------------------------------------------------------
 
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Limit = Annotated[int, Field(ge=0, le=10**12)]

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
 
     SECRET_KEY: str = Field(default=DEVELOPMENT_SECRET_KEY, repr=False)
     SESSION_TTL_MINUTES: int = Field(default=60 * 24 * 8, ge=1)
+    # A session unused this long ends, whatever its absolute lifetime says.
+    SESSION_IDLE_MINUTES: int = Field(default=60 * 12, ge=1)
     SESSION_COOKIE_NAME: str = "openchat_session"
     CSRF_COOKIE_NAME: str = "csrf_token"
     # None means "Secure cookies in production only", so plain-http development still works.
@@ -44,11 +46,22 @@ class Settings(BaseSettings):
     ADMIN_PASSWORD: str | None = Field(default=None, repr=False)
     ADMIN_EMAIL: str | None = None
     ALLOW_REGISTRATION: bool = True
-    # Lets callers without an account use the seed-004 quick-chat routes.
+    # Lets callers without an account use the quick-chat routes.
     ALLOW_ANONYMOUS_CHAT: bool = False
 
-    LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
-    LOGIN_LOCKOUT_SECONDS: int = Field(default=300, ge=1)
+    # Sign-in throttling (docs/SECURITY.md): failures allowed before waits start, per account
+    # from one address, per account from anywhere, and per address; each further failure
+    # doubles the wait, up to LOGIN_MAX_DELAY_SECONDS.
+    LOGIN_FREE_FAILURES: int = Field(default=5, ge=1)
+    LOGIN_ACCOUNT_FREE_FAILURES: int = Field(default=20, ge=1)
+    LOGIN_ADDRESS_FREE_FAILURES: int = Field(default=50, ge=1)
+    LOGIN_MAX_DELAY_SECONDS: int = Field(default=900, ge=1)
+    LOGIN_GLOBAL_FAILURES_PER_MINUTE: int = Field(default=600, ge=1)
+    REGISTRATIONS_PER_ADDRESS_PER_HOUR: int = Field(default=20, ge=1)
+    # Password hashing (Argon2id, tens of MiB each) runs in its own bounded pool: this many
+    # threads (default: the usable cores, at most 8) and this many callers waiting per thread.
+    PASSWORD_HASH_THREADS: int | None = Field(default=None, ge=1, le=64)
+    PASSWORD_HASH_WAITING_PER_THREAD: int = Field(default=4, ge=0, le=1000)
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
 

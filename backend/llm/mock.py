@@ -68,7 +68,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-# Questions that ask for a built-in tool (issue 6), with the arguments the mock passes.
+# Questions that ask for a built-in tool, with the arguments the mock passes.
 _TOOL_INTENTS: list[tuple[str, re.Pattern[str], str | None]] = [
     (
         "calculator",

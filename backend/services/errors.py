@@ -35,3 +35,13 @@ class TooManyRequests(ServiceError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class ServiceBusy(ServiceError):
+    """Work the server sheds rather than queues (503 with Retry-After)."""
+
+    status_code = 503
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

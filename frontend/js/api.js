@@ -275,6 +275,17 @@ export async function logout() {
   }
 }
 
+// Needs the current password; this session stays, every other one of the user ends.
+export async function changePassword({ currentPassword, newPassword }) {
+  const body = { current_password: currentPassword, new_password: newPassword };
+  return request('POST', '/api/auth/password', { body });
+}
+
+// Ends every session of the user, this one included.
+export async function logoutEverywhere() {
+  return request('POST', '/api/auth/logout-everywhere');
+}
+
 // The signed-in user, or null when signed out.
 export async function me() {
   try {
@@ -567,7 +578,7 @@ export async function adminSaveModels(models) {
   return { models: modelNames(items) ?? models };
 }
 
-/* ---------- power features (issue 6): usage, limits, search, snapshots, export/import,
+/* ---------- usage, limits, search, snapshots, export/import,
    archiving, tool calls. docs/API.md, last section. ---------- */
 
 const enc = encodeURIComponent;

@@ -1049,7 +1049,7 @@ async function regenerate(node) {
   }
 }
 
-/* ---------- tool calls, snapshots, search hits (issue 6) ---------- */
+/* ---------- tool calls, snapshots, search hits ---------- */
 
 function stickNow() {
   return nearBottom();

@@ -68,7 +68,6 @@ from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
 from backend.services import model_access  # noqa: E402
-from backend.services.throttle import login_throttle  # noqa: E402
 
 
 def pytest_report_header() -> str:
@@ -94,7 +93,6 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
     with migrated_engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(delete(table))
-    login_throttle.reset()
     model_access.forget_cached_models()
 
 

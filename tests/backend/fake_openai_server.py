@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 fake_app = FastAPI()
 received: list[dict[str, Any]] = []
+# The authorization header of each `GET /v1/models`.
+models_listed: list[str | None] = []
 
 
 def _answer_for(question: str) -> str:
@@ -86,6 +88,16 @@ async def chat_completions(request: Request) -> Any:
         "model": model,
         "choices": [choice],
         "usage": usage,
+    }
+
+
+@fake_app.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    models_listed.append(request.headers.get("authorization"))
+    names = ("gpt-4o-mini", "gpt-4o")
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "owned_by": "fake"} for n in names],
     }
 
 

@@ -96,6 +96,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ADMIN_EMAIL": "admin@example.com",
         "ALLOW_REGISTRATION": "true",
+        # Every test registers its own users, all from 127.0.0.1.
+        "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

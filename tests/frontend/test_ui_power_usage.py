@@ -1,4 +1,4 @@
-"""Usage page, limits and the 429 message in the chat (issue 6)."""
+"""Usage page, limits and the 429 message in the chat."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Health, public server options, and the seed-004 quick chat contract."""
+"""Health, public server options, and the quick chat contract."""
 
 import pytest
 from chat_factories import create_user, login_with_cookies
