@@ -185,8 +185,13 @@ def migrate(environ: Environ) -> None:
 
 def serve_command(environ: Environ) -> list[str]:
     host, port = environ.get("HOST", "0.0.0.0"), environ.get("PORT", "8000")
-    # --proxy-headers trusts FORWARDED_ALLOW_IPS (uvicorn reads it; default 127.0.0.1).
-    return ["uvicorn", "backend.main:app", "--host", host, "--port", port, "--proxy-headers"]
+    # The connection limits of `make run` (docs/SECURITY.md, "HTTP hardening"), and
+    # --proxy-headers trusting FORWARDED_ALLOW_IPS (uvicorn reads it; default 127.0.0.1).
+    limits = ["--http", "backend.http_protocol:TimedH11Protocol",
+              "--limit-concurrency", environ.get("LIMIT_CONCURRENCY", "512"),
+              "--timeout-keep-alive", "5", "--h11-max-incomplete-event-size", "16384"]
+    return ["uvicorn", "backend.main:app", "--host", host, "--port", port, "--proxy-headers",
+            *limits]
 
 
 def main(argv: list[str]) -> int:

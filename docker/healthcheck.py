@@ -12,7 +12,7 @@ import urllib.request
 
 def main() -> int:
     port = os.environ.get("PORT", "8000")
-    url = os.environ.get("HEALTHCHECK_URL") or f"http://127.0.0.1:{port}/api/health"
+    url = os.environ.get("HEALTHCHECK_URL") or f"http://127.0.0.1:{port}/api/health/ready"
     try:
         with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1

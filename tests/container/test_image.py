@@ -93,9 +93,16 @@ def test_runs_as_a_non_root_user_on_a_read_only_root_without_compilers(
 ) -> None:
     config = inspect(IMAGE)["Config"]
     assert config["User"] == f"{IMAGE_UID}:{IMAGE_UID}"
-    assert "/api/health" in " ".join(config["Healthcheck"]["Test"]) or config["Healthcheck"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "/opt/venv/bin/python",
+                                             "/app/docker/healthcheck.py"]
     name = run_app(containers, containers.volume("data"), secret_files, free_port())
     wait_healthy(name)
+    # The check asks the readiness route, and fails when it gets no answer.
+    unready = docker("exec", "-e", "PORT=1", name, "python", "/app/docker/healthcheck.py",
+                     check=False)
+    assert unready.returncode == 1 and "/api/health/ready" in unready.stderr
+    ready = docker("exec", name, "python", "/app/docker/healthcheck.py", check=False)
+    assert ready.returncode == 0, ready.stderr
     assert inspect(name)["HostConfig"]["ReadonlyRootfs"] is True
     status = docker("exec", name, "cat", "/proc/1/status").stdout
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
