@@ -54,3 +54,6 @@ def test_the_default_service_comes_up_healthy_on_its_volume(compose: Compose) ->
     assert answer.json() == {"status": "ok", "database": "ok"}
     config = httpx.get(f"http://127.0.0.1:{compose.port}/api/config", timeout=10).json()
     assert config["mock_llm"] is True
+    # The README's check of the store, through the service's own volume and secrets.
+    verified = compose("run", "--rm", "openchat", "deltadb", "verify", "/data/openchat")
+    assert verified.stdout.startswith("OK: "), verified.stdout

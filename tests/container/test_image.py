@@ -75,6 +75,7 @@ def test_chat_survives_a_new_container_and_the_volume_holds_no_plaintext(
     verified = docker("run", "--rm", "-v", f"{volume}:/data", *secret_mounts(secret_files),
                       IMAGE, "deltadb", "verify", "/data/openchat", check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("OK: "), verified.stdout
 
     needles = [question, marker, username, email, answer[:40]]
     assert plaintext_found(volume, needles) == []
