@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps system-tools lint bench screenshots clean help
+.PHONY: run test test-container venv dev-deps system-tools lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -81,3 +81,8 @@ screenshots: $(VENV)/.dev-stamp system-tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .pytest-screenshots
+
+# The container image and compose.yaml, built and run for real (root: installs and starts
+# Docker, builds a local Debian base once); `make test` runs the same suite with the others.
+test-container: $(VENV)/.dev-stamp
+	$(PY) -m pytest -m container tests/container
