@@ -1,6 +1,5 @@
 """Request and response bodies (pydantic v2). Field limits here are the API's input rules."""
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from backend.core.config import settings
+from backend.core.egress import check_url
 from backend.core.security import MIN_PASSWORD_LENGTH
 
 
@@ -31,9 +31,8 @@ def _require_visible_text(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http:// or https:// URL")
-    return value.rstrip("/")
+    # InvalidURL is a ValueError: its sentence becomes the 422's message.
+    return check_url(value)
 
 
 SafeStr = Annotated[str, AfterValidator(_reject_nul)]
@@ -187,6 +186,8 @@ class SettingsPublic(BaseModel):
     has_api_key: bool
     # The last four characters only: enough to recognise a key, useless to steal.
     api_key_hint: str | None
+    # Whether this server lets users connect their own provider (ALLOW_USER_CONNECTIONS).
+    user_connections_allowed: bool = False
 
 
 class SettingsUpdate(Strict):

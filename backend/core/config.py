@@ -7,6 +7,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, computed_field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.core.egress import EgressPolicy, parse_policy
+
 # Stand-in secret for local development only: production and test must set their own.
 DEVELOPMENT_SECRET_KEY = "changethis"
 
@@ -64,6 +66,24 @@ class Settings(BaseSettings):
         "gpt-4o-mini",
         "gpt-4o",
     ]
+    # Outbound requests to URLs chosen by users (docs/SECURITY.md, "Outbound requests").
+    # Off: everyone uses the server's connection, and personal keys and URLs are refused.
+    ALLOW_USER_CONNECTIONS: bool = False
+    # When non-empty, personal connections may only reach these hosts (`api.example.com`,
+    # `*.example.com`) or networks (`203.0.113.0/24`). Private addresses stay refused.
+    USER_CONNECTION_ALLOWLIST: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Networks exempt from the private-address refusal (say, a LAN inference server). Empty.
+    EGRESS_ALLOW_PRIVATE_NETWORKS: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Whether connections an admin adds in the UI go through the same guard as users' ones.
+    GUARD_ADMIN_CONNECTIONS: bool = False
+    # Provider clients kept (one per distinct key and URL; they share connection pools).
+    PROVIDER_CLIENT_CACHE_SIZE: int = Field(default=64, ge=1, le=10_000)
+    # Token counts a provider reports are clamped to 0..this per answer.
+    MAX_TOKENS_PER_ANSWER: int = Field(default=10_000_000, ge=1, le=2**31 - 1)
     LLM_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     # Retries of failed requests (429/5xx/connection errors) before the user sees the error.
     LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
@@ -94,9 +114,23 @@ class Settings(BaseSettings):
             if self.ENVIRONMENT != "development":
                 raise ValueError(message)
             warnings.warn(message, stacklevel=1)
+        try:
+            egress_policy_of(self)
+        except ValueError as error:
+            raise ValueError(
+                f"USER_CONNECTION_ALLOWLIST or EGRESS_ALLOW_PRIVATE_NETWORKS: {error}"
+            ) from None
         if bool(self.ADMIN_USERNAME) != bool(self.ADMIN_PASSWORD):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
         return self
+
+
+def egress_policy_of(config: Settings) -> EgressPolicy:
+    """Where guarded outbound requests may go, by these settings."""
+    return parse_policy(
+        allow_list=config.USER_CONNECTION_ALLOWLIST,
+        private_exemptions=config.EGRESS_ALLOW_PRIVATE_NETWORKS,
+    )
 
 
 settings = Settings()

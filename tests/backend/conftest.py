@@ -133,3 +133,13 @@ def real_provider(
     monkeypatch.setattr(settings, "LLM_TIMEOUT_SECONDS", 1.0)
     received.clear()
     return fake_openai
+
+
+@pytest.fixture
+def user_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personal provider connections allowed, with loopback exempt from the private-address
+    refusal so that a user's connection can reach the loopback fake provider."""
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "ALLOW_USER_CONNECTIONS", True)
+    monkeypatch.setattr(settings, "EGRESS_ALLOW_PRIVATE_NETWORKS", ["127.0.0.0/8"])

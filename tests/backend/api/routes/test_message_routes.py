@@ -302,6 +302,7 @@ def test_real_provider_stream_broken_midway(
     assert [m["role"] for m in messages_of(client, user, uuid)] == ["user"]
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_users_own_key_and_base_url_are_used(
     client: TestClient, real_provider: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,6 +320,7 @@ def test_users_own_key_and_base_url_are_used(
     assert received[-1]["authorization"] == "Bearer sk-user-own-key-1234"
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_users_base_url_never_receives_the_server_key(
     client: TestClient, real_provider: FakeOpenAIServer
 ) -> None:

@@ -12,9 +12,11 @@ def test_settings_start_empty(client: TestClient) -> None:
         "default_model": None,
         "has_api_key": False,
         "api_key_hint": None,
+        "user_connections_allowed": False,
     }
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_api_key_is_stored_but_never_returned_in_full(client: TestClient) -> None:
     user = create_user()
     key = "sk-proj-abcdefghijklmnop-WXYZ"
@@ -26,6 +28,7 @@ def test_api_key_is_stored_but_never_returned_in_full(client: TestClient) -> Non
         assert response.json()["api_key_hint"] == "…WXYZ"
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_partial_updates_keep_absent_fields_and_null_clears(client: TestClient) -> None:
     user = create_user()
     client.put(
@@ -55,6 +58,7 @@ def test_partial_updates_keep_absent_fields_and_null_clears(client: TestClient) 
         {"openai_api_key": "k" * 513},
     ],
 )
+@pytest.mark.usefixtures("user_connections")
 def test_invalid_settings_are_422(client: TestClient, body: dict) -> None:
     user = create_user()
     assert client.put("/api/settings", json=body, headers=user.headers).status_code == 422
