@@ -156,13 +156,19 @@ def _name_allowed(name: str, policy: EgressPolicy) -> bool:
     return any(matches(entry) for entry in policy.allowed_hosts)
 
 
+def _refuse_inside_name(host: str) -> str:
+    """The host as compared (lower case, no brackets or final dot); refused if internal."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name in _INSIDE_NAMES or name.endswith(_INSIDE_SUFFIXES):
+        raise EgressRefused(f"{name} is an internal name")
+    return name
+
+
 def check_destination(
     *, host: str, addresses: list[IPAddress], policy: EgressPolicy
 ) -> list[IPAddress]:
     """The addresses, if every one of them may be connected to; else EgressRefused."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name in _INSIDE_NAMES or name.endswith(_INSIDE_SUFFIXES):
-        raise EgressRefused(f"{name} is an internal name")
+    name = _refuse_inside_name(host)
     if not addresses:
         raise EgressRefused(f"{name} has no address")
     for address in addresses:
@@ -207,6 +213,7 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         if literal is not None:
             addresses = [literal]
         else:
+            _refuse_inside_name(host)  # before any lookup: such names may not even resolve
             try:
                 with anyio.fail_after(timeout):
                     addresses = await self.resolver(host, port)
@@ -352,8 +359,6 @@ def check_url(url: str, *, policy: EgressPolicy | None = None) -> str:
 
 
 def _check_name_only(host: str, policy: EgressPolicy) -> None:
-    name = host.rstrip(".").lower()
-    if name in _INSIDE_NAMES or name.endswith(_INSIDE_SUFFIXES):
-        raise EgressRefused(f"{name} is an internal name")
+    name = _refuse_inside_name(host)
     if policy.allowed_hosts and not policy.allowed_networks and not _name_allowed(name, policy):
         raise EgressRefused(f"{name} is not on the allow-list")

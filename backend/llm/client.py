@@ -14,7 +14,7 @@ import openai
 from openai import AsyncOpenAI, AsyncStream
 
 from backend.core.config import egress_policy_of, settings
-from backend.core.egress import EgressPolicy, InvalidURL, check_url, guarded_client
+from backend.core.egress import EgressPolicy, InvalidURL, check_url, guarded_client, refusal_in
 from backend.llm.mock import mock_openai_app
 from backend.llm.transport import StreamingASGITransport
 
@@ -104,11 +104,16 @@ class LLMError(Exception):
         }
 
 
-def attributed(error: LLMError, *, provider: Provider, model: str | None) -> LLMError:
-    cause = error.__cause__
+def attributed(
+    error: LLMError, *, provider: Provider, model: str | None, cause: BaseException | None = None
+) -> LLMError:
+    """The error with the model, the provider's host and the underlying error's class set
+    (a refusal by the egress guard is named as such, not as the SDK's connection error)."""
+    cause = cause or error.__cause__
+    refused = refusal_in(cause)
     error.model = error.model or model
     error.provider_host = error.provider_host or provider.host
-    error.error_class = error.error_class or (type(cause).__name__ if cause else "LLMError")
+    error.error_class = error.error_class or type(refused or cause or error).__name__
     return error
 
 
@@ -249,7 +254,8 @@ async def request_completion(*, provider: Provider, body: dict[str, Any]) -> Any
         return await client_for(provider).post(CHAT_COMPLETIONS, cast_to=object, body=body)
     except UPSTREAM_ERRORS as error:
         failure = describe_upstream_error(error, provider=provider)
-        raise attributed(failure, provider=provider, model=body.get("model")) from error
+        model = body.get("model")
+        raise attributed(failure, provider=provider, model=model, cause=error) from error
 
 
 async def complete(*, provider: Provider, model: str, messages: Messages) -> Completion:

@@ -1,7 +1,8 @@
 """Per-user settings (the key is never returned) and the models a user may pick."""
 
 import pytest
-from chat_factories import create_user
+from chat_factories import create_conversation, create_user, parse_sse, send_message
+from fake_openai_server import FakeOpenAIServer
 from fastapi.testclient import TestClient
 
 
@@ -105,3 +106,94 @@ def test_blank_default_model_clears_it(client: TestClient) -> None:
     response = client.put("/api/settings", json={"default_model": ""}, headers=user.headers)
     assert response.status_code == 200, response.text
     assert response.json()["default_model"] is None
+
+
+def _store_settings_directly(user_id: int, **values: str) -> None:
+    """Settings as an older version may have stored them, without today's checks."""
+    from backend.core.db import SessionLocal
+    from backend.models import UserSettings
+
+    with SessionLocal() as session:
+        session.add(UserSettings(user_id=user_id, **values))
+        session.commit()
+
+
+def test_personal_connections_are_off_by_default(client: TestClient) -> None:
+    user = create_user()
+    for body in (
+        {"openai_api_key": "sk-mine-1234567890"},
+        {"openai_base_url": "https://api.example.com/v1"},
+    ):
+        response = client.put("/api/settings", json=body, headers=user.headers)
+        assert response.status_code == 403
+        assert "turned off" in response.json()["detail"]
+    # Clearing is always allowed.
+    cleared = client.put("/api/settings", json={"openai_api_key": None}, headers=user.headers)
+    assert cleared.status_code == 200
+
+
+def test_settings_stored_while_allowed_are_ignored_once_disallowed(
+    client: TestClient, real_provider: FakeOpenAIServer
+) -> None:
+    from fake_openai_server import received
+
+    user = create_user()
+    _store_settings_directly(
+        user.id, openai_api_key="sk-user-1234567890", openai_base_url="http://127.0.0.1:9/v1"
+    )
+    uuid = create_conversation(client, user)["uuid"]
+    assert send_message(client, user, uuid, "hi").status_code == 201
+    assert received[-1]["authorization"] == "Bearer sk-server-key"  # the server's connection
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1",
+        "http://[::1]:9/v1",
+        "http://2130706433/v1",
+        "http://0x7f000001/v1",
+        "http://169.254.169.254/latest",
+        "http://metadata.google.internal/v1",
+        "http://user:pw@api.example.com/v1",
+        "http://api.example.com\r\n/v1",
+        "http://[::1/v1",
+    ],
+)
+def test_unsafe_base_urls_are_422_with_a_sentence(
+    client: TestClient, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "ALLOW_USER_CONNECTIONS", True)
+    user = create_user()
+    response = client.put("/api/settings", json={"openai_base_url": url}, headers=user.headers)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    sentence = detail if isinstance(detail, str) else detail[0]["msg"]
+    assert sentence.endswith(".") and "URL" in sentence or "address" in sentence
+
+
+@pytest.mark.usefixtures("user_connections")
+@pytest.mark.parametrize(
+    "stored", ["http://api.example.com\r\nX-Injected: 1/v1", "http://[::1/v1", "http://[zz]:80/v1"]
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_stored_bad_url_is_a_clean_error_on_the_next_message(
+    client: TestClient, stored: str, stream: bool
+) -> None:
+    user = create_user()
+    _store_settings_directly(user.id, openai_api_key="sk-user-1234567890", openai_base_url=stored)
+    uuid = create_conversation(client, user)["uuid"]
+    headers = {**user.headers, "Accept": "text/event-stream"} if stream else user.headers
+    response = client.post(
+        f"/api/conversations/{uuid}/messages", json={"content": "hello"}, headers=headers
+    )
+    if stream:
+        event, data = parse_sse(response.text)[-1]
+        assert event == "error" and data["status"] == 502
+        detail = data["detail"]
+    else:
+        assert response.status_code == 502, response.text
+        detail = response.json()["detail"]
+    assert "Check its URL and key in Settings" in detail
