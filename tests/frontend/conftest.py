@@ -96,6 +96,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ADMIN_EMAIL": "admin@example.com",
         "ALLOW_REGISTRATION": "true",
+        # Users point their own connection at the loopback fake provider (ui_helpers).
+        "ALLOW_USER_CONNECTIONS": "true",
+        "EGRESS_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
