@@ -231,6 +231,8 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_ms_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Tokens charged to the server's daily budget (not those of answers from a user's own key).
+    budget_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class UsageLimit(Base):

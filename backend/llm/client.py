@@ -226,9 +226,14 @@ def describe_upstream_error(error: Exception, *, provider: Provider | None = Non
 
 
 def _tokens(usage: Any, name: str) -> int | None:
-    """A token count from a usage object or dict; None when missing or not a count."""
+    """A token count from a usage object or dict; None when missing or not a count.
+
+    Clamped to 0..MAX_TOKENS_PER_ANSWER: a provider (a user's own, say) may report anything,
+    and a negative count would lower a budget, a huge one overflow the aggregates."""
     value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return min(max(value, 0), settings.MAX_TOKENS_PER_ANSWER)
 
 
 def _completion(

@@ -235,7 +235,10 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
     }
     connection.execute(_INSERT_RESPONSE, {**response, "message_id": message_id})
     if turn.owner_id is not None:  # anonymous quick chat is not counted
-        usage.count_answer(connection=connection, user_id=turn.owner_id, **response)
+        paid = turn.provider.paid_by_server
+        usage.count_answer(
+            connection=connection, user_id=turn.owner_id, paid_by_server=paid, **response
+        )
     return MessagePublic(**message, response=ResponsePublic(**response))
 
 

@@ -2,7 +2,8 @@
 
 What it does is chosen by the last user message: `FAIL <status>` answers with that HTTP
 error, `SLOW` waits longer than the client's timeout, `BREAK` drops the connection in the
-middle of a streamed answer. Anything else gets an echo. Requests are recorded.
+middle of a streamed answer, `USAGE <prompt> <completion>` reports those token counts
+(whatever they are). Anything else gets an echo. Requests are recorded.
 """
 
 import asyncio
@@ -74,6 +75,13 @@ async def chat_completions(request: Request) -> Any:
             media_type="text/event-stream",
         )
     usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+    if question.startswith("USAGE "):
+        prompt, completion = (int(part) for part in question.split()[1:3])
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": answer},
