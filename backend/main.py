@@ -10,12 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.main import api_router
-from backend.api.routes import quickchat
+from backend.api.routes import mock_openai, quickchat
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
-from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from backend.services import users
 
@@ -81,7 +80,8 @@ def create_app() -> FastAPI:
     app.add_middleware(AccessLogMiddleware)
     app.include_router(api_router)
     app.include_router(quickchat.router)
-    app.mount("/mock-openai", mock_openai_app, name="mock-openai")
+    if settings.use_mock_llm:  # only while the mock answers; signed-in callers only
+        app.include_router(mock_openai.router)
     mount_frontend(app, FRONTEND_DIR)
     return app
 
