@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.core.egress import EgressPolicy, parse_policy
 
+# The name the built-in offline model answers under (model_used, usage, /api/models).
+MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
 DEVELOPMENT_SECRET_KEY = "changethis"
 
@@ -60,12 +62,12 @@ class Settings(BaseSettings):
     MOCK_OPENAI: bool | None = None
     # Pause between streamed mock chunks, so a browser can watch an answer grow.
     MOCK_OPENAI_DELAY_MS: int = Field(default=0, ge=0, le=10_000)
-    DEFAULT_MODEL: str = "gpt-4o-mini"
-    # The global model list used until an admin stores one.
-    AVAILABLE_MODELS: Annotated[list[str], NoDecode, BeforeValidator(_split_comma_list)] = [
-        "gpt-4o-mini",
-        "gpt-4o",
-    ]
+    # Unset: "mock" while the built-in mock answers, else gpt-4o-mini (see default_model).
+    DEFAULT_MODEL: str | None = None
+    # The global model list used until an admin stores one (unset: see available_models).
+    AVAILABLE_MODELS: Annotated[list[str] | None, NoDecode, BeforeValidator(_split_comma_list)] = (
+        None
+    )
     # Outbound requests to URLs chosen by users (docs/SECURITY.md, "Outbound requests").
     # Off: everyone uses the server's connection, and personal keys and URLs are refused.
     ALLOW_USER_CONNECTIONS: bool = False
@@ -96,6 +98,20 @@ class Settings(BaseSettings):
         if self.MOCK_OPENAI is None:
             return not self.OPENAI_API_KEY
         return self.MOCK_OPENAI
+
+    @property
+    def default_model(self) -> str:
+        """DEFAULT_MODEL, else the mock's name while it answers (so nothing claims to be a
+        model that is not answering), else gpt-4o-mini."""
+        if self.DEFAULT_MODEL:
+            return self.DEFAULT_MODEL
+        return MOCK_MODEL if self.use_mock_llm else "gpt-4o-mini"
+
+    @property
+    def available_models(self) -> list[str]:
+        if self.AVAILABLE_MODELS:
+            return list(self.AVAILABLE_MODELS)
+        return [MOCK_MODEL] if self.use_mock_llm else ["gpt-4o-mini", "gpt-4o"]
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -31,14 +31,14 @@ def global_models(*, session: Session) -> list[str]:
     ):
         return list(_cached_global_models[1])
     stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
-    models = list(stored) or list(settings.AVAILABLE_MODELS)
+    models = list(stored) or settings.available_models
     _cached_global_models = (time.monotonic(), models)
     return list(models)
 
 
 def global_models_public(*, session: Session) -> AdminModelsPublic:
     return AdminModelsPublic(
-        models=global_models(session=session), default_model=settings.DEFAULT_MODEL
+        models=global_models(session=session), default_model=settings.default_model
     )
 
 
@@ -48,7 +48,7 @@ def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPubl
     session.add_all(AvailableModel(name=name, position=i) for i, name in enumerate(names))
     session.commit()
     forget_cached_models()
-    return AdminModelsPublic(models=names, default_model=settings.DEFAULT_MODEL)
+    return AdminModelsPublic(models=names, default_model=settings.default_model)
 
 
 # Built once: every question checks the asker's list.
@@ -78,7 +78,7 @@ def allowed_models(*, session: Session, user: User | None) -> list[str]:
 
 def default_model_for(*, allowed: list[str], user_default: str | None) -> str | None:
     """The model used when nothing is chosen: the user's default, else the server's."""
-    for candidate in (user_default, settings.DEFAULT_MODEL):
+    for candidate in (user_default, settings.default_model):
         if candidate and candidate in allowed:
             return candidate
     return allowed[0] if allowed else None

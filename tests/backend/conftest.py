@@ -55,6 +55,10 @@ os.environ.update(
     LOG_LEVEL="INFO",
     ALLOW_REGISTRATION="true",
     ALLOW_ANONYMOUS_CHAT="false",
+    # A model list as an operator would give one; the mock answers under its own name anyway
+    # (the defaults without these are tested in test_settings_and_models_routes.py).
+    AVAILABLE_MODELS="gpt-4o-mini,gpt-4o",
+    DEFAULT_MODEL="gpt-4o-mini",
 )
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD"):
     os.environ.pop(_name, None)

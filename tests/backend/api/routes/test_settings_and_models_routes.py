@@ -197,3 +197,35 @@ def test_a_stored_bad_url_is_a_clean_error_on_the_next_message(
         assert response.status_code == 502, response.text
         detail = response.json()["detail"]
     assert "Check its URL and key in Settings" in detail
+
+
+def test_without_a_model_list_the_mock_offers_only_itself(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing claims to be gpt-4o-mini while the built-in offline model answers."""
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "AVAILABLE_MODELS", None)
+    monkeypatch.setattr(settings, "DEFAULT_MODEL", None)
+    user = create_user()
+    assert client.get("/api/models", headers=user.headers).json() == {
+        "data": [{"id": "mock"}],
+        "default_model": "mock",
+    }
+    uuid = create_conversation(client, user)["uuid"]
+    answer = send_message(client, user, uuid, "hi").json()["assistant_message"]
+    assert answer["model"] == answer["response"]["model_used"] == "mock"
+
+
+def test_without_a_model_list_a_real_provider_offers_openais(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, real_provider: FakeOpenAIServer
+) -> None:
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "AVAILABLE_MODELS", None)
+    monkeypatch.setattr(settings, "DEFAULT_MODEL", None)
+    body = client.get("/api/models", headers=create_user().headers).json()
+    assert body == {
+        "data": [{"id": "gpt-4o-mini"}, {"id": "gpt-4o"}],
+        "default_model": "gpt-4o-mini",
+    }
