@@ -240,6 +240,59 @@ class AdminModelsPublic(BaseModel):
     default_model: str
 
 
+ConnectionName = Annotated[
+    SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+ConnectionModels = Annotated[list[ModelName], Field(max_length=200)]
+
+
+class ConnectionCreate(Strict):
+    name: ConnectionName
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)]
+    api_key: ApiKey | None = None
+    models: ConnectionModels = []
+    enabled: bool = True
+
+
+class ConnectionUpdate(Strict):
+    """Absent fields are kept; an empty api_key removes the stored key."""
+
+    name: ConnectionName | None = None
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+    models: ConnectionModels | None = None
+    enabled: bool | None = None
+
+
+class ConnectionTest(Strict):
+    """What to try: a URL and key, or a stored connection (its key unless one is given)."""
+
+    connection_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+
+
+class ConnectionPublic(BaseModel):
+    id: int
+    name: str
+    base_url: str
+    has_api_key: bool
+    api_key_hint: str | None  # the last four characters only
+    models: list[str]
+    enabled: bool
+
+
+class ConnectionsPublic(BaseModel):
+    data: list[ConnectionPublic]
+    # How answers are routed, for the admin page to explain.
+    server_connection: str  # "mock" or the environment's provider host
+    guarded: bool  # whether GUARD_ADMIN_CONNECTIONS applies the egress guard to these
+
+
+class ProviderModelsPublic(BaseModel):
+    models: list[str]
+
+
 # --- health and the seed-004 quick chat ------------------------------------------------
 
 

@@ -413,3 +413,19 @@ async def stream(
         if isinstance(item, ToolCall):  # none were offered
             raise LLMError("The model asked for a tool this service does not offer.")
         yield item
+
+
+async def list_models(*, provider: Provider) -> list[str]:
+    """The model ids the provider lists (GET /models), through the same clients as answers
+    (so a guarded provider is reached only through the egress guard)."""
+    try:
+        data = await client_for(provider).get("/models", cast_to=object)
+    except UPSTREAM_ERRORS as error:
+        failure = describe_upstream_error(error, provider=provider)
+        raise attributed(failure, provider=provider, model=None, cause=error) from error
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        failure = LLMError("The model provider's list of models could not be read.")
+        raise attributed(failure, provider=provider, model=None)
+    ids = (entry.get("id") for entry in entries if isinstance(entry, dict))
+    return sorted({model for model in ids if isinstance(model, str) and model})

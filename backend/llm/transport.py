@@ -51,7 +51,7 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
 
         async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                response_start.set_result(message)
+                response_start.set_result(dict(message))
             elif message["type"] == "http.response.body":
                 if message.get("body"):
                     queue.put_nowait(message["body"])

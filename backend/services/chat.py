@@ -112,7 +112,8 @@ def _model_and_provider(
         override=override,
         user_default=own_settings.default_model if own_settings else None,
     )
-    return model, user_settings.provider_for(user_settings=own_settings)
+    provider = user_settings.provider_for(session=session, user_settings=own_settings, model=model)
+    return model, provider
 
 
 # Questions and answers are stored with Core statements built once: on this per-message path

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from backend.core.config import settings
 from backend.models import AvailableModel, User, UserAllowedModel, UserSettings
 from backend.schemas import AdminModelsPublic, ModelPublic, ModelsPublic
+from backend.services import connections
 from backend.services.errors import Forbidden
 
 # The global list is read for every question and changes rarely, so it is kept for a few
@@ -23,7 +24,8 @@ def forget_cached_models() -> None:
 
 
 def global_models(*, session: Session) -> list[str]:
-    """The admin's list, or the AVAILABLE_MODELS setting until an admin stores one."""
+    """The admin's list (or the AVAILABLE_MODELS setting until an admin stores one), then
+    the models admin connections offer."""
     global _cached_global_models
     if (
         _cached_global_models
@@ -32,6 +34,10 @@ def global_models(*, session: Session) -> list[str]:
         return list(_cached_global_models[1])
     stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
     models = list(stored) or settings.available_models
+    # What admin connections offer is on the list too (services/connections.py).
+    models += [
+        name for name in connections.connection_models(session=session) if name not in models
+    ]
     _cached_global_models = (time.monotonic(), models)
     return list(models)
 

@@ -10,7 +10,7 @@ from backend.core.egress import InvalidURL, check_url
 from backend.llm.client import Provider, server_provider
 from backend.models import User, UserSettings
 from backend.schemas import SettingsPublic, SettingsUpdate
-from backend.services import model_access
+from backend.services import connections, model_access
 from backend.services.errors import Forbidden, Unprocessable
 
 _SETTINGS_OF_USER = select(UserSettings).where(UserSettings.user_id == bindparam("user_id"))
@@ -31,7 +31,7 @@ def to_public(user_settings: UserSettings | None) -> SettingsPublic:
         openai_base_url=user_settings.openai_base_url if user_settings else None,
         default_model=user_settings.default_model if user_settings else None,
         has_api_key=bool(key),
-        api_key_hint=f"…{key[-4:]}" if key and len(key) >= 12 else ("…" if key else None),
+        api_key_hint=connections.key_hint(key),
         user_connections_allowed=settings.ALLOW_USER_CONNECTIONS,
     )
 
@@ -67,9 +67,11 @@ def update_user_settings(*, session: Session, user: User, update: SettingsUpdate
     return to_public(user_settings)
 
 
-def provider_for(*, user_settings: "UserSettings | Row[Any] | None") -> Provider:
+def provider_for(
+    *, session: Session, user_settings: "UserSettings | Row[Any] | None", model: str
+) -> Provider:
     """The user's own provider when they configured one and the server allows it, else the
-    server's.
+    admin connection offering the model, else the server's (see services/connections.py).
 
     A personal base URL never receives the server's key (a user could point it anywhere) and
     goes through the egress guard; answers from a personal key are not paid by the server.
@@ -80,7 +82,7 @@ def provider_for(*, user_settings: "UserSettings | Row[Any] | None") -> Provider
         or user_settings is None
         or not (user_settings.openai_api_key or user_settings.openai_base_url)
     ):
-        return server_provider()
+        return connections.provider_for_model(session=session, model=model) or server_provider()
     if user_settings.openai_base_url:
         return Provider(
             api_key=user_settings.openai_api_key or "none",

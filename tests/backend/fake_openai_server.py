@@ -58,6 +58,13 @@ async def _stream(model: str, answer: str, *, broken: bool) -> AsyncIterator[str
     yield "data: [DONE]\n\n"
 
 
+@fake_app.get("/v1/models")
+async def list_models(request: Request) -> Any:
+    received.append({"path": "/v1/models", "authorization": request.headers.get("authorization")})
+    names = ("fake-large", "fake-small")
+    return {"object": "list", "data": [{"id": name, "object": "model"} for name in names]}
+
+
 @fake_app.post("/v1/chat/completions", response_model=None)
 async def chat_completions(request: Request) -> Any:
     body = await request.json()
