@@ -205,6 +205,8 @@ class SettingsUpdate(Strict):
 
 class ModelPublic(BaseModel):
     id: str
+    # True when the built-in offline model (the mock) answers for this name.
+    offline: bool = False
 
 
 class ModelsPublic(BaseModel):

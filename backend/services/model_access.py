@@ -43,9 +43,11 @@ def global_models(*, session: Session) -> list[str]:
 
 
 def global_models_public(*, session: Session) -> AdminModelsPublic:
-    return AdminModelsPublic(
-        models=global_models(session=session), default_model=settings.default_model
-    )
+    """The list the admin edits: without the connections' models (they are set per
+    connection, and come and go with it)."""
+    stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
+    models = list(stored) or settings.available_models
+    return AdminModelsPublic(models=models, default_model=settings.default_model)
 
 
 def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPublic:
@@ -93,11 +95,21 @@ def default_model_for(*, allowed: list[str], user_default: str | None) -> str | 
 def models_for_user(*, session: Session, user: User) -> ModelsPublic:
     """What the model picker shows: the allowed models and the one used by default."""
     allowed = allowed_models(session=session, user=user)
-    user_default = session.scalar(
-        select(UserSettings.default_model).where(UserSettings.user_id == user.id)
-    )
+    own = session.execute(
+        select(
+            UserSettings.default_model, UserSettings.openai_api_key, UserSettings.openai_base_url
+        ).where(UserSettings.user_id == user.id)
+    ).first()
+    user_default = own.default_model if own else None
+    own_connection = settings.ALLOW_USER_CONNECTIONS and own and (own[1] or own[2])
+    offered = set(connections.connection_models(session=session))
+
+    def offline(name: str) -> bool:
+        """Answered by the mock: nobody's real connection offers it."""
+        return settings.use_mock_llm and not own_connection and name not in offered
+
     return ModelsPublic(
-        data=[ModelPublic(id=name) for name in allowed],
+        data=[ModelPublic(id=name, offline=offline(name)) for name in allowed],
         default_model=default_model_for(allowed=allowed, user_default=user_default),
     )
 

@@ -132,8 +132,12 @@ def test_answers_go_to_the_connection_offering_the_model(
 ) -> None:
     admin, user = create_user(is_admin=True), create_user()
     add_connection(client, admin, fake_openai.base_url)
-    models = [m["id"] for m in client.get("/api/models", headers=user.headers).json()["data"]]
-    assert models == ["gpt-4o-mini", "gpt-4o", "fake-large"]
+    listed = client.get("/api/models", headers=user.headers).json()["data"]
+    assert [(m["id"], m["offline"]) for m in listed] == [
+        ("gpt-4o-mini", True),  # the mock answers these
+        ("gpt-4o", True),
+        ("fake-large", False),  # the connection does
+    ]
     uuid = create_conversation(client, user)["uuid"]
     received.clear()
     answer = send_message(client, user, uuid, "hello", model="fake-large")

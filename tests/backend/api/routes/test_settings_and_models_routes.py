@@ -77,7 +77,8 @@ def test_models_list_global_by_default(client: TestClient) -> None:
     user = create_user()
     body = client.get("/api/models", headers=user.headers).json()
     assert body == {
-        "data": [{"id": "gpt-4o-mini"}, {"id": "gpt-4o"}],
+        # The mock answers for every name here: no real provider is configured.
+        "data": [{"id": "gpt-4o-mini", "offline": True}, {"id": "gpt-4o", "offline": True}],
         "default_model": "gpt-4o-mini",
     }
 
@@ -88,7 +89,7 @@ def test_models_follow_the_personal_list_and_default(client: TestClient) -> None
         f"/api/admin/users/{user.id}", json={"allowed_models": ["gpt-4o"]}, headers=admin.headers
     )
     body = client.get("/api/models", headers=user.headers).json()
-    assert body == {"data": [{"id": "gpt-4o"}], "default_model": "gpt-4o"}
+    assert body == {"data": [{"id": "gpt-4o", "offline": True}], "default_model": "gpt-4o"}
     client.put("/api/settings", json={"default_model": "gpt-4o"}, headers=user.headers)
     assert client.get("/api/models", headers=user.headers).json()["default_model"] == "gpt-4o"
 
@@ -209,7 +210,7 @@ def test_without_a_model_list_the_mock_offers_only_itself(
     monkeypatch.setattr(settings, "DEFAULT_MODEL", None)
     user = create_user()
     assert client.get("/api/models", headers=user.headers).json() == {
-        "data": [{"id": "mock"}],
+        "data": [{"id": "mock", "offline": True}],
         "default_model": "mock",
     }
     uuid = create_conversation(client, user)["uuid"]
@@ -226,6 +227,6 @@ def test_without_a_model_list_a_real_provider_offers_openais(
     monkeypatch.setattr(settings, "DEFAULT_MODEL", None)
     body = client.get("/api/models", headers=create_user().headers).json()
     assert body == {
-        "data": [{"id": "gpt-4o-mini"}, {"id": "gpt-4o"}],
+        "data": [{"id": "gpt-4o-mini", "offline": False}, {"id": "gpt-4o", "offline": False}],
         "default_model": "gpt-4o-mini",
     }
