@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, event, select
+from sqlalchemy import Connection, Integer, bindparam, case, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,12 +56,14 @@ def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
     """The upsert adding to the `counted` counters, built once (building costs more than
     running it); every counter is a bound parameter."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    table = UsageDaily.__table__
-    keys = {name: bindparam(name) for name in ("user_id", "day", "model", *COUNTERS, BUDGET)}
+    table: Any = UsageDaily.__table__
+    keys: dict[str, Any] = {
+        name: bindparam(name) for name in ("user_id", "day", "model", *COUNTERS, BUDGET)
+    }
 
     def saturating_sum(name: str) -> Any:
         # Compared as `old > MAX - n`, which cannot overflow where `old + n` could.
-        column, increment = table.c[name], bindparam(name)
+        column, increment = table.c[name], bindparam(name, type_=Integer)
         return case((column > MAX_COUNTER - increment, MAX_COUNTER), else_=column + increment)
 
     return (

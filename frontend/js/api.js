@@ -509,6 +509,7 @@ export function normalizeSettings(s) {
     apiKeySet: isSet !== undefined ? Boolean(isSet) : Boolean(masked),
     baseUrl: pick(src, 'openai_base_url', 'base_url') ?? '',
     defaultModel: pick(src, 'default_model', 'model') ?? '',
+    userConnectionsAllowed: src.user_connections_allowed !== false,
   };
 }
 
