@@ -34,9 +34,9 @@ COUNTERS = (
 # mock). A user's own key's answers are counted above but not here.
 BUDGET = "budget_tokens"
 MAX_RANGE_DAYS = 366
-# Stored counters saturate at the largest value every backend's INTEGER column holds
-# (PostgreSQL's is 32-bit): a count that would overflow stays at the top instead of failing
-# the transaction that stores an answer.
+# The largest value every backend's INTEGER column holds (PostgreSQL's is 32-bit). There,
+# stored counters saturate at it instead of failing the transaction that stores an answer;
+# everywhere, counts are clamped to it when read.
 MAX_COUNTER = 2**31 - 1
 
 
@@ -62,8 +62,13 @@ def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
     }
 
     def saturating_sum(name: str) -> Any:
-        # Compared as `old > MAX - n`, which cannot overflow where `old + n` could.
         column, increment = table.c[name], bindparam(name, type_=Integer)
+        if dialect_name != "postgresql":
+            # 64-bit integers: with increments clamped per answer, no realistic number of
+            # answers reaches the top, and reads clamp to MAX_COUNTER.
+            return column + increment
+        # PostgreSQL's INTEGER is 32-bit: compared as `old > MAX - n`, which cannot
+        # overflow where `old + n` could.
         return case((column > MAX_COUNTER - increment, MAX_COUNTER), else_=column + increment)
 
     return (
