@@ -11,13 +11,12 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
-from backend.api.routes import quickchat
+from backend.api.routes import mock_openai, quickchat
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
 from backend.input_guard import InputGuardMiddleware
-from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from backend.security_headers import SecurityHeadersMiddleware
 from backend.services import users
@@ -90,7 +89,8 @@ def create_app() -> FastAPI:
     app.include_router(api_router)
     app.include_router(quickchat.router)
     mount_api_docs(app)
-    app.mount("/mock-openai", mock_openai_app, name="mock-openai")
+    if settings.use_mock_llm:  # only while the mock answers; signed-in callers only
+        app.include_router(mock_openai.router)
     mount_frontend(app, FRONTEND_DIR)
     return app
 

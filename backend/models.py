@@ -129,6 +129,27 @@ class AvailableModel(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ProviderConnection(Base):
+    """A model provider an admin connected in the UI: its URL, key and the models it offers.
+
+    The key is stored as given: on deltadb every row is encrypted at rest, and the API shows
+    only its last four characters. A model one of these offers is answered there; any other
+    goes to the server's own connection (OPENAI_* from the environment) or the mock.
+    """
+
+    __tablename__ = "provider_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base_url: Mapped[str] = mapped_column(String(512))
+    api_key: Mapped[str | None] = mapped_column(String(512))
+    # The models users may pick from this provider, as a JSON list of names.
+    models: Mapped[str] = mapped_column(Text, default="[]")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class UserAllowedModel(Base):
     """A per-user allowed list; when a user has one it replaces the global list."""
 
@@ -233,6 +254,8 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_ms_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Tokens charged to the server's daily budget (not those of answers from a user's own key).
+    budget_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class UsageLimit(Base):

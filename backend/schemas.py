@@ -1,6 +1,5 @@
 """Request and response bodies (pydantic v2). Field limits here are the API's input rules."""
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from backend.core.config import settings
+from backend.core.egress import check_url
 from backend.core.security import MIN_PASSWORD_LENGTH
 
 
@@ -31,9 +31,8 @@ def _require_visible_text(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http:// or https:// URL")
-    return value.rstrip("/")
+    # InvalidURL is a ValueError: its sentence becomes the 422's message.
+    return check_url(value)
 
 
 SafeStr = Annotated[str, AfterValidator(_reject_nul)]
@@ -196,6 +195,8 @@ class SettingsPublic(BaseModel):
     has_api_key: bool
     # The last four characters only: enough to recognise a key, useless to steal.
     api_key_hint: str | None
+    # Whether this server lets users connect their own provider (ALLOW_USER_CONNECTIONS).
+    user_connections_allowed: bool = False
 
 
 class SettingsUpdate(Strict):
@@ -213,6 +214,8 @@ class SettingsUpdate(Strict):
 
 class ModelPublic(BaseModel):
     id: str
+    # True when the built-in offline model (the mock) answers for this name.
+    offline: bool = False
 
 
 class ModelsPublic(BaseModel):
@@ -248,6 +251,59 @@ class AdminModels(Strict):
 class AdminModelsPublic(BaseModel):
     models: list[str]
     default_model: str
+
+
+ConnectionName = Annotated[
+    SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+ConnectionModels = Annotated[list[ModelName], Field(max_length=200)]
+
+
+class ConnectionCreate(Strict):
+    name: ConnectionName
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)]
+    api_key: ApiKey | None = None
+    models: ConnectionModels = []
+    enabled: bool = True
+
+
+class ConnectionUpdate(Strict):
+    """Absent fields are kept; an empty api_key removes the stored key."""
+
+    name: ConnectionName | None = None
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+    models: ConnectionModels | None = None
+    enabled: bool | None = None
+
+
+class ConnectionTest(Strict):
+    """What to try: a URL and key, or a stored connection (its key unless one is given)."""
+
+    connection_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+
+
+class ConnectionPublic(BaseModel):
+    id: int
+    name: str
+    base_url: str
+    has_api_key: bool
+    api_key_hint: str | None  # the last four characters only
+    models: list[str]
+    enabled: bool
+
+
+class ConnectionsPublic(BaseModel):
+    data: list[ConnectionPublic]
+    # How answers are routed, for the admin page to explain.
+    server_connection: str  # "mock" or the environment's provider host
+    guarded: bool  # whether GUARD_ADMIN_CONNECTIONS applies the egress guard to these
+
+
+class ProviderModelsPublic(BaseModel):
+    models: list[str]
 
 
 # --- health and the quick chat ---------------------------------------------------------

@@ -7,6 +7,10 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, computed_field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.core.egress import EgressPolicy, parse_policy
+
+# The name the built-in offline model answers under (model_used, usage, /api/models).
+MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
 DEVELOPMENT_SECRET_KEY = "changethis"
 
@@ -71,12 +75,30 @@ class Settings(BaseSettings):
     MOCK_OPENAI: bool | None = None
     # Pause between streamed mock chunks, so a browser can watch an answer grow.
     MOCK_OPENAI_DELAY_MS: int = Field(default=0, ge=0, le=10_000)
-    DEFAULT_MODEL: str = "gpt-4o-mini"
-    # The global model list used until an admin stores one.
-    AVAILABLE_MODELS: Annotated[list[str], NoDecode, BeforeValidator(_split_comma_list)] = [
-        "gpt-4o-mini",
-        "gpt-4o",
-    ]
+    # Unset: "mock" while the built-in mock answers, else gpt-4o-mini (see default_model).
+    DEFAULT_MODEL: str | None = None
+    # The global model list used until an admin stores one (unset: see available_models).
+    AVAILABLE_MODELS: Annotated[list[str] | None, NoDecode, BeforeValidator(_split_comma_list)] = (
+        None
+    )
+    # Outbound requests to URLs chosen by users (docs/SECURITY.md, "Outbound requests").
+    # Off: everyone uses the server's connection, and personal keys and URLs are refused.
+    ALLOW_USER_CONNECTIONS: bool = False
+    # When non-empty, personal connections may only reach these hosts (`api.example.com`,
+    # `*.example.com`) or networks (`203.0.113.0/24`). Private addresses stay refused.
+    USER_CONNECTION_ALLOWLIST: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Networks exempt from the private-address refusal (say, a LAN inference server). Empty.
+    EGRESS_ALLOW_PRIVATE_NETWORKS: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Whether connections an admin adds in the UI go through the same guard as users' ones.
+    GUARD_ADMIN_CONNECTIONS: bool = False
+    # Provider clients kept (one per distinct key and URL; they share connection pools).
+    PROVIDER_CLIENT_CACHE_SIZE: int = Field(default=64, ge=1, le=10_000)
+    # Token counts a provider reports are clamped to 0..this per answer.
+    MAX_TOKENS_PER_ANSWER: int = Field(default=10_000_000, ge=1, le=2**31 - 1)
     LLM_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     # Retries of failed requests (429/5xx/connection errors) before the user sees the error.
     LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
@@ -89,6 +111,20 @@ class Settings(BaseSettings):
         if self.MOCK_OPENAI is None:
             return not self.OPENAI_API_KEY
         return self.MOCK_OPENAI
+
+    @property
+    def default_model(self) -> str:
+        """DEFAULT_MODEL, else the mock's name while it answers (so nothing claims to be a
+        model that is not answering), else gpt-4o-mini."""
+        if self.DEFAULT_MODEL:
+            return self.DEFAULT_MODEL
+        return MOCK_MODEL if self.use_mock_llm else "gpt-4o-mini"
+
+    @property
+    def available_models(self) -> list[str]:
+        if self.AVAILABLE_MODELS:
+            return list(self.AVAILABLE_MODELS)
+        return [MOCK_MODEL] if self.use_mock_llm else ["gpt-4o-mini", "gpt-4o"]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -107,9 +143,23 @@ class Settings(BaseSettings):
             if self.ENVIRONMENT != "development":
                 raise ValueError(message)
             warnings.warn(message, stacklevel=1)
+        try:
+            egress_policy_of(self)
+        except ValueError as error:
+            raise ValueError(
+                f"USER_CONNECTION_ALLOWLIST or EGRESS_ALLOW_PRIVATE_NETWORKS: {error}"
+            ) from None
         if bool(self.ADMIN_USERNAME) != bool(self.ADMIN_PASSWORD):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
         return self
+
+
+def egress_policy_of(config: Settings) -> EgressPolicy:
+    """Where guarded outbound requests may go, by these settings."""
+    return parse_policy(
+        allow_list=config.USER_CONNECTION_ALLOWLIST,
+        private_exemptions=config.EGRESS_ALLOW_PRIVATE_NETWORKS,
+    )
 
 
 settings = Settings()

@@ -29,6 +29,10 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class Unprocessable(ServiceError):
+    status_code = 422
+
+
 class TooManyRequests(ServiceError):
     status_code = 429
 

@@ -84,6 +84,6 @@ async def server_config() -> ServerConfigPublic:
         allow_registration=settings.ALLOW_REGISTRATION,
         allow_anonymous_chat=settings.ALLOW_ANONYMOUS_CHAT,
         mock_llm=settings.use_mock_llm,
-        default_model=settings.DEFAULT_MODEL,
+        default_model=settings.default_model,
         max_message_chars=settings.MAX_MESSAGE_CHARS,
     )
