@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_usage_budget_tokens"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_signin_counters_idle"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

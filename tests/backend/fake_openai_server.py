@@ -63,6 +63,7 @@ async def _stream(model: str, answer: str, *, broken: bool) -> AsyncIterator[str
 @fake_app.get("/v1/models")
 async def list_models(request: Request) -> Any:
     received.append({"path": "/v1/models", "authorization": request.headers.get("authorization")})
+    models_listed.append(request.headers.get("authorization"))
     names = ("fake-large", "fake-small")
     return {"object": "list", "data": [{"id": name, "object": "model"} for name in names]}
 
@@ -103,16 +104,6 @@ async def chat_completions(request: Request) -> Any:
         "model": model,
         "choices": [choice],
         "usage": usage,
-    }
-
-
-@fake_app.get("/v1/models")
-async def list_models(request: Request) -> dict[str, Any]:
-    models_listed.append(request.headers.get("authorization"))
-    names = ("gpt-4o-mini", "gpt-4o")
-    return {
-        "object": "list",
-        "data": [{"id": n, "object": "model", "owned_by": "fake"} for n in names],
     }
 
 
