@@ -29,15 +29,8 @@ def wants_event_stream(request: Request) -> bool:
 
 
 def _log_upstream_failure(turn: ChatTurn, error: LLMError) -> None:
-    logger.warning(
-        "llm_failed",
-        extra={
-            "model": turn.model,
-            "status": error.status_code,
-            "conversation_id": turn.conversation_id,
-            "cause": type(error.__cause__).__name__ if error.__cause__ else None,
-        },
-    )
+    fields = {**error.log_fields(), "model": error.model or turn.model}
+    logger.warning("llm_failed", extra={**fields, "conversation_id": turn.conversation_id})
 
 
 async def answer_as_json(turn: ChatTurn) -> ChatTurnPublic:

@@ -58,6 +58,20 @@ def plain_http_client(headers: dict[str, str]) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0), trust_env=False)
 
 
+def describe(error: BaseException) -> str:
+    """The root of a failure in one line: task groups and wrappers peeled off."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    chain, seen = [error], 0
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and seen < 8:
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        chain.append(cause)
+        seen += 1
+    root = next((e for e in reversed(chain) if str(e).strip()), error)
+    return f"{type(root).__name__}: {str(root).strip()[:200]}"
+
+
 def _content_text(result: Any) -> str:
     """The result's content as text: text parts joined; anything else as its JSON."""
     parts: list[str] = []
@@ -101,6 +115,7 @@ class ServerConnection:
         self._scope: anyio.CancelScope | None = None
         self.last_error: str | None = None
         self.restarts = 0
+        self.attempts_failed = 0
         self.connected_at: float | None = None
 
     # --- state -----------------------------------------------------------------------------
@@ -188,7 +203,7 @@ class ServerConnection:
                 try:
                     await self._session()
                 except Exception as error:  # noqa: BLE001 - any failure means: restart later
-                    self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+                    self.last_error = describe(error)
                     logger.warning(
                         "mcp_server_failed",
                         extra={"server": self.config.name, "error": type(error).__name__},
@@ -196,6 +211,7 @@ class ServerConnection:
                 finally:
                     self._client = None
                     self._ready = anyio.Event()
+                    self.attempts_failed += 1
                 if self._stop.is_set():
                     break
                 delay = self._restart_delays[min(attempt, len(self._restart_delays) - 1)]
@@ -216,6 +232,13 @@ class ServerConnection:
         self._died.set()
         if self._scope is not None:
             self._scope.cancel()
+
+    async def first_outcome(self, timeout: float) -> bool:
+        """Connected (True), or the first attempt failed or time ran out (False)."""
+        with anyio.move_on_after(timeout):
+            while not self.healthy and self.attempts_failed == 0:
+                await anyio.sleep(0.05)
+        return self.healthy
 
     async def wait_ready(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):

@@ -210,7 +210,7 @@ class McpRegistry:
         connection = self._connection(config)
         async with anyio.create_task_group() as group:
             group.start_soon(connection.run)
-            ready = await connection.wait_ready(timeout)
+            ready = await connection.first_outcome(timeout)
             tools, error = connection.tools, connection.last_error
             await connection.stop()
         if not ready:

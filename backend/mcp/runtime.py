@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import httpx2
 
-from backend.core.config import settings
+from backend.core import egress
+from backend.core.config import mcp_egress_policy_of, settings
 from backend.core.db import run_in_session
 from backend.mcp.config import load_file
 from backend.mcp.registry import McpRegistry
@@ -28,10 +30,22 @@ def _workdir() -> Path:
     return Path(settings.MCP_WORK_DIR or Path(tempfile.gettempdir()) / "openchat-mcp")
 
 
+def guarded_http_client(headers: dict[str, str]) -> httpx2.AsyncClient:
+    """HTTP MCP servers are reached like any URL someone other than the operator typed:
+    resolved, checked and connected to the checked address, never redirected."""
+    client = egress.guarded_client(
+        policy=mcp_egress_policy_of(settings),
+        timeout=httpx2.Timeout(settings.MCP_CALL_TIMEOUT_SECONDS, connect=10.0),
+    )
+    client.headers.update(headers)
+    return client
+
+
 registry = McpRegistry(
     workdir=_workdir(),
     call_timeout=settings.MCP_CALL_TIMEOUT_SECONDS,
     result_limit=settings.MCP_RESULT_MAX_BYTES,
+    http_client=guarded_http_client,
 )
 
 

@@ -23,6 +23,7 @@ def test_ids_are_masked_in_logged_paths() -> None:
     assert loggable_path("/api/admin/users/17") == "/api/admin/users/{id}"
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_a_whole_session_logs_no_secrets(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:

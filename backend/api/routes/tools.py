@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from backend.api.deps import AdminUser, CurrentOwner, CurrentUser
+from backend.api.params import Offset
 from backend.api.routes.messages import ANSWER_RESPONSES
 from backend.api.tool_answers import continue_after_decision
 from backend.core.db import run_in_session
@@ -27,7 +28,7 @@ async def list_tool_executions(
     owner: CurrentOwner,
     uuid: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ToolExecutionsPublic:
     """Every tool call of the conversation, oldest first: the audit log."""
     return await run_in_session(
@@ -123,7 +124,7 @@ async def conversation_tools_summary(owner: CurrentOwner, uuid: str) -> dict:
 async def audit_tool_executions(
     admin: AdminUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Offset = 0,
     server: Annotated[str | None, Query(max_length=32)] = None,
     username: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict:

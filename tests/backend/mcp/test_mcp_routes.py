@@ -238,3 +238,27 @@ def test_stdio_servers_can_be_kept_out_of_the_admin_ui(
     refused = client.post(BASE, json=body, headers=admin.headers)
     assert refused.status_code == 403 and "MCP_SERVERS_FILE" in refused.json()["detail"]
     assert client.post(f"{BASE}/test", json=body, headers=admin.headers).status_code == 403
+
+
+def test_http_servers_on_private_addresses_are_refused_unless_the_admin_lists_them(
+    client: TestClient, admin: ChatUser, http_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {"name": "web", "config": {"url": http_server}}
+    refused = client.post(f"{BASE}/test", json=body, headers=admin.headers).json()
+    assert refused["ok"] is False and "loopback" in refused["error"].lower()
+    for form in ("http://2130706433/mcp", "http://[::ffff:127.0.0.1]/mcp", "http://0x7f000001/mcp"):
+        probe = {"name": "web", "config": {"url": form}}
+        assert client.post(f"{BASE}/test", json=probe, headers=admin.headers).json()["ok"] is False
+
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "EGRESS_ALLOW_PRIVATE_NETWORKS", ["127.0.0.0/8"])
+    allowed = client.post(f"{BASE}/test", json=body, headers=admin.headers).json()
+    assert allowed["ok"] is True, allowed
+    assert "echo" in {t["name"] for t in allowed["tools"]}
+    _add(client, admin, name="web", config={"url": http_server}, tool_policies={"echo": "auto"})
+    _wait_healthy(client, admin, name="web")
+    alice = create_user()
+    chat = create_conversation(client, alice)
+    turn = send_message(client, alice, chat["uuid"], 'use web__echo with {"text": "via http"}')
+    assert turn.json()["tool_executions"][0]["result"] == "via http"

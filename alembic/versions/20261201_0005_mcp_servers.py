@@ -1,7 +1,7 @@
 """MCP servers and the server and reason of each tool call
 
-Revision ID: 0003_mcp_servers
-Revises: 0002
+Revision ID: 0005_mcp_servers
+Revises: 0004_provider_connections
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_mcp_servers"
-down_revision: str | None = "0002"
+revision: str = "0005_mcp_servers"
+down_revision: str | None = "0004_provider_connections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
