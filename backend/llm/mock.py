@@ -131,6 +131,8 @@ def _tool_call(body: dict[str, Any], question: str) -> dict[str, Any] | None:
 def tool_followup_answer(messages: list[dict[str, Any]]) -> str:
     """After a tool result, the mock reports it: "... the calculator tool returned 14."."""
     result = str(messages[-1].get("content") or "")
+    if result.startswith("[Output of the tool "):  # the note on MCP results: not quoted
+        result = result.partition("]\n")[2]
     names = {
         call.get("id"): (call.get("function") or {}).get("name")
         for message in messages

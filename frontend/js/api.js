@@ -154,7 +154,7 @@ async function send(method, path, { body, query, signal, accept, quiet401 = fals
   return res;
 }
 
-async function request(method, path, opts = {}) {
+export async function request(method, path, opts = {}) {
   const res = await send(method, path, opts);
   if (res.status === 204) return null;
   const type = res.headers.get('content-type') || '';
@@ -649,6 +649,8 @@ export function normalizeToolExecution(e) {
     conversationId: pick(x, 'conversation_uuid') ?? null,
     questionId: pick(x, 'question_uuid') ?? null,
     tool: pick(x, 'tool_name', 'name') ?? 'tool',
+    server: x.server ?? null,
+    reason: x.reason ?? null,
     arguments: x.arguments && typeof x.arguments === 'object' ? x.arguments : {},
     status: pick(x, 'status') ?? 'pending',
     approval: pick(x, 'approval') ?? 'auto',
@@ -681,9 +683,11 @@ export async function listToolExecutions(id) {
 }
 
 // Approving or rejecting a proposed call streams the continuation like sending a message.
-export function streamToolDecision(id, executionId, approve, signal) {
+// details: {arguments} to approve edited arguments, {reason} to say why a call is rejected.
+export function streamToolDecision(id, executionId, approve, signal, details) {
   const action = approve ? 'approve' : 'reject';
-  return streamFrom(`/api/conversations/${enc(id)}/tool-executions/${enc(executionId)}/${action}`, undefined, signal);
+  const body = details && Object.keys(details).length ? details : undefined;
+  return streamFrom(`/api/conversations/${enc(id)}/tool-executions/${enc(executionId)}/${action}`, body, signal);
 }
 
 function usageCounts(x) {

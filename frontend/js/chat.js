@@ -1085,7 +1085,7 @@ function awaitDecision() {
 }
 
 // Approve or reject a proposed tool call; the continuation streams into a new answer.
-async function decideTool(execution, approve, card) {
+async function decideTool(execution, approve, card, details) {
   if (state.streaming || !state.current) {
     tools.setDeciding(card, false);
     return;
@@ -1099,7 +1099,7 @@ async function decideTool(execution, approve, card) {
   state.streaming = { controller };
   setStreamingUi(true);
   scrollToBottom();
-  const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal);
+  const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal, details);
   const result = await consume(stream, node, controller);
   state.streaming = null;
   setStreamingUi(false);

@@ -5,6 +5,7 @@ import { formatDuration, h } from './common.js';
 
 const STATUS = {
   pending: 'Waiting for approval',
+  running: 'Running',
   succeeded: 'Succeeded',
   failed: 'Failed',
   rejected: 'Rejected',
@@ -35,9 +36,21 @@ function approvalText(x) {
   return 'Ran automatically';
 }
 
+// An MCP tool is `server__tool`: shown as the tool, from its server.
+function toolTitle(x) {
+  if (!x.server) return x.tool;
+  const own = x.tool.startsWith(`${x.server}__`) ? x.tool.slice(x.server.length + 2) : x.tool;
+  return `${own} (from ${x.server})`;
+}
+
 function pendingCard(x, onDecide) {
   const approve = h('button', { type: 'button', class: 'btn primary' }, 'Approve');
+  const edit = h('button', { type: 'button', class: 'btn' }, 'Edit arguments');
   const reject = h('button', { type: 'button', class: 'btn' }, 'Reject');
+  const argsPre = h('pre', { class: 'tool-pre' }, argsText(x.arguments));
+  const editor = h('textarea', { class: 'tool-args-editor', rows: '6', spellcheck: 'false', 'aria-label': `Arguments for ${x.tool}`, hidden: true });
+  const reasonInput = h('input', { type: 'text', class: 'tool-reason', maxlength: '1000', placeholder: 'Why not? (optional, the assistant is told)', 'aria-label': 'Reason for rejecting', hidden: true });
+  const problem = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const card = h(
     'div',
     {
@@ -46,18 +59,58 @@ function pendingCard(x, onDecide) {
       'aria-label': `Tool call waiting for approval: ${x.tool}`,
       dataset: { execId: x.id, status: 'pending' },
     },
-    h('p', { class: 'tool-ask' }, h('strong', {}, `Run ${x.tool}?`), ' The assistant wants to use this tool. It runs only if you approve.'),
+    h('p', { class: 'tool-ask' }, h('strong', {}, `Run ${toolTitle(x)}?`), ' The assistant wants to use this tool. It runs only if you approve.'),
     h('div', { class: 'tool-label' }, 'Arguments'),
-    h('pre', { class: 'tool-pre' }, argsText(x.arguments)),
-    h('div', { class: 'tool-actions' }, approve, reject),
+    argsPre,
+    editor,
+    reasonInput,
+    problem,
+    h('div', { class: 'tool-actions' }, approve, edit, reject),
   );
-  const decide = (ok) => {
+  const decide = (ok, details) => {
     if (card.classList.contains('deciding')) return;
     setDeciding(card, true);
-    onDecide?.(x, ok, card);
+    onDecide?.(x, ok, card, details);
   };
-  approve.addEventListener('click', () => decide(true));
-  reject.addEventListener('click', () => decide(false));
+  edit.addEventListener('click', () => {
+    editor.value = argsText(x.arguments);
+    editor.hidden = false;
+    argsPre.hidden = true;
+    edit.hidden = true;
+    editor.focus();
+  });
+  approve.addEventListener('click', () => {
+    if (editor.hidden) return decide(true);
+    let parsed;
+    try {
+      parsed = JSON.parse(editor.value);
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      problem.textContent = 'The arguments must be a JSON object.';
+      problem.hidden = false;
+      editor.focus();
+      return undefined;
+    }
+    return decide(true, { arguments: parsed });
+  });
+  reject.addEventListener('click', () => {
+    if (reasonInput.hidden) {
+      reasonInput.hidden = false;
+      reject.textContent = 'Reject with this reason';
+      reasonInput.focus();
+      return;
+    }
+    const reason = reasonInput.value.trim();
+    decide(false, reason ? { reason } : undefined);
+  });
+  reasonInput.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      reject.click();
+    }
+  });
   card._execution = x;
   return card;
 }
@@ -71,12 +124,13 @@ function doneCard(x) {
   const duration = formatDuration(x.durationMs);
   const summaryBits = [STATUS[x.status] || x.status, duration, x.approval === 'auto' ? '' : approvalText(x)].filter(Boolean);
   const rows = [
-    ['Tool', x.tool],
+    ['Tool', toolTitle(x)],
     ['Arguments', h('pre', { class: 'tool-pre' }, argsText(x.arguments))],
     ['Result', x.result === null || x.result === undefined ? '—' : h('pre', { class: 'tool-pre' }, String(x.result))],
     ['Status', STATUS[x.status] || x.status],
     ['Duration', duration || '—'],
     ['Approval', approvalText(x)],
+    ...(x.reason && x.status === 'rejected' ? [['Reason', x.reason]] : []),
   ];
   if (x.model) rows.push(['Model', x.model]);
   const card = h(
