@@ -40,7 +40,7 @@ function policySelect(server, tool) {
 
 function serverItem(server) {
   const where = server.transport === 'stdio' ? [server.command, ...server.args].join(' ') : server.url;
-  const health = server.enabled ? (server.healthy ? 'connected' : `not connected${server.last_error ? `: ${server.last_error}` : ''}`) : 'disabled';
+  const health = server.enabled ? (server.healthy ? 'connected' : (server.last_error ? `failing: ${server.last_error}` : 'connecting…')) : 'disabled';
   const secrets = [...server.env_keys, ...server.header_keys];
   const enabled = h('input', { type: 'checkbox', role: 'switch', 'aria-label': `${server.name} enabled`, checked: server.enabled });
   enabled.addEventListener('change', async () => {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +36,9 @@ def test_admin_adds_a_stdio_server_and_a_user_approves_its_tool(
         expect(section.locator("#mcp-test-state")).to_contain_text("echo", timeout=40_000)
         section.get_by_role("button", name="Add server").click()
         server = section.locator(".mcp-server", has_text="uitools")
-        expect(server).to_contain_text("connected", timeout=40_000)
+        expect(server.get_by_label("Policy for echo")).to_have_value("ask", timeout=40_000)
+        expect(server.locator(".mcp-health")).to_contain_text("· connected")
         expect(server).to_contain_text("secrets: TOOL_TOKEN")
-        expect(server.get_by_label("Policy for echo")).to_have_value("ask")
         assert "t0p-secret" not in page.content()
 
         member_user = make_user()
@@ -71,3 +72,29 @@ def test_admin_adds_a_stdio_server_and_a_user_approves_its_tool(
         assert not page.js_errors  # type: ignore[attr-defined]
     finally:
         admin.api.delete("/api/admin/mcp-servers/uitools")
+
+
+def test_a_rejection_with_a_reason_is_told_to_the_assistant(
+    page_as: Callable[..., Page], admin: User, make_user: Callable[..., User]
+) -> None:
+    entry = {"command": sys.executable, "args": [str(TOOLS_SERVER)]}
+    created = admin.api.post("/api/admin/mcp-servers", json={"name": "uireject", "config": entry})
+    assert created.status_code == 201, created.text
+    try:
+        deadline = time.monotonic() + 40
+        while not admin.api.get("/api/admin/mcp-servers").json()["data"][0]["healthy"]:
+            assert time.monotonic() < deadline, "the MCP server never connected"
+            time.sleep(0.2)
+        member = page_as(make_user())
+        open_chat(member)
+        box = member.get_by_label("Message")
+        box.fill('use uireject__echo with {"text": "secret plans"}')
+        box.press("Enter")
+        card = member.get_by_role("group", name="Tool call waiting for approval: uireject__echo")
+        expect(card).to_be_visible(timeout=40_000)
+        card.get_by_label("Reason for rejecting").fill("do not send my plans anywhere")
+        card.get_by_role("button", name="Reject").click()
+        answer = member.locator(".msg.assistant").last
+        expect(answer).to_contain_text("do not send my plans anywhere", timeout=20_000)
+    finally:
+        admin.api.delete("/api/admin/mcp-servers/uireject")
