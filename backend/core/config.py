@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     LOGIN_LOCKOUT_SECONDS: int = Field(default=300, ge=1)
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
+    # Per-user storage, until an admin sets other limits (Usage limits, default or per user).
+    MAX_CONVERSATIONS_PER_USER: int = Field(default=10_000, ge=1)
+    MAX_STORED_BYTES_PER_USER: int = Field(default=512 * 1024 * 1024, ge=1024)
+    # Conversations (and messages) one import transaction writes before letting others in.
+    IMPORT_BATCH_CONVERSATIONS: int = Field(default=200, ge=1)
+    IMPORT_BATCH_MESSAGES: int = Field(default=2_000, ge=1)
 
     OPENAI_API_KEY: str | None = Field(default=None, repr=False)
     OPENAI_BASE_URL: str | None = None
