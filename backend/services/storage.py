@@ -8,7 +8,7 @@ counter can drift. Stored bytes are the UTF-8 size of message contents and title
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import GenericFunction
@@ -45,23 +45,28 @@ def effective(limits: dict[str, int | None]) -> tuple[int, int]:
     )
 
 
+_MINE = bindparam("user_id")
+# Built once: on the per-question path, building a statement costs more than running it.
+_CONVERSATION_COUNT = (
+    select(func.count()).select_from(Conversation).where(Conversation.user_id == _MINE)
+)
+_STORED_BYTES = select(
+    select(func.coalesce(func.sum(utf8_bytes(Message.content)), 0))
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .where(Conversation.user_id == _MINE)
+    .scalar_subquery()
+    + select(func.coalesce(func.sum(utf8_bytes(Conversation.title)), 0))
+    .where(Conversation.user_id == _MINE)
+    .scalar_subquery()
+)
+
+
 def conversation_count(*, session: Session, user_id: int) -> int:
-    statement = (
-        select(func.count()).select_from(Conversation).where(Conversation.user_id == user_id)
-    )
-    return session.scalar(statement) or 0
+    return session.connection().execute(_CONVERSATION_COUNT, {"user_id": user_id}).scalar() or 0
 
 
 def stored_bytes(*, session: Session, user_id: int) -> int:
-    contents = (
-        select(func.coalesce(func.sum(utf8_bytes(Message.content)), 0))
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Conversation.user_id == user_id)
-    )
-    titles = select(func.coalesce(func.sum(utf8_bytes(Conversation.title)), 0)).where(
-        Conversation.user_id == user_id
-    )
-    return int(session.scalar(contents) or 0) + int(session.scalar(titles) or 0)
+    return int(session.connection().execute(_STORED_BYTES, {"user_id": user_id}).scalar() or 0)
 
 
 def _size(amount: int) -> str:
