@@ -1,6 +1,6 @@
 """Schemathesis (`--checks all`) against a running server's OpenAPI document, as one caller.
 
-The run is bounded (examples per operation, and 30 s: unbounded, the coverage and stateful
+The run is bounded (examples per operation, and 20 s: unbounded, the coverage and stateful
 phases take minutes) so it fits in `make test`. The seed is fixed so a failure reproduces
 (SCHEMATHESIS_SEED picks another, SCHEMATHESIS_EXAMPLES a larger run). What the tests assert is
 that no answer is a server error; the other checks' findings (undocumented status codes and the
@@ -33,7 +33,7 @@ def run_schemathesis(
     workdir: Path,
     exclude_path_regex: str,
     max_examples: int = 5,
-    max_seconds: int = 30,
+    max_seconds: int = 20,
 ) -> FuzzResult:
     report_dir = workdir / "schemathesis"
     command = [
