@@ -2,10 +2,13 @@
 
 The limits live beside the message rates in `usage_limits` (a user's own value, else the
 default row's, else the server's built-in default from the settings). What is used is counted
-from the rows themselves when it is checked, so deleting conversations frees room at once and no
-counter can drift. Stored bytes are the UTF-8 size of message contents and titles.
+from the rows themselves, so deleting conversations frees room and no counter can drift; on the
+per-question path a recent count is reused while far from the limit (see `_estimate`). Stored
+bytes are the UTF-8 size of message contents and titles.
 """
 
+import time
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -95,13 +98,43 @@ def ensure_room(
                 "an administrator for a higher limit."
             )
     if new_bytes:
-        used = stored_bytes(session=session, user_id=user_id)
+        used = _estimate(session=session, user_id=user_id, max_bytes=max_bytes, adding=new_bytes)
         if used + new_bytes > max_bytes:
             raise Forbidden(
                 f"Storage limit reached: {_size(used)} of {_size(max_bytes)} used, and this "
                 f"would add {_size(new_bytes)}. Delete conversations, or ask an administrator "
                 "for a higher limit."
             )
+
+
+# Recently counted stored bytes per user (this process): counting sums every message of the
+# user (~0.35 us a message here: 1.4 ms for 4,000), too much for each question. A question far
+# from the limit adds its size to the last count instead; near the limit (past RECOUNT_SHARE of
+# it) or once the count is RECOUNT_SECONDS old, it counts again (answers stored meanwhile
+# are in that count). So a refusal always rests on an
+# exact count, and what other processes stored in between can pass the limit only by what they
+# stored in RECOUNT_SECONDS.
+RECOUNT_SHARE, RECOUNT_SECONDS, REMEMBERED_USERS = 0.9, 60.0, 10_000
+_counted: OrderedDict[int, tuple[float, int]] = OrderedDict()
+
+
+def _estimate(*, session: Session, user_id: int, max_bytes: int, adding: int) -> int:
+    now = time.monotonic()
+    known = _counted.get(user_id)
+    if known is not None and now - known[0] < RECOUNT_SECONDS:
+        if known[1] + adding <= max_bytes * RECOUNT_SHARE:
+            _counted[user_id] = (known[0], known[1] + adding)
+            return known[1]
+    used = stored_bytes(session=session, user_id=user_id)
+    _counted[user_id] = (now, used + adding)
+    _counted.move_to_end(user_id)
+    while len(_counted) > REMEMBERED_USERS:
+        _counted.popitem(last=False)
+    return used
+
+
+def forget_counts() -> None:
+    _counted.clear()
 
 
 def text_bytes(*texts: str | None) -> int:

@@ -67,7 +67,7 @@ from sqlalchemy import Engine, delete  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
-from backend.services import model_access  # noqa: E402
+from backend.services import model_access, storage  # noqa: E402
 from backend.services.throttle import login_throttle  # noqa: E402
 
 
@@ -96,6 +96,7 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
             connection.execute(delete(table))
     login_throttle.reset()
     model_access.forget_cached_models()
+    storage.forget_counts()
 
 
 @pytest.fixture

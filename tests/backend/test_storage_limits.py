@@ -97,3 +97,31 @@ def test_an_import_is_committed_in_bounded_transactions(
     answer = client.post("/api/import", json=_export(120), headers=alice.headers)
     assert answer.status_code == 201 and answer.json()["imported"] == 120
     assert sizes == [50, 50, 20]
+
+
+def test_questions_far_from_the_limit_reuse_a_recent_count(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.services import storage
+
+    counts: list[int] = []
+    original = storage.stored_bytes
+
+    def counting(**kwargs: object) -> int:
+        counts.append(1)
+        return original(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "stored_bytes", counting)
+    alice, admin = create_user(), create_user(is_admin=True)
+    client.put(f"/api/admin/users/{alice.id}/limits", json={"max_stored_bytes": 3000},
+               headers=admin.headers)  # fmt: skip
+    chat = create_conversation(client, alice)
+    for _ in range(3):  # 300 bytes each, far below 90 % of the limit: one count
+        assert send_message(client, alice, chat["uuid"], "x" * 300).status_code == 201
+    assert len(counts) == 1
+    assert send_message(client, alice, chat["uuid"], "y" * 1500).status_code == 201  # 2,400
+    assert len(counts) == 1
+    # Past 90 % of the limit the question is counted exactly (answers included), so a refusal
+    # is never a guess.
+    assert send_message(client, alice, chat["uuid"], "z" * 600).status_code == 403
+    assert len(counts) == 2
