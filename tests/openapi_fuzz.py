@@ -45,7 +45,10 @@ def run_schemathesis(
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261201"),
         "--no-color", "--report", "ndjson", "--report-dir", str(report_dir),
     ]  # fmt: skip
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=max_seconds + 120)
+    workdir.mkdir(parents=True, exist_ok=True)
+    finished = subprocess.run(  # in workdir: its example cache (.schemathesis/) stays there
+        command, cwd=workdir, capture_output=True, text=True, timeout=max_seconds + 120
+    )
     result = FuzzResult(output=finished.stdout + finished.stderr)
     reports = sorted(report_dir.glob("*.ndjson"))
     assert reports, result.output
