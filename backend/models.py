@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -270,6 +271,9 @@ class UsageLimit(Base):
     daily_token_budget: Mapped[int | None] = mapped_column(Integer)
     messages_per_minute: Mapped[int | None] = mapped_column(Integer)
     messages_per_day: Mapped[int | None] = mapped_column(Integer)
+    # Storage: null on the default row means the built-in default (settings), not unlimited.
+    max_conversations: Mapped[int | None] = mapped_column(BigInteger)
+    max_stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

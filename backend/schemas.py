@@ -407,6 +407,9 @@ class UsageLimitsIn(Strict):
     daily_token_budget: Limit | None = None
     messages_per_minute: Limit | None = None
     messages_per_day: Limit | None = None
+    # Storage limits: null on the default means the server's built-in default.
+    max_conversations: Limit | None = None
+    max_stored_bytes: Limit | None = None
 
 
 class UsageLimitsPublic(BaseModel):
@@ -414,6 +417,8 @@ class UsageLimitsPublic(BaseModel):
     daily_token_budget: int | None
     messages_per_minute: int | None
     messages_per_day: int | None
+    max_conversations: int | None = None
+    max_stored_bytes: int | None = None
 
 
 class MyLimitsPublic(BaseModel):
@@ -425,6 +430,10 @@ class MyLimitsPublic(BaseModel):
     tokens_today: int
     messages_this_minute: int
     messages_today: int
+    max_conversations: int
+    max_stored_bytes: int
+    conversations: int
+    stored_bytes: int
     day_resets_at: datetime
     minute_resets_at: datetime
 

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     PASSWORD_HASH_WAITING_PER_THREAD: int = Field(default=4, ge=0, le=1000)
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
+    # Per-user storage, until an admin sets other limits (Usage limits, default or per user).
+    MAX_CONVERSATIONS_PER_USER: int = Field(default=10_000, ge=1)
+    MAX_STORED_BYTES_PER_USER: int = Field(default=512 * 1024 * 1024, ge=1024)
+    # Conversations (and messages) one import transaction writes before letting others in.
+    IMPORT_BATCH_CONVERSATIONS: int = Field(default=200, ge=1)
+    IMPORT_BATCH_MESSAGES: int = Field(default=2_000, ge=1)
 
     # Tools from MCP servers: a `{"mcpServers": {...}}` file (Claude Desktop's format), added
     # to those the admin configures in the UI; each call's time and result size are bounded.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message, Response, User, utcnow
 from backend.schemas import ConversationCreate, ConversationUpdate
-from backend.services import model_access
+from backend.services import model_access, quotas, storage
 from backend.services.errors import NotFound
 
 
@@ -61,6 +61,14 @@ def create_conversation(
     if conversation_in.default_model:
         model_access.ensure_allowed(
             session=session, user=owner.user, model=conversation_in.default_model
+        )
+    if owner.user is not None:
+        storage.ensure_room(
+            session=session,
+            user_id=owner.user.id,
+            limits=quotas.effective_limits(session=session, user_id=owner.user.id),
+            new_conversations=1,
+            new_bytes=storage.text_bytes(conversation_in.title),
         )
     conversation = Conversation(
         title=conversation_in.title,

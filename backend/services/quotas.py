@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 
 from backend.models import RateCounter, UsageDaily, UsageLimit, User
 from backend.schemas import MyLimitsPublic, UsageLimitsIn, UsageLimitsPublic
+from backend.services import storage
 from backend.services.errors import NotFound, TooManyRequests
 from backend.services.usage import clamp, today
 
-FIELDS = ("daily_token_budget", "messages_per_minute", "messages_per_day")
+RATE_FIELDS = ("daily_token_budget", "messages_per_minute", "messages_per_day")
+FIELDS = (*RATE_FIELDS, "max_conversations", "max_stored_bytes")
 PERIODS = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
 
 
@@ -99,8 +101,10 @@ def _too_many(reason: str, *, reset: datetime, now: datetime) -> TooManyRequests
     return TooManyRequests(f"{reason} It resets at {when} (in {wait}).", retry_after=seconds)
 
 
-def enforce(*, session: Session, user_id: int) -> None:
-    """Count this question and refuse it when a limit is reached (the caller then rolls back)."""
+def enforce(*, session: Session, user_id: int) -> dict[str, int | None]:
+    """Count this question and refuse it when a limit is reached (the caller then rolls back).
+
+    Returns the user's effective limits, for the storage check that follows."""
     limits, now = effective_limits(session=session, user_id=user_id), datetime.now(UTC)
     counts = _count_question(connection=session.connection(), user_id=user_id, now=now)
     for period, name in (("minute", "messages_per_minute"), ("day", "messages_per_day")):
@@ -112,6 +116,7 @@ def enforce(*, session: Session, user_id: int) -> None:
     if budget is not None and (used := tokens_today(session=session, user_id=user_id)) >= budget:
         reason = f"Daily token budget reached: {used} of {budget} tokens used today."
         raise _too_many(reason, reset=window_start("day", now) + PERIODS["day"], now=now)
+    return limits
 
 
 def _current_count(*, session: Session, user_id: int, period: str, now: datetime) -> int:
@@ -125,8 +130,14 @@ def _current_count(*, session: Session, user_id: int, period: str, now: datetime
 
 def my_limits(*, session: Session, user_id: int) -> MyLimitsPublic:
     now = datetime.now(UTC)
+    limits = effective_limits(session=session, user_id=user_id)
+    max_conversations, max_stored_bytes = storage.effective(limits)
     return MyLimitsPublic(
-        **effective_limits(session=session, user_id=user_id),
+        **{name: limits[name] for name in RATE_FIELDS},
+        max_conversations=max_conversations,
+        max_stored_bytes=max_stored_bytes,
+        conversations=storage.conversation_count(session=session, user_id=user_id),
+        stored_bytes=storage.stored_bytes(session=session, user_id=user_id),
         tokens_today=tokens_today(session=session, user_id=user_id),
         messages_this_minute=_current_count(
             session=session, user_id=user_id, period="minute", now=now

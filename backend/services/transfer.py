@@ -3,6 +3,11 @@
 Imports are idempotent: every imported conversation gets a stable id (its own uuid when that
 is free, else a uuid5 of the user and the source id), and a conversation whose stable id the
 user already has is skipped. Imported rows are not counted as new usage.
+
+A large import is written in bounded transactions (`batches.run_in_batches`), so other users'
+requests run between them; each batch is checked against the user's storage limits. When a batch
+is refused, the ones before it stay imported, and importing the file again resumes (skipping
+what is there).
 """
 
 import uuid as uuid_lib
@@ -14,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from backend.models import Conversation, Message, Response, User, utcnow
-from backend.schemas import ExportConversation, ExportFile, ExportMessage, ImportResult
+from backend.schemas import ExportConversation, ExportFile, ExportMessage
+from backend.services import quotas, storage
 from backend.services.errors import BadRequest
 from backend.services.usage import SKIP_USAGE
 
@@ -163,28 +169,48 @@ def _add_conversation(
         )
 
 
-def import_conversations(*, session: Session, user: User, payload: Any) -> ImportResult:
-    """Our export format (an object) or ChatGPT's `conversations.json` (a list)."""
+def parse_import(payload: Any) -> tuple[str, list[ExportConversation]]:
+    """Our export format (an object) or ChatGPT's `conversations.json` (a list), validated."""
     if isinstance(payload, list):
-        source, items = "chatgpt", from_chatgpt(payload)
-    elif isinstance(payload, dict) and payload.get("format") == "openchat-export":
+        return "chatgpt", from_chatgpt(payload)
+    if isinstance(payload, dict) and payload.get("format") == "openchat-export":
         try:
-            source, items = "openchat", ExportFile.model_validate(payload).conversations
+            return "openchat", ExportFile.model_validate(payload).conversations
         except ValidationError as error:
             raise BadRequest(f"Not a valid Open Chat export: {error.errors()[0]['msg']}") from error
-    else:
-        raise BadRequest("Expected an Open Chat export or a ChatGPT conversations.json")
+    raise BadRequest("Expected an Open Chat export or a ChatGPT conversations.json")
+
+
+def conversation_bytes(item: ExportConversation) -> int:
+    return storage.text_bytes(item.title, *(m.content for m in item.messages))
+
+
+def import_batch(
+    *,
+    session: Session,
+    user: User,
+    source: str,
+    batch: list[ExportConversation],
+    imported: set[str],
+) -> list[str]:
+    """Add the conversations of `batch` the user does not have yet, in one transaction, within
+    the user's storage limits; their uuids. `imported` holds the uuids of earlier batches."""
     session.info[SKIP_USAGE] = True
-    imported: list[str] = []
-    for item in items:
+    new: dict[str, ExportConversation] = {}
+    for item in batch:
         uuid = _stable_uuid(session=session, user_id=user.id, source=source, original=item.uuid)
-        if uuid is not None and uuid not in imported:
-            _add_conversation(session=session, user_id=user.id, uuid=uuid, item=item)
-            imported.append(uuid)
+        if uuid is not None and uuid not in imported and uuid not in new:
+            new[uuid] = item
+    if new:
+        storage.ensure_room(
+            session=session,
+            user_id=user.id,
+            limits=quotas.effective_limits(session=session, user_id=user.id),
+            new_conversations=len(new),
+            new_bytes=sum(conversation_bytes(item) for item in new.values()),
+        )
+    for uuid, item in new.items():
+        _add_conversation(session=session, user_id=user.id, uuid=uuid, item=item)
     session.commit()
-    return ImportResult(
-        source=source,
-        imported=len(imported),
-        skipped=len(items) - len(imported),
-        conversations=imported,
-    )
+    imported.update(new)
+    return list(new)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from backend.services import chat, quickchat, quotas
+from backend.services import chat, quickchat, quotas, storage
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner
 
@@ -38,7 +38,13 @@ def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> PreparedTurn:
     if owner.user is not None:
-        quotas.enforce(session=session, user_id=owner.user.id)
+        limits = quotas.enforce(session=session, user_id=owner.user.id)
+        storage.ensure_room(
+            session=session,
+            user_id=owner.user.id,
+            limits=limits,
+            new_bytes=storage.text_bytes(content),
+        )
     turn = chat.start_turn(
         session=session,
         owner=owner,

@@ -737,6 +737,10 @@ function normalizeLimits(l) {
     tokensToday: v('tokens_today'),
     messagesThisMinute: v('messages_this_minute'),
     messagesToday: v('messages_today'),
+    maxConversations: v('max_conversations'),
+    maxStoredBytes: v('max_stored_bytes'),
+    conversations: v('conversations'),
+    storedBytes: v('stored_bytes'),
     dayResetsAt: x.day_resets_at ?? null,
     minuteResetsAt: x.minute_resets_at ?? null,
   };
@@ -748,6 +752,8 @@ function limitsBody(l) {
     daily_token_budget: v(l.dailyTokenBudget),
     messages_per_minute: v(l.messagesPerMinute),
     messages_per_day: v(l.messagesPerDay),
+    max_conversations: v(l.maxConversations),
+    max_stored_bytes: v(l.maxStoredBytes),
   };
 }
 

@@ -156,6 +156,8 @@ function renderMeters(l) {
     meter('Tokens today', l.tokensToday, l.dailyTokenBudget, resetsIn(l.dayResetsAt)),
     meter('Messages today', l.messagesToday, l.messagesPerDay, resetsIn(l.dayResetsAt)),
     meter('Messages this minute', l.messagesThisMinute, l.messagesPerMinute, resetsIn(l.minuteResetsAt)),
+    meter('Conversations', l.conversations, l.maxConversations, 'delete some to free room'),
+    meter('Stored bytes', l.storedBytes, l.maxStoredBytes, 'delete conversations to free room'),
   );
 }
 
@@ -178,12 +180,15 @@ const LIMIT_FIELDS = [
   ['dailyTokenBudget', 'Daily token budget'],
   ['messagesPerMinute', 'Messages per minute'],
   ['messagesPerDay', 'Messages per day'],
+  // Storage limits: an empty default means the server's built-in default, not unlimited.
+  ['maxConversations', 'Conversations at most', 'Built-in default'],
+  ['maxStoredBytes', 'Stored bytes at most', 'Built-in default'],
 ];
 
 function limitInputs(host, prefix, values) {
-  host.replaceChildren(...LIMIT_FIELDS.map(([k, label]) => {
+  host.replaceChildren(...LIMIT_FIELDS.map(([k, label, unset = 'No limit']) => {
     const id = `${prefix}-${k}`;
-    const input = h('input', { id, name: k, type: 'number', min: '0', step: '1', inputmode: 'numeric', placeholder: prefix === 'user' ? 'Default' : 'No limit' });
+    const input = h('input', { id, name: k, type: 'number', min: '0', step: '1', inputmode: 'numeric', placeholder: prefix === 'user' ? 'Default' : unset });
     input.value = values?.[k] ?? '';
     return h('div', { class: 'field' }, h('label', { for: id }, label), input);
   }));

@@ -71,7 +71,7 @@ from sqlalchemy import Engine, delete  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
-from backend.services import connections, model_access  # noqa: E402
+from backend.services import connections, model_access, storage  # noqa: E402
 
 
 def pytest_report_header() -> str:
@@ -99,6 +99,7 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
             connection.execute(delete(table))
     model_access.forget_cached_models()
     connections.forget_cached_connections()
+    storage.forget_counts()
 
 
 @pytest.fixture

@@ -112,3 +112,16 @@ def test_the_deadlines_are_read_from_the_environment_with_a_clear_error(tmp_path
     assert result.stderr.strip().splitlines() == [
         "HTTP_HEADER_TIMEOUT_SECONDS must be a number of seconds between 0 and 3600, not 'soon'"
     ]
+
+
+@pytest.mark.slow
+def test_a_header_block_over_16_kib_is_refused(service: str) -> None:
+    port = int(service.rsplit(":", 1)[1])
+    sock = _open(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+    sock.settimeout(5)
+    try:
+        answer = sock.recv(4096)
+    except ConnectionResetError:
+        answer = b""
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]

@@ -39,6 +39,8 @@ def test_limits_are_admin_only_and_validated(client: TestClient) -> None:
         "daily_token_budget": 1000,
         "messages_per_minute": None,
         "messages_per_day": None,
+        "max_conversations": None,
+        "max_stored_bytes": None,
     }
     assert client.get("/api/admin/limits/default", headers=admin.headers).json() == stored
 

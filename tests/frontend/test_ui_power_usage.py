@@ -59,9 +59,14 @@ def test_admin_sets_limits_and_the_chat_shows_the_429(
 
     # Default limits: saved and read back.
     page.locator("#default-dailyTokenBudget").fill("5000000")
+    page.locator("#default-maxConversations").fill("500")
     page.get_by_role("button", name="Save default limits").click()
     expect(page.locator("#default-limits-state")).to_have_text("Default limits saved.")
-    assert admin.api.get("/api/admin/limits/default").json()["daily_token_budget"] == 5000000
+    stored = admin.api.get("/api/admin/limits/default").json()
+    assert stored["daily_token_budget"] == 5000000 and stored["max_conversations"] == 500
+    expect(page.locator("#default-maxStoredBytes")).to_have_attribute(
+        "placeholder", "Built-in default"
+    )
 
     # One user: two messages a day (the warm-up and one more).
     page.get_by_label("User", exact=True).select_option(label=user.username)
@@ -98,6 +103,7 @@ def test_admin_sets_limits_and_the_chat_shows_the_429(
     upage.goto("/usage.html")
     upage.wait_for_selector("body[data-ready=true]")
     expect(upage.locator("#meters")).to_contain_text("2 of 2")
+    expect(upage.locator("#meters")).to_contain_text("of 500 · delete some to free room")
     shot(upage, "usage-desktop")
     phone = page_as(user, viewport=PHONE, mobile=True)
     phone.goto("/usage.html")

@@ -3,12 +3,16 @@
 from typing import Any
 
 from fastapi import APIRouter, Body, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import CurrentUser
+from backend.core.config import settings
 from backend.core.db import run_in_session
 from backend.schemas import ExportFile, ImportResult
 from backend.services import transfer
+from backend.services.batches import run_in_batches
+from backend.services.errors import ServiceError
 
 router = APIRouter(tags=["export and import"])
 
@@ -26,7 +30,10 @@ async def export_conversations(user: CurrentUser) -> JSONResponse:
     "/import",
     status_code=status.HTTP_201_CREATED,
     response_model=ImportResult,
-    responses={400: {"description": "Not an Open Chat export nor a ChatGPT conversations.json"}},
+    responses={
+        400: {"description": "Not an Open Chat export nor a ChatGPT conversations.json"},
+        403: {"description": "The import would exceed the caller's storage limits"},
+    },
 )
 async def import_conversations(
     user: CurrentUser,
@@ -35,4 +42,27 @@ async def import_conversations(
     ),
 ) -> ImportResult:
     """Conversations already imported (same stable id) are skipped, so re-importing is safe."""
-    return await run_in_session(transfer.import_conversations, user=user, payload=payload)
+    # Parsing and validating is CPU work without the database: it never holds the store.
+    source, items = await run_in_threadpool(transfer.parse_import, payload)
+    imported: set[str] = set()
+    try:
+        uuids = await run_in_batches(
+            transfer.import_batch,
+            items,
+            max_items=settings.IMPORT_BATCH_CONVERSATIONS,
+            max_weight=settings.IMPORT_BATCH_MESSAGES,
+            weight=lambda item: 1 + len(item.messages),
+            user=user,
+            source=source,
+            imported=imported,
+        )
+    except ServiceError as error:
+        if imported:  # earlier batches are committed: say so, so a retry is understood
+            error.detail += f" ({len(imported)} conversations of this file were imported first.)"
+        raise
+    return ImportResult(
+        source=source,  # type: ignore[arg-type]
+        imported=len(uuids),
+        skipped=len(items) - len(uuids),
+        conversations=uuids,
+    )
