@@ -1,5 +1,10 @@
 # Open Chat on DeltaDB: `make run` serves the app, `make test` runs every suite.
-PYTHON ?= python3.11
+# The first Python >= 3.11 on PATH (pyproject.toml's requires-python); PYTHON=... overrides.
+ifndef PYTHON
+PYTHON := $(shell for p in python3.14 python3.13 python3.12 python3.11 python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  2>/dev/null && { echo $$p; break; }; done)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -9,14 +14,14 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps system-tools lint bench screenshots clean help
+.PHONY: run test venv dev-deps system-tools smoke-runtime lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
 	@echo "make test  - install test dependencies (Chromium included) and run every suite"
 
 $(VENV)/.runtime-stamp: requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required: install python3 (3.11+) or set PYTHON=/path/to/python3.x"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet -r requirements.txt
@@ -29,6 +34,17 @@ $(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements-dev.txt
 
 venv: $(VENV)/.runtime-stamp
 dev-deps: $(VENV)/.dev-stamp
+
+# A venv with requirements.txt only: every documented entry point must run from it.
+RUNTIME_VENV := .venv-runtime
+$(RUNTIME_VENV)/.runtime-stamp: requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required: install python3 (3.11+) or set PYTHON=/path/to/python3.x"; exit 1; }
+	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+smoke-runtime: $(RUNTIME_VENV)/.runtime-stamp
+	$(RUNTIME_VENV)/bin/python tests/runtime_smoke.py
 
 # Debian's Chromium drives the browser tests (Playwright never downloads its own);
 # curl, jq and Go run the DeltaDatabase seed's client examples against the entity server.
@@ -54,6 +70,7 @@ run: $(VENV)/.runtime-stamp $(KEY_FILE)
 test: $(VENV)/.dev-stamp system-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory smoke-runtime
 	$(PY) -m pytest
 	$(PY) -m pytest tests/deltadb_dialect/compliance
 
@@ -70,4 +87,4 @@ screenshots: $(VENV)/.dev-stamp system-tools
 		tests/frontend/test_ui_screenshots.py tests/deltadb_dialect/server/test_server_browser.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .pytest-screenshots
+	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache .ruff_cache .mypy_cache .pytest-screenshots
