@@ -15,6 +15,7 @@ from backend.api.routes import quickchat
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
+from backend.core.startup_errors import ConfigurationError, explain, report
 from backend.errors import register_exception_handlers
 from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 FRONTEND_DIR = REPO_ROOT / "frontend"
 
 
-class DatabaseNotMigrated(RuntimeError):
+class DatabaseNotMigrated(ConfigurationError):
     pass
 
 
@@ -44,12 +45,16 @@ def _freeze_startup_objects() -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Refuse to serve on a schema this code was not written for.
-    if problem := migration_problem(engine):
-        logger.critical("database_not_migrated", extra={"reason": problem})
-        raise DatabaseNotMigrated(problem)
-    with SessionLocal() as session:
-        users.ensure_configured_admin(session=session)
+    try:
+        _open_the_database()
+    except Exception as error:
+        if (sentence := explain(error, database_url=settings.DATABASE_URL)) is None:
+            raise
+        # One line; the server's report of the failed start-up is left out (see report).
+        report(sentence, error)
+        if isinstance(error, ConfigurationError):
+            raise
+        raise ConfigurationError(sentence) from error
     _freeze_startup_objects()
     logger.info(
         "started",
@@ -62,6 +67,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def _open_the_database() -> None:
+    # Refuse to serve on a schema this code was not written for.
+    if problem := migration_problem(engine):
+        raise DatabaseNotMigrated(problem)
+    with SessionLocal() as session:
+        users.ensure_configured_admin(session=session)
+
+
 def mount_frontend(app: FastAPI, directory: Path) -> None:
     """Serve the static UI at / — after every API route, so it never shadows one."""
     if (directory / "index.html").is_file():
@@ -72,6 +85,8 @@ def mount_frontend(app: FastAPI, directory: Path) -> None:
 
 def create_app() -> FastAPI:
     configure_logging(settings.LOG_LEVEL)
+    if warning := settings.development_secret_warning():
+        logger.warning(warning)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         summary="A private AI chat service whose every stored row is encrypted at rest.",
