@@ -58,14 +58,16 @@ system-tools:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
-$(KEY_FILE): | $(VENV)/.runtime-stamp
-	@$(PY) -m deltadb_dialect keygen --out $(KEY_FILE)
-
-run: $(VENV)/.runtime-stamp $(KEY_FILE)
+# The key is made on a first run only: never beside a store that already holds data (the
+# sentence says what to do), and two first runs at once share one key (backend/first_run.py).
+# uvicorn replaces the shell (exec), so Ctrl-C and SIGTERM reach it and it shuts down cleanly.
+GIVEN_URL = $(if $(filter environment command,$(origin DATABASE_URL)),--given-url '$(DATABASE_URL)')
+run: $(VENV)/.runtime-stamp
 	@mkdir -p $(DATA_DIR)
-	@echo "Store: $(DATA_DIR)/openchat  master key file: $(KEY_FILE)"
-	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
-	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers
+	@$(PY) -m backend.first_run --store $(DATA_DIR)/openchat --key-file $(KEY_FILE) $(GIVEN_URL)
+	@DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
+	@DATABASE_URL='$(DATABASE_URL)' exec $(VENV)/bin/uvicorn backend.main:app \
+		--host $(HOST) --port $(PORT) --proxy-headers
 
 test: $(VENV)/.dev-stamp system-tools
 	$(VENV)/bin/ruff check .
