@@ -14,7 +14,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps system-tools smoke-runtime lint bench screenshots clean help
+.PHONY: run test venv dev-deps system-tools postgresql smoke-runtime lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -58,6 +58,15 @@ system-tools:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
+# Debian's PostgreSQL server binaries, for the throwaway cluster the tests start on a free
+# loopback port (tests/pg_cluster.py); the package's own cluster is not used.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 # The key is made on a first run only: never beside a store that already holds data (the
 # sentence says what to do), and two first runs at once share one key (backend/first_run.py).
 # uvicorn replaces the shell (exec), so Ctrl-C and SIGTERM reach it and it shuts down cleanly.
@@ -69,11 +78,14 @@ run: $(VENV)/.runtime-stamp
 	@DATABASE_URL='$(DATABASE_URL)' exec $(VENV)/bin/uvicorn backend.main:app \
 		--host $(HOST) --port $(PORT) --proxy-headers
 
-test: $(VENV)/.dev-stamp system-tools
+test: $(VENV)/.dev-stamp system-tools postgresql
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(MAKE) --no-print-directory smoke-runtime
 	$(PY) -m pytest
+	# The API route tests again on SQLite and on a real PostgreSQL server (deltadb ran above).
+	OPENCHAT_TEST_DB=sqlite $(PY) -m pytest -q tests/backend/api
+	OPENCHAT_TEST_DB=postgresql $(PY) -m pytest -q tests/backend/api
 	$(PY) -m pytest tests/deltadb_dialect/compliance
 
 lint: $(VENV)/.dev-stamp
