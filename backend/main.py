@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
 from backend.api.routes import quickchat
+from backend.core import metrics
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
@@ -19,6 +21,7 @@ from backend.core.startup_errors import ConfigurationError, explain, report
 from backend.errors import register_exception_handlers
 from backend.llm.mock import mock_openai_app
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.models import Response as AnswerRow
 from backend.services import users
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,17 @@ def mount_frontend(app: FastAPI, directory: Path) -> None:
         logger.warning("frontend_missing", extra={"directory": str(directory)})
 
 
+def mount_metrics(app: FastAPI) -> None:
+    """`/metrics` in Prometheus' text format; 404 unless METRICS_TOKEN is set (then bearer)."""
+    metrics.watch_answers(engine, AnswerRow.__table__)
+    metrics.watch_commits(SessionLocal)
+    app.add_middleware(metrics.MetricsMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        return metrics.metrics_response(request, token=settings.METRICS_TOKEN, engine=engine)
+
+
 def create_app() -> FastAPI:
     configure_logging(settings.LOG_LEVEL)
     if warning := settings.development_secret_warning():
@@ -97,6 +111,7 @@ def create_app() -> FastAPI:
     register_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
+    mount_metrics(app)
     app.include_router(api_router)
     app.include_router(quickchat.router)
     mount_api_docs(app)

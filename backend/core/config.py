@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
 
+    # /metrics is served only when this is set, to callers sending it as a bearer token.
+    METRICS_TOKEN: str | None = Field(default=None, repr=False)
+
     OPENAI_API_KEY: str | None = Field(default=None, repr=False)
     OPENAI_BASE_URL: str | None = None
     # None means "mock unless a real key is configured".
