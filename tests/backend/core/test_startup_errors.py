@@ -209,3 +209,21 @@ def test_log_level_in_any_case_starts_the_server(store: Store) -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_an_unwritable_store_directory_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root (where the suite runs in CI) a chmod does not stop writes, so the real command
+    # cannot show this case; the sentence is checked on the error the store raises.
+    from backend.core import startup_errors
+    from deltadb_dialect.errors import StorageFullError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setattr(startup_errors.os, "access", lambda *_: False)
+    error = StorageFullError("cannot write store.lock: Read-only file system")
+    sentence = startup_errors.explain(error, database_url=f"deltadb:///{store}")
+    assert (
+        sentence is not None and "not writable by this user" in sentence and str(store) in sentence
+    )
