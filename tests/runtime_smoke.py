@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def _run(*argv: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def _request(url: str, *, body: dict[str, object] | None = None, token: str = "") -> object:
+def _request(url: str, *, body: Mapping[str, object] | None = None, token: str = "") -> object:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
