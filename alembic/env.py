@@ -1,17 +1,18 @@
 """Alembic environment: same URL and models as the service, batch mode for SQLite-family stores."""
 
-from logging.config import fileConfig
-
 from alembic import context
 from sqlalchemy import Connection
 
 from backend.core.config import settings
 from backend.core.db import make_engine
+from backend.core.logging import configure_logging
+from backend.core.startup_errors import exit_on_configuration_error
 from backend.models import Base
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+if config.attributes.get("configure_logger", True):
+    # The server's format (one JSON object per line), so both can go to one log.
+    configure_logging(settings.LOG_LEVEL)
 
 target_metadata = Base.metadata
 
@@ -54,7 +55,8 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+with exit_on_configuration_error(database_url=settings.DATABASE_URL):
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()

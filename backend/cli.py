@@ -3,7 +3,9 @@
 import argparse
 import sys
 
+from backend.core.config import settings
 from backend.core.db import SessionLocal, engine, migration_problem
+from backend.core.startup_errors import exit_on_configuration_error
 from backend.services import archive
 
 
@@ -30,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.days < 1:
         parser.error("--days must be at least 1")
-    if problem := migration_problem(engine):
-        print(problem, file=sys.stderr)
-        return 2
-    return _archive_idle(arguments)
+    with exit_on_configuration_error(database_url=settings.DATABASE_URL):
+        if problem := migration_problem(engine):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        return _archive_idle(arguments)
 
 
 if __name__ == "__main__":

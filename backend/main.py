@@ -6,19 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
 from backend.api.routes import mock_openai, quickchat
+from backend.core import metrics
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
+from backend.core.startup_errors import ConfigurationError, explain, report
 from backend.errors import register_exception_handlers
 from backend.input_guard import InputGuardMiddleware
 from backend.mcp import runtime as mcp_runtime
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.models import Response as AnswerRow
 from backend.security_headers import SecurityHeadersMiddleware
 from backend.services import users
 
@@ -27,7 +31,7 @@ logger = logging.getLogger(__name__)
 FRONTEND_DIR = REPO_ROOT / "frontend"
 
 
-class DatabaseNotMigrated(RuntimeError):
+class DatabaseNotMigrated(ConfigurationError):
     pass
 
 
@@ -46,12 +50,16 @@ def _freeze_startup_objects() -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Refuse to serve on a schema this code was not written for.
-    if problem := migration_problem(engine):
-        logger.critical("database_not_migrated", extra={"reason": problem})
-        raise DatabaseNotMigrated(problem)
-    with SessionLocal() as session:
-        users.ensure_configured_admin(session=session)
+    try:
+        _open_the_database()
+    except Exception as error:
+        if (sentence := explain(error, database_url=settings.DATABASE_URL)) is None:
+            raise
+        # One line; the server's report of the failed start-up is left out (see report).
+        report(sentence, error)
+        if isinstance(error, ConfigurationError):
+            raise
+        raise ConfigurationError(sentence) from error
     _freeze_startup_objects()
     async with mcp_runtime.running():
         _log_started()
@@ -69,6 +77,15 @@ def _log_started() -> None:
     )
 
 
+def _open_the_database() -> None:
+    # Refuse to serve on a schema this code was not written for.
+    if problem := migration_problem(engine):
+        raise DatabaseNotMigrated(problem)
+    with SessionLocal() as session:
+        users.ensure_configured_admin(session=session)
+    mcp_runtime.check_servers_file()
+
+
 def mount_frontend(app: FastAPI, directory: Path) -> None:
     """Serve the static UI at / — after every API route, so it never shadows one."""
     if (directory / "index.html").is_file():
@@ -77,8 +94,21 @@ def mount_frontend(app: FastAPI, directory: Path) -> None:
         logger.warning("frontend_missing", extra={"directory": str(directory)})
 
 
+def mount_metrics(app: FastAPI) -> None:
+    """`/metrics` in Prometheus' text format; 404 unless METRICS_TOKEN is set (then bearer)."""
+    metrics.watch_answers(engine, AnswerRow.__table__)
+    metrics.watch_commits(SessionLocal)
+    app.add_middleware(metrics.MetricsMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        return metrics.metrics_response(request, token=settings.METRICS_TOKEN, engine=engine)
+
+
 def create_app() -> FastAPI:
     configure_logging(settings.LOG_LEVEL)
+    if warning := settings.development_secret_warning():
+        logger.warning(warning)
     app = FastAPI(
         title=settings.PROJECT_NAME,
         summary="A private AI chat service whose every stored row is encrypted at rest.",
@@ -92,6 +122,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https_only=settings.cookie_secure)
+    mount_metrics(app)
     app.include_router(api_router)
     app.include_router(quickchat.router)
     mount_api_docs(app)

@@ -1,18 +1,22 @@
 """Every setting of the service, read once from the environment or `.env`."""
 
 import secrets
-import warnings
 from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, computed_field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.core.egress import EgressPolicy, parse_policy
+from backend.core.startup_errors import exit_on_configuration_error
 
 # The name the built-in offline model answers under (model_used, usage, /api/models).
 MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
 DEVELOPMENT_SECRET_KEY = "changethis"
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 def _split_comma_list(value: object) -> object:
@@ -29,7 +33,10 @@ class Settings(BaseSettings):
 
     PROJECT_NAME: str = "Open Chat"
     ENVIRONMENT: Literal["development", "production", "test"] = "development"
-    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Any case, as uvicorn's --log-level takes it.
+    LOG_LEVEL: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
     PORT: int = Field(default=8000, ge=1, le=65535)
 
     # Storage: the embedded encrypted store by default; sqlite:// and postgresql:// also work.
@@ -88,6 +95,9 @@ class Settings(BaseSettings):
     MCP_HTTP_ALLOWLIST: Annotated[list[str], NoDecode, BeforeValidator(_split_comma_list)] = []
     # Where stdio servers get their working directories (one each, created 0700).
     MCP_WORK_DIR: str | None = None
+
+    # /metrics is served only when this is set, to callers sending it as a bearer token.
+    METRICS_TOKEN: str | None = Field(default=None, repr=False)
 
     OPENAI_API_KEY: str | None = Field(default=None, repr=False)
     OPENAI_BASE_URL: str | None = None
@@ -153,16 +163,19 @@ class Settings(BaseSettings):
             return self.ENVIRONMENT == "production"
         return self.COOKIE_SECURE
 
+    def development_secret_warning(self) -> str | None:
+        """What to say when the stand-in SECRET_KEY is in use (the server says it, once)."""
+        if self.SECRET_KEY != DEVELOPMENT_SECRET_KEY:
+            return None
+        return (
+            f'SECRET_KEY is "{DEVELOPMENT_SECRET_KEY}"; set it to a random value, e.g. '
+            f"{secrets.token_urlsafe(32)!r}, for any environment but development."
+        )
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Self:
-        if self.SECRET_KEY == DEVELOPMENT_SECRET_KEY:
-            message = (
-                f'SECRET_KEY is "{DEVELOPMENT_SECRET_KEY}"; set it to a random value, e.g. '
-                f"{secrets.token_urlsafe(32)!r}, for any environment but development."
-            )
-            if self.ENVIRONMENT != "development":
-                raise ValueError(message)
-            warnings.warn(message, stacklevel=1)
+        if self.ENVIRONMENT != "development" and (message := self.development_secret_warning()):
+            raise ValueError(message)
         try:
             egress_policy_of(self)
         except ValueError as error:
@@ -194,4 +207,9 @@ def egress_policy_of(config: Settings) -> EgressPolicy:
     )
 
 
-settings = Settings()
+def load_settings() -> Settings:
+    with exit_on_configuration_error(database_url=None):
+        return Settings()
+
+
+settings = load_settings()

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.orm import sessionmaker
 
 from backend.core.config import settings
+from backend.core.startup_errors import exit_on_configuration_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -51,7 +52,8 @@ def make_engine(url: str, *, enforce_foreign_keys: bool = True, **options: Any) 
     return engine
 
 
-engine = make_engine(settings.DATABASE_URL)
+with exit_on_configuration_error(database_url=settings.DATABASE_URL):
+    engine = make_engine(settings.DATABASE_URL)
 # Objects stay readable after commit: routes build responses from them once the
 # transaction is over, which keeps every transaction short.
 SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)

@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from backend.core import startup_errors
+
 # Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
     "message",
@@ -33,6 +35,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def _already_reported(record: logging.LogRecord) -> bool:
+    """Leave out uvicorn's report (a traceback, then "Application startup failed") of a start-up
+    that a configuration error stopped: its one sentence is already on stderr."""
+    if startup_errors.reported is None or startup_errors.debugging():
+        return True
+    return record.levelno < logging.ERROR
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
@@ -45,6 +55,8 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("uvicorn.error").addFilter(_already_reported)
     # The SDK and HTTP client log request details at INFO/DEBUG; keep them quiet.
-    for name in ("httpx", "httpx2", "openai", "httpcore"):
+    # SQLAlchemy's engine logs statements with their parameters (row contents) at INFO.
+    for name in ("httpx", "httpx2", "openai", "httpcore", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -63,6 +63,12 @@ async def _refresh_forever() -> None:
             logger.exception("mcp_refresh_failed")
 
 
+def check_servers_file() -> None:
+    """Refuse to start on an MCP_SERVERS_FILE that cannot be used (one sentence)."""
+    if settings.MCP_SERVERS_FILE:
+        load_file(settings.MCP_SERVERS_FILE)
+
+
 @asynccontextmanager
 async def running() -> AsyncIterator[McpRegistry]:
     """For the application's lifespan: load the file's servers, run every server."""

@@ -1,13 +1,17 @@
 """Shared fixtures for the backend suite.
 
-The store under test is one parameter: OPENCHAT_TEST_DB=deltadb (the default once the
-dialect imports) or sqlite. The environment is set before `backend` is first imported,
-because the service reads its settings once, at import.
+The database under test is one parameter, OPENCHAT_TEST_DB: deltadb (the default), sqlite or
+postgresql (a throwaway server started for the run, see tests/pg_cluster.py). `make test` runs
+the API route tests on all three. The environment is set before `backend` is first imported,
+because the service reads its settings once, at import. There is no fallback: a store that
+fails to load is a failed run, not a run on another database.
 """
 
+import atexit
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,34 +19,26 @@ from pathlib import Path
 import pytest
 
 _TEST_DIR = Path(tempfile.mkdtemp(prefix="openchat-tests-"))
-
-
-def _deltadb_available() -> bool:
-    try:
-        from sqlalchemy import create_engine
-        from sqlalchemy.dialects import registry
-
-        import deltadb_dialect  # noqa: F401
-
-        registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
-        os.environ.setdefault("DELTADB_MASTER_KEY", secrets.token_hex(32))
-        engine = create_engine(f"deltadb:///{_TEST_DIR}/probe")
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+DATABASES = ("deltadb", "sqlite", "postgresql")
 
 
 def _database_url(kind: str) -> str:
     if kind == "sqlite":
         return f"sqlite:///{_TEST_DIR}/openchat.db"
+    if kind == "postgresql":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from pg_cluster import PostgresCluster
+
+        cluster = PostgresCluster().start()
+        atexit.register(cluster.stop)
+        return cluster.url
     os.environ.setdefault("DELTADB_MASTER_KEY", secrets.token_hex(32))
     return f"deltadb:///{_TEST_DIR}/openchat"
 
 
-TEST_DB = os.environ.get("OPENCHAT_TEST_DB") or ("deltadb" if _deltadb_available() else "sqlite")
+TEST_DB = os.environ.get("OPENCHAT_TEST_DB", "deltadb")
+if TEST_DB not in DATABASES:
+    raise pytest.UsageError(f"OPENCHAT_TEST_DB must be one of {', '.join(DATABASES)}")
 if TEST_DB == "deltadb":
     # The package imports its Alembic support quietly; import it here so a problem is loud.
     import deltadb_dialect.alembic_impl  # noqa: F401

@@ -13,8 +13,14 @@ def test_default_secret_key_is_refused_outside_development(environment: str) -> 
 
 
 def test_default_secret_key_only_warns_in_development() -> None:
-    with pytest.warns(UserWarning, match="SECRET_KEY"):
-        Settings(ENVIRONMENT="development", SECRET_KEY=DEVELOPMENT_SECRET_KEY)
+    settings = Settings(ENVIRONMENT="development", SECRET_KEY=DEVELOPMENT_SECRET_KEY)
+    assert "SECRET_KEY" in (settings.development_secret_warning() or "")
+    assert Settings(SECRET_KEY="x" * 32).development_secret_warning() is None
+
+
+def test_log_level_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", " info")
+    assert Settings().LOG_LEVEL == "INFO"
 
 
 def test_mock_llm_is_the_default_without_a_key() -> None:
