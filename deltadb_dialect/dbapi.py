@@ -24,15 +24,11 @@ from typing import Any
 import apsw
 
 from deltadb_dialect import errors as store_errors
+from deltadb_dialect.group_commit import GroupCommit
 from deltadb_dialect.keys import resolve_source
+from deltadb_dialect.registry import connect_store, disconnect_store
 from deltadb_dialect.replica import Capture
-from deltadb_dialect.store import (
-    ConstraintViolation,
-    Store,
-    StoreOptions,
-    connect_store,
-    disconnect_store,
-)
+from deltadb_dialect.store import ConstraintViolation, Store, StoreOptions
 
 apilevel = "2.0"
 threadsafety = 1
@@ -313,6 +309,10 @@ class Connection:
     def create_function(self, name: str, narg: int, func: Callable[..., Any], *,
                         deterministic: bool = False) -> None:
         self._live_store().register_function(name, narg, func, deterministic=deterministic)
+
+    def group_commit(self) -> GroupCommit:
+        """The store's group commit handle (see ``deltadb_dialect.group_commit``)."""
+        return GroupCommit(self._live_store())
 
     @property
     def in_transaction(self) -> bool:

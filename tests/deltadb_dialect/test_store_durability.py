@@ -139,12 +139,12 @@ def test_a_busy_process_hands_the_lock_over_and_sees_the_commit(master_key, stor
 
 def test_would_wait_tells_whether_a_transaction_could_block(master_key, store_dir) -> None:
     """The hint the web service uses to decide whether short work may run on its event loop."""
-    from deltadb_dialect.store import open_stores
+    from deltadb_dialect.registry import open_stores
 
     engine = create_engine(f"deltadb:///{store_dir}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        (store,) = [s for s in open_stores() if s.layout.root == Path(store_dir).resolve()]
+        (store,) = [s for s in open_stores() if s.location == Path(store_dir).resolve()]
         assert store.would_wait()  # this thread has it: anyone else would wait
     assert not store.would_wait()  # kept between this busy process's transactions
     done = subprocess.run([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
