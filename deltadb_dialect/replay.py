@@ -36,6 +36,7 @@ from deltadb_dialect.replica import (
     decode_value,
     sync_catalog,
 )
+from deltadb_dialect.replica_file import Position, write_catalog, write_position
 from deltadb_dialect.snapshot import Snapshot
 from deltadb_dialect.storage import Log
 
@@ -49,19 +50,60 @@ class Replayer:
     """The replica, its catalog and table tags, and the log position it has applied."""
 
     def __init__(self, *, keyring: Keyring, store_id: bytes, cache: EntityCache,
-                 statement_cache: dict[str, Any]) -> None:
+                 statement_cache: dict[str, Any], replica: Replica) -> None:
         self.keyring = keyring
         self.store_id = store_id
         self.cache = cache
         self.statement_cache = statement_cache
-        self.replica = Replica()
+        self.replica = replica
         self.catalog: dict[str, Any] = {"objects": [], "history": {}}
+        self._catalog_dirty = False  # applied but not yet written to the replica's state
         self.tags: dict[bytes, TableInfo] = {}
         self._tag_of: dict[str, bytes] = {}  # table name -> keyed hash, computed once
         # table name -> (table tag, BLAKE2b pre-keyed for its key tags), computed once
         self.key_hashers: dict[str, tuple[bytes, Any]] = {}
         self.seq = 0  # the last sequence number applied
         self.log_end = 0  # where the next record starts in the current log
+        self.log_file = ""  # the current log's name
+        self.commit_start = 0  # where the last commit's records start ...
+        self.commit_seq = 0  # ... and its first sequence number
+
+    def position(self) -> Position:
+        return Position(self.seq, self.log_file, self.log_end, self.commit_start,
+                        self.commit_seq)
+
+    def move_to(self, position: Position) -> None:
+        self.seq, self.log_file, self.log_end = position.seq, position.log_file, position.log_end
+        self.commit_start, self.commit_seq = position.commit_start, position.commit_seq
+
+    def committed(self, *, start: int, first_seq: int, seq: int, end: int) -> None:
+        """A commit of this process was appended at ``start``..``end``."""
+        self.commit_start, self.commit_seq, self.seq, self.log_end = start, first_seq, seq, end
+
+    def save_position(self) -> None:
+        """Write the position (and the catalog, if it moved) into the replica's state, in
+        the replica transaction that is open."""
+        conn = self.replica.conn
+        write_position(conn, self.position())
+        if self._catalog_dirty:
+            write_catalog(conn, orjson.dumps(self.catalog))
+            self._catalog_dirty = False
+
+    def adopt_catalog(self, raw: bytes | None) -> None:
+        """Another process changed the schema: take its catalog (schema history) and re-read
+        the tables' shapes from the replica."""
+        if raw is not None:
+            self.catalog = orjson.loads(raw)
+            self.replica.schema_history = self.catalog.get("history", {})
+        self.replica.refresh_tables()
+        self.retag()
+        self.statement_cache.clear()
+        self.cache.clear()
+
+    def local_catalog(self, catalog: dict[str, Any]) -> None:
+        """This process's own commit changed the catalog (written with its position)."""
+        self.catalog = catalog
+        self._catalog_dirty = True
 
     # --- names ----------------------------------------------------------------------------
 
@@ -82,30 +124,40 @@ class Replayer:
         self.cache.clear()
         changed = sync_catalog(self.replica, catalog)
         self.catalog = catalog
+        self._catalog_dirty = True
         self.retag()
         return changed
 
     # --- a whole rebuild --------------------------------------------------------------------
 
-    def rebuild(self, snapshot: Snapshot | None, log: Log,
+    def rebuild(self, replica: Replica, snapshot: Snapshot | None, log: Log, log_file: str,
                 acknowledged: Callable[[], int | None], *, base_seq: int) -> None:
-        """A fresh replica from a snapshot and a log (caller holds the store's lock)."""
+        """Fill a new, empty replica from a snapshot and a log, and make it this replayer's
+        (caller holds the store's lock). On failure the new replica is left unused."""
         METRICS["rebuilds"] += 1
-        old, self.replica = self.replica, Replica()
-        old.close()
+        old = self.replica
+        self.replica = replica
         self.catalog = {"objects": [], "history": {}}
         self.tags = {}
-        self.seq = base_seq
-        conn = self.replica.conn
+        self.move_to(Position(base_seq, log_file, log.start, log.start, base_seq + 1))
+        conn = replica.conn
         conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("BEGIN")
-        if snapshot is not None:
-            self._load_snapshot(snapshot)
-        self.log_end = log.start
-        self._replay_records(log.records(self.log_end, self.seq + 1, acknowledged))
-        self.replica.create_triggers(self.catalog)
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            conn.execute("BEGIN")
+            if snapshot is not None:
+                self._load_snapshot(snapshot)
+            self._replay_records(log.records(self.log_end, self.seq + 1, acknowledged))
+            self.replica.create_triggers(self.catalog)
+            self._catalog_dirty = True
+            self.save_position()
+            conn.execute("COMMIT")
+        except BaseException:
+            self.replica = old
+            raise
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
+        if old is not replica:
+            old.close()
         self.statement_cache.clear()
         self.cache.clear()
 
@@ -161,11 +213,16 @@ class Replayer:
         try:
             triggers = self.replica.drop_triggers()
             applied = self._replay_records(log.records(self.log_end, self.seq + 1, acknowledged))
-            if triggers:
+            if self._catalog_dirty:  # the catalog replayed names the triggers now
                 self.replica.create_triggers(self.catalog)
+            else:
+                for sql in triggers:
+                    self.replica.conn.execute(sql)
+            self.save_position()
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
             raise
         finally:
             conn.execute("PRAGMA foreign_keys=ON")
@@ -183,7 +240,8 @@ class Replayer:
             for part in waiting:
                 batch.feed(part)
             applied += len(waiting)
-            self.log_end, self.seq = record.end, record.seq
+            self.committed(start=self.log_end, first_seq=waiting[0].seq, seq=record.seq,
+                           end=record.end)
             waiting = []
         batch.flush()
         return applied

@@ -22,6 +22,7 @@ snapshots and anchor live), ``lock.py``, ``anchor.py``, ``group_sync.py``
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import secrets
 import threading
@@ -45,7 +46,21 @@ from deltadb_dialect.lock import StoreLock
 from deltadb_dialect.records import RecordBuilder
 from deltadb_dialect.replay import Replayer
 from deltadb_dialect.replica import Capture, Replica
+from deltadb_dialect.replica_file import (
+    DEFAULT_CACHE_MB,
+    FORMAT,
+    UNUSABLE,
+    Position,
+    ReplicaFiles,
+    State,
+    create_state,
+    finish_build,
+    open_connection,
+    read_state,
+)
 from deltadb_dialect.storage import Log, Storage, open_storage
+
+logger = logging.getLogger("deltadb_dialect")
 
 __all__ = ["ConstraintViolation", "DeferredCommits", "Store", "StoreOptions", "METRICS"]
 
@@ -62,6 +77,7 @@ class StoreOptions:
     create: bool = True
     cache_size: int = 1024
     cache_ttl: float = 300.0
+    replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
 
 
 METRICS: dict[str, int] = {
@@ -70,6 +86,14 @@ METRICS: dict[str, int] = {
     "entities_written": 0,
     "catch_ups": 0,
 }
+
+
+def _cut_short(replica: Replica, path: Path) -> str | None:
+    """Why the file cannot be whole: its size is not a number of pages (a truncated copy)."""
+    page_size = int(replica.conn.execute("PRAGMA page_size").fetchall()[0][0])  # type: ignore[arg-type]
+    if path.stat().st_size % page_size:
+        return "its file was cut short"
+    return None
 
 
 class Store:
@@ -89,6 +113,14 @@ class Store:
         self._anchor: Anchor | None = None
         self._replayer: Replayer | None = None
         self._log: Log | None = None
+        self._log_name = ""  # the name of the log ``_log`` reads
+        self._replica_files = ReplicaFiles(storage.location)
+        self._replica_key = b""  # derived from the store key; never written anywhere
+        self._replica_id: tuple[int, int] | None = None  # which replica file we have open
+        self._schema_seen = -1  # the replica's schema version when this process last looked
+        self._abandoned: list[Any] = []  # a parent's connections, inherited by a fork
+        self._needs_reopen = False  # forked: open the replica file afresh
+        self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
@@ -176,7 +208,7 @@ class Store:
             if not storage.exists():
                 self._initialize(source)
             self.unlock_keys(source)
-            self._rebuild()
+            self._open_replica()
             self._require_anchor().check(self.seq)
             self._drop_torn_tail(full=True)
             self._remove_orphans()
@@ -198,6 +230,7 @@ class Store:
         header = self.header
         live = {header.log["file"]} | ({header.snapshot["file"]} if header.snapshot else set())
         self.storage.remove_leftovers(live)
+        self._replica_files.remove_others(keep=self._replica_files.current())
 
     def _initialize(self, source: MasterKeySource) -> None:
         store_id = secrets.token_bytes(16)
@@ -234,6 +267,7 @@ class Store:
         self._keyring = keyring = Keyring(store_id=store_id, store_key=store_key)
         self._load_header(body, mac)
         self._anchor = Anchor(self.storage, keyring, store_id)
+        self._replica_key = keymod.subkey(store_key, "replica-file")
 
     def _load_header(self, body: dict[str, Any], mac: str) -> None:
         keyring = self._require_keyring()
@@ -289,22 +323,160 @@ class Store:
             return None
         return self.storage.open_snapshot(header.snapshot, store_id=header.store_id)
 
-    # --- rebuilding the replica ----------------------------------------------------------
+    # --- the replica file ----------------------------------------------------------------
 
-    def _rebuild(self) -> None:
-        """Build a fresh replica from the snapshot and the log (caller holds the lock)."""
-        if self._replayer is None:
+    def _open_replica(self) -> None:
+        """Open the host's replica and bring it up to the log's end, or rebuild it when it
+        is missing, damaged, another store's, another version's, or not a prefix of the
+        log (caller holds the lock)."""
+        files = self._replica_files
+        name = files.current()
+        if name is None:
+            self._rebuild("there is none yet")
+            return
+        replica = None
+        try:
+            replica = Replica(open_connection(files.path(name), self._replica_key,
+                                              cache_mb=self.options.replica_cache_mb))
+            reason = self._unfit(read_state(replica.conn)) or _cut_short(replica, files.path(name))
+        except UNUSABLE as exc:
+            reason = f"its file is damaged or another store's ({exc})"
+        if reason is not None:
+            if replica is not None:
+                replica.close()
+            self._rebuild(reason)
+            return
+        assert replica is not None
+        self._use_replica(replica)
+        self._replica_id = files.pointer_id()
+        try:
+            self._align(verify=True)
+        except UNUSABLE as exc:
+            self._rebuild(f"a page failed to authenticate ({exc})")
+
+    def _unfit(self, state: State | None) -> str | None:
+        """Why a replica with this state cannot be used (None: it can)."""
+        if state is None:
+            return "it holds no state"
+        if state.format != FORMAT:
+            return f"it was written by another version (format {state.format})"
+        if state.store_id != self._store_id:
+            return "it belongs to another store"
+        return None
+
+    def _use_replica(self, replica: Replica) -> None:
+        replayer = self._replayer
+        if replayer is None:
             self._replayer = Replayer(keyring=self._require_keyring(), store_id=self._store_id,
-                                      cache=self.cache, statement_cache=self.statement_cache)
+                                      cache=self.cache, statement_cache=self.statement_cache,
+                                      replica=replica)
+        else:
+            old, replayer.replica = replayer.replica, replica
+            if self._needs_reopen:
+                self._abandoned.append(old)  # a parent's connection: never touched here
+            else:
+                old.close()
+        self._needs_reopen = False
+        self._install_functions()
+
+    def _rebuild(self, reason: str) -> None:
+        """Build a new replica file from the snapshot and the log, then point at it (caller
+        holds the lock). Processes that have the old one open move at their next catch-up."""
+        logger.warning("rebuilding the replica of the store at %s: %s", self.location, reason)
+        files = self._replica_files
+        name = files.new_name()
+        path = files.path(name)
+        conn = open_connection(path, self._replica_key, cache_mb=self.options.replica_cache_mb,
+                               building=True)
+        replica = Replica(conn)
+        try:
+            create_state(conn, store_id=self._store_id, position=Position(0, "", 0, 0, 0))
+            if self._replayer is None or self._needs_reopen:
+                self._use_replica(Replica())  # a placeholder, replaced by the rebuild
+            self._reopen_log()
+            replayer = self._require_replayer()
+            replayer.rebuild(replica, self.open_snapshot(), self._require_log(), self._log_name,
+                             self.acknowledged, base_seq=self.header.log.get("base_seq", 0))
+            finish_build(conn, path)
+        except BaseException:
+            replica.close()
+            for leftover in files.directory.glob(name + "*"):
+                leftover.unlink(missing_ok=True)
+            raise
+        files.publish(name)
+        self._replica_id = files.pointer_id()
+        self._schema_seen = replica.schema_version()
+        self._needs_rebuild = self._needs_reopen = False
+        self._install_functions()
+
+    def _reopen_log(self) -> None:
         if self._log is not None:
             self._log.close()
-        self._log = None
-        snapshot = self.open_snapshot()
+            self._log = None
         self._log = self.open_log()
-        self._replayer.rebuild(snapshot, self._log, self.acknowledged,
-                               base_seq=self.header.log.get("base_seq", 0))
-        self._needs_rebuild = False
-        self._install_functions()
+        self._log_name = self.header.log["file"]
+
+    def _align(self, *, verify: bool = False) -> None:
+        """Bring this process's view to the replica's state (another process may have
+        committed, checkpointed or changed the schema), then replay whatever the log holds
+        past it (a writer killed between its log sync and its replica commit). ``verify``:
+        check that the replica's last commit is in the log as it says (at open)."""
+        replayer = self._require_replayer()
+        state = read_state(replayer.replica.conn)
+        reason = self._unfit(state)
+        if reason is not None:
+            self._rebuild(reason)
+            return
+        assert state is not None
+        position = state.position
+        if position != replayer.position():
+            self.cache.clear()  # rows may have changed under any cached document
+        log = self._log
+        if (position.log_file != self.header.log["file"]
+                or (log is not None and self.storage.log_replaced(log))):
+            self._reload_header()
+        header = self.header
+        if position.log_file != header.log["file"]:
+            if not (header.snapshot and header.snapshot["seq"] == position.seq):
+                self._rebuild("it is not at a point of the store's current log")
+                return
+            # a checkpoint wrote its header, and its writer died before moving the replica
+            position = Position(position.seq, header.log["file"], 0, 0, position.seq + 1)
+            verify = False
+        if self._log is None or self._log_name != header.log["file"]:
+            self._reopen_log()
+        log = self._require_log()
+        if position.log_end == 0:  # (the case just above) the new log's start
+            position = Position(position.seq, position.log_file, log.start, log.start,
+                                position.seq + 1)
+        if verify and not self._in_log(position, log):
+            self._rebuild("it is ahead of the store's log, or not from this log")
+            return
+        replayer.move_to(position)
+        schema = replayer.replica.schema_version()
+        if schema != self._schema_seen:
+            replayer.adopt_catalog(state.catalog)
+            self._schema_seen = schema
+        if self.storage.log_grew_past(log, replayer.log_end):
+            METRICS["catch_ups"] += 1
+            self._replay_log()
+            # We hold the lock, so nobody is writing: anything left where the next record
+            # would start is a crashed writer's torn record, never acknowledged.
+            self._drop_torn_tail(full=False)
+            self._schema_seen = replayer.replica.schema_version()
+
+    def _in_log(self, position: Position, log: Log) -> bool:
+        """Whether the log holds the replica's last commit where its state says."""
+        if position.commit_start == position.log_end:
+            return (position.log_end == log.start
+                    and position.seq == self.header.log.get("base_seq", 0))
+        try:
+            for record in log.records(position.commit_start, position.commit_seq):
+                if record.end >= position.log_end:
+                    return record.end == position.log_end and record.seq == position.seq
+        except StoreError:
+            return False
+        return False
 
     # --- transactions --------------------------------------------------------------------
 
@@ -319,7 +491,7 @@ class Store:
         lock = self.lock
         fresh = lock.acquire(self.options.timeout if timeout is None else timeout)
         try:
-            if fresh or self._needs_rebuild:
+            if fresh or self._needs_rebuild or self._needs_realign or self._needs_reopen:
                 self._catch_up()
         except BaseException:
             lock.abort()
@@ -342,32 +514,30 @@ class Store:
         return self._lock is not None and self._lock.held_by_this_thread()
 
     def _after_fork_in_child(self) -> None:
+        """A forked child must not use its parent's SQLite connection: it opens its own."""
         if self._lock is not None:
             self._lock.after_fork_in_child()
+        self._needs_reopen = True
 
     def _catch_up(self) -> None:
-        if self._needs_rebuild:
+        try:
+            if self._needs_rebuild:
+                self._reload_header()
+                self._rebuild("a page of it failed to authenticate")
+            elif self._needs_reopen or self._replica_files.pointer_id() != self._replica_id:
+                self._open_replica()  # forked, or another process rebuilt it
+            else:
+                self._align()
+        except UNUSABLE as exc:
             self._reload_header()
-            self._rebuild()
-            self._drop_torn_tail(full=False)
-            return
-        log = self._require_log()
-        if self.storage.log_replaced(log):
-            self._follow_header_change()  # another process checkpointed
-            log = self._require_log()
-        replayer = self._require_replayer()
-        if self.storage.log_grew_past(log, replayer.log_end):
-            METRICS["catch_ups"] += 1
-            self._replay_log()
-            # We hold the lock, so nobody is writing: anything left where the next record
-            # would start is a crashed writer's torn record, never acknowledged.
-            self._drop_torn_tail(full=False)
+            self._rebuild(f"it could not be read ({exc})")
+        self._needs_realign = False
 
     def _replay_log(self) -> None:
         try:
             self._require_replayer().catch_up(self._require_log(), self.acknowledged)
         except BaseException:
-            self._needs_rebuild = True
+            self._needs_realign = True  # the replica rolled back: start from its state again
             raise
 
     def _reload_header(self) -> None:
@@ -377,21 +547,6 @@ class Store:
             # a checkpoint (ours or another process's, after catching up) wrote every commit
             # up to its snapshot durably, whatever log held them before
             self._sync.covered(self.header.snapshot["seq"])
-
-    def _follow_header_change(self) -> None:
-        old_log_name = self.header.log["file"]
-        self._replay_log()  # finish the log we were reading
-        self._reload_header()
-        header = self.header
-        if header.log["file"] == old_log_name:
-            return  # keys rotated or metadata changed; same log
-        replayer = self._require_replayer()
-        if header.snapshot and header.snapshot["seq"] == replayer.seq:
-            self._require_log().close()
-            self._log = self.open_log()
-            replayer.log_end = self._log.start
-        else:
-            self._rebuild()
 
     def begin(self, *, foreign_keys: bool) -> tuple[Capture, int]:
         """Open the replica transaction (caller holds the store); returns its capture."""
@@ -414,16 +569,22 @@ class Store:
         # passes later). Automatic collection waits for the end of the commit.
         collecting = gc.isenabled()
         gc.disable()
+        wrote = False
         try:
             builder = self._seal_changes(capture, schema_version)
-            wrote = builder.entities > 0
-            if wrote:
+            if builder.entities > 0:
                 self._write(builder)
+                wrote = True
             del builder  # freed here, before collection resumes
+            conn.execute("COMMIT")
+        except BaseException:
+            if wrote:  # in the log, not in the replica: the next transaction replays it
+                self._needs_realign = True
+            raise
         finally:
             if collecting:
                 gc.enable()
-        conn.execute("COMMIT")
+        self._schema_seen = self.replica.schema_version()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
         if wrote and self._checkpointer.due(self.header, self._require_log(),
@@ -442,6 +603,7 @@ class Store:
             replica.refresh_tables()
             self._require_replayer().retag()
             self._tables_dirty = False
+        self._schema_seen = replica.schema_version()
 
     def _check_deferred_constraints(self, foreign_keys: bool) -> None:
         conn = self.replica.conn
@@ -471,7 +633,9 @@ class Store:
         if schema_changed:
             replayer.retag()
         if schema_changed or capture.pragmas_changed:
-            builder.catalog(replica.catalog())
+            catalog = replica.catalog()
+            builder.catalog(catalog)
+            replayer.local_catalog(catalog)  # into the replica's state with the position
         for name in sorted(whole):
             builder.reset(name)
             table = replica.tables.get(name)
@@ -491,8 +655,11 @@ class Store:
         replayer = self._require_replayer()
         records = builder.finish()
         block = self._sync.current_block()
-        replayer.log_end = log.append(records, replayer.log_end, sync=block is None)
-        replayer.seq = seq = builder.seq
+        start, first_seq = replayer.log_end, replayer.seq + 1
+        end = log.append(records, start, sync=block is None)
+        seq = builder.seq
+        replayer.committed(start=start, first_seq=first_seq, seq=seq, end=end)
+        replayer.save_position()  # in the replica transaction, committed next
         self._sync.written(log, seq, synced=block is None)
         if block is None:
             self._require_anchor().write(seq)
@@ -572,10 +739,22 @@ class Store:
     def checkpoint(self) -> None:
         """Pack every live entity into a new snapshot and start an empty log (lock held)."""
         replayer = self._require_replayer()
-        self._log = self._checkpointer.write(header=self.header, keyring=self._require_keyring(),
-                                             replayer=replayer, log=self._require_log())
+        self._log = log = self._checkpointer.write(
+            header=self.header, keyring=self._require_keyring(), replayer=replayer,
+            log=self._require_log())
+        self._log_name = self.header.log["file"]
         self._sync.covered(replayer.seq)
-        replayer.log_end = self._log.start
+        replayer.move_to(Position(replayer.seq, self._log_name, log.start, log.start,
+                                  replayer.seq + 1))
+        conn = replayer.replica.conn
+        conn.execute("BEGIN")
+        try:
+            replayer.save_position()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._needs_realign = True  # the replica still names the old log: it follows
+            raise
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -606,6 +785,6 @@ class Store:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._replayer is not None:
+        if self._replayer is not None and not self._needs_reopen:
             self._replayer.replica.close()
         self.storage.close()  # gives the writer lock up and closes its file

@@ -273,10 +273,13 @@ def test_files_left_by_an_interrupted_checkpoint_are_removed(make_engine, store_
     engine.dispose()
     (store_dir / "snap-0123456789abcdef.dpk").write_bytes(b"half a snapshot")
     (store_dir / ".store.hdr.1234.tmp").write_bytes(b"{")
+    (store_dir / "replica-0123456789abcdef.db").write_bytes(b"half a rebuilt replica")
     with make_engine().connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
-    assert sorted(p.name.split("-")[0] for p in store_dir.iterdir()) == [
-        "log", "store.hdr", "store.lock", "store.seq"]
+    assert sorted({p.name.split("-")[0] for p in store_dir.iterdir()}) == [
+        "log", "replica", "store.hdr", "store.lock", "store.replica", "store.seq"]
+    replicas = [p.name for p in store_dir.glob("replica-*.db")]
+    assert replicas == [(store_dir / "store.replica").read_text()]
 
 
 # --- the preallocated log: its end, and torn writes inside the zero-filled space ----------
