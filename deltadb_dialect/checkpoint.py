@@ -1,4 +1,10 @@
-"""Checkpoints: every live row packed into a new snapshot, and a new empty log after it.
+"""Checkpoints: every live row packed into a new snapshot, and a new log after it.
+
+In the background (``Store`` starts one after a commit makes it due): the rows are read
+from the replica file through a connection of its own, at the point of its last commit
+(a WAL read snapshot), and sealed into the snapshot file without the store's lock, while
+commits go on. Only the switch takes the lock: the records committed meanwhile are
+copied as they are into the new log, which the header then names with the snapshot.
 
 When: once the log holds more than a fraction of the live data (the last snapshot's
 size), and at least ``min_bytes``. A fixed threshold would repack the whole store
@@ -21,6 +27,7 @@ from deltadb_dialect.layout import Header
 from deltadb_dialect.log import UPSERT, Entry, entity_aad
 from deltadb_dialect.records import catalog_aad
 from deltadb_dialect.replay import Replayer
+from deltadb_dialect.replica import Replica
 from deltadb_dialect.storage import Log, Storage
 
 METRICS: dict[str, int] = {"checkpoints": 0}
@@ -56,21 +63,28 @@ class Checkpointer:
         """The header changed (another process may have checkpointed): look again."""
         self._snapshot_bytes = None
 
-    def write(self, *, header: Header, keyring: Keyring, replayer: Replayer,
-              log: Log) -> Log:
-        """Pack the replica into a snapshot at its sequence number; start an empty log.
-        Returns the new log; the header names both, the old files are gone."""
-        seq = replayer.seq
+    def pack(self, *, header: Header, keyring: Keyring, replayer: Replayer, replica: Replica,
+             seq: int) -> dict[str, Any]:
+        """Write every row of ``replica`` (a view at ``seq``) into a new snapshot file; returns
+        what the header will say of it. Needs no lock: nothing names the file yet."""
         sealer = keyring.active
-        catalog = orjson.dumps(replayer.replica.catalog())
-        snapshot = self.storage.write_snapshot(
+        catalog = orjson.dumps(replica.catalog())
+        return self.storage.write_snapshot(
             store_id=header.store_id, seq=seq, kid=sealer.key_id,
             sealed_catalog=sealer.seal(catalog, catalog_aad(header.store_id, seq)),
-            entries=_snapshot_entries(replayer, seq, sealer),
+            entries=_snapshot_entries(replayer, replica, seq, sealer),
         )
+
+    def switch(self, *, header: Header, keyring: Keyring, snapshot: dict[str, Any], log: Log,
+               tail: bytes = b"") -> Log:
+        """Make ``snapshot`` current with a new log holding ``tail`` (the records written
+        since the snapshot's point, as they are); the old files are gone (lock held)."""
+        seq = snapshot["seq"]
         log_name = self.storage.new_log_name()
         new_log = self.storage.create_log(log_name, store_id=header.store_id, base_seq=seq,
                                           keyring=keyring)
+        if tail:
+            new_log.append_raw(tail, new_log.start)
         old_files = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
         header.snapshot = snapshot
         header.log = {"file": log_name, "base_seq": seq}
@@ -81,10 +95,18 @@ class Checkpointer:
         METRICS["checkpoints"] += 1
         return new_log
 
+    def write(self, *, header: Header, keyring: Keyring, replayer: Replayer,
+              log: Log) -> Log:
+        """Pack the replica into a snapshot at its sequence number and start an empty log, in
+        one go (lock held). Returns the new log."""
+        snapshot = self.pack(header=header, keyring=keyring, replayer=replayer,
+                             replica=replayer.replica, seq=replayer.seq)
+        return self.switch(header=header, keyring=keyring, snapshot=snapshot, log=log)
 
-def _snapshot_entries(replayer: Replayer, seq: int, sealer: Any) -> Iterator[Entry]:
+
+def _snapshot_entries(replayer: Replayer, replica: Replica, seq: int,
+                      sealer: Any) -> Iterator[Entry]:
     """Every live row sealed for a snapshot, each bound to the snapshot's sequence number."""
-    replica = replayer.replica
     store_id = replayer.store_id
     for table in list(replica.tables.values()):
         ttag = replayer.table_tag(table.name)

@@ -34,10 +34,12 @@ def connect_store(path: str, source: MasterKeySource, options: StoreOptions) -> 
 def disconnect_store(store: Store) -> None:
     with _registry_lock:
         store.refcount -= 1
-        if store.refcount <= 0:
-            _registry.pop(str(store.location), None)
-            with store.lock.mutex:
-                store.close()
+        if store.refcount > 0:
+            return
+        _registry.pop(str(store.location), None)
+    store.wait_for_checkpoint()  # its switch takes the store's lock
+    with store.lock.mutex:
+        store.close()
 
 
 def open_stores() -> list[Store]:

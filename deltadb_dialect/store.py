@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.anchor import Anchor
@@ -122,6 +123,7 @@ class Store:
         self._needs_reopen = False  # forked: open the replica file afresh
         self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
+        self._checkpoint_thread: threading.Thread | None = None
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
         self._checkpointer = Checkpointer(storage, CheckpointPolicy(
@@ -587,9 +589,9 @@ class Store:
         self._schema_seen = self.replica.schema_version()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        if wrote and self._checkpointer.due(self.header, self._require_log(),
-                                            self._require_replayer().log_end):
-            self.checkpoint()
+        if wrote and self._checkpoint_thread is None and self._checkpointer.due(
+                self.header, self._require_log(), self._require_replayer().log_end):
+            self._start_background_checkpoint()
 
     def rollback(self, capture: Capture | None, *, foreign_keys: bool) -> None:
         replica = self.replica
@@ -744,8 +746,88 @@ class Store:
             log=self._require_log())
         self._log_name = self.header.log["file"]
         self._sync.covered(replayer.seq)
-        replayer.move_to(Position(replayer.seq, self._log_name, log.start, log.start,
-                                  replayer.seq + 1))
+        self._save_moved_position(Position(replayer.seq, self._log_name, log.start, log.start,
+                                           replayer.seq + 1))
+
+    def wait_for_checkpoint(self, timeout: float = 120.0) -> None:
+        """Let a background checkpoint finish (before closing: its switch needs the lock)."""
+        thread = self._checkpoint_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _start_background_checkpoint(self) -> None:
+        thread = threading.Thread(target=self._background_checkpoint, daemon=True,
+                                  name="deltadb-checkpoint")
+        self._checkpoint_thread = thread
+        thread.start()
+
+    def _background_checkpoint(self) -> None:
+        """Pack the replica as of its last commit without the lock, then switch under it."""
+        snapshot: dict[str, Any] | None = None
+        try:
+            snapshot, point = self._pack_in_background()
+            self.acquire()
+            try:
+                if not self.closed:
+                    self._switch_to(snapshot, point)
+                    snapshot = None  # in use
+            finally:
+                self.release()
+        except Exception as exc:  # noqa: BLE001 - a checkpoint only saves work; commits go on
+            if not self.closed:
+                logger.warning("a background checkpoint of %s failed: %s", self.location, exc)
+        finally:
+            if snapshot is not None:
+                self.storage.discard([snapshot["file"]])
+            self._checkpoint_thread = None
+
+    def _pack_in_background(self) -> tuple[dict[str, Any], Position]:
+        name = self._replica_files.current()
+        if name is None:
+            raise StoreError("the replica file is gone")
+        conn = open_connection(self._replica_files.path(name), self._replica_key,
+                               cache_mb=min(8.0, self.options.replica_cache_mb))
+        try:
+            conn.execute("BEGIN")  # one read snapshot: the rows and the position agree
+            state = read_state(conn)
+            if self._unfit(state) is not None or state is None or state.catalog is None:
+                raise StoreError("the replica file has no usable state")
+            view = Replica(conn)
+            view.schema_history = orjson.loads(state.catalog).get("history", {})
+            view.refresh_tables()
+            snapshot = self._checkpointer.pack(
+                header=self.header, keyring=self._require_keyring(),
+                replayer=self._require_replayer(), replica=view, seq=state.position.seq)
+            conn.execute("COMMIT")
+            return snapshot, state.position
+        finally:
+            conn.close()
+
+    def _switch_to(self, snapshot: dict[str, Any], point: Position) -> None:
+        """Name the snapshot in the header, with a new log holding what was committed since
+        its point (lock held)."""
+        if point.log_file != self.header.log["file"]:
+            raise StoreError("another checkpoint came first")
+        replayer = self._require_replayer()
+        now = replayer.position()
+        log = self._require_log()
+        tail = log.read_range(point.log_end, now.log_end)
+        self._log = new = self._checkpointer.switch(
+            header=self.header, keyring=self._require_keyring(), snapshot=snapshot, log=log,
+            tail=tail)
+        self._log_name = self.header.log["file"]
+        shift = new.start - point.log_end
+        if now.seq == point.seq:
+            position = Position(now.seq, self._log_name, new.start, new.start, now.seq + 1)
+        else:
+            position = Position(now.seq, self._log_name, now.log_end + shift,
+                                now.commit_start + shift, now.commit_seq)
+        self._sync.covered(now.seq)  # the new log was synced with everything in it
+        self._save_moved_position(position)
+
+    def _save_moved_position(self, position: Position) -> None:
+        replayer = self._require_replayer()
+        replayer.move_to(position)
         conn = replayer.replica.conn
         conn.execute("BEGIN")
         try:
