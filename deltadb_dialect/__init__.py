@@ -4,9 +4,9 @@ Importing this package registers the ``deltadb://`` dialect (also registered
 through the ``sqlalchemy.dialects`` entry point) and its Alembic support.
 """
 
-from sqlalchemy.dialects import registry
+from typing import Any
 
-from deltadb_dialect.store import store_metrics
+from sqlalchemy.dialects import registry
 
 __version__ = "0.1.0"
 
@@ -18,5 +18,15 @@ try:  # Alembic is optional for users of the dialect alone
     import deltadb_dialect.alembic_impl  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+
+
+
+def store_metrics() -> dict[str, Any]:
+    """Process-wide counters of the open stores, for /metrics endpoints (no contents, no
+    keys). Importing the package stays cheap: the store is loaded only when asked."""
+    from deltadb_dialect.registry import store_metrics as metrics
+
+    return metrics()
+
 
 __all__ = ["store_metrics", "__version__"]

@@ -24,15 +24,12 @@ from typing import Any
 import apsw
 
 from deltadb_dialect import errors as store_errors
+from deltadb_dialect.group_commit import GroupCommit
 from deltadb_dialect.keys import resolve_source
+from deltadb_dialect.registry import connect_store, disconnect_store
 from deltadb_dialect.replica import Capture
-from deltadb_dialect.store import (
-    ConstraintViolation,
-    Store,
-    StoreOptions,
-    connect_store,
-    disconnect_store,
-)
+from deltadb_dialect.replica_file import DEFAULT_CACHE_MB
+from deltadb_dialect.store import ConstraintViolation, Store, StoreOptions
 
 apilevel = "2.0"
 threadsafety = 1
@@ -205,6 +202,7 @@ def connect(
     cache_size: int = 1024,
     cache_ttl: float = 300.0,
     checkpoint_bytes: int = 64 * 1024 * 1024,
+    replica_cache_mb: float = DEFAULT_CACHE_MB,
     create: bool = True,
     **_ignored: Any,
 ) -> Connection:
@@ -212,7 +210,8 @@ def connect(
     try:
         source = resolve_source(passphrase=passphrase, key_file=key_file)
         options = StoreOptions(timeout=timeout, checkpoint_bytes=checkpoint_bytes, create=create,
-                               cache_size=cache_size, cache_ttl=cache_ttl)
+                               cache_size=cache_size, cache_ttl=cache_ttl,
+                               replica_cache_mb=replica_cache_mb)
         store = connect_store(database, source, options)
     except (store_errors.StoreError, apsw.Error) as exc:
         raise translate(exc) from exc
@@ -244,6 +243,9 @@ class Connection:
         # statement description is cached until the transaction ends.
         self._schema_changed = False
         self._apsw_cursor: apsw.Cursor | None = None  # reused: every result is fetched at once
+        # the replica connection that cursor belongs to (a rebuilt replica closes the old one,
+        # whose cursors then refuse even to name their connection)
+        self._cursor_conn: apsw.Connection | None = None
 
     # --- PEP 249 ---------------------------------------------------------------------
 
@@ -313,6 +315,10 @@ class Connection:
     def create_function(self, name: str, narg: int, func: Callable[..., Any], *,
                         deterministic: bool = False) -> None:
         self._live_store().register_function(name, narg, func, deterministic=deterministic)
+
+    def group_commit(self) -> GroupCommit:
+        """The store's group commit handle (see ``deltadb_dialect.group_commit``)."""
+        return GroupCommit(self._live_store())
 
     @property
     def in_transaction(self) -> bool:
@@ -490,8 +496,9 @@ class Connection:
         store = self._live_store()
         conn = store.replica.conn
         apsw_cursor = self._apsw_cursor
-        if apsw_cursor is None or apsw_cursor.connection is not conn:  # new, or replica rebuilt
+        if apsw_cursor is None or self._cursor_conn is not conn:  # new, or replica rebuilt
             apsw_cursor = self._apsw_cursor = conn.cursor()
+            self._cursor_conn = conn
             apsw_cursor.convert_binding = _convert_binding
         described = None if guest else store.statement_cache.get(sql)  # (description,)
         try:
@@ -527,6 +534,7 @@ class Connection:
                 "transaction; commit or close it before writing"
             ) from None
         except (apsw.Error, TypeError, OverflowError) as exc:
+            _note_damage(store, exc)
             raise translate(exc) from exc
         finally:
             if described is None:
@@ -552,11 +560,12 @@ class Connection:
         described = store.statement_cache.get(sql)
         conn = store.replica.conn
         apsw_cursor = self._apsw_cursor
-        if described is None or apsw_cursor is None or apsw_cursor.connection is not conn:
+        if described is None or apsw_cursor is None or self._cursor_conn is not conn:
             return False
         try:
             rows = apsw_cursor.execute(sql, parameters).fetchall()
         except (apsw.Error, TypeError, OverflowError) as exc:
+            _note_damage(store, exc)
             raise translate(exc) from exc
         cursor.description = described[0]
         cursor._rows = rows
@@ -580,6 +589,13 @@ class Connection:
             apsw_cursor.execute(sql, params)
             total += conn.changes()
         return total
+
+
+def _note_damage(store: Store, exc: BaseException) -> None:
+    """A replica page failed to authenticate: the statement fails (never a wrong answer) and
+    the store rebuilds its replica from the log before the next transaction."""
+    if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+        store.mark_for_rebuild()
 
 
 def _statements(script: str) -> Iterator[str]:

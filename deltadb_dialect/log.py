@@ -288,6 +288,24 @@ class LogFile:
         self._allocated = max(self._allocated, at + len(blob))
         return end
 
+    def read_range(self, start: int, end: int) -> bytes:
+        """The raw bytes of whole records between two record boundaries (a checkpoint moves
+        the records written while it ran into the next log as they are: each is sealed with
+        its sequence number, not its place)."""
+        data = os.pread(self._fd, end - start, start)
+        if len(data) != end - start:
+            raise CorruptStoreError(f"log file {self.path.name} ends before offset {end}")
+        return data
+
+    def append_raw(self, data: bytes, at: int) -> int:
+        """Write records read with ``read_range`` at ``at`` and sync; returns the new end."""
+        try:
+            self._write_all(bytearray(data), at)
+            _sync_data(self._fd)
+        except OSError as exc:
+            raise StorageFullError(f"cannot write the new log: {exc.strerror or exc}") from exc
+        return at + len(data)
+
     def sync(self) -> None:
         """Make every record written so far durable (after appends with ``sync=False``)."""
         _sync_data(self._fd)

@@ -8,9 +8,10 @@ Connection URL forms (modelled on ``sqlite+pysqlcipher``)::
     deltadb://:passphrase@//absolute/store
 
 Query options: ``key_file``, ``timeout`` (seconds to wait for the store's
-lock), ``cache_size``, ``cache_ttl``, ``checkpoint_mb``, ``create`` (false to
-refuse a missing store). The passphrase and key file are consumed here and
-handed to the driver as a key source, never as part of a logged string.
+lock), ``cache_size``, ``cache_ttl``, ``checkpoint_mb``, ``replica_cache_mb`` (the
+replica file's page cache in this process, in MB), ``create`` (false to refuse
+a missing store). The passphrase and key file are consumed here and handed to
+the driver as a key source, never as part of a logged string.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _OPTIONS: dict[str, type] = {
     "cache_size": int,
     "cache_ttl": float,
     "checkpoint_mb": float,
+    "replica_cache_mb": float,
     "create": bool,
 }
 

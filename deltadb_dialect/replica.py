@@ -1,7 +1,8 @@
-"""The in-memory SQLite replica: the query engine over the store's plaintext.
+"""The SQLite replica: the query engine over the store's rows.
 
-SQLite (through apsw) runs every query against a ``:memory:`` database that
-holds the decrypted rows; the encrypted store on disk is the system of record.
+SQLite (through apsw) runs every query against the replica, an encrypted SQLite
+file on this host (``replica_file.py``) that holds the rows; the encrypted log and
+snapshots are the system of record.
 This module knows the replica's tables, turns a transaction's changes
 (captured with SQLite's session extension) into entity documents, and applies
 entity documents back (when opening, or catching up with other processes).
@@ -30,6 +31,8 @@ from deltadb_dialect.schema import (
 )
 
 HIDDEN_PREFIX = "__deltadb_"
+# The replica file's own bookkeeping (replica_file.py): in no catalog, never captured.
+REPLICA_STATE_TABLE = HIDDEN_PREFIX + "replica_state"
 _ODD_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -271,10 +274,10 @@ class EntityChange:
 
 
 class Replica:
-    """One in-memory SQLite database and the metadata of its tables."""
+    """One SQLite database (the replica file, or memory) and the metadata of its tables."""
 
-    def __init__(self) -> None:
-        self.conn = apsw.Connection(":memory:")
+    def __init__(self, conn: apsw.Connection | None = None) -> None:
+        self.conn = conn if conn is not None else apsw.Connection(":memory:")
         self.conn.execute("PRAGMA foreign_keys=ON")
         # Query planner stability: plans never depend on bound values. Without it, this
         # SQLite (STAT4 enabled) marks a statement such as "... WHERE x = ? ORDER BY y"
@@ -293,7 +296,8 @@ class Replica:
         """Every schema object, tables first, each as the SQL that recreates it."""
         rows = self.conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_schema "
-            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            f"AND name != '{REPLICA_STATE_TABLE}' ORDER BY rowid"
         ).fetchall()
         order = {"table": 0, "index": 1, "view": 2, "trigger": 3}
         rows.sort(key=lambda r: order.get(str(r[0]), 4))

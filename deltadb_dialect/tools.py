@@ -22,9 +22,9 @@ from typing import Any
 from deltadb_dialect import keys
 from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import MasterKeySource
-from deltadb_dialect.layout import StoreLayout
-from deltadb_dialect.log import CATALOG, RESET, LogFile, decode_entries, entity_aad
-from deltadb_dialect.snapshot import Snapshot
+from deltadb_dialect.layout import HEADER_NAME
+from deltadb_dialect.log import CATALOG, RESET, decode_entries, entity_aad
+from deltadb_dialect.storage import open_storage
 from deltadb_dialect.store import Store, StoreOptions
 
 
@@ -40,7 +40,7 @@ class VerifyReport:
 
 
 def open_existing(path: str | os.PathLike[str], source: MasterKeySource) -> Store:
-    if not StoreLayout(path).exists():
+    if not open_storage(path, timeout=0).exists():
         raise CorruptStoreError(f"{path} is not a DeltaDB store (no store.hdr)")
     return Store.open(path, source, StoreOptions(create=False))
 
@@ -63,6 +63,10 @@ def verify(path: str | os.PathLike[str], source: MasterKeySource) -> VerifyRepor
 
 
 def _count_rows(store: Store, report: VerifyReport) -> None:
+    """Every row of the replica valid, and its file whole (SQLite's own page checks)."""
+    checked = [str(row[0]) for row in store.replica.conn.execute("PRAGMA quick_check")]
+    if checked != ["ok"]:
+        report.problems.append("replica: " + "; ".join(checked[:3]))
     for table in store.replica.tables.values():
         for change in store.replica.export_table(table):
             try:
@@ -74,37 +78,34 @@ def _count_rows(store: Store, report: VerifyReport) -> None:
 def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> None:
     """Check each record and entity on its own, so one bad one does not hide the others."""
     try:
-        store = Store(StoreLayout(root), StoreOptions(create=False))
-        store._lock_fd = os.open(store.layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        store._unlock_keys(source)
+        store = Store.inspect(root, source)
     except (StoreError, OSError):
         return  # already reported by the full open
-    header = store._header
-    keyring = store._require_keyring()
-    assert header is not None
-    if header.snapshot:
+    try:
+        header, keyring = store.header, store.keyring
         try:
-            snapshot = Snapshot(store.layout.file(header.snapshot["file"]),
-                                store_id=header.store_id,
-                                expected_sha256=header.snapshot["sha256"])
-            for entry in snapshot.entries():
-                _check_entry(keyring, header.store_id, entry, snapshot.kid, snapshot.seq, report)
-            snapshot.close()
+            snapshot = store.open_snapshot()
+            if snapshot is not None:
+                for entry in snapshot.entries():
+                    _check_entry(keyring, header.store_id, entry, snapshot.kid, snapshot.seq,
+                                 report)
+                snapshot.close()
         except StoreError as exc:
             report.problems.append(f"snapshot: {exc}")
-    try:
-        log = LogFile(store.layout.file(header.log["file"]), store_id=header.store_id,
-                      keyring=keyring)
-        for record in log.records(log.start, header.log.get("base_seq", 0) + 1,
-                                  store._acknowledged):
-            report.records += 1
-            for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
-                if entry.op not in (CATALOG, RESET):
-                    _check_entry(keyring, header.store_id, entry, record.kid, record.seq, report)
-        log.close()
-    except StoreError as exc:
-        report.problems.append(f"log: {exc}")
-    store.close()
+        try:
+            log = store.open_log()
+            for record in log.records(log.start, header.log.get("base_seq", 0) + 1,
+                                      store.acknowledged):
+                report.records += 1
+                for entry in decode_entries(record.payload, what=f"log record {record.seq}"):
+                    if entry.op not in (CATALOG, RESET):
+                        _check_entry(keyring, header.store_id, entry, record.kid, record.seq,
+                                     report)
+            log.close()
+        except StoreError as exc:
+            report.problems.append(f"log: {exc}")
+    finally:
+        store.close()
 
 
 def _check_entry(keyring: Any, store_id: bytes, entry: Any, kid: int, version: int,
@@ -121,16 +122,15 @@ def info(path: str | os.PathLike[str], source: MasterKeySource) -> dict[str, Any
     """Tables, row counts, sizes and key ids. Never any row content."""
     store = open_existing(path, source)
     try:
-        header = store._header
-        assert header is not None
+        header = store.header
         conn = store.replica.conn
         tables = []
         for name, table in sorted(store.replica.tables.items()):
             count = conn.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
             tables.append({"table": name, "rows": count, "schema_version": table.version})
-        files = {p.name: p.stat().st_size for p in store.layout.root.iterdir() if p.is_file()}
+        files = store.storage.sizes()
         return {
-            "store": str(store.layout.root),
+            "store": str(store.location),
             "format": "deltadb/1",
             "sequence": store.seq,
             "key_ids": sorted(header.data_keys),
@@ -177,13 +177,9 @@ def backup(path: str | os.PathLike[str], destination: str | os.PathLike[str],
         raise StoreError(f"backup destination {target} exists and is not empty")
     with held_store(path, source) as store:
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
-        header = store._header
-        assert header is not None
+        header = store.header
         names = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
-        for name in names + ["store.hdr"]:
-            shutil.copy2(store.layout.file(name), target / name)
-        if store.layout.anchor.exists():
-            shutil.copy2(store.layout.anchor, target / store.layout.anchor.name)
+        store.storage.copy_to(target, names + [HEADER_NAME])
         _fsync_tree(target)
     return target
 

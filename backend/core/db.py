@@ -1,7 +1,6 @@
 """The engine, sessions, and the guard that refuses an un-migrated database."""
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,10 +82,18 @@ async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await to_thread.run_sync(call, limiter=database_threads)
 
 
-# Whether quick units of work may run on the event loop itself (see run_quick_in_session),
-# and where the engine's store lives (resolved once: the check runs for every quick unit).
+# Whether quick units of work may run on the event loop itself (see run_quick_in_session).
 QUICK_WORK_ON_LOOP = engine.dialect.name == "deltadb"
-_STORE_ROOT = Path(os.path.realpath(engine.url.database or "")) if QUICK_WORK_ON_LOOP else None
+# The store's group commit handle (deltadb's driver API, `deltadb_dialect.group_commit`),
+# taken from each new driver connection: the newest belongs to the store open now.
+_group_commit: Any = None
+
+if QUICK_WORK_ON_LOOP:
+
+    @event.listens_for(engine, "connect")
+    def _remember_group_commit(dbapi_connection: Any, _record: Any) -> None:
+        global _group_commit
+        _group_commit = dbapi_connection.group_commit()
 
 
 async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -107,38 +114,38 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await run_in_session(fn, **kwargs)
 
 
-async def _on_the_loop(store: Any, fn: Callable[..., T], /, **kwargs: Any) -> T:
+async def _on_the_loop(group: Any, fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run the unit here. Its commit returns once written; the log's sync comes after the
     other callbacks the loop has ready (more units, often), so one sync covers all of them,
     and nothing is answered before it."""
-    with store.deferring_sync() as written:
+    with group.deferring() as written:
         with SessionLocal() as session:
             result = fn(session=session, **kwargs)
     if written.seq is not None:
-        await _synced(store, written.seq)
+        await _synced(group, written.seq)
     return result
 
 
 _sync_round: "asyncio.Future[None] | None" = None
 
 
-async def _synced(store: Any, seq: int) -> None:
+async def _synced(group: Any, seq: int) -> None:
     """Wait for the loop's next sync round (group commit on the loop: one sync per round)."""
     global _sync_round
     loop = asyncio.get_running_loop()
     if _sync_round is None or _sync_round.get_loop() is not loop:  # (tests run several loops)
         _sync_round = loop.create_future()
-        loop.call_soon(_sync_now, store, _sync_round)
+        loop.call_soon(_sync_now, group, _sync_round)
     await asyncio.shield(_sync_round)
-    store.make_durable(seq)  # a no-op unless this commit came after the round's sync
+    group.make_durable(seq)  # a no-op unless this commit came after the round's sync
 
 
-def _sync_now(store: Any, round_: "asyncio.Future[None]") -> None:
+def _sync_now(group: Any, round_: "asyncio.Future[None]") -> None:
     global _sync_round
     if _sync_round is round_:
         _sync_round = None
     try:
-        store.make_durable(store.seq)
+        group.make_durable()  # up to the newest commit
     except Exception as exc:  # reported to every waiter of the round
         round_.set_exception(exc)
     else:
@@ -146,16 +153,12 @@ def _sync_now(store: Any, round_: "asyncio.Future[None]") -> None:
 
 
 def _ready_store() -> Any:
-    """The engine's store when no wait is in sight: this process kept the store's lock since
-    its last transaction and no other thread has it (else None). Otherwise another process
-    may hold the store (another worker, a backup, a migration), and waiting for it must not
-    stall the event loop."""
-    from deltadb_dialect.store import open_stores  # deltadb only
-
-    for store in open_stores():
-        if store.layout.root == _STORE_ROOT and not store.would_wait():
-            return store
-    return None
+    """The store's group commit handle when no wait is in sight: this process kept the
+    store's lock since its last transaction and no other thread has it (else None).
+    Otherwise another process may hold the store (another worker, a backup, a migration),
+    and waiting for it must not stall the event loop."""
+    group = _group_commit
+    return group if group is not None and group.ready() else None
 
 
 def alembic_config() -> Config:

@@ -11,8 +11,9 @@ from chat_factories import create_user
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from backend.core import db
 from backend.core.config import settings
-from backend.core.db import _STORE_ROOT, SessionLocal, make_engine, run_quick_in_session
+from backend.core.db import SessionLocal, make_engine, run_quick_in_session
 from backend.main import app
 
 # More requests in flight than the thread pool has threads (40), on a one-connection pool.
@@ -97,7 +98,7 @@ async def test_quick_work_is_answered_only_once_its_commit_is_synced(
 ) -> None:
     """On the loop, a commit returns once written; the unit's result waits for the log's sync
     (one per loop round, shared by the units that committed in that round)."""
-    from deltadb_dialect.store import Store, open_stores
+    from deltadb_dialect.store import Store
 
     syncs: list[int] = []
     make_durable = Store.make_durable
@@ -117,8 +118,8 @@ async def test_quick_work_is_answered_only_once_its_commit_is_synced(
 
     def store_seq(*, session: Session) -> tuple[int, int]:
         session.execute(text("SELECT 1"))  # the store is open and caught up
-        store = next(s for s in open_stores() if s.layout.root == _STORE_ROOT)
-        return store.seq, store._durable_seq
+        group = db._group_commit  # the driver's group commit handle for the engine's store
+        return group.last_seq, group.durable_seq
 
     await run_quick_in_session(store_seq)  # this process now keeps the store's lock
     assert await run_quick_in_session(write) == threading.get_ident()  # ran on the loop

@@ -13,7 +13,7 @@ import sys
 from sqlalchemy import create_engine, text
 
 import deltadb_dialect.records
-import deltadb_dialect.store
+import deltadb_dialect.registry
 
 deltadb_dialect.records.RECORD_LIMIT = 16 * 1024  # force multi-record transactions
 
@@ -42,7 +42,7 @@ while True:
         print(f"ACK {batch}", flush=True)
         batch += 1
         continue
-    opened = deltadb_dialect.store.open_stores()[0]
+    opened = deltadb_dialect.registry.open_stores()[0]
     batches = [batch, batch + 1] if batch % 3 == 0 else [batch]
     with opened.deferring_sync() as written:
         for number in batches:

@@ -10,13 +10,14 @@ from sqlalchemy import Engine, text
 
 import deltadb_dialect.log
 from deltadb_dialect.errors import StoreError
-from deltadb_dialect.store import Store, open_stores
+from deltadb_dialect.registry import open_stores
+from deltadb_dialect.store import Store
 
 
 def _store_of(engine: Engine, store_dir: Path) -> Store:
     with engine.connect():  # opens the store
         pass
-    return next(store for store in open_stores() if store.layout.root == store_dir.resolve())
+    return next(store for store in open_stores() if store.location == store_dir.resolve())
 
 
 def _anchor_seq(store_dir: Path) -> int:

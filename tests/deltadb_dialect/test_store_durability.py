@@ -139,12 +139,12 @@ def test_a_busy_process_hands_the_lock_over_and_sees_the_commit(master_key, stor
 
 def test_would_wait_tells_whether_a_transaction_could_block(master_key, store_dir) -> None:
     """The hint the web service uses to decide whether short work may run on its event loop."""
-    from deltadb_dialect.store import open_stores
+    from deltadb_dialect.registry import open_stores
 
     engine = create_engine(f"deltadb:///{store_dir}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        (store,) = [s for s in open_stores() if s.layout.root == Path(store_dir).resolve()]
+        (store,) = [s for s in open_stores() if s.location == Path(store_dir).resolve()]
         assert store.would_wait()  # this thread has it: anyone else would wait
     assert not store.would_wait()  # kept between this busy process's transactions
     done = subprocess.run([sys.executable, "-c", _ONE_WRITE, f"deltadb:///{store_dir}"],
@@ -273,10 +273,13 @@ def test_files_left_by_an_interrupted_checkpoint_are_removed(make_engine, store_
     engine.dispose()
     (store_dir / "snap-0123456789abcdef.dpk").write_bytes(b"half a snapshot")
     (store_dir / ".store.hdr.1234.tmp").write_bytes(b"{")
+    (store_dir / "replica-0123456789abcdef.db").write_bytes(b"half a rebuilt replica")
     with make_engine().connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
-    assert sorted(p.name.split("-")[0] for p in store_dir.iterdir()) == [
-        "log", "store.hdr", "store.lock", "store.seq"]
+    assert sorted({p.name.split("-")[0] for p in store_dir.iterdir()}) == [
+        "log", "replica", "store.hdr", "store.lock", "store.replica", "store.seq"]
+    replicas = [p.name for p in store_dir.glob("replica-*.db")]
+    assert replicas == [(store_dir / "store.replica").read_text()]
 
 
 # --- the preallocated log: its end, and torn writes inside the zero-filled space ----------

@@ -98,6 +98,14 @@ def _reopen_count(store_dir: Path) -> int:
         engine.dispose()
 
 
+def _drop_replica(store_dir: Path) -> None:
+    """Remove the host's replica, as on a new host: the next open rebuilds it from the
+    snapshot and the log, so it reads every entity of both."""
+    (store_dir / "store.replica").unlink()
+    for path in store_dir.glob("replica-*"):
+        path.unlink()
+
+
 def _log_file(store_dir: Path) -> Path:
     return next(store_dir.glob("log-*.dlg"))
 
@@ -189,6 +197,8 @@ def test_swapped_entities_in_snapshot_are_detected(make_engine, store_dir) -> No
         entries[0] + entries[1], entries[1] + entries[0])
     assert swapped != data
     snapshot.write_bytes(swapped)
+    assert _reopen_count(store_dir) == 2  # served from the replica, which never read it
+    _drop_replica(store_dir)
     with pytest.raises(exc.DatabaseError, match="does not match the store header"):
         _reopen_count(store_dir)
 
@@ -205,6 +215,8 @@ def test_older_copy_of_snapshot_is_detected(make_engine, store_dir, tmp_path) ->
     tools.checkpoint(store_dir, source)
     current = next(store_dir.glob("snap-*.dpk"))
     shutil.copy(old_copy, current)  # roll the snapshot back to before the DELETE
+    assert _reopen_count(store_dir) == 0  # the replica serves the current rows, not the old
+    _drop_replica(store_dir)
     with pytest.raises(exc.DatabaseError, match="older snapshot|does not match"):
         _reopen_count(store_dir)
     report = tools.verify(store_dir, source)

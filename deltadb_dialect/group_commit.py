@@ -1,0 +1,72 @@
+"""Group commit, as an application drives it: the documented driver-level API.
+
+An application that acknowledges nothing to its users before a commit is durable,
+and that runs many short transactions, can let several commits share one log sync::
+
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def remember(dbapi_connection, _record):
+        handles["store"] = dbapi_connection.group_commit()
+
+    gc = handles["store"]
+    if gc.ready():                       # taking the store now would not wait
+        with gc.deferring() as written:  # commits of this thread: written, not synced
+            ...                          # run transactions through the engine
+        gc.make_durable(written.seq)     # one sync covers every commit written before it
+
+``dbapi_connection.group_commit()`` is reached through SQLAlchemy (the ``connect``
+event, or ``engine.raw_connection()``); the handle stays valid while the store is
+open in this process and reports ``ready() == False`` once it is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from deltadb_dialect.group_sync import DeferredCommits
+
+if TYPE_CHECKING:
+    from deltadb_dialect.store import Store
+
+
+class GroupCommit:
+    """Deferred syncs for one open store (see the module's documentation)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def is_open(self) -> bool:
+        return not self._store.closed
+
+    def ready(self) -> bool:
+        """Whether a transaction begun now would not wait: the store is open, this process
+        kept its lock since its last transaction and no other thread has it. A hint (it
+        can be stale at once): callers use it to choose where to run short work."""
+        return not self._store.closed and not self._store.would_wait()
+
+    @contextmanager
+    def deferring(self) -> Iterator[DeferredCommits]:
+        """Commits by this thread in the block return once written, before the log's sync;
+        the block's ``seq`` is the last one written (None: nothing committed)."""
+        with self._store.deferring_sync() as block:
+            yield block
+
+    def make_durable(self, seq: int | None = None) -> None:
+        """Sync the log up to commit ``seq`` (default: the newest); from any thread."""
+        self._store.make_durable(self._store.seq if seq is None else seq)
+
+    @property
+    def last_seq(self) -> int:
+        """The newest commit this process has seen or written."""
+        return self._store.seq
+
+    @property
+    def durable_seq(self) -> int:
+        """The newest commit known to be on stable storage."""
+        return self._store.durable_seq
