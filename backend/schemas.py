@@ -168,6 +168,8 @@ class MessageCreate(Strict):
 
 class RegenerateRequest(Strict):
     model: ModelName | None = None
+    # The answer the caller means to replace: refused (409) unless it is still the latest.
+    message_uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class ChatTurnPublic(BaseModel):

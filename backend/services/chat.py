@@ -29,7 +29,7 @@ from backend.services.conversations import (
     get_owned_conversation,
     read_owned_conversation,
 )
-from backend.services.errors import BadRequest
+from backend.services.errors import BadRequest, Conflict
 
 TITLE_MAX_CHARS = 60
 
@@ -165,9 +165,14 @@ def start_turn(
         "created_at": now,
     }
     connection.execute(_INSERT_MESSAGE, question)
-    touch = {"conversation_id": conversation.id, "now": now, "title": None}
+    # The title comes with the question, so a chat whose first answer is stopped or fails is
+    # still named after what was asked (a title set meanwhile is kept by the COALESCE).
+    title = conversation.title or derive_title(content)
+    touch = {"conversation_id": conversation.id, "now": now, "title": title}
     connection.execute(_TOUCH_CONVERSATION, touch)
-    public = ConversationPublic.model_validate(conversation).model_copy(update={"updated_at": now})
+    public = ConversationPublic.model_validate(conversation).model_copy(
+        update={"updated_at": now, "title": title}
+    )
     session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
@@ -183,12 +188,23 @@ def start_turn(
 
 
 def start_regeneration(
-    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    model: str | None,
+    replaces: str | None = None,
 ) -> ChatTurn:
-    """Answer the last question again; a trailing answer is replaced when the new one lands."""
+    """Answer the last question again; a trailing answer is replaced when the new one lands.
+
+    `replaces` names the answer the caller sees as the latest: if another answer is the
+    latest by now (or it is not an answer at all), nothing is replaced and Conflict says so.
+    """
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     history = _recent_messages(session=session, conversation_id=conversation.id)
     replaced = history.pop() if history and history[-1].role == "assistant" else None
+    if replaces is not None and (replaced is None or _uuid_of(session, replaced.id) != replaces):
+        raise Conflict("Only the latest answer can be answered again; reload the chat")
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
     resolved, provider = _model_and_provider(
@@ -207,6 +223,10 @@ def start_regeneration(
         replaces_message_id=replaced.id if replaced else None,
         owner_id=conversation.user_id,
     )
+
+
+def _uuid_of(session: Session, message_id: int) -> str | None:
+    return session.connection().scalar(select(Message.uuid).where(Message.id == message_id))
 
 
 def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:

@@ -2,22 +2,22 @@
 
 No FTS5 on deltadb (virtual tables are not in its change log), and a maintained inverted
 index would multiply the encrypted rows written per answer. The replica is in memory, so one
-scan with `instr(lower(...))` per term is fast (see docs/BACKEND.md for the figure): every
-term must occur; the score is a BM25-like saturated term frequency with length
-normalisation, a bonus when the whole phrase occurs, and titles above messages. Only rows of
-the caller's own conversations are ever read. Case folding is ASCII (SQLite's `lower`).
+scan with a substring `LIKE` per term narrows the rows, and `words` keeps those where every
+term starts a word ("42" finds "420", never "142"). The score is a BM25-like saturated
+count of word-start matches with length normalisation, a bonus when the whole phrase occurs,
+and titles above messages. Only rows of the caller's own conversations are ever read.
 """
 
 import html
-import re
 import time
 from types import SimpleNamespace
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
 from backend.schemas import SearchHit, SearchResults
+from backend.services import words
 from backend.services.errors import BadRequest
 
 MAX_TERMS = 8
@@ -34,22 +34,18 @@ def query_terms(q: str) -> list[str]:
     return terms[:MAX_TERMS]
 
 
-def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL expressions
-    lowered, length = func.lower(text), cast(func.length(text), Float)
-    norm = K1 * (0.25 + 0.75 * length / AVERAGE_LENGTH)
-    score = literal(0.0)
-    for term in terms:
-        tf = cast(func.length(lowered) - func.length(func.replace(lowered, term, "")), Float)
-        tf = tf / len(term)
-        score = score + tf * (K1 + 1) / (tf + norm)
-    if len(terms) > 1:
-        score = score + case((func.instr(lowered, phrase) > 0, 1.0), else_=0.0)
+def _score(text: str, terms: tuple[str, ...], phrase: str) -> float:
+    """BM25-like: saturated word-start counts, length-normalised, plus a phrase bonus."""
+    norm = K1 * (0.25 + 0.75 * len(text) / AVERAGE_LENGTH)
+    score = sum(tf * (K1 + 1) / (tf + norm) for tf in words.counts(text, terms))
+    if len(terms) > 1 and phrase in text.lower():
+        score += 1.0
     return score
 
 
-def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
-    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row,
-    # which makes the scan about twice as fast as instr(lower(...)); elsewhere ILIKE.
+def _narrowed(text, terms: tuple[str, ...], *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    # Only narrows the rows (a substring in SQL); words.matches_all then decides. SQLite's
+    # LIKE is ASCII case-insensitive and needs no lower-cased copy of each row; elsewhere ILIKE.
     if sqlite_like:
         return and_(*(text.contains(term, autoescape=True) for term in terms))
     return and_(*(text.icontains(term, autoescape=True) for term in terms))
@@ -57,7 +53,7 @@ def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001,
 
 def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], str]:
     """A window of text around the first match: (plain, [start, end) highlights, HTML)."""
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.I)
+    pattern = words.term_pattern(tuple(terms))
     first = pattern.search(text)
     start = max(0, (first.start() if first else 0) - SNIPPET_CHARS // 3)
     if start:
@@ -78,52 +74,76 @@ def _scope(user_id: int, include_archived: bool):  # noqa: ANN202
     return own if include_archived else and_(own, Conversation.archived.is_(False))
 
 
-def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top: int):  # noqa: ANN001
-    like = session.get_bind().dialect.name != "postgresql"
-    score = _score(Message.content, terms, phrase).label("score")
+def _sqlite_like(session: Session) -> bool:
+    return session.get_bind().dialect.name != "postgresql"
+
+
+def _ranked_messages(
+    *,
+    session: Session,
+    scope,
+    terms: tuple[str, ...],
+    phrase: str,  # noqa: ANN001
+) -> list[tuple[float, int]]:
+    """(score, message id) of every message matching all terms, best first."""
     statement = (
-        select(Message, Conversation.uuid, Conversation.title, Conversation.archived, score)
-        .add_columns(func.count().over().label("total"))
+        select(Message.id, Message.content, Message.created_at)
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(scope, _matches_all(Message.content, terms, sqlite_like=like))
-        .order_by(score.desc(), Message.created_at.desc(), Message.id.desc())
-        .limit(top)
+        .where(scope, _narrowed(Message.content, terms, sqlite_like=_sqlite_like(session)))
     )
-    return session.execute(statement).all()
+    scored = [
+        (_score(content, terms, phrase), created_at, message_id)
+        for message_id, content, created_at in session.execute(statement)
+        if words.matches_all(content, terms)
+    ]
+    scored.sort(key=lambda row: (-row[0], -row[1].timestamp(), -row[2]))
+    return [(score, message_id) for score, _, message_id in scored]
 
 
-def _title_hits(*, session: Session, scope, terms: list[str], phrase: str):  # noqa: ANN001
-    like = session.get_bind().dialect.name != "postgresql"
-    title = func.coalesce(Conversation.title, "")
-    score = (_score(title, terms, phrase) + TITLE_BOOST).label("score")
+def _message_rows(*, session: Session, ids: list[int]):  # noqa: ANN202
     statement = (
-        select(Conversation, score)
-        .where(scope, _matches_all(title, terms, sqlite_like=like))
-        .order_by(score.desc(), Conversation.updated_at.desc())
+        select(Message, Conversation.uuid, Conversation.title, Conversation.archived)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id.in_(ids))
     )
-    return session.execute(statement).all()
+    return {row[0].id: row for row in session.execute(statement)}
+
+
+def _title_hits(*, session: Session, scope, terms: tuple[str, ...], phrase: str):  # noqa: ANN001, ANN202
+    title = func.coalesce(Conversation.title, "")
+    statement = select(Conversation).where(
+        scope, _narrowed(title, terms, sqlite_like=_sqlite_like(session))
+    )
+    found = [
+        (conversation, _score(conversation.title or "", terms, phrase) + TITLE_BOOST)
+        for conversation in session.scalars(statement)
+        if words.matches_all(conversation.title or "", terms)
+    ]
+    found.sort(key=lambda row: (-row[1], -row[0].updated_at.timestamp()))
+    return found
 
 
 def search(
     *, session: Session, user_id: int, q: str, limit: int, offset: int, include_archived: bool
 ) -> SearchResults:
-    started, terms = time.perf_counter(), query_terms(q)
+    started, terms = time.perf_counter(), tuple(query_terms(q))
     phrase, scope = " ".join(terms), _scope(user_id, include_archived)
     hits: list[SearchHit] = []
     for conversation, score in _title_hits(
         session=session, scope=scope, terms=terms, phrase=phrase
     ):
-        plain, spans, marked = snippet(conversation.title or "", terms)
+        plain, spans, marked = snippet(conversation.title or "", list(terms))
         hits.append(_hit("title", conversation, None, plain, spans, marked, score))
-    rows = _message_hits(
-        session=session, scope=scope, terms=terms, phrase=phrase, top=offset + limit
-    )
-    for message, uuid, title, archived, score, _total in rows:
-        plain, spans, marked = snippet(message.content, terms)
+    ranked = _ranked_messages(session=session, scope=scope, terms=terms, phrase=phrase)
+    top = ranked[: offset + limit]
+    rows = _message_rows(session=session, ids=[message_id for _, message_id in top])
+    for score, message_id in top:
+        message, uuid, title, archived = rows[message_id]
+        plain, spans, marked = snippet(message.content, list(terms))
         owner = SimpleNamespace(uuid=uuid, title=title, archived=archived)
         hits.append(_hit("message", owner, message, plain, spans, marked, score))
     hits.sort(key=lambda hit: (-hit.score, -hit.created_at.timestamp()))
-    count = len(hits) - len(rows) + (rows[0].total if rows else 0)
+    count = len(hits) - len(top) + len(ranked)
     took = round((time.perf_counter() - started) * 1000, 2)
     return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
 

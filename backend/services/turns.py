@@ -47,12 +47,21 @@ def start_turn(
 
 
 def start_regeneration(
-    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    model: str | None,
+    replaces: str | None = None,
 ) -> PreparedTurn:
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     turn = chat.start_regeneration(
-        session=session, owner=owner, conversation_uuid=conversation_uuid, model=model
+        session=session,
+        owner=owner,
+        conversation_uuid=conversation_uuid,
+        model=model,
+        replaces=replaces,
     )
     session.commit()  # keeps the counted question even though regeneration stores no new row
     return _prepared(owner=owner, turn=turn)

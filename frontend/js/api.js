@@ -492,9 +492,10 @@ export function streamMessage(id, { content, model }, signal) {
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
 }
 
-export function streamRegenerate(id, { model } = {}, signal) {
+export function streamRegenerate(id, { model, replaces } = {}, signal) {
   const body = {};
   if (model) body.model = model;
+  if (replaces) body.message_uuid = replaces;
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/regenerate`, body, signal);
 }
 

@@ -529,18 +529,24 @@ function fillFoot(node, m) {
         when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
       )
     : null;
-  foot.replaceChildren(copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp);
+  // replaceChildren() would write a missing part as the text "null": keep only real nodes.
+  foot.replaceChildren(...[copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp].filter(Boolean));
   markLastAnswer();
+}
+
+// The latest answer of the thread, if the thread ends with one.
+function latestAnswer() {
+  const answers = el.thread.querySelectorAll('.msg.assistant');
+  const last = answers[answers.length - 1];
+  return last && last === el.thread.querySelector('.msg:last-of-type') ? last : null;
 }
 
 // Only the latest answer carries a Regenerate button.
 function markLastAnswer() {
-  const answers = el.thread.querySelectorAll('.msg.assistant');
-  const last = answers[answers.length - 1];
-  const lastMsg = el.thread.querySelector('.msg:last-of-type');
-  answers.forEach((a) => {
+  const latest = latestAnswer();
+  el.thread.querySelectorAll('.msg.assistant').forEach((a) => {
     const btn = a.querySelector('.regen');
-    if (btn) btn.hidden = !(a === last && a === lastMsg) || !!state.streaming;
+    if (btn) btn.hidden = a !== latest || !!state.streaming;
   });
 }
 
@@ -707,6 +713,7 @@ async function loadOlder() {
     const frag = document.createDocumentFragment();
     for (const msg of items) frag.append(nodeFor(msg));
     status.after(frag);
+    markLastAnswer(); // older answers are never the latest: they get no Regenerate button
     m.scrollTop = m.scrollHeight - before;
     status.textContent = hasOlder() ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
   } catch (e) {
@@ -959,6 +966,7 @@ async function submit() {
     state.messages.push(userMsg, m);
     announce('Stopped');
     bumpConversation(conv.id);
+    refreshTitleSoon(conv.id); // the chat is named after the question, answered or not
     return;
   }
   // Failed. Did the server keep the user's message? If not, give the text back.
@@ -1011,7 +1019,7 @@ function showAnswerError(node, message, partial, prefix = 'The answer failed: ')
 }
 
 async function regenerate(node) {
-  if (state.streaming || !state.current) return;
+  if (state.streaming || !state.current || node !== latestAnswer()) return;
   hideError();
   const conv = state.current;
   const previous = node._message;
@@ -1024,7 +1032,9 @@ async function regenerate(node) {
   node.querySelector('.msg-foot').replaceChildren();
   node._message = { role: 'assistant', content: '' };
   const model = el.model.value || undefined;
-  const result = await consume(api.streamRegenerate(conv.id, { model }, controller.signal), node, controller);
+  // The server refuses (409) if this is no longer the conversation's latest answer.
+  const replaces = previous && !previous.failed ? previous.id || undefined : undefined;
+  const result = await consume(api.streamRegenerate(conv.id, { model, replaces }, controller.signal), node, controller);
   state.streaming = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;

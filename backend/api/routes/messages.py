@@ -75,6 +75,7 @@ async def regenerate(
         owner=owner,
         conversation_uuid=uuid,
         model=body.model if body else None,
+        replaces=body.message_uuid if body else None,
     )
     return await answer(request, prepared)
 
