@@ -9,12 +9,12 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
 from backend.llm.client import Completion, Provider
-from backend.models import Conversation, Message, Response, new_uuid, utcnow
+from backend.models import AnswerGeneration, Conversation, Message, Response, new_uuid, utcnow
 from backend.schemas import (
     ChatTurnPublic,
     ConversationPublic,
@@ -131,6 +131,10 @@ _INSERT_ANSWER = (
     .returning(_MESSAGES.c.id, _MESSAGES.c.position)
 )
 _INSERT_RESPONSE = insert(_RESPONSES)
+# The answer being written is done once its answer is stored: one transaction for both.
+_END_GENERATION = delete(AnswerGeneration.__table__).where(
+    AnswerGeneration.__table__.c.conversation_id == bindparam("conversation_id")
+)
 _TOUCH_CONVERSATION = (
     update(Conversation.__table__)
     .where(Conversation.__table__.c.id == bindparam("conversation_id"))
@@ -267,6 +271,8 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
     title = turn.conversation.title or derive_title(turn.user_message.content)
     touch = {"conversation_id": turn.conversation_id, "now": answer.created_at, "title": title}
     session.connection().execute(_TOUCH_CONVERSATION, touch)
+    if turn.owner_id is not None:  # quick chats are answered in the asking request
+        session.connection().execute(_END_GENERATION, {"conversation_id": turn.conversation_id})
     session.commit()
     return ChatTurnPublic(
         conversation=turn.conversation.model_copy(

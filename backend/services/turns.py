@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from backend.services import chat, quickchat, quotas
+from backend.services import chat, generations, quickchat, quotas
 from backend.services.chat import ChatTurn
-from backend.services.conversations import Owner
+from backend.services.conversations import Owner, read_owned_conversation
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,16 @@ def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
     )
 
 
+def _ensure_idle(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
+    """One answer at a time per conversation: refused before the question is stored."""
+    conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    generations.ensure_idle(session=session, conversation_id=conversation.id)
+
+
 def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> PreparedTurn:
+    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     turn = chat.start_turn(
@@ -54,6 +61,7 @@ def start_regeneration(
     model: str | None,
     replaces: str | None = None,
 ) -> PreparedTurn:
+    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     turn = chat.start_regeneration(

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from backend.api.answers import continue_after_decision
 from backend.api.deps import CurrentOwner, CurrentUser
 from backend.api.routes.messages import ANSWER_RESPONSES
-from backend.api.tool_answers import continue_after_decision
 from backend.core.db import run_in_session
 from backend.schemas import ToolExecutionsPublic, ToolsPublic, ToolTurnPublic
 from backend.services import tools
