@@ -21,7 +21,7 @@ import * as tools from './tools.js';
 
 const PAGE = 50;
 const DRAFT_KEY = 'openchat.draft.';
-const STOPPED_NOTE = 'Stopped. A stopped answer is not saved.';
+const STOPPED_NOTE = 'Stopped. What was written so far is saved.';
 
 const el = {
   app: $('#app'),
@@ -508,6 +508,7 @@ function assistantNode(m) {
   );
   node._message = m;
   fillFoot(node, m);
+  if (m.stopped) node.querySelector('.msg-body').append(stoppedNote());
   return node;
 }
 
@@ -609,12 +610,52 @@ function renderThread() {
   if (hasOlder()) olderStatus().textContent = 'Scroll up for earlier messages';
   const last = state.messages[state.messages.length - 1];
   if (last && last.role === 'user') {
-    // The last question has no answer (its answer failed or was stopped): offer a retry.
+    // The last question has no answer yet: the server may still be writing it.
     const node = pendingAssistant();
     el.thread.append(node);
-    showAnswerError(node, 'No answer was saved for this question.', '', '');
+    followAnswer(node);
   }
   markLastAnswer();
+}
+
+// Shows the answer the server is writing (asked here before a reload, or on another
+// device) and follows it live; without one, the question gets a Retry.
+async function followAnswer(node) {
+  const conv = state.current;
+  if (!conv || state.streaming) return;
+  const controller = new AbortController();
+  state.streaming = { controller, conversationId: conv.id, confirmed: true };
+  setStreamingUi(true);
+  const token = state.openToken;
+  const result = await consume(api.followAnswer(conv.id, {}, controller.signal), node, controller, {
+    conversationId: conv.id,
+  });
+  if (state.streaming?.controller === controller) {
+    state.streaming = null;
+    setStreamingUi(false);
+  }
+  if (token !== state.openToken || !node.isConnected) return;
+  if (result.ok && result.final?.pending) {
+    node.remove();
+    return;
+  }
+  if (result.ok) {
+    const m = finishAnswer(node, result);
+    state.messages.push(m);
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
+    return;
+  }
+  if (result.detached) return;
+  if (result.error?.status === 404) {
+    showAnswerError(node, 'No answer was saved for this question.', '', '');
+    return;
+  }
+  if (result.lost) {
+    openConversation(conv.id);
+    return;
+  }
+  showAnswerError(node, result.error.message, '');
 }
 
 async function fetchLatestPage(id) {
@@ -641,7 +682,7 @@ async function fetchLatestPage(id) {
 }
 
 async function openConversation(id, { push = false, replace = false } = {}) {
-  if (state.streaming) stopStreaming();
+  if (state.streaming) detachStream();
   closeMenu(false);
   hideError();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
@@ -738,7 +779,7 @@ el.jump.addEventListener('click', () => {
 });
 
 function newChat({ push = false, replace = false } = {}) {
-  if (state.streaming) stopStreaming();
+  if (state.streaming) detachStream();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
   state.openToken += 1;
   state.current = null;
@@ -776,12 +817,39 @@ function pendingAssistant() {
   return node;
 }
 
+// Stop asks the server: it ends the answer and stores what was written, which then arrives
+// as the stream's last event. Before the server confirmed the question there is nothing to
+// stop yet: the wish is kept and sent as soon as it does.
 function stopStreaming() {
+  const s = state.streaming;
+  if (!s || s.stopping) return;
+  s.stopping = true;
+  if (s.conversationId && s.confirmed) requestStop(s);
+}
+
+function requestStop(s) {
+  api.stopAnswer(s.conversationId).catch(() => s.controller.abort());
+}
+
+// Leaving a chat only stops watching: the server goes on writing (and storing) the answer.
+function detachStream() {
   if (state.streaming) state.streaming.controller.abort();
 }
 
-// Consumes one answer stream into `node`. Returns {ok, confirmed, error, stopped}.
-async function consume(stream, node, controller) {
+// Called by consume() when the server confirms the question (its `start` event).
+function confirmStream() {
+  const s = state.streaming;
+  if (!s || s.confirmed) return;
+  s.confirmed = true;
+  if (s.stopping && s.conversationId) requestStop(s);
+}
+
+const RESUME_ATTEMPTS = 3;
+
+// Consumes one answer stream into `node`. Returns {ok, confirmed, error, detached, lost,
+// text, final}. A connection lost mid-answer is resumed from the characters already shown
+// (the answer goes on on the server); `lost` means it ended meanwhile and is stored.
+async function consume(stream, node, controller, { conversationId = null, onStart = null } = {}) {
   const content = node.querySelector('.msg-content');
   let text = '';
   let confirmed = false;
@@ -793,42 +861,79 @@ async function consume(stream, node, controller) {
     renderMarkdown(content, text);
     if (stick) scrollToBottom();
   };
+  const confirm = () => {
+    if (!confirmed && onStart) onStart();
+    confirmed = true;
+    confirmStream();
+  };
   try {
-    for await (const ev of stream) {
-      if (ev.type === 'delta') {
-        confirmed = true;
-        text += ev.text;
-        node._message.content = text;
-        if (!frame) frame = requestAnimationFrame(paint);
-      } else if (ev.type === 'start') {
-        confirmed = true;
-        if (ev.user?.id) node._userId = ev.user.id;
-      } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
-        confirmed = true;
-        tools.showExecution(node, ev.execution, decideTool);
-        if (stickNow()) scrollToBottom();
-      } else if (ev.type === 'title') {
-        if (state.current) replaceConversation({ ...state.current, title: ev.title });
-        renderConversations();
-      } else if (ev.type === 'done') {
-        confirmed = true;
-        final = ev;
-      } else if (ev.type === 'error') {
-        throw new api.ApiError(ev.status, ev.message);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        for await (const ev of stream) {
+          if (ev.type === 'delta') {
+            confirm();
+            text += ev.text;
+            node._message.content = text;
+            if (!frame) frame = requestAnimationFrame(paint);
+          } else if (ev.type === 'start') {
+            confirm();
+            if (ev.user?.id) node._userId = ev.user.id;
+            if (ev.title && state.current && !state.current.title) {
+              replaceConversation({ ...state.current, title: ev.title });
+              renderConversations();
+            }
+          } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
+            confirm();
+            tools.showExecution(node, ev.execution, decideTool);
+            if (stickNow()) scrollToBottom();
+          } else if (ev.type === 'title') {
+            if (state.current) replaceConversation({ ...state.current, title: ev.title });
+            renderConversations();
+          } else if (ev.type === 'done') {
+            confirm();
+            final = ev;
+          } else if (ev.type === 'error') {
+            throw new api.ApiError(ev.status, ev.message);
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof api.ApiError) || e.status !== 0) throw e;
       }
+      if (final) break;
+      if (!confirmed || !conversationId || attempt >= RESUME_ATTEMPTS || controller.signal.aborted) {
+        throw new api.ApiError(0, 'The connection was lost before the answer was complete. Reload to see it.');
+      }
+      // The server is still writing: follow it from where this page is.
+      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+      stream = guardFollow(api.followAnswer(conversationId, { after: text.length }, controller.signal));
     }
     if (frame) cancelAnimationFrame(frame);
-    if (!final) {
-      // The stream ended without its final event: the answer is incomplete and not stored.
-      throw new api.ApiError(0, 'The connection was lost before the answer was complete. Try again.');
-    }
     if (final.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
-    return { ok: true, confirmed, text, final };
+    return { ok: true, confirmed, text, final, stopped: !!final.assistant?.stopped };
   } catch (e) {
     if (frame) cancelAnimationFrame(frame);
-    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, stopped: true, confirmed, text };
+    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, detached: true, confirmed, text };
+    if (e?.lost) return { ok: false, lost: true, confirmed, text };
     return { ok: false, error: e, confirmed, text };
   }
+}
+
+// A resumed follow that finds nothing running (404): the answer ended and is stored.
+async function* guardFollow(stream) {
+  try {
+    yield* stream;
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 404) {
+      const lost = new Error('ended');
+      lost.lost = true;
+      throw lost;
+    }
+    throw e;
+  }
+}
+
+function stoppedNote() {
+  return h('p', { class: 'msg-note' }, STOPPED_NOTE);
 }
 
 function finishAnswer(node, result) {
@@ -846,6 +951,8 @@ function finishAnswer(node, result) {
   node.dataset.id = m.id;
   renderMarkdown(content, m.content);
   fillFoot(node, m);
+  node.querySelector('.msg-note')?.remove();
+  if (result.stopped) node.querySelector('.msg-body').append(stoppedNote());
   return m;
 }
 
@@ -888,13 +995,15 @@ async function submit() {
   hideError();
   const model = el.model.value || undefined;
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: state.current?.id || null };
   setStreamingUi(true);
 
-  // Clear the box now; the text is put back if the server never accepts it.
+  // The text stays in the box (read-only) until the server confirms it has the question.
   const draftId = draftKey();
-  el.input.value = '';
-  autosize();
+  el.input.readOnly = true;
+  const release = () => {
+    el.input.readOnly = false;
+  };
 
   let conv = state.current;
   if (!conv) {
@@ -913,11 +1022,12 @@ async function submit() {
       el.thread.replaceChildren();
     } catch (e) {
       state.streaming = null;
+      release();
       setStreamingUi(false);
-      putBackText(text);
       showError(e.message);
       return;
     }
+    state.streaming.conversationId = conv.id;
   }
   const userEl = userNode({ id: '', content: text });
   const asstEl = pendingAssistant();
@@ -926,14 +1036,12 @@ async function submit() {
   markLastAnswer();
   scrollToBottom();
 
-  const result = await consume(api.streamMessage(conv.id, { content: text, model }, controller.signal), asstEl, controller);
-  state.streaming = null;
-  setStreamingUi(false);
-  if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
-
-  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
-  // The draft stays stored until the server has the question (a 401 redirect keeps it).
-  const dropDraft = () => {
+  const clearBox = () => {
+    if (el.input.value === text) {
+      el.input.value = '';
+      autosize();
+    }
+    release();
     try {
       localStorage.removeItem(draftId);
       if (!el.input.value) localStorage.removeItem(draftKey());
@@ -941,7 +1049,19 @@ async function submit() {
       /* ignore */
     }
   };
-  if (result.ok || result.confirmed) dropDraft();
+  const stream = api.streamMessage(conv.id, { content: text, model }, controller.signal);
+  const result = await consume(stream, asstEl, controller, { conversationId: conv.id, onStart: clearBox });
+  state.streaming = null;
+  release();
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
+  if (result.lost || result.detached) {
+    openConversation(conv.id); // the answer went on on the server: show it as stored
+    return;
+  }
+
+  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  if (result.ok || result.confirmed) clearBox(); // the server has the question
   if (result.ok && result.final?.pending) {
     asstEl.remove();
     state.messages.push(userMsg);
@@ -953,20 +1073,10 @@ async function submit() {
   if (result.ok) {
     const m = finishAnswer(asstEl, result);
     state.messages.push(userMsg, m);
-    announce('Answer complete');
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
     if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
     bumpConversation(conv.id);
     if (!result.final?.title) refreshTitleSoon(conv.id);
-    return;
-  }
-  if (result.stopped) {
-    asstEl.classList.remove('streaming');
-    const m = finishAnswer(asstEl, { text: result.text, final: null });
-    asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
-    state.messages.push(userMsg, m);
-    announce('Stopped');
-    bumpConversation(conv.id);
-    refreshTitleSoon(conv.id); // the chat is named after the question, answered or not
     return;
   }
   // Failed. Did the server keep the user's message? If not, give the text back.
@@ -983,7 +1093,7 @@ async function submit() {
   if (!kept) {
     userEl.remove();
     asstEl.remove();
-    putBackText(text);
+    if (el.input.value !== text) putBackText(text);
     if (draftId !== draftKey()) {
       try {
         localStorage.removeItem(draftId);
@@ -996,7 +1106,7 @@ async function submit() {
     el.input.focus();
     return;
   }
-  dropDraft();
+  clearBox();
   state.messages.push(userMsg);
   // Nothing of a failed answer is stored, so its partial text is not kept either. The
   // reason is shown in place of the answer (an alert), with Retry.
@@ -1024,7 +1134,7 @@ async function regenerate(node) {
   const conv = state.current;
   const previous = node._message;
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: conv.id };
   setStreamingUi(true);
   node.classList.add('streaming');
   node.querySelector('.msg-note')?.remove();
@@ -1034,13 +1144,17 @@ async function regenerate(node) {
   const model = el.model.value || undefined;
   // The server refuses (409) if this is no longer the conversation's latest answer.
   const replaces = previous && !previous.failed ? previous.id || undefined : undefined;
-  const result = await consume(api.streamRegenerate(conv.id, { model, replaces }, controller.signal), node, controller);
+  const stream = api.streamRegenerate(conv.id, { model, replaces }, controller.signal);
+  const result = await consume(stream, node, controller, { conversationId: conv.id });
   state.streaming = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
-  if (result.ok || result.stopped) {
+  if (result.lost || result.detached) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
     const m = finishAnswer(node, result);
-    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     const i = state.messages.lastIndexOf(previous);
     if (i >= 0) state.messages[i] = m;
     else state.messages.push(m);
@@ -1086,11 +1200,11 @@ async function decideTool(execution, approve, card) {
   const node = pendingAssistant();
   (block || el.thread.lastElementChild).after(node);
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: conv.id };
   setStreamingUi(true);
   scrollToBottom();
   const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal);
-  const result = await consume(stream, node, controller);
+  const result = await consume(stream, node, controller, { conversationId: conv.id });
   state.streaming = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
@@ -1099,9 +1213,12 @@ async function decideTool(execution, approve, card) {
     awaitDecision();
     return;
   }
-  if (result.ok || result.stopped) {
+  if (result.lost || result.detached) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
     const m = finishAnswer(node, result);
-    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     state.messages.push(m);
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     bumpConversation(conv.id);
