@@ -2,17 +2,20 @@
 
 No FTS5 on deltadb (virtual tables are not in its change log), and a maintained inverted
 index would multiply the encrypted rows written per answer. The replica is in memory, so one
-scan with a substring `LIKE` per term narrows the rows, and `words` keeps those where every
-term starts a word ("42" finds "420", never "142"). The score is a BM25-like saturated
-count of word-start matches with length normalisation, a bonus when the whole phrase occurs,
-and titles above messages. Only rows of the caller's own conversations are ever read.
+scan is fast (see docs/BACKEND.md for the figure): a substring `LIKE` per term narrows the rows
+cheaply, then a word-start test (`GLOB` on SQLite and deltadb, a regular expression on
+PostgreSQL) keeps those where every term starts a word ("42" finds "420", never "142"). The
+score is a BM25-like saturated count of word starts with length normalisation, a bonus when
+the whole phrase occurs, and titles above messages. Only rows of the caller's own
+conversations are ever read. Case folding is ASCII (SQLite's `lower`).
 """
 
 import html
+import re
 import time
 from types import SimpleNamespace
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Float, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
@@ -34,21 +37,48 @@ def query_terms(q: str) -> list[str]:
     return terms[:MAX_TERMS]
 
 
-def _score(text: str, terms: tuple[str, ...], phrase: str) -> float:
-    """BM25-like: saturated word-start counts, length-normalised, plus a phrase bonus."""
-    norm = K1 * (0.25 + 0.75 * len(text) / AVERAGE_LENGTH)
-    score = sum(tf * (K1 + 1) / (tf + norm) for tf in words.counts(text, terms))
-    if len(terms) > 1 and phrase in text.lower():
-        score += 1.0
+def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL expressions
+    lowered, length = func.lower(text), cast(func.length(text), Float)
+    spaced = literal(" ") + lowered
+    norm = K1 * (0.25 + 0.75 * length / AVERAGE_LENGTH)
+    score = literal(0.0)
+    for term in terms:
+        # Word starts after a space (or at the start); at least one, which the filter ensured
+        # (a word after "(" or a line break is found, just not counted twice).
+        after_space = func.length(spaced) - func.length(func.replace(spaced, " " + term, ""))
+        counted = cast(after_space, Float) / (len(term) + 1)
+        tf = case((counted < 1.0, 1.0), else_=counted)
+        score = score + tf * (K1 + 1) / (tf + norm)
+    if len(terms) > 1:
+        score = score + case((func.instr(lowered, phrase) > 0, 1.0), else_=0.0)
     return score
 
 
-def _narrowed(text, terms: tuple[str, ...], *, sqlite_like: bool):  # noqa: ANN001, ANN202
-    # Only narrows the rows (a substring in SQL); words.matches_all then decides. SQLite's
-    # LIKE is ASCII case-insensitive and needs no lower-cased copy of each row; elsewhere ILIKE.
+def _glob_literal(term: str) -> str:
+    # GLOB's wildcards and sets, escaped by putting them in a set of their own.
+    return re.sub(r"([*?\[])", r"[\1]", term)
+
+
+def _starts_a_word(text, term: str, *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    if not term[:1].isalnum():  # "#42" or "(x": no word boundary to ask for
+        return true()
     if sqlite_like:
-        return and_(*(text.contains(term, autoescape=True) for term in terms))
-    return and_(*(text.icontains(term, autoescape=True) for term in terms))
+        lowered = func.lower(text)
+        glob = _glob_literal(term)
+        return or_(lowered.op("GLOB")(f"{glob}*"), lowered.op("GLOB")(f"*[^a-z0-9_]{glob}*"))
+    return text.regexp_match(rf"(^|[^[:alnum:]_]){re.escape(term)}", flags="i")
+
+
+def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row, so it
+    # narrows first (AND is evaluated in order); the word-start test runs on what is left.
+    narrow = (
+        [text.contains(term, autoescape=True) for term in terms]
+        if sqlite_like
+        else [text.icontains(term, autoescape=True) for term in terms]
+    )
+    exact = [_starts_a_word(text, term, sqlite_like=sqlite_like) for term in terms]
+    return and_(*narrow, *exact)
 
 
 def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], str]:
@@ -74,76 +104,52 @@ def _scope(user_id: int, include_archived: bool):  # noqa: ANN202
     return own if include_archived else and_(own, Conversation.archived.is_(False))
 
 
-def _sqlite_like(session: Session) -> bool:
-    return session.get_bind().dialect.name != "postgresql"
-
-
-def _ranked_messages(
-    *,
-    session: Session,
-    scope,
-    terms: tuple[str, ...],
-    phrase: str,  # noqa: ANN001
-) -> list[tuple[float, int]]:
-    """(score, message id) of every message matching all terms, best first."""
+def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top: int):  # noqa: ANN001
+    like = session.get_bind().dialect.name != "postgresql"
+    score = _score(Message.content, terms, phrase).label("score")
     statement = (
-        select(Message.id, Message.content, Message.created_at)
+        select(Message, Conversation.uuid, Conversation.title, Conversation.archived, score)
+        .add_columns(func.count().over().label("total"))
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(scope, _narrowed(Message.content, terms, sqlite_like=_sqlite_like(session)))
+        .where(scope, _matches_all(Message.content, terms, sqlite_like=like))
+        .order_by(score.desc(), Message.created_at.desc(), Message.id.desc())
+        .limit(top)
     )
-    scored = [
-        (_score(content, terms, phrase), created_at, message_id)
-        for message_id, content, created_at in session.execute(statement)
-        if words.matches_all(content, terms)
-    ]
-    scored.sort(key=lambda row: (-row[0], -row[1].timestamp(), -row[2]))
-    return [(score, message_id) for score, _, message_id in scored]
+    return session.execute(statement).all()
 
 
-def _message_rows(*, session: Session, ids: list[int]):  # noqa: ANN202
-    statement = (
-        select(Message, Conversation.uuid, Conversation.title, Conversation.archived)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.id.in_(ids))
-    )
-    return {row[0].id: row for row in session.execute(statement)}
-
-
-def _title_hits(*, session: Session, scope, terms: tuple[str, ...], phrase: str):  # noqa: ANN001, ANN202
+def _title_hits(*, session: Session, scope, terms: list[str], phrase: str):  # noqa: ANN001
+    like = session.get_bind().dialect.name != "postgresql"
     title = func.coalesce(Conversation.title, "")
-    statement = select(Conversation).where(
-        scope, _narrowed(title, terms, sqlite_like=_sqlite_like(session))
+    score = (_score(title, terms, phrase) + TITLE_BOOST).label("score")
+    statement = (
+        select(Conversation, score)
+        .where(scope, _matches_all(title, terms, sqlite_like=like))
+        .order_by(score.desc(), Conversation.updated_at.desc())
     )
-    found = [
-        (conversation, _score(conversation.title or "", terms, phrase) + TITLE_BOOST)
-        for conversation in session.scalars(statement)
-        if words.matches_all(conversation.title or "", terms)
-    ]
-    found.sort(key=lambda row: (-row[1], -row[0].updated_at.timestamp()))
-    return found
+    return session.execute(statement).all()
 
 
 def search(
     *, session: Session, user_id: int, q: str, limit: int, offset: int, include_archived: bool
 ) -> SearchResults:
-    started, terms = time.perf_counter(), tuple(query_terms(q))
+    started, terms = time.perf_counter(), query_terms(q)
     phrase, scope = " ".join(terms), _scope(user_id, include_archived)
     hits: list[SearchHit] = []
     for conversation, score in _title_hits(
         session=session, scope=scope, terms=terms, phrase=phrase
     ):
-        plain, spans, marked = snippet(conversation.title or "", list(terms))
+        plain, spans, marked = snippet(conversation.title or "", terms)
         hits.append(_hit("title", conversation, None, plain, spans, marked, score))
-    ranked = _ranked_messages(session=session, scope=scope, terms=terms, phrase=phrase)
-    top = ranked[: offset + limit]
-    rows = _message_rows(session=session, ids=[message_id for _, message_id in top])
-    for score, message_id in top:
-        message, uuid, title, archived = rows[message_id]
-        plain, spans, marked = snippet(message.content, list(terms))
+    rows = _message_hits(
+        session=session, scope=scope, terms=terms, phrase=phrase, top=offset + limit
+    )
+    for message, uuid, title, archived, score, _total in rows:
+        plain, spans, marked = snippet(message.content, terms)
         owner = SimpleNamespace(uuid=uuid, title=title, archived=archived)
         hits.append(_hit("message", owner, message, plain, spans, marked, score))
     hits.sort(key=lambda hit: (-hit.score, -hit.created_at.timestamp()))
-    count = len(hits) - len(top) + len(ranked)
+    count = len(hits) - len(rows) + (rows[0].total if rows else 0)
     took = round((time.perf_counter() - started) * 1000, 2)
     return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
 
