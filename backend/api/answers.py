@@ -16,8 +16,8 @@ from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from backend.schemas import ToolTurnPublic
-from backend.services import generations, tools
-from backend.services.answering import AnswerOptions, Failed
+from backend.services import answering, generations, tools
+from backend.services.answering import AnswerOptions, Delta, Failed, Finished
 from backend.services.chat import ChatTurn
 from backend.services.generations import Generation, Item, Shared
 from backend.services.turns import PreparedTurn
@@ -83,3 +83,33 @@ async def continue_after_decision(
         first=(decision.execution,),
     )
     return await _respond(request, decision.turn, options)
+
+
+async def _unstored_events(turn: ChatTurn, options: AnswerOptions) -> AsyncIterator[Item]:
+    """The pipeline's events as SSE items, for an answer nobody else follows (temporary)."""
+    question = turn.user_message.model_dump(mode="json")
+    start = {"conversation_uuid": turn.conversation.uuid, "user_message": question}
+    yield "start", {**start, "model": turn.model, "title": turn.conversation.title}, None
+    written = 0
+    async for event in answering.answer(turn, options):
+        if isinstance(event, Delta):
+            written += len(event.text)
+            yield "delta", {"content": event.text}, written
+        elif isinstance(event, Finished):
+            yield "done", event.result.model_dump(mode="json"), None
+        elif isinstance(event, Failed):
+            failure = {"detail": event.detail, "status": event.status, "user_message": question}
+            yield "error", failure, None
+
+
+async def answer_unstored(
+    request: Request, turn: ChatTurn, options: AnswerOptions
+) -> ToolTurnPublic | StreamingResponse:
+    """Answer in this request only: leaving ends it (nothing of it is kept to go on with)."""
+    if wants_event_stream(request):
+        events = _sse(_unstored_events(turn, options))
+        return StreamingResponse(events, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+    outcome = await answering.answer_at_once(turn, options)
+    if isinstance(outcome, Failed):
+        raise HTTPException(outcome.status, outcome.detail)
+    return outcome.result

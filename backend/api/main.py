@@ -13,6 +13,7 @@ from backend.api.routes import (
     search,
     settings,
     snapshots,
+    temporary,
     tools,
     transfer,
     usage,
@@ -32,3 +33,4 @@ api_router.include_router(tools.router)
 api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
 api_router.include_router(archive.router)
+api_router.include_router(temporary.router)

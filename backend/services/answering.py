@@ -29,6 +29,10 @@ from backend.services.chat import ChatTurn
 
 logger = logging.getLogger(__name__)
 
+# Keeps a finished answer: stores it (the default, `chat.finish_turn`), or, for a temporary
+# chat, only counts its usage. Returns the turn as the caller reports it.
+Keeper = Callable[[ChatTurn, Completion], Awaitable[ChatTurnPublic]]
+
 MAX_TOOL_ROUNDS = 3
 STOPPED = "stopped"
 
@@ -48,6 +52,8 @@ class AnswerOptions:
     first: tuple[ToolExecutionPublic, ...] = ()
     # Stream the model's reply (deltas) or ask for it in one piece (cheaper, for JSON).
     streamed: bool = True
+    # How the finished answer is kept; None: stored in its conversation.
+    keep: Keeper | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,10 @@ async def _store(turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
     return await run_quick_in_session(chat.finish_turn, turn=turn, completion=completion)
 
 
+def _keeper(options: AnswerOptions) -> Keeper:
+    return options.keep or _store
+
+
 async def _rounds(
     *, turn: ChatTurn, options: AnswerOptions, stop: asyncio.Event, executions: list
 ) -> AsyncIterator[Event]:
@@ -216,10 +226,10 @@ async def _rounds(
             yield Delta(text)
         if reply.result is None:  # stopped: what was written is the answer
             stopped = _stopped_completion(turn=turn, text="".join(reply.text), started=started)
-            yield Finished(_tool_turn(turn, await _store(turn, stopped), executions))
+            yield Finished(_tool_turn(turn, await _keeper(options)(turn, stopped), executions))
             return
         if isinstance(reply.result, Completion):
-            done = await _store(turn, _with_usage(reply.result, calls))
+            done = await _keeper(options)(turn, _with_usage(reply.result, calls))
             yield Finished(_tool_turn(turn, done, executions))
             return
         call = reply.result

@@ -100,7 +100,7 @@ def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, An
     return [{"role": message.role, "content": message.content} for message in messages]
 
 
-def _model_and_provider(
+def model_and_provider(
     *, session: Session, owner: Owner, conversation_default: str | None, override: str | None
 ) -> tuple[str, Provider]:
     """Which model answers, and where the request goes (the user's provider or the server's)."""
@@ -151,7 +151,7 @@ def start_turn(
 ) -> ChatTurn:
     """Store the question and prepare the model call (the question is kept even if it fails)."""
     conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    resolved, provider = _model_and_provider(
+    resolved, provider = model_and_provider(
         session=session,
         owner=owner,
         conversation_default=conversation.default_model,
@@ -211,7 +211,7 @@ def start_regeneration(
         raise Conflict("Only the latest answer can be answered again; reload the chat")
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
-    resolved, provider = _model_and_provider(
+    resolved, provider = model_and_provider(
         session=session,
         owner=owner,
         conversation_default=conversation.default_model,
