@@ -505,6 +505,13 @@ export async function stopAnswer(id) {
   await request('POST', `/api/conversations/${encodeURIComponent(id)}/answer/stop`);
 }
 
+// A temporary chat: the page sends the messages so far; the server stores none of them.
+export function streamTemporary({ messages, model }, signal) {
+  const body = { messages };
+  if (model) body.model = model;
+  return streamFrom('/api/temporary-chat', body, signal);
+}
+
 export function streamRegenerate(id, { model, replaces } = {}, signal) {
   const body = {};
   if (model) body.model = model;

@@ -49,7 +49,11 @@ const el = {
   errorText: $('#chat-error-text'),
   errorClose: $('#chat-error-close'),
   announcer: $('#announcer'),
+  temporary: $('#temporary-toggle'),
 };
+
+const TEMPORARY_NOTICE =
+  'Temporary chat: nothing of it is stored on the server, and it is gone when you leave or reload this page.';
 
 const state = {
   me: null,
@@ -70,6 +74,8 @@ const state = {
   streaming: null, // {controller}
   started: false, // set once the first chat is shown
   openToken: 0,
+  temporary: false, // a temporary chat: messages only in this page, never stored
+  temporaryMessages: [], // its {role, content} so far, sent with each question
 };
 
 /* ---------- small UI pieces ---------- */
@@ -116,6 +122,7 @@ function draftKey() {
 }
 
 function saveDraft() {
+  if (state.temporary) return; // nothing of a temporary chat is kept, not even its draft
   try {
     if (el.input.value) localStorage.setItem(draftKey(), el.input.value);
     else localStorage.removeItem(draftKey());
@@ -156,11 +163,13 @@ function scrollToBottom() {
 }
 
 function setTitle(text) {
-  const t = text || (state.current ? 'Untitled chat' : '');
+  const t = text || (state.current ? 'Untitled chat' : state.temporary ? 'Temporary chat' : '');
   el.title.textContent = t;
   document.title = t ? `${t} · Open Chat` : 'Open Chat';
   const actions = $('#chat-actions');
   if (actions) actions.hidden = !state.current;
+  el.temporary.hidden = !!state.current;
+  el.temporary.setAttribute('aria-pressed', state.temporary ? 'true' : 'false');
 }
 
 /* ---------- sidebar ---------- */
@@ -544,7 +553,7 @@ function latestAnswer() {
 
 // Only the latest answer carries a Regenerate button.
 function markLastAnswer() {
-  const latest = latestAnswer();
+  const latest = state.temporary ? null : latestAnswer();
   el.thread.querySelectorAll('.msg.assistant').forEach((a) => {
     const btn = a.querySelector('.regen');
     if (btn) btn.hidden = a !== latest || !!state.streaming;
@@ -683,6 +692,8 @@ async function fetchLatestPage(id) {
 
 async function openConversation(id, { push = false, replace = false } = {}) {
   if (state.streaming) detachStream();
+  state.temporary = false;
+  state.temporaryMessages = [];
   closeMenu(false);
   hideError();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
@@ -778,9 +789,11 @@ el.jump.addEventListener('click', () => {
   el.input.focus();
 });
 
-function newChat({ push = false, replace = false } = {}) {
+function newChat({ push = false, replace = false, temporary = false } = {}) {
   if (state.streaming) detachStream();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
+  state.temporary = temporary;
+  state.temporaryMessages = [];
   state.openToken += 1;
   state.current = null;
   state.messages = [];
@@ -794,7 +807,12 @@ function newChat({ push = false, replace = false } = {}) {
   renderConversations();
   renderModelPicker();
   renderEmpty();
-  restoreDraft();
+  if (temporary) {
+    el.thread.replaceChildren(h('p', { class: 'temporary-notice', role: 'note' }, TEMPORARY_NOTICE));
+    el.input.value = '';
+    autosize();
+    updateSendEnabled();
+  } else restoreDraft();
   // On touch screens focusing would pop the keyboard over the page; wait for a tap there.
   if (!window.matchMedia('(pointer: coarse)').matches) el.input.focus();
 }
@@ -824,6 +842,7 @@ function stopStreaming() {
   const s = state.streaming;
   if (!s || s.stopping) return;
   s.stopping = true;
+  if (s.temporary) s.controller.abort(); // nothing goes on on the server
   if (s.conversationId && s.confirmed) requestStop(s);
 }
 
@@ -993,6 +1012,10 @@ async function submit() {
     return;
   }
   hideError();
+  if (state.temporary) {
+    await submitTemporary(text);
+    return;
+  }
   const model = el.model.value || undefined;
   const controller = new AbortController();
   state.streaming = { controller, conversationId: state.current?.id || null };
@@ -1113,6 +1136,44 @@ async function submit() {
   showAnswerError(asstEl, result.error.message, '');
   bumpConversation(conv.id);
   refreshTitleSoon(conv.id);
+}
+
+// A temporary chat's question: answered from the messages this page holds; nothing is stored.
+async function submitTemporary(text) {
+  const model = el.model.value || undefined;
+  const controller = new AbortController();
+  state.streaming = { controller, conversationId: null, temporary: true };
+  setStreamingUi(true);
+  el.input.readOnly = true;
+  const userEl = userNode({ id: '', content: text });
+  const asstEl = pendingAssistant();
+  el.thread.append(userEl, asstEl);
+  scrollToBottom();
+  const messages = [...state.temporaryMessages, { role: 'user', content: text }];
+  const clearBox = () => {
+    if (el.input.value === text) {
+      el.input.value = '';
+      autosize();
+    }
+    el.input.readOnly = false;
+  };
+  const stream = api.streamTemporary({ messages, model }, controller.signal);
+  const result = await consume(stream, asstEl, controller, { onStart: clearBox });
+  state.streaming = null;
+  el.input.readOnly = false;
+  setStreamingUi(false);
+  if (!state.temporary) return; // left meanwhile: the chat is gone
+  if (result.ok || (result.detached && result.confirmed)) {
+    finishAnswer(asstEl, { ...result, stopped: false });
+    if (!result.ok) asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    state.temporaryMessages.push({ role: 'user', content: text }, { role: 'assistant', content: result.text || '…' });
+    announce(result.ok ? 'Answer complete' : 'Stopped');
+    return;
+  }
+  userEl.remove();
+  asstEl.remove();
+  if (el.input.value !== text) putBackText(text);
+  showError(result.error ? result.error.message : 'Stopped before the question was answered.');
 }
 
 function showAnswerError(node, message, partial, prefix = 'The answer failed: ') {
@@ -1294,6 +1355,11 @@ el.input.addEventListener('input', () => {
 
 el.stop.addEventListener('click', stopStreaming);
 el.errorClose.addEventListener('click', hideError);
+el.temporary.addEventListener('click', () => {
+  const on = !state.temporary;
+  newChat({ push: true, temporary: on });
+  announce(on ? 'Temporary chat: nothing of it is stored' : 'Temporary chat ended');
+});
 el.newChat.addEventListener('click', () => {
   newChat({ push: true });
   if (isPhone()) openSidebar(false);
