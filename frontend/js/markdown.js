@@ -7,6 +7,15 @@ import DOMPurify from '../vendor/dompurify-3.4.18/purify.es.mjs';
 import { copyText, h, icon } from './common.js';
 
 const marked = new Marked({ gfm: true, breaks: true, async: false });
+// Task list items ("- [x] done"): inputs never pass the sanitizer, so marked writes a plain
+// marker span and decorateTasks() puts a disabled checkbox, made with DOM calls, in its place.
+marked.use({
+  renderer: {
+    checkbox({ checked }) {
+      return `<span class="task-marker ${checked ? 'task-done' : 'task-open'}"></span> `;
+    },
+  },
+});
 
 const ALLOWED_URL = /^(?:https?:|mailto:|#|\/(?!\/))/i;
 
@@ -39,6 +48,16 @@ const PURIFY = {
 
 export function sanitizeToFragment(html) {
   return DOMPurify.sanitize(html, PURIFY);
+}
+
+function decorateTasks(root) {
+  for (const marker of root.querySelectorAll('span.task-marker')) {
+    const box = h('input', { type: 'checkbox', class: 'task-box', disabled: true, tabindex: '-1' });
+    box.checked = marker.classList.contains('task-done');
+    box.setAttribute('aria-label', box.checked ? 'Done' : 'Not done');
+    marker.closest('li')?.classList.add('task-item');
+    marker.replaceWith(box);
+  }
 }
 
 function decorateCode(root) {
@@ -84,5 +103,6 @@ export function renderMarkdown(target, text) {
   }
   const frag = sanitizeToFragment(html);
   decorateCode(frag);
+  decorateTasks(frag);
   target.replaceChildren(frag);
 }
