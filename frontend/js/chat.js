@@ -12,6 +12,7 @@ import {
   initials,
   parseDate,
   requireUser,
+  shortcutsDialog,
   signOut,
   toast,
 } from './common.js';
@@ -296,7 +297,7 @@ function openMenu(button, c) {
   }
   closeMenu(false);
   const item = (label, iconName, action, cls = '') =>
-    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(false); action(); } }, icon(iconName, 16), label));
+    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(true); action(); } }, icon(iconName, 16), label));
   const menu = h(
     'ul',
     { class: 'menu', role: 'menu', 'aria-label': 'Chat options' },
@@ -1355,6 +1356,7 @@ el.input.addEventListener('input', () => {
 
 el.stop.addEventListener('click', stopStreaming);
 el.errorClose.addEventListener('click', hideError);
+$('#shortcuts-btn').addEventListener('click', showShortcuts);
 el.temporary.addEventListener('click', () => {
   const on = !state.temporary;
   newChat({ push: true, temporary: on });
@@ -1370,12 +1372,56 @@ el.closeSidebar.addEventListener('click', () => {
   el.openSidebar.focus();
 });
 el.scrim.addEventListener('click', () => openSidebar(false));
+const SHORTCUTS = [
+  ['Ctrl+Shift+O', 'New chat'],
+  ['Ctrl+K', 'Search chats'],
+  ['Shift+Escape', 'Focus the message box'],
+  ['Enter', 'Send the message'],
+  ['Shift+Enter', 'New line in the message'],
+  ['Escape', 'Close the open menu, dialog or sidebar (one at a time), else stop the answer'],
+  ['Ctrl+/', 'Show these shortcuts'],
+];
+
+function showShortcuts() {
+  if (document.querySelector('dialog[open]')) return;
+  shortcutsDialog('Keyboard shortcuts', SHORTCUTS);
+}
+
+// Shortcuts, and Escape closing one layer at a time: a dialog or a menu handles its own
+// Escape (and marks it handled); then the phone drawer; only then does Escape stop an answer.
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && el.app.classList.contains('sidebar-open') && !openMenuEl) {
+  const ctrl = e.ctrlKey || e.metaKey;
+  if (ctrl && e.shiftKey && (e.key === 'O' || e.key === 'o')) {
+    e.preventDefault();
+    newChat({ push: true });
+    return;
+  }
+  if (ctrl && !e.shiftKey && (e.key === 'k' || e.key === 'K')) {
+    e.preventDefault();
+    if (isPhone()) openSidebar(true);
+    el.search.focus();
+    el.search.select();
+    return;
+  }
+  if (ctrl && e.key === '/') {
+    e.preventDefault();
+    showShortcuts();
+    return;
+  }
+  if (e.key !== 'Escape' || e.defaultPrevented || e.isComposing) return;
+  if (document.querySelector('dialog[open]') || openMenuEl) return;
+  if (e.shiftKey) {
+    e.preventDefault();
+    el.input.focus();
+    return;
+  }
+  if (el.app.classList.contains('sidebar-open')) {
+    e.preventDefault();
     openSidebar(false);
     el.openSidebar.focus();
+    return;
   }
-  if (e.key === 'Escape' && state.streaming && document.activeElement !== el.input) stopStreaming();
+  if (state.streaming && document.activeElement !== el.input) stopStreaming();
 });
 
 let searchTimer = 0;

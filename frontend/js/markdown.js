@@ -80,6 +80,9 @@ function decorateCode(root) {
         label.textContent = 'Copy';
       }, 1500);
     });
+    // A long line scrolls sideways: the block is focusable, so the keyboard can scroll it too.
+    pre.setAttribute('tabindex', '0');
+    pre.setAttribute('aria-label', `Code${lang ? ` (${lang})` : ''}`);
     const wrap = h('div', { class: 'code-block' }, h('div', { class: 'code-head' }, h('span', { class: 'code-lang' }, lang || 'text'), button));
     pre.replaceWith(wrap);
     wrap.append(pre);
