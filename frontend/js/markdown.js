@@ -4,6 +4,7 @@
 // button built with DOM calls, never from content.
 import { Marked } from '../vendor/marked-18.2.1/marked.esm.js';
 import DOMPurify from '../vendor/dompurify-3.4.18/purify.es.mjs';
+import hljs from '../vendor/highlightjs-11.11.1/highlight.min.js';
 import { copyText, h, icon } from './common.js';
 
 const marked = new Marked({ gfm: true, breaks: true, async: false });
@@ -66,6 +67,9 @@ function decorateCode(root) {
     const code = pre.querySelector('code');
     const langClass = code ? [...code.classList].find((c) => c.startsWith('language-')) : null;
     const lang = langClass ? langClass.slice('language-'.length) : '';
+    // Highlighted only when the block names a language highlight.js knows (no guessing):
+    // it rewrites the (escaped) code text into spans with classes, no styles, no script.
+    if (code && lang && hljs.getLanguage(lang)) hljs.highlightElement(code);
     const button = h(
       'button',
       { type: 'button', class: 'code-copy', title: 'Copy code' },
