@@ -51,3 +51,19 @@ def test_the_check_reports_what_axe_finds(page_as: Callable[..., Page]) -> None:
     page.set_content('<html lang="en"><body><main><img src="/x.png"><input></main></body></html>')
     found = serious_violations(page)
     assert any("image-alt" in line for line in found) and any("label" in line for line in found)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_highlighted_code_and_task_lists_pass_axe(
+    page_as: Callable[..., Page], make_user: Callable[..., User], server: Server, scheme: str
+) -> None:
+    user = make_user()
+    use_fake_provider(server, user)
+    page = page_as(user, color_scheme=scheme)
+    open_chat(page)
+    box = page.get_by_label("Message")
+    box.fill("reverse a list please")
+    box.press("Enter")
+    expect(page.locator(".msg.assistant .hljs-keyword").first).to_be_visible(timeout=15_000)
+    expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=15_000)
+    assert serious_violations(page) == []
