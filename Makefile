@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test venv dev-deps system-tools lint bench screenshots clean help
+.PHONY: run test test-container venv dev-deps system-tools lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -45,11 +45,21 @@ system-tools:
 $(KEY_FILE): | $(VENV)/.runtime-stamp
 	@$(PY) -m deltadb_dialect keygen --out $(KEY_FILE)
 
+# Connection limits against slow or flooding clients (docs/SECURITY.md, "HTTP hardening"):
+# at most LIMIT_CONCURRENCY connections (then 503), idle keep-alive closed after 5 s, a
+# request's headers at most 16 KiB, and, from the protocol class, headers complete within
+# HTTP_HEADER_TIMEOUT_SECONDS (10) and a body never silent for HTTP_BODY_TIMEOUT_SECONDS (30).
+LIMIT_CONCURRENCY ?= 512
+UVICORN_LIMITS := --http backend.http_protocol:TimedH11Protocol \
+	--limit-concurrency $(LIMIT_CONCURRENCY) --timeout-keep-alive 5 \
+	--h11-max-incomplete-event-size 16384
+
 run: $(VENV)/.runtime-stamp $(KEY_FILE)
 	@mkdir -p $(DATA_DIR)
 	@echo "Store: $(DATA_DIR)/openchat  master key file: $(KEY_FILE)"
 	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/alembic upgrade head
-	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers
+	DATABASE_URL='$(DATABASE_URL)' $(VENV)/bin/uvicorn backend.main:app --host $(HOST) --port $(PORT) --proxy-headers \
+		$(UVICORN_LIMITS)
 
 test: $(VENV)/.dev-stamp system-tools
 	$(VENV)/bin/ruff check .
@@ -71,3 +81,8 @@ screenshots: $(VENV)/.dev-stamp system-tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .pytest-screenshots
+
+# The container image and compose.yaml, built and run for real (root: installs and starts
+# Docker, builds a local Debian base once); `make test` runs the same suite with the others.
+test-container: $(VENV)/.dev-stamp
+	$(PY) -m pytest -m container tests/container

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from backend.services.errors import ServiceError, TooManyRequests
+from backend.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def _readable(error: dict) -> dict:
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [_readable(error) for error in exc.errors()]
-    if request.url.path.startswith(QUICKCHAT_PREFIX):  # seed 004's contract: 400 + status/message
+    if request.url.path.startswith(QUICKCHAT_PREFIX):  # quick chat's contract: 400 + status/message
         message = "; ".join(
             f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in errors
         )
@@ -32,7 +32,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 
 async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    retry_after = getattr(exc, "retry_after", None)  # TooManyRequests, ServiceBusy
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 

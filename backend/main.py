@@ -9,14 +9,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
-from backend.api.routes import quickchat
+from backend.api.routes import mock_openai, quickchat
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
 from backend.core.logging import configure_logging
 from backend.errors import register_exception_handlers
-from backend.llm.mock import mock_openai_app
+from backend.input_guard import InputGuardMiddleware
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from backend.security_headers import SecurityHeadersMiddleware
 from backend.services import users
 
 logger = logging.getLogger(__name__)
@@ -75,13 +77,20 @@ def create_app() -> FastAPI:
         title=settings.PROJECT_NAME,
         summary="A private AI chat service whose every stored row is encrypted at rest.",
         lifespan=lifespan,
+        docs_url=None,  # served from the app's own files by mount_api_docs, not a CDN
+        redoc_url=None,
     )
     register_exception_handlers(app)
+    # Innermost first: the guard reads bodies through the size limit.
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https_only=settings.cookie_secure)
     app.include_router(api_router)
     app.include_router(quickchat.router)
-    app.mount("/mock-openai", mock_openai_app, name="mock-openai")
+    mount_api_docs(app)
+    if settings.use_mock_llm:  # only while the mock answers; signed-in callers only
+        app.include_router(mock_openai.router)
     mount_frontend(app, FRONTEND_DIR)
     return app
 

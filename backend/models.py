@@ -101,6 +101,8 @@ class AuthSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Refreshed at most every few minutes (not on every request): the idle timeout's clock.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserSettings(Base):
@@ -127,6 +129,27 @@ class AvailableModel(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ProviderConnection(Base):
+    """A model provider an admin connected in the UI: its URL, key and the models it offers.
+
+    The key is stored as given: on deltadb every row is encrypted at rest, and the API shows
+    only its last four characters. A model one of these offers is answered there; any other
+    goes to the server's own connection (OPENAI_* from the environment) or the mock.
+    """
+
+    __tablename__ = "provider_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base_url: Mapped[str] = mapped_column(String(512))
+    api_key: Mapped[str | None] = mapped_column(String(512))
+    # The models users may pick from this provider, as a JSON list of names.
+    models: Mapped[str] = mapped_column(Text, default="[]")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class UserAllowedModel(Base):
     """A per-user allowed list; when a user has one it replaces the global list."""
 
@@ -150,7 +173,7 @@ class Conversation(Base):
     # Null for anonymous quick chats, which are owned through `anonymous_owner` instead.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     anonymous_owner: Mapped[str | None] = mapped_column(String(64), index=True)
-    # "chat" for the normal UI, "quickchat" for the seed-004 single-thread routes.
+    # "chat" for the normal UI, "quickchat" for the single-thread quick chat routes.
     kind: Mapped[str] = mapped_column(String(16), default="chat")
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -207,7 +230,7 @@ class Response(Base):
     message: Mapped[Message] = relationship(back_populates="response")
 
 
-# --- power features (issue 6): usage, limits, snapshots, tool executions --------------------
+# --- usage, limits, snapshots, tool executions --------------------
 
 
 class UsageDaily(Base):
@@ -231,6 +254,8 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_ms_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Tokens charged to the server's daily budget (not those of answers from a user's own key).
+    budget_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class UsageLimit(Base):
@@ -259,6 +284,27 @@ class RateCounter(Base):
     period: Mapped[str] = mapped_column(String(16))
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SignInCounter(Base):
+    """Failed sign-ins (or registrations) counted per scope and key, shared by processes.
+
+    Scopes: "pair" (an account from one address), "account", "address", "global", and
+    "register" (registrations from one address). Keys are keyed hashes, never a name or an
+    address (backend/services/throttle.py).
+    """
+
+    __tablename__ = "sign_in_counters"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last failure (a fixed window's start for "global" and "register").
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # "pair" only: the last successful sign-in to the account from the address.
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationSnapshot(Base):

@@ -1,6 +1,5 @@
 """Request and response bodies (pydantic v2). Field limits here are the API's input rules."""
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from backend.core.config import settings
+from backend.core.egress import check_url
 from backend.core.security import MIN_PASSWORD_LENGTH
 
 
@@ -31,9 +31,8 @@ def _require_visible_text(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http:// or https:// URL")
-    return value.rstrip("/")
+    # InvalidURL is a ValueError: its sentence becomes the 422's message.
+    return check_url(value)
 
 
 SafeStr = Annotated[str, AfterValidator(_reject_nul)]
@@ -61,6 +60,10 @@ class MessageOut(BaseModel):
 
 # --- users and auth ---------------------------------------------------------------------
 
+NewPassword = Annotated[
+    SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)
+]
+
 
 class UserRegister(Strict):
     username: Annotated[
@@ -69,8 +72,13 @@ class UserRegister(Strict):
     email: Annotated[
         SafeStr, StringConstraints(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     ]
-    password: Annotated[SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
+    password: NewPassword
     full_name: Annotated[SafeStr, StringConstraints(max_length=255)] | None = None
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[SafeStr, StringConstraints(min_length=1, max_length=256)]
+    new_password: NewPassword
 
 
 class LoginRequest(Strict):
@@ -213,6 +221,8 @@ class SettingsPublic(BaseModel):
     has_api_key: bool
     # The last four characters only: enough to recognise a key, useless to steal.
     api_key_hint: str | None
+    # Whether this server lets users connect their own provider (ALLOW_USER_CONNECTIONS).
+    user_connections_allowed: bool = False
 
 
 class SettingsUpdate(Strict):
@@ -230,6 +240,8 @@ class SettingsUpdate(Strict):
 
 class ModelPublic(BaseModel):
     id: str
+    # True when the built-in offline model (the mock) answers for this name.
+    offline: bool = False
 
 
 class ModelsPublic(BaseModel):
@@ -253,6 +265,8 @@ class AdminUsersPublic(BaseModel):
 class AdminUserUpdate(Strict):
     is_active: bool | None = None
     is_admin: bool | None = None
+    # A password reset: the user's sessions all end.
+    password: NewPassword | None = None
     allowed_models: Annotated[list[ModelName], Field(max_length=100)] | None = None
 
 
@@ -265,12 +279,83 @@ class AdminModelsPublic(BaseModel):
     default_model: str
 
 
-# --- health and the seed-004 quick chat ------------------------------------------------
+ConnectionName = Annotated[
+    SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+ConnectionModels = Annotated[list[ModelName], Field(max_length=200)]
+
+
+class ConnectionCreate(Strict):
+    name: ConnectionName
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)]
+    api_key: ApiKey | None = None
+    models: ConnectionModels = []
+    enabled: bool = True
+
+
+class ConnectionUpdate(Strict):
+    """Absent fields are kept; an empty api_key removes the stored key."""
+
+    name: ConnectionName | None = None
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+    models: ConnectionModels | None = None
+    enabled: bool | None = None
+
+
+class ConnectionTest(Strict):
+    """What to try: a URL and key, or a stored connection (its key unless one is given)."""
+
+    connection_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    base_url: Annotated[ApiKey, AfterValidator(_http_url)] | None = None
+    api_key: ApiKey | None = None
+
+
+class ConnectionPublic(BaseModel):
+    id: int
+    name: str
+    base_url: str
+    has_api_key: bool
+    api_key_hint: str | None  # the last four characters only
+    models: list[str]
+    enabled: bool
+
+
+class ConnectionsPublic(BaseModel):
+    data: list[ConnectionPublic]
+    # How answers are routed, for the admin page to explain.
+    server_connection: str  # "mock" or the environment's provider host
+    guarded: bool  # whether GUARD_ADMIN_CONNECTIONS applies the egress guard to these
+
+
+class ProviderModelsPublic(BaseModel):
+    models: list[str]
+
+
+# --- health and the quick chat ---------------------------------------------------------
 
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "error"]
     database: Literal["ok", "error"]
+
+
+class LivenessPublic(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessPublic(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "error"]
+    migrations: Literal["ok", "error"]
+    # The last provider check's result; it never makes readiness fail.
+    provider: Literal["ok", "error", "mock", "unchecked"]
+
+
+class ProviderHealthPublic(BaseModel):
+    status: Literal["ok", "error", "mock", "unchecked"]
+    checked_at: datetime | None
+    detail: str | None
 
 
 class ServerConfigPublic(BaseModel):
@@ -301,7 +386,7 @@ class QuickChatExchange(BaseModel):
     ai: str | None = Field(serialization_alias="AI")
 
 
-# --- usage analytics and limits (issue 6) --------------------------------------------------
+# --- usage analytics and limits -----------------------------------------------------------
 
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Limit = Annotated[int, Field(ge=0, le=10**12)]

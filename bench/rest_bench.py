@@ -121,7 +121,8 @@ def deltadb_works() -> bool:
 def start_server(url: str, port: int, workers: int, env: dict[str, str],
                  log_path: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "deltadb_dialect", "serve", "--store", url,
-               "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+               "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+               "--allow-client-id-login"]
     # The server's output goes to a file: an unread pipe would fill and stall the server.
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)

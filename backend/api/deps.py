@@ -106,6 +106,15 @@ async def get_current_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_current_admin)]
 
 
+async def client_address(request: Request) -> str:
+    """The caller's address as uvicorn reports it: the peer, or behind a reverse proxy
+    (with --proxy-headers and --forwarded-allow-ips naming that proxy) the forwarded one."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
 async def get_owner(user: OptionalUser) -> Owner:
     return Owner(user=_required(user))
 

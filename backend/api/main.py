@@ -6,6 +6,7 @@ from backend.api.routes import (
     admin,
     archive,
     auth,
+    connections,
     conversations,
     health,
     messages,
@@ -26,6 +27,7 @@ api_router.include_router(messages.router)
 api_router.include_router(settings.router)
 api_router.include_router(models.router)
 api_router.include_router(admin.router)
+api_router.include_router(connections.router)
 api_router.include_router(health.router)
 api_router.include_router(usage.router)
 api_router.include_router(search.router)

@@ -7,6 +7,10 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, computed_field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.core.egress import EgressPolicy, parse_policy
+
+# The name the built-in offline model answers under (model_used, usage, /api/models).
+MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
 DEVELOPMENT_SECRET_KEY = "changethis"
 
@@ -35,6 +39,8 @@ class Settings(BaseSettings):
 
     SECRET_KEY: str = Field(default=DEVELOPMENT_SECRET_KEY, repr=False)
     SESSION_TTL_MINUTES: int = Field(default=60 * 24 * 8, ge=1)
+    # A session unused this long ends, whatever its absolute lifetime says.
+    SESSION_IDLE_MINUTES: int = Field(default=60 * 12, ge=1)
     SESSION_COOKIE_NAME: str = "openchat_session"
     CSRF_COOKIE_NAME: str = "csrf_token"
     # None means "Secure cookies in production only", so plain-http development still works.
@@ -44,11 +50,22 @@ class Settings(BaseSettings):
     ADMIN_PASSWORD: str | None = Field(default=None, repr=False)
     ADMIN_EMAIL: str | None = None
     ALLOW_REGISTRATION: bool = True
-    # Lets callers without an account use the seed-004 quick-chat routes.
+    # Lets callers without an account use the quick-chat routes.
     ALLOW_ANONYMOUS_CHAT: bool = False
 
-    LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
-    LOGIN_LOCKOUT_SECONDS: int = Field(default=300, ge=1)
+    # Sign-in throttling (docs/SECURITY.md): failures allowed before waits start, per account
+    # from one address, per account from anywhere, and per address; each further failure
+    # doubles the wait, up to LOGIN_MAX_DELAY_SECONDS.
+    LOGIN_FREE_FAILURES: int = Field(default=5, ge=1)
+    LOGIN_ACCOUNT_FREE_FAILURES: int = Field(default=20, ge=1)
+    LOGIN_ADDRESS_FREE_FAILURES: int = Field(default=50, ge=1)
+    LOGIN_MAX_DELAY_SECONDS: int = Field(default=900, ge=1)
+    LOGIN_GLOBAL_FAILURES_PER_MINUTE: int = Field(default=600, ge=1)
+    REGISTRATIONS_PER_ADDRESS_PER_HOUR: int = Field(default=20, ge=1)
+    # Password hashing (Argon2id, tens of MiB each) runs in its own bounded pool: this many
+    # threads (default: the usable cores, at most 8) and this many callers waiting per thread.
+    PASSWORD_HASH_THREADS: int | None = Field(default=None, ge=1, le=64)
+    PASSWORD_HASH_WAITING_PER_THREAD: int = Field(default=4, ge=0, le=1000)
     MAX_REQUEST_BYTES: int = Field(default=1024 * 1024, ge=1024)
     MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
 
@@ -58,12 +75,30 @@ class Settings(BaseSettings):
     MOCK_OPENAI: bool | None = None
     # Pause between streamed mock chunks, so a browser can watch an answer grow.
     MOCK_OPENAI_DELAY_MS: int = Field(default=0, ge=0, le=10_000)
-    DEFAULT_MODEL: str = "gpt-4o-mini"
-    # The global model list used until an admin stores one.
-    AVAILABLE_MODELS: Annotated[list[str], NoDecode, BeforeValidator(_split_comma_list)] = [
-        "gpt-4o-mini",
-        "gpt-4o",
-    ]
+    # Unset: "mock" while the built-in mock answers, else gpt-4o-mini (see default_model).
+    DEFAULT_MODEL: str | None = None
+    # The global model list used until an admin stores one (unset: see available_models).
+    AVAILABLE_MODELS: Annotated[list[str] | None, NoDecode, BeforeValidator(_split_comma_list)] = (
+        None
+    )
+    # Outbound requests to URLs chosen by users (docs/SECURITY.md, "Outbound requests").
+    # Off: everyone uses the server's connection, and personal keys and URLs are refused.
+    ALLOW_USER_CONNECTIONS: bool = False
+    # When non-empty, personal connections may only reach these hosts (`api.example.com`,
+    # `*.example.com`) or networks (`203.0.113.0/24`). Private addresses stay refused.
+    USER_CONNECTION_ALLOWLIST: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Networks exempt from the private-address refusal (say, a LAN inference server). Empty.
+    EGRESS_ALLOW_PRIVATE_NETWORKS: Annotated[
+        list[str], NoDecode, BeforeValidator(_split_comma_list)
+    ] = []
+    # Whether connections an admin adds in the UI go through the same guard as users' ones.
+    GUARD_ADMIN_CONNECTIONS: bool = False
+    # Provider clients kept (one per distinct key and URL; they share connection pools).
+    PROVIDER_CLIENT_CACHE_SIZE: int = Field(default=64, ge=1, le=10_000)
+    # Token counts a provider reports are clamped to 0..this per answer.
+    MAX_TOKENS_PER_ANSWER: int = Field(default=10_000_000, ge=1, le=2**31 - 1)
     LLM_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     # Retries of failed requests (429/5xx/connection errors) before the user sees the error.
     LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
@@ -76,6 +111,20 @@ class Settings(BaseSettings):
         if self.MOCK_OPENAI is None:
             return not self.OPENAI_API_KEY
         return self.MOCK_OPENAI
+
+    @property
+    def default_model(self) -> str:
+        """DEFAULT_MODEL, else the mock's name while it answers (so nothing claims to be a
+        model that is not answering), else gpt-4o-mini."""
+        if self.DEFAULT_MODEL:
+            return self.DEFAULT_MODEL
+        return MOCK_MODEL if self.use_mock_llm else "gpt-4o-mini"
+
+    @property
+    def available_models(self) -> list[str]:
+        if self.AVAILABLE_MODELS:
+            return list(self.AVAILABLE_MODELS)
+        return [MOCK_MODEL] if self.use_mock_llm else ["gpt-4o-mini", "gpt-4o"]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -94,9 +143,23 @@ class Settings(BaseSettings):
             if self.ENVIRONMENT != "development":
                 raise ValueError(message)
             warnings.warn(message, stacklevel=1)
+        try:
+            egress_policy_of(self)
+        except ValueError as error:
+            raise ValueError(
+                f"USER_CONNECTION_ALLOWLIST or EGRESS_ALLOW_PRIVATE_NETWORKS: {error}"
+            ) from None
         if bool(self.ADMIN_USERNAME) != bool(self.ADMIN_PASSWORD):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
         return self
+
+
+def egress_policy_of(config: Settings) -> EgressPolicy:
+    """Where guarded outbound requests may go, by these settings."""
+    return parse_policy(
+        allow_list=config.USER_CONNECTION_ALLOWLIST,
+        private_exemptions=config.EGRESS_ALLOW_PRIVATE_NETWORKS,
+    )
 
 
 settings = Settings()

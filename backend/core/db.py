@@ -31,6 +31,7 @@ def make_engine(url: str, *, enforce_foreign_keys: bool = True, **options: Any) 
     copy, drop and rename, and with SQLite enforcing foreign keys the drop would cascade
     into the child rows.
     """
+    options.setdefault("hide_parameters", True)  # a failed statement never logs user data
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=url.startswith("postgresql"), **options)
     connect_args = {"check_same_thread": False, "timeout": 30}

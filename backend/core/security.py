@@ -11,12 +11,14 @@ from backend.core.config import settings
 
 MIN_PASSWORD_LENGTH = 8
 
-# argon2id with the library's recommended cost. Tests use the cheapest legal cost so the
-# suite is not dominated by hashing; never do that anywhere else.
+# argon2id at RFC 9106's low-memory profile (t=3, 64 MiB, p=4): above OWASP's minimum
+# (t=2, 19 MiB, p=1). Pinned, so a library upgrade cannot quietly change it. Tests use the
+# cheapest legal cost so the suite is not dominated by hashing; never do that anywhere else.
+# Hashing runs in backend.core.password_pool, never in a shared pool.
 if settings.ENVIRONMENT == "test":
     password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 else:
-    password_hasher = PasswordHasher()
+    password_hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
 
 # Verifying against this when an account does not exist keeps the answer time the same,
 # so timing does not reveal which accounts exist.

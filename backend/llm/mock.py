@@ -22,9 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from backend.core.config import settings
+from backend.core.config import MOCK_MODEL, settings
 
-MOCK_MODELS = ["gpt-4o-mini", "gpt-4o", "mock-model"]
+# Whatever model a request names, the mock answers as itself: an answer is never recorded
+# as coming from a real model that did not write it.
+MOCK_MODELS = [MOCK_MODEL]
 _ERROR_TRIGGER = re.compile(r"\[mock-error:([45]\d\d)\]")  # client and server errors only
 _TOKEN = re.compile(r"\S+\s*")
 
@@ -68,7 +70,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-# Questions that ask for a built-in tool (issue 6), with the arguments the mock passes.
+# Questions that ask for a built-in tool, with the arguments the mock passes.
 _TOOL_INTENTS: list[tuple[str, re.Pattern[str], str | None]] = [
     (
         "calculator",
@@ -125,7 +127,7 @@ def tool_followup_answer(messages: list[dict[str, Any]]) -> str:
 
 async def _stream_tool_call(body: dict[str, Any], call: dict[str, Any]) -> AsyncIterator[str]:
     base = {"id": "chatcmpl-mock-" + call["id"], "object": "chat.completion.chunk"}
-    base |= {"created": int(time.time()), "model": body["model"]}
+    base |= {"created": int(time.time()), "model": MOCK_MODEL}
     function = call["function"]
     first = {"index": 0, "id": call["id"], "type": "function"}
     first["function"] = {"name": function["name"], "arguments": ""}
@@ -158,7 +160,7 @@ def _completion(body: dict[str, Any], answer: str, tool_call: dict[str, Any] | N
         "id": "chatcmpl-mock-" + hashlib.sha256(answer.encode()).hexdigest()[:16],
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body["model"],
+        "model": MOCK_MODEL,
         "choices": [
             {
                 "index": 0,
@@ -175,7 +177,7 @@ async def _stream(body: dict[str, Any], answer: str, *, broken: bool) -> AsyncIt
         "id": "chatcmpl-mock-" + hashlib.sha256(answer.encode()).hexdigest()[:16],
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": body["model"],
+        "model": MOCK_MODEL,
     }
     pieces = split_tokens(answer)
     delay = settings.MOCK_OPENAI_DELAY_MS / 1000

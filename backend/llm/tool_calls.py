@@ -12,9 +12,11 @@ from typing import Any
 
 from backend.llm.client import (
     Completion,
+    LLMError,
     Messages,
     Provider,
     ToolCall,
+    attributed,
     request_completion,
     stream_reply,
     whole_reply,
@@ -42,4 +44,7 @@ async def complete_with_tools(
         body["tools"] = tools
     started = time.perf_counter()
     data = await request_completion(provider=provider, body=body)
-    return whole_reply(data, model=model).result(started)
+    try:
+        return whole_reply(data, model=model).result(started)
+    except LLMError as error:
+        raise attributed(error, provider=provider, model=model)  # noqa: B904 (same error)

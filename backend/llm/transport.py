@@ -6,7 +6,7 @@ and turns an app that dies mid-response into a read error, like a dropped connec
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx2
@@ -49,9 +49,9 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
             await done.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                response_start.set_result(message)
+                response_start.set_result(dict(message))
             elif message["type"] == "http.response.body":
                 if message.get("body"):
                     queue.put_nowait(message["body"])

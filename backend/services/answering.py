@@ -84,21 +84,25 @@ Event = Delta | ToolEvent | Finished | Failed
 
 
 def provider_host(turn: ChatTurn) -> str | None:
-    if turn.provider.is_mock:
-        return "mock"
-    return urlsplit(turn.provider.base_url or "https://api.openai.com").hostname
+    try:
+        return urlsplit(turn.provider.base_url or "https://api.openai.com").hostname
+    except ValueError:  # a stored URL that does not parse (the error says so to the user)
+        return None
 
 
 def log_provider_failure(turn: ChatTurn, error: LLMError) -> None:
     """One warning per failed answer: what failed and where, never the key or the prompt."""
     cause = error.__cause__
+    fields = {k: v for k, v in error.log_fields().items() if v is not None}
+    error_class = fields.get("cause") or (type(cause).__name__ if cause else type(error).__name__)
     logger.warning(
         "llm_failed",
         extra={
             "model": turn.model,
             "provider_host": provider_host(turn),
-            "error_class": type(cause).__name__ if cause else type(error).__name__,
-            "status": error.status_code,
+            **fields,
+            "cause": error_class,
+            "error_class": error_class,
             "conversation_id": turn.conversation_id,
         },
     )

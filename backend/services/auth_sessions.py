@@ -1,13 +1,18 @@
-"""Server-side login sessions: a token is valid only while its row exists and is unexpired."""
+"""Server-side login sessions: a token is valid only while its row exists, its absolute
+lifetime (SESSION_TTL_MINUTES) has not run out and it was used within SESSION_IDLE_MINUTES."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
 from backend.core.security import hash_token, new_session_token
 from backend.models import AuthSession, User, utcnow
+
+# The last use is written at most this often per session, not on every request; the idle
+# timeout is therefore exact to within this step (or a quarter of the timeout, if shorter).
+LAST_SEEN_STEP = timedelta(minutes=5)
 
 
 def create_session(*, session: Session, user: User) -> tuple[str, AuthSession]:
@@ -15,12 +20,16 @@ def create_session(*, session: Session, user: User) -> tuple[str, AuthSession]:
     now = utcnow()
     # Expired sessions of this user are swept here rather than by a background job.
     session.execute(
-        delete(AuthSession).where(AuthSession.user_id == user.id, AuthSession.expires_at <= now)
+        delete(AuthSession).where(
+            AuthSession.user_id == user.id,
+            (AuthSession.expires_at <= now) | (AuthSession.last_seen_at <= now - _idle()),
+        )
     )
     token = new_session_token()
     auth_session = AuthSession(
         token_hash=hash_token(token),
         user_id=user.id,
+        last_seen_at=now,
         expires_at=now + timedelta(minutes=settings.SESSION_TTL_MINUTES),
     )
     session.add(auth_session)
@@ -28,21 +37,43 @@ def create_session(*, session: Session, user: User) -> tuple[str, AuthSession]:
     return token, auth_session
 
 
-# Built once: every authenticated request runs it, and building a statement costs more
+def _idle() -> timedelta:
+    return timedelta(minutes=settings.SESSION_IDLE_MINUTES)
+
+
+# Built once: every authenticated request runs them, and building a statement costs more
 # than running it.
 _USER_FOR_TOKEN = (
-    select(User)
+    select(User, AuthSession.id, AuthSession.last_seen_at)
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         AuthSession.token_hash == bindparam("token_hash"),
         AuthSession.expires_at > bindparam("now"),
+        AuthSession.last_seen_at > bindparam("idle_since"),
     )
+)
+_TOUCH = (
+    update(AuthSession)
+    .where(AuthSession.id == bindparam("session_id"))
+    .values(last_seen_at=bindparam("now"))
 )
 
 
 def user_for_token(*, session: Session, token: str) -> User | None:
-    values = {"token_hash": hash_token(token), "now": utcnow()}
-    return session.scalars(_USER_FOR_TOKEN, values).first()
+    now, idle = utcnow(), _idle()
+    values = {"token_hash": hash_token(token), "now": now, "idle_since": now - idle}
+    row = session.execute(_USER_FOR_TOKEN, values).first()
+    if row is None:
+        return None
+    user, session_id, last_seen = row
+    if _stale(last_seen, now=now, idle=idle):
+        session.connection().execute(_TOUCH, {"session_id": session_id, "now": now})
+        session.commit()
+    return user
+
+
+def _stale(last_seen: datetime, *, now: datetime, idle: timedelta) -> bool:
+    return now - last_seen >= min(LAST_SEEN_STEP, idle / 4)
 
 
 def revoke_session(*, session: Session, token: str) -> None:
@@ -50,5 +81,14 @@ def revoke_session(*, session: Session, token: str) -> None:
     session.commit()
 
 
-def revoke_user_sessions(*, session: Session, user_id: int) -> None:
-    session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+def revoke_user_sessions(*, session: Session, user_id: int, keep_token: str | None = None) -> None:
+    """Every session of the user ends (but the one of `keep_token`); the caller commits."""
+    statement = delete(AuthSession).where(AuthSession.user_id == user_id)
+    if keep_token is not None:
+        statement = statement.where(AuthSession.token_hash != hash_token(keep_token))
+    session.execute(statement)
+
+
+def sign_out_everywhere(*, session: Session, user_id: int) -> None:
+    revoke_user_sessions(session=session, user_id=user_id)
+    session.commit()

@@ -112,7 +112,8 @@ def model_and_provider(
         override=override,
         user_default=own_settings.default_model if own_settings else None,
     )
-    return model, user_settings.provider_for(user_settings=own_settings)
+    provider = user_settings.provider_for(session=session, user_settings=own_settings, model=model)
+    return model, provider
 
 
 # Questions and answers are stored with Core statements built once: on this per-message path
@@ -259,7 +260,10 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
     }
     connection.execute(_INSERT_RESPONSE, {**response, "message_id": message_id})
     if turn.owner_id is not None:  # anonymous quick chat is not counted
-        usage.count_answer(connection=connection, user_id=turn.owner_id, **response)
+        paid = turn.provider.paid_by_server
+        usage.count_answer(
+            connection=connection, user_id=turn.owner_id, paid_by_server=paid, **response
+        )
     return MessagePublic(**message, response=ResponsePublic(**response))
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from backend.core.config import settings
 from backend.models import AvailableModel, User, UserAllowedModel, UserSettings
 from backend.schemas import AdminModelsPublic, ModelPublic, ModelsPublic
+from backend.services import connections
 from backend.services.errors import Forbidden
 
 # The global list is read for every question and changes rarely, so it is kept for a few
@@ -23,7 +24,8 @@ def forget_cached_models() -> None:
 
 
 def global_models(*, session: Session) -> list[str]:
-    """The admin's list, or the AVAILABLE_MODELS setting until an admin stores one."""
+    """The admin's list (or the AVAILABLE_MODELS setting until an admin stores one), then
+    the models admin connections offer."""
     global _cached_global_models
     if (
         _cached_global_models
@@ -31,15 +33,21 @@ def global_models(*, session: Session) -> list[str]:
     ):
         return list(_cached_global_models[1])
     stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
-    models = list(stored) or list(settings.AVAILABLE_MODELS)
+    models = list(stored) or settings.available_models
+    # What admin connections offer is on the list too (services/connections.py).
+    models += [
+        name for name in connections.connection_models(session=session) if name not in models
+    ]
     _cached_global_models = (time.monotonic(), models)
     return list(models)
 
 
 def global_models_public(*, session: Session) -> AdminModelsPublic:
-    return AdminModelsPublic(
-        models=global_models(session=session), default_model=settings.DEFAULT_MODEL
-    )
+    """The list the admin edits: without the connections' models (they are set per
+    connection, and come and go with it)."""
+    stored = session.scalars(select(AvailableModel.name).order_by(AvailableModel.position))
+    models = list(stored) or settings.available_models
+    return AdminModelsPublic(models=models, default_model=settings.default_model)
 
 
 def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPublic:
@@ -48,7 +56,7 @@ def set_global_models(*, session: Session, models: list[str]) -> AdminModelsPubl
     session.add_all(AvailableModel(name=name, position=i) for i, name in enumerate(names))
     session.commit()
     forget_cached_models()
-    return AdminModelsPublic(models=names, default_model=settings.DEFAULT_MODEL)
+    return AdminModelsPublic(models=names, default_model=settings.default_model)
 
 
 # Built once: every question checks the asker's list.
@@ -78,7 +86,7 @@ def allowed_models(*, session: Session, user: User | None) -> list[str]:
 
 def default_model_for(*, allowed: list[str], user_default: str | None) -> str | None:
     """The model used when nothing is chosen: the user's default, else the server's."""
-    for candidate in (user_default, settings.DEFAULT_MODEL):
+    for candidate in (user_default, settings.default_model):
         if candidate and candidate in allowed:
             return candidate
     return allowed[0] if allowed else None
@@ -87,11 +95,21 @@ def default_model_for(*, allowed: list[str], user_default: str | None) -> str | 
 def models_for_user(*, session: Session, user: User) -> ModelsPublic:
     """What the model picker shows: the allowed models and the one used by default."""
     allowed = allowed_models(session=session, user=user)
-    user_default = session.scalar(
-        select(UserSettings.default_model).where(UserSettings.user_id == user.id)
-    )
+    own = session.execute(
+        select(
+            UserSettings.default_model, UserSettings.openai_api_key, UserSettings.openai_base_url
+        ).where(UserSettings.user_id == user.id)
+    ).first()
+    user_default = own.default_model if own else None
+    own_connection = settings.ALLOW_USER_CONNECTIONS and own and (own[1] or own[2])
+    offered = set(connections.connection_models(session=session))
+
+    def offline(name: str) -> bool:
+        """Answered by the mock: nobody's real connection offers it."""
+        return settings.use_mock_llm and not own_connection and name not in offered
+
     return ModelsPublic(
-        data=[ModelPublic(id=name) for name in allowed],
+        data=[ModelPublic(id=name, offline=offline(name)) for name in allowed],
         default_model=default_model_for(allowed=allowed, user_default=user_default),
     )
 

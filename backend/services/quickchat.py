@@ -1,4 +1,4 @@
-"""The seed-004 contract: one running conversation per caller, as question/answer pairs."""
+"""The quick chat contract: one running conversation per caller, as question/answer pairs."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

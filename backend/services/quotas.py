@@ -9,13 +9,13 @@ daily usage aggregates. Going over raises TooManyRequests (429 with Retry-After)
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from backend.models import RateCounter, UsageDaily, UsageLimit, User
 from backend.schemas import MyLimitsPublic, UsageLimitsIn, UsageLimitsPublic
 from backend.services.errors import NotFound, TooManyRequests
-from backend.services.usage import today
+from backend.services.usage import clamp, today
 
 FIELDS = ("daily_token_budget", "messages_per_minute", "messages_per_day")
 PERIODS = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
@@ -78,10 +78,17 @@ def _count_question(*, connection: Connection, user_id: int, now: datetime) -> d
     return {period: count for period, count in rows}
 
 
+# Built once: every question checks the budget. A few rows (one per model used today).
+_BUDGET_TOKENS_TODAY = select(UsageDaily.budget_tokens).where(
+    UsageDaily.user_id == bindparam("user_id"), UsageDaily.day == bindparam("day")
+)
+
+
 def tokens_today(*, session: Session, user_id: int) -> int:
-    total = UsageDaily.prompt_tokens + UsageDaily.completion_tokens
-    where = (UsageDaily.user_id == user_id) & (UsageDaily.day == today())
-    return session.scalar(select(func.coalesce(func.sum(total), 0)).where(where)) or 0
+    """Tokens charged to the server's budget today (answers from a user's own key are not);
+    summed in Python from clamped values, so no stored value can overflow the sum."""
+    rows = session.connection().execute(_BUDGET_TOKENS_TODAY, {"user_id": user_id, "day": today()})
+    return sum(clamp(value) for (value,) in rows)
 
 
 def _too_many(reason: str, *, reset: datetime, now: datetime) -> TooManyRequests:

@@ -241,7 +241,9 @@ def _resumed_turn(
         conversation=ConversationPublic.model_validate(conversation),
         user_message=MessagePublic.model_validate(question),
         model=row.model,
-        provider=user_settings.provider_for(user_settings=own_settings),
+        provider=user_settings.provider_for(
+            session=session, user_settings=own_settings, model=row.model
+        ),
         prompt=[{"role": m.role, "content": m.content} for m in reversed(history)],
         owner_id=conversation.user_id,
     )

@@ -76,7 +76,7 @@ def start_regeneration(
 
 
 def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTurn:
-    """The seed-004 quick chat, under the same limits (anonymous callers have none)."""
+    """The quick chat, under the same limits (anonymous callers have none)."""
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     return quickchat.start_quick_turn(session=session, owner=owner, content=content)

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, event, select
+from sqlalchemy import Connection, Integer, bindparam, case, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from backend.core.config import settings
 from backend.models import Conversation, Message, Response, UsageDaily, User
 from backend.schemas import UsageCounts, UsageDayTotal, UsagePublic, UsageRow, UsageUserTotal
 from backend.services.errors import BadRequest
@@ -29,7 +30,21 @@ COUNTERS = (
     "completion_tokens",
     "completion_ms_total",
 )
+# Tokens charged to the server's daily budget: answers paid by the server's key (or the
+# mock). A user's own key's answers are counted above but not here.
+BUDGET = "budget_tokens"
 MAX_RANGE_DAYS = 366
+# The largest value every backend's INTEGER column holds (PostgreSQL's is 32-bit). There,
+# stored counters saturate at it instead of failing the transaction that stores an answer;
+# everywhere, counts are clamped to it when read.
+MAX_COUNTER = 2**31 - 1
+
+
+def clamp(value: object, *, top: int = MAX_COUNTER) -> int:
+    """A count as stored and summed: an int between 0 and `top` (anything else is 0)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    return min(max(value, 0), top)
 
 
 def today() -> str:
@@ -41,14 +56,27 @@ def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
     """The upsert adding to the `counted` counters, built once (building costs more than
     running it); every counter is a bound parameter."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    table = UsageDaily.__table__
-    keys = {name: bindparam(name) for name in ("user_id", "day", "model", *COUNTERS)}
+    table: Any = UsageDaily.__table__
+    keys: dict[str, Any] = {
+        name: bindparam(name) for name in ("user_id", "day", "model", *COUNTERS, BUDGET)
+    }
+
+    def saturating_sum(name: str) -> Any:
+        column, increment = table.c[name], bindparam(name, type_=Integer)
+        if dialect_name != "postgresql":
+            # 64-bit integers: with increments clamped per answer, no realistic number of
+            # answers reaches the top, and reads clamp to MAX_COUNTER.
+            return column + increment
+        # PostgreSQL's INTEGER is 32-bit: compared as `old > MAX - n`, which cannot
+        # overflow where `old + n` could.
+        return case((column > MAX_COUNTER - increment, MAX_COUNTER), else_=column + increment)
+
     return (
         insert(table)
         .values(**keys)
         .on_conflict_do_update(
             index_elements=["user_id", "day", "model"],
-            set_={name: table.c[name] + bindparam(name) for name in counted},
+            set_={name: saturating_sum(name) for name in counted},
         )
     )
 
@@ -56,7 +84,8 @@ def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
 def add_usage(*, connection: Connection, user_id: int, model: str, **increments: int) -> None:
     """Add to one (user, today, model) row, creating it when missing: one statement."""
     statement = _usage_statement(connection.dialect.name, tuple(sorted(increments)))
-    values = {name: 0 for name in COUNTERS} | increments
+    values = {name: 0 for name in (*COUNTERS, BUDGET)}
+    values |= {name: clamp(value) for name, value in increments.items()}
     connection.execute(statement, {"user_id": user_id, "day": today(), "model": model, **values})
 
 
@@ -77,17 +106,24 @@ def count_answer(
     tokens_prompt: int | None,
     tokens_completion: int | None,
     completion_time_ms: int | None,
+    paid_by_server: bool = True,
     **_other_columns: Any,
 ) -> None:
-    """Count one stored answer (its `responses` row's values) for its user."""
+    """Count one stored answer (its `responses` row's values) for its user.
+
+    Counts are clamped per answer (0..MAX_TOKENS_PER_ANSWER), whatever a provider reported;
+    only an answer the server paid for is charged to the server's budget."""
+    prompt = clamp(tokens_prompt, top=settings.MAX_TOKENS_PER_ANSWER)
+    completion = clamp(tokens_completion, top=settings.MAX_TOKENS_PER_ANSWER)
     add_usage(
         connection=connection,
         user_id=user_id,
         model=model_used,
         messages_sent=1,
-        prompt_tokens=tokens_prompt or 0,
-        completion_tokens=tokens_completion or 0,
-        completion_ms_total=completion_time_ms or 0,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        completion_ms_total=clamp(completion_time_ms),
+        budget_tokens=prompt + completion if paid_by_server else 0,
     )
 
 
@@ -132,7 +168,9 @@ def date_range(*, start: date | None, end: date | None) -> tuple[date, date]:
 
 
 def _counts(rows: list[UsageDaily]) -> dict[str, Any]:
-    sums = {name: sum(getattr(row, name) for row in rows) for name in COUNTERS}
+    # Summed in Python (no overflow), from values clamped as read: rows stored before the
+    # counters saturated may hold anything.
+    sums = {name: sum(clamp(getattr(row, name)) for row in rows) for name in COUNTERS}
     answered, total_ms = sums["messages_sent"], sums.pop("completion_ms_total")
     return sums | {
         "total_tokens": sums["prompt_tokens"] + sums["completion_tokens"],

@@ -4,8 +4,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.core.config import settings
-from backend.core.security import hash_password, verify_password
-from backend.models import User
+from backend.core.security import hash_password
+from backend.models import AuthSession, User
 from backend.schemas import (
     AdminUserPublic,
     AdminUsersPublic,
@@ -13,16 +13,9 @@ from backend.schemas import (
     UserPublic,
     UserRegister,
 )
-from backend.services import auth_sessions, model_access
-from backend.services.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-)
-from backend.services.throttle import login_throttle
+from backend.services import auth_sessions, model_access, throttle
+from backend.services.errors import BadRequest, Conflict, NotFound
+from backend.services.throttle import SignInKeys
 
 
 def get_user_by_login(*, session: Session, login: str) -> User | None:
@@ -32,16 +25,8 @@ def get_user_by_login(*, session: Session, login: str) -> User | None:
     return session.scalars(select(User).where(column == login)).first()
 
 
-def password_hash_for_registration(*, user_in: UserRegister) -> str:
-    """The new account's password hash: slow on purpose, so it runs outside any transaction
-    (and before the name is checked, so a taken name costs the same time as a free one)."""
-    if not settings.ALLOW_REGISTRATION:
-        raise Forbidden("Registration is closed on this server")
-    return hash_password(user_in.password)
-
-
 def register_user(*, session: Session, user_in: UserRegister, hashed_password: str) -> User:
-    """Create the account (`hashed_password` from `password_hash_for_registration`)."""
+    """Create the account (`hashed_password` was made in the password pool beforehand)."""
     username, email = user_in.username.lower(), user_in.email.strip().lower()
     taken = select(User.id).where((User.username == username) | (User.email == email))
     if session.scalars(taken).first() is not None:
@@ -60,30 +45,31 @@ def register_user(*, session: Session, user_in: UserRegister, hashed_password: s
     return user
 
 
-def find_login(*, session: Session, login: str) -> User | None:
-    """The account a login names, loaded for `check_password` (which runs without a session)."""
-    key = login.strip().lower()
-    if wait := login_throttle.retry_after(key):
-        raise TooManyRequests(
-            f"Too many failed logins; try again in {wait} seconds", retry_after=wait
-        )
+def find_login(*, session: Session, login: str, address: str) -> tuple[User | None, SignInKeys]:
+    """The account a login names (loaded, for the password check that runs without a
+    session) and its throttle keys; 429 while that account may not be tried from `address`."""
     user = get_user_by_login(session=session, login=login)
+    keys = throttle.keys_for(account=throttle.account_name(user=user, login=login), address=address)
+    throttle.refuse_if_waiting(session=session, keys=keys)
     if user is not None:
         session.expunge(user)  # stays loaded after the session closes
-    return user
+    return user, keys
 
 
-def check_password(*, login: str, password: str, user: User | None) -> User:
-    """Argon2 takes tens of milliseconds: callers run this outside any transaction."""
-    key = login.strip().lower()
-    # verify_password also runs for unknown accounts so the timing tells nothing.
-    if not verify_password(password, user.hashed_password if user else None) or user is None:
-        login_throttle.record_failure(key)
-        raise Unauthorized("Incorrect username or password")
-    if not user.is_active:
-        raise Forbidden("This account is disabled")
-    login_throttle.reset(key)
-    return user
+def start_session(*, session: Session, user: User, keys: SignInKeys) -> tuple[str, AuthSession]:
+    """After a correct password: forgive this address's failures and open a session."""
+    throttle.record_success(session=session, keys=keys)
+    return auth_sessions.create_session(session=session, user=user)
+
+
+def set_password(*, session: Session, user_id: int, hashed_password: str, keep_token: str) -> None:
+    """The new hash (from the password pool) replaces the old; every other session ends."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    user.hashed_password = hashed_password
+    auth_sessions.revoke_user_sessions(session=session, user_id=user_id, keep_token=keep_token)
+    session.commit()
 
 
 def ensure_configured_admin(*, session: Session) -> None:
@@ -118,23 +104,34 @@ def list_users_for_admin(*, session: Session, limit: int, offset: int) -> AdminU
 
 
 def update_user_as_admin(
-    *, session: Session, admin: User, user_id: int, update: AdminUserUpdate
+    *,
+    session: Session,
+    admin: User,
+    user_id: int,
+    update: AdminUserUpdate,
+    hashed_password: str | None = None,
 ) -> AdminUserPublic:
+    """`hashed_password` (from the password pool) is a reset: it ends the user's sessions."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
-    changes = update.model_dump(exclude_unset=True)
+    changes = update.model_dump(exclude_unset=True, exclude={"password"})
     if user.id == admin.id and (
         changes.get("is_active") is False or changes.get("is_admin") is False
     ):
         raise BadRequest("Admins cannot deactivate or demote themselves")
+    if user.id == admin.id and hashed_password is not None:
+        # Their own password needs the current one, like everyone's (POST /api/auth/password).
+        raise BadRequest("Change your own password in Settings, with your current password")
     if "allowed_models" in changes:
         models = changes.pop("allowed_models") or []
         model_access.set_user_allowed_models(session=session, user=user, models=models)
     for field, value in changes.items():
         if value is not None:
             setattr(user, field, value)
-    if changes.get("is_active") is False:
+    if hashed_password is not None:
+        user.hashed_password = hashed_password
+    if changes.get("is_active") is False or hashed_password is not None:
         auth_sessions.revoke_user_sessions(session=session, user_id=user.id)
     session.commit()
     return admin_view(session=session, user=user)

@@ -15,11 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from deltadb_dialect.server.auth import AuthService, LoginThrottle
+from deltadb_dialect.server.auth import AuthService
 from deltadb_dialect.server.engine import make_engine
 from deltadb_dialect.server.errors import install_error_handlers
 from deltadb_dialect.server.fastpath import EntityFastPath
 from deltadb_dialect.server.group_commit import GroupCommitWriter
+from deltadb_dialect.server.guards import LoopbackHostOnly, SecurityHeaders
 from deltadb_dialect.server.http import Services
 from deltadb_dialect.server.metrics import MetricsMiddleware, RequestMetrics
 from deltadb_dialect.server.routes import admin_routes, auth_routes, entities, schema_routes
@@ -30,6 +31,8 @@ from deltadb_dialect.server.workers import WorkerRegistry
 
 STATIC_DIR = Path(__file__).with_name("static")
 CONFIG_ENV = "DELTADB_SERVER_CONFIG"  # JSON settings the CLI hands to each uvicorn worker
+DEV_TOKEN_ENV = "DELTADB_DEV_TOKEN"  # the development token, shared by the uvicorn workers
+GRPC_WORKER_KEY_ENV = "DELTADB_GRPC_WORKER_KEY"  # the API key registered gRPC workers act as
 
 
 def create_app(
@@ -44,11 +47,22 @@ def create_app(
     register_worker: bool = True,
     address: str | None = None,
     fast_path: bool = True,
+    dev_token: str | None = None,
+    allow_client_id_login: bool = False,
+    grpc_addr: str | None = None,
+    worker_grpc_addr: str | None = None,
+    grpc_workers: tuple[str, ...] = (),
+    grpc_worker_key: str | None = None,
 ) -> FastAPI:
     """Build the server over ``engine_url`` (``deltadb:///PATH`` or ``sqlite:///FILE``).
 
-    ``admin_key=None`` means development mode: ``{"client_id": ...}`` logins are accepted.
+    ``admin_key=None`` means development mode: loopback ``Host`` names only, and the
+    ``dev_token`` (random when not given) stands in for the admin key; with
+    ``allow_client_id_login``, non-browser clients may also log in with ``{"client_id": ...}``.
     ``fast_path=False`` leaves GET/PUT /entity to the FastAPI routes (tests compare the two).
+    ``grpc_addr`` serves the gRPC API while the app runs; ``worker_grpc_addr`` its worker port,
+    where token-less calls act as ``grpc_worker_key`` (as do the ``grpc_workers`` ids when
+    they subscribe without credentials); see ``grpc_api``.
     """
     if engine is None:
         if engine_url is None:
@@ -60,24 +74,42 @@ def create_app(
     request_metrics = RequestMetrics()
     workers = WorkerRegistry(engine, heartbeat_seconds, address)
     store = EntityStore(engine, schemas, catalog_ttl)
+    auth = AuthService(engine, admin_key, client_ttl, token_cache_seconds, dev_token=dev_token,
+                       allow_client_id_login=allow_client_id_login)
     svc = Services(
         store=store,
         schemas=schemas,
-        auth=AuthService(engine, admin_key, client_ttl, token_cache_seconds),
+        auth=auth,
         workers=workers,
         metrics=request_metrics,
         store_path=make_url(str(engine.url)).database,
-        login_throttle=LoginThrottle(),
+        login_throttle=auth.throttle,
         writer=GroupCommitWriter(store),
     )
+
+    grpc_servers: list[Any] = []
+
+    def start_grpc() -> None:
+        from deltadb_dialect.server import grpc_api
+
+        access = grpc_api.WorkerAccess(frozenset(grpc_workers), grpc_worker_key)
+        if grpc_addr:
+            grpc_servers.append(grpc_api.start_server(grpc_api.GrpcApi(svc, access), grpc_addr))
+        if worker_grpc_addr:
+            port_access = grpc_api.WorkerAccess(access.worker_ids, grpc_worker_key, True)
+            grpc_servers.append(grpc_api.start_server(grpc_api.GrpcApi(svc, port_access),
+                                                      worker_grpc_addr))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if register_worker:
             workers.start(lambda: request_metrics.total_requests)
+        start_grpc()
         try:
             yield
         finally:
+            for server in grpc_servers:
+                server.stop(grace=2).wait()
             if register_worker:
                 await workers.stop()
 
@@ -96,7 +128,10 @@ def create_app(
     _add_ui(app)
     if fast_path:
         app.add_middleware(EntityFastPath, services=svc)
-    app.add_middleware(MetricsMiddleware, metrics=request_metrics)  # outermost: counts all
+    if auth.development_mode:
+        app.add_middleware(LoopbackHostOnly)
+    app.add_middleware(MetricsMiddleware, metrics=request_metrics)  # counts all requests
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the guards' too
     return app
 
 
@@ -118,4 +153,10 @@ def create_app_from_env() -> FastAPI:
         admin_key=os.environ.get("DELTADB_ADMIN_KEY") or None,
         client_ttl=settings.get("client_ttl", 86400.0),
         address=settings.get("address"),
+        dev_token=os.environ.get(DEV_TOKEN_ENV) or None,
+        allow_client_id_login=settings.get("allow_client_id_login", False),
+        grpc_addr=settings.get("grpc_addr"),
+        worker_grpc_addr=settings.get("worker_grpc_addr"),
+        grpc_workers=tuple(settings.get("grpc_workers", ())),
+        grpc_worker_key=os.environ.get(GRPC_WORKER_KEY_ENV) or None,
     )

@@ -9,6 +9,7 @@ import argparse
 import ipaddress
 import json
 import os
+import secrets
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -54,6 +55,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--client-ttl", default="24h", help="token lifetime (e.g. 30m, 24h, 7d)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--forwarded-allow-ips", default="",
+                       help="comma-separated addresses (or CIDRs) of reverse proxies whose "
+                       "X-Forwarded-For/-Proto headers are trusted; default none, so a "
+                       "client's address is always the connection's peer")
+    serve.add_argument("--allow-client-id-login", action="store_true",
+                       help="development mode only: also accept {\"client_id\": NAME} logins "
+                       "from non-browser clients (DeltaDatabase's development clients)")
+    serve.add_argument("--grpc-addr", help="also serve DeltaDatabase's gRPC API "
+                       "(deltadb.MainWorker) on HOST:PORT, e.g. 127.0.0.1:50051")
+    serve.add_argument("--worker-grpc-addr", help="DeltaDatabase's processing-worker port "
+                       "(loopback only): Process calls without a token act as the API key in "
+                       "DELTADB_GRPC_WORKER_KEY")
+    serve.add_argument("--grpc-worker", action="append", default=[], metavar="ID",
+                       help="a worker id that may Subscribe without credentials and then acts "
+                       "as the API key in DELTADB_GRPC_WORKER_KEY (repeat, or comma-separate)")
     serve.set_defaults(handler=cmd_serve)
 
     export = sub.add_parser("export", help="write every entity as decrypted JSON lines")
@@ -70,7 +86,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from deltadb_dialect.server.app import CONFIG_ENV, create_app
+    from deltadb_dialect.server.app import (
+        CONFIG_ENV,
+        DEV_TOKEN_ENV,
+        GRPC_WORKER_KEY_ENV,
+        create_app,
+    )
     from deltadb_dialect.server.auth import parse_duration
 
     admin_key = os.environ.get(ADMIN_KEY_ENV) or None
@@ -79,25 +100,90 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"set {ADMIN_KEY_ENV} to listen on {args.host}", file=sys.stderr)
         return 2
     url = store_url(args.store, args.key_file)
+    try:
+        client_ttl = parse_duration(args.client_ttl)
+    except ValueError as exc:
+        print(f"error: --client-ttl: {exc}", file=sys.stderr)
+        return 2
     settings: dict[str, Any] = {
         "engine_url": url,
-        "client_ttl": parse_duration(args.client_ttl),
+        "client_ttl": client_ttl,
         "address": f"{args.host}:{args.port}",
+        "allow_client_id_login": bool(args.allow_client_id_login),
     }
+    grpc_problem = _grpc_settings(args, settings)
+    if grpc_problem:
+        print(f"error: {grpc_problem}", file=sys.stderr)
+        return 2
     # Open the store once before serving, so a wrong key or path fails here with one line.
     probe = create_app(url, admin_key=admin_key, register_worker=False)
+    worker_key = os.environ.get(GRPC_WORKER_KEY_ENV)
+    valid_worker_key = not worker_key or probe.state.services.auth.resolve_key(
+        worker_key, "startup") is not None
     probe.state.services.store.engine.dispose()
+    if not valid_worker_key:
+        print(f"error: {GRPC_WORKER_KEY_ENV} is not a valid, unexpired API key of this store; "
+              "create one with POST /api/keys", file=sys.stderr)
+        return 2
     if admin_key is None:
-        print(f"DeltaDB server in DEVELOPMENT MODE: no {ADMIN_KEY_ENV} is set, so anyone on this "
-              "machine can log in with {\"client_id\": NAME} and gets full rights. "
-              f"Set {ADMIN_KEY_ENV} for production.", file=sys.stderr)
+        os.environ[DEV_TOKEN_ENV] = secrets.token_urlsafe(24)
+        print(development_banner(os.environ[DEV_TOKEN_ENV], args.allow_client_id_login),
+              file=sys.stderr, flush=True)
     print(f"Serving {args.store} on http://{args.host}:{args.port}/ "
-          f"({args.workers} worker process(es))", file=sys.stderr)
+          f"({args.workers} worker process(es))", file=sys.stderr, flush=True)
     os.environ[CONFIG_ENV] = json.dumps(settings)
+    forwarded = args.forwarded_allow_ips.strip()
     uvicorn.run("deltadb_dialect.server.app:create_app_from_env", factory=True,
                 host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, access_log=False)
+                log_level=args.log_level, access_log=False,
+                # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise; here
+                # only the proxies named on the command line are trusted.
+                proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None)
     return 0
+
+
+def _grpc_settings(args: argparse.Namespace, settings: dict[str, Any]) -> str | None:
+    """Put the gRPC options into ``settings``; what is wrong with them, if anything."""
+    workers = [w.strip() for item in args.grpc_worker for w in item.split(",") if w.strip()]
+    has_key = bool(os.environ.get("DELTADB_GRPC_WORKER_KEY"))
+    for option, address in (("--grpc-addr", args.grpc_addr),
+                            ("--worker-grpc-addr", args.worker_grpc_addr)):
+        if address is not None and not _host_port(address):
+            return f"{option} must be HOST:PORT, e.g. 127.0.0.1:50051"
+    worker_port = _host_port(args.worker_grpc_addr) if args.worker_grpc_addr else None
+    if worker_port is not None:
+        if not is_loopback(worker_port[0]):
+            return ("--worker-grpc-addr answers calls without a token, so it listens on "
+                    "loopback addresses only")
+        if not has_key:
+            return "--worker-grpc-addr needs DELTADB_GRPC_WORKER_KEY (an API key) to act as"
+    if workers and not has_key:
+        return "--grpc-worker needs DELTADB_GRPC_WORKER_KEY (an API key) for the workers"
+    if workers and not args.grpc_addr:
+        return "--grpc-worker needs --grpc-addr (workers subscribe there)"
+    settings.update(grpc_addr=args.grpc_addr, worker_grpc_addr=args.worker_grpc_addr,
+                    grpc_workers=workers)
+    return None
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def development_banner(dev_token: str, client_ids: bool) -> str:
+    lines = [f"DeltaDB server in DEVELOPMENT MODE (no {ADMIN_KEY_ENV}): loopback host names "
+             "only, and this development token has full rights until the server stops:",
+             f"    {dev_token}",
+             "Use it as the bearer token, or sign in with it in the management UI."]
+    if client_ids:
+        lines.append("client_id logins are on (--allow-client-id-login) for non-browser "
+                     "clients: anyone on this machine can get full rights with one.")
+    lines.append(f"Set {ADMIN_KEY_ENV} for production.")
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

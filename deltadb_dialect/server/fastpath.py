@@ -30,9 +30,10 @@ def flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-def read_entity(svc: Services, authorization: str | None, db: str, key: str | None) -> str:
+def read_entity(svc: Services, authorization: str | None, db: str, key: str | None,
+                address: str = "unknown") -> str:
     """The stored document's JSON text (the GET /entity core)."""
-    principal = svc.auth.authenticate(authorization)
+    principal = svc.auth.authenticate(authorization, address)
     if not principal.allows("read"):
         raise ApiError(403, "this needs the 'read' permission")
     principal.check_database_scope(check_database(db))
@@ -85,13 +86,16 @@ class EntityFastPath:
         auth_text = authorization.decode("latin-1") if authorization is not None else None
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         db = scope["path"][len(PREFIX):]
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
         extra: list[tuple[bytes, bytes]] = []
         try:
             if method == "GET":
                 status, body = 200, read_entity(self.services, auth_text, db,
-                                                query.get("key")).encode("utf-8")
+                                                query.get("key"), address).encode("utf-8")
             else:
-                status, body = 200, await self._put(headers, receive, auth_text, db, query)
+                status, body = 200, await self._put(headers, receive, auth_text, db, query,
+                                                    address)
         except ApiError as error:
             status, body = error.status, json.dumps({"error": error.message}).encode()
             extra = [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
@@ -103,9 +107,9 @@ class EntityFastPath:
         await send({"type": "http.response.body", "body": body})
 
     async def _put(self, headers: dict[bytes, bytes], receive: Receive, authorization: str | None,
-                   db: str, query: dict[str, str]) -> bytes:
+                   db: str, query: dict[str, str], address: str) -> bytes:
         # Authenticate before reading the body: an anonymous caller gets 401, not a read of 1 MiB.
-        principal = self.services.auth.authenticate(authorization)
+        principal = self.services.auth.authenticate(authorization, address)
         body = await read_limited(headers, receive)
         documents = parse_entities(principal, db, body)
         return await write_entities(self.services, db, documents, flag(query.get("dry_run")))

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Table
 
 from deltadb_dialect.server.engine import write_transaction
@@ -31,6 +32,7 @@ class _Job:
     documents: dict[str, Any]
     loop: asyncio.AbstractEventLoop
     done: asyncio.Future[None]
+    validated_with: str | None = None  # the schema text checked before queueing
 
 
 def _settle(job: _Job, error: BaseException | None) -> None:
@@ -61,7 +63,13 @@ class GroupCommitWriter:
     async def put(self, db: str, documents: dict[str, Any]) -> None:
         """Write ``documents`` all or nothing; returns once the commit is durable."""
         loop = asyncio.get_running_loop()
-        job = _Job(db, documents, loop, loop.create_future())
+        # Validate before queueing, never in the writer's transaction: a document that is
+        # slow to check holds up its own request only. The lookup is cached and short.
+        schema_text = self.store.schemas.cached_text(db)
+        if schema_text is not None:
+            await run_in_threadpool(self.store.schemas.check_documents, schema_text, db,
+                                    documents)
+        job = _Job(db, documents, loop, loop.create_future(), schema_text)
         self._ensure_thread()
         self._jobs.put(job)
         await job.done
@@ -92,7 +100,8 @@ class GroupCommitWriter:
             tables = [self.store.catalog.table(job.db) for job in batch]
             with sql_errors_as_api_errors(), write_transaction(self.store.engine) as conn:
                 if len(batch) == 1:  # alone: the transaction itself is the unit
-                    self.store.apply_put(conn, batch[0].db, tables[0], batch[0].documents)
+                    self.store.apply_put(conn, batch[0].db, tables[0], batch[0].documents,
+                                         batch[0].validated_with)
                     outcomes = [None]
                 else:
                     outcomes = [self._apply_in_savepoint(conn, job, table)
@@ -113,7 +122,7 @@ class GroupCommitWriter:
         savepoint = conn.begin_nested()
         try:
             with sql_errors_as_api_errors():
-                self.store.apply_put(conn, job.db, table, job.documents)
+                self.store.apply_put(conn, job.db, table, job.documents, job.validated_with)
         except Exception as error:
             savepoint.rollback()
             return error

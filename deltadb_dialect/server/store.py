@@ -35,7 +35,7 @@ from deltadb_dialect.server import rows, tables
 from deltadb_dialect.server.engine import read_transaction, write_transaction
 from deltadb_dialect.server.errors import ApiError
 from deltadb_dialect.server.names import INTERNAL_PREFIX, dump_json
-from deltadb_dialect.server.schemas import SchemaRegistry
+from deltadb_dialect.server.schemas import UNCHECKED, SchemaRegistry
 
 E = tables.entities
 MAX_PAGE = 1000
@@ -215,21 +215,26 @@ class EntityStore:
     def put(self, db: str, documents: dict[str, Any], dry_run: bool = False) -> None:
         """Write every document in one transaction, or none of them."""
         table = self.catalog.table(db)
+        validated_with = self.schemas.prevalidate(db, documents)  # outside the transaction
         with sql_errors_as_api_errors(), write_transaction(self.engine) as conn:
-            self.apply_put(conn, db, table, documents)
+            self.apply_put(conn, db, table, documents, validated_with)
             if dry_run:
                 conn.get_transaction().rollback()  # type: ignore[union-attr]
 
     def apply_put(
-        self, conn: Connection, db: str, table: Table | None, documents: dict[str, Any]
+        self, conn: Connection, db: str, table: Table | None, documents: dict[str, Any],
+        validated_with: Any = UNCHECKED,
     ) -> None:
         """Validate and write ``documents`` inside the caller's transaction.
 
         ``table`` is ``catalog.table(db)``, looked up by the caller *before* the transaction:
         the catalog may reflect, which takes the store, and must never wait on the store while
         this transaction holds it (the two would deadlock until the lock timeout).
+        ``validated_with`` is the schema text ``documents`` were validated against before the
+        transaction (``SchemaRegistry.prevalidate``); they are validated here only if the
+        stored schema has changed since.
         """
-        self.schemas.validate_documents(conn, db, documents)
+        self.schemas.validate_documents(conn, db, documents, validated_with)
         if table is None:
             self._put_raw(conn, db, documents)
         else:

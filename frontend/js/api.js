@@ -276,6 +276,17 @@ export async function logout() {
   }
 }
 
+// Needs the current password; this session stays, every other one of the user ends.
+export async function changePassword({ currentPassword, newPassword }) {
+  const body = { current_password: currentPassword, new_password: newPassword };
+  return request('POST', '/api/auth/password', { body });
+}
+
+// Ends every session of the user, this one included.
+export async function logoutEverywhere() {
+  return request('POST', '/api/auth/logout-everywhere');
+}
+
 // The signed-in user, or null when signed out.
 export async function me() {
   try {
@@ -530,6 +541,7 @@ export function normalizeSettings(s) {
     apiKeySet: isSet !== undefined ? Boolean(isSet) : Boolean(masked),
     baseUrl: pick(src, 'openai_base_url', 'base_url') ?? '',
     defaultModel: pick(src, 'default_model', 'model') ?? '',
+    userConnectionsAllowed: src.user_connections_allowed !== false,
   };
 }
 
@@ -547,12 +559,14 @@ export async function saveSettings(changes) {
   return normalizeSettings(await request('PUT', '/api/settings', { body }));
 }
 
-// The models this user may use: {models: [names], defaultModel}
+// The models this user may use: {models: [names], offline: [names the built-in mock
+// answers for], defaultModel}
 export async function listModels() {
   const data = await request('GET', '/api/models');
   const { items } = listOf(data, 'models', 'allowed_models');
   return {
     models: modelNames(items) ?? [],
+    offline: modelNames((items || []).filter((m) => m && m.offline === true)) ?? [],
     defaultModel: (data && !Array.isArray(data) && pick(data, 'default_model', 'default')) || null,
   };
 }
@@ -588,7 +602,63 @@ export async function adminSaveModels(models) {
   return { models: modelNames(items) ?? models };
 }
 
-/* ---------- power features (issue 6): usage, limits, search, snapshots, export/import,
+/* ---------- admin: provider connections ---------- */
+
+function normalizeConnection(c) {
+  return {
+    id: c.id,
+    name: c.name,
+    baseUrl: c.base_url,
+    hasApiKey: Boolean(c.has_api_key),
+    apiKeyHint: c.api_key_hint || null,
+    models: Array.isArray(c.models) ? c.models : [],
+    enabled: c.enabled !== false,
+  };
+}
+
+// {connections: [...], serverConnection: 'mock' or the environment's provider host, guarded}
+export async function adminListConnections() {
+  const data = await request('GET', '/api/admin/connections');
+  return {
+    connections: (data?.data || []).map(normalizeConnection),
+    serverConnection: data?.server_connection || '',
+    guarded: Boolean(data?.guarded),
+  };
+}
+
+// {name, baseUrl, apiKey?, models: [names], enabled?}
+export async function adminCreateConnection({ name, baseUrl, apiKey, models, enabled = true }) {
+  const body = { name, base_url: baseUrl, models, enabled };
+  if (apiKey) body.api_key = apiKey;
+  return normalizeConnection(await request('POST', '/api/admin/connections', { body }));
+}
+
+// changes: {name?, baseUrl?, apiKey? ('' removes it), models?, enabled?}
+export async function adminUpdateConnection(id, changes) {
+  const body = {};
+  if ('name' in changes) body.name = changes.name;
+  if ('baseUrl' in changes) body.base_url = changes.baseUrl;
+  if ('apiKey' in changes) body.api_key = changes.apiKey;
+  if ('models' in changes) body.models = changes.models;
+  if ('enabled' in changes) body.enabled = changes.enabled;
+  return normalizeConnection(await request('PATCH', `/api/admin/connections/${encodeURIComponent(id)}`, { body }));
+}
+
+export async function adminDeleteConnection(id) {
+  return request('DELETE', `/api/admin/connections/${encodeURIComponent(id)}`);
+}
+
+// Lists the provider's models: {baseUrl?, apiKey?, connectionId?} -> [names]
+export async function adminTestConnection({ baseUrl, apiKey, connectionId }) {
+  const body = {};
+  if (baseUrl) body.base_url = baseUrl;
+  if (apiKey) body.api_key = apiKey;
+  if (connectionId) body.connection_id = connectionId;
+  const data = await request('POST', '/api/admin/connections/test', { body });
+  return Array.isArray(data?.models) ? data.models : [];
+}
+
+/* ---------- usage, limits, search, snapshots, export/import,
    archiving, tool calls. docs/API.md, last section. ---------- */
 
 const enc = encodeURIComponent;

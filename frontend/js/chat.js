@@ -439,11 +439,12 @@ async function removeConversation(c) {
 
 async function loadModels() {
   try {
-    const [{ models, defaultModel }, settings] = await Promise.all([
+    const [{ models, offline, defaultModel }, settings] = await Promise.all([
       api.listModels(),
       api.getSettings().catch(() => null),
     ]);
     state.models = models;
+    state.offlineModels = new Set(offline);
     state.serverDefault = defaultModel;
     state.userDefault = settings?.defaultModel || null;
   } catch (e) {
@@ -476,6 +477,12 @@ function renderModelPicker() {
 
 el.model.addEventListener('change', async () => {
   const model = el.model.value;
+  const empty = el.thread.querySelector('.empty'); // (egress) the hint follows the pick
+  if (empty) {
+    empty.querySelector('#offline-hint')?.remove();
+    const hint = offlineHint();
+    if (hint) empty.querySelector('.suggestions')?.before(hint);
+  }
   if (!state.current || !model) return;
   try {
     const updated = await api.updateConversation(state.current.id, { defaultModel: model });
@@ -606,9 +613,22 @@ function renderEmpty() {
       h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'O'),
       h('h2', {}, name ? `Hello, ${name}` : 'Hello'),
       h('p', { class: 'muted' }, 'How can I help you today?'),
+      offlineHint(),
       h('div', { class: 'suggestions' }, chips),
     ),
   );
+}
+
+// Connections (egress area): says when the built-in offline model answers, and where a
+// real one is connected (admins: Admin › Connections; others are told an admin can).
+function offlineHint() {
+  const model = el.model?.value || preferredModel();
+  if (!model || !state.offlineModels?.has(model)) return null;
+  const text = 'Answers come from the built-in offline model (mock), not a real AI model. ';
+  const next = state.me?.admin
+    ? h('a', { href: '/admin.html#connections' }, 'Connect a real model')
+    : 'An administrator can connect a real one.';
+  return h('p', { class: 'offline-hint muted', id: 'offline-hint', role: 'note' }, text, next);
 }
 
 function renderThread() {
@@ -1235,7 +1255,7 @@ async function regenerate(node) {
   }
 }
 
-/* ---------- tool calls, snapshots, search hits (issue 6) ---------- */
+/* ---------- tool calls, snapshots, search hits ---------- */
 
 function stickNow() {
   return nearBottom();

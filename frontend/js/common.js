@@ -70,12 +70,21 @@ export function loginUrl() {
   return `/login.html${next}`;
 }
 
-// Only same-site paths are accepted as a post-login destination.
+// Only this origin's own pages are accepted as a post-login destination. `next` is resolved
+// the way the browser would resolve it (which drops tabs and newlines, and reads `/\host`
+// and `//host` as other hosts), and kept only if it stays on this origin. The answer is
+// absolute: a path such as `//evil` (from `/.//evil`) would be another host again.
 export function safeNext(value) {
-  if (!value || typeof value !== 'string') return '/';
-  if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/';
-  if (/^\/(login|register)\.html/.test(value)) return '/';
-  return value;
+  if (!value || typeof value !== 'string' || !value.startsWith('/')) return '/';
+  let url;
+  try {
+    url = new URL(value, window.location.origin);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== window.location.origin || !url.pathname.startsWith('/')) return '/';
+  if (/^\/(login|register)\.html/.test(url.pathname)) return '/';
+  return url.href;
 }
 
 // Resolves to the signed-in user; signed-out visitors are sent to the sign-in page.

@@ -16,6 +16,11 @@ function showSaved(settings) {
   form.api_key.value = '';
   form.api_key.placeholder = hasKey ? 'Leave empty to keep the saved key' : 'sk-…';
   form.base_url.value = settings.baseUrl || '';
+  // Personal connections may be turned off by the server (ALLOW_USER_CONNECTIONS).
+  const allowed = settings.userConnectionsAllowed;
+  form.api_key.disabled = !allowed && !hasKey;
+  form.base_url.disabled = !allowed && !settings.baseUrl;
+  $('#provider-off').hidden = allowed;
 }
 
 // `automatic` is the model used when no default is set (shown only while none is).

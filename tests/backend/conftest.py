@@ -55,6 +55,10 @@ os.environ.update(
     LOG_LEVEL="INFO",
     ALLOW_REGISTRATION="true",
     ALLOW_ANONYMOUS_CHAT="false",
+    # A model list as an operator would give one; the mock answers under its own name anyway
+    # (the defaults without these are tested in test_settings_and_models_routes.py).
+    AVAILABLE_MODELS="gpt-4o-mini,gpt-4o",
+    DEFAULT_MODEL="gpt-4o-mini",
 )
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD"):
     os.environ.pop(_name, None)
@@ -67,8 +71,7 @@ from sqlalchemy import Engine, delete  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
-from backend.services import model_access  # noqa: E402
-from backend.services.throttle import login_throttle  # noqa: E402
+from backend.services import connections, model_access  # noqa: E402
 
 
 def pytest_report_header() -> str:
@@ -94,8 +97,8 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
     with migrated_engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(delete(table))
-    login_throttle.reset()
     model_access.forget_cached_models()
+    connections.forget_cached_connections()
 
 
 @pytest.fixture
@@ -133,3 +136,13 @@ def real_provider(
     monkeypatch.setattr(settings, "LLM_TIMEOUT_SECONDS", 1.0)
     received.clear()
     return fake_openai
+
+
+@pytest.fixture
+def user_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personal provider connections allowed, with loopback exempt from the private-address
+    refusal so that a user's connection can reach the loopback fake provider."""
+    from backend.core.config import settings
+
+    monkeypatch.setattr(settings, "ALLOW_USER_CONNECTIONS", True)
+    monkeypatch.setattr(settings, "EGRESS_ALLOW_PRIVATE_NETWORKS", ["127.0.0.0/8"])

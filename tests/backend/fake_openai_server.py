@@ -2,7 +2,8 @@
 
 What it does is chosen by the last user message: `FAIL <status>` answers with that HTTP
 error, `SLOW` waits longer than the client's timeout, `BREAK` drops the connection in the
-middle of a streamed answer. Anything else gets an echo. Requests are recorded.
+middle of a streamed answer, `USAGE <prompt> <completion>` reports those token counts
+(whatever they are). Anything else gets an echo. Requests are recorded.
 """
 
 import asyncio
@@ -19,6 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 fake_app = FastAPI()
 received: list[dict[str, Any]] = []
+# The authorization header of each `GET /v1/models`.
+models_listed: list[str | None] = []
 
 
 def _answer_for(question: str) -> str:
@@ -57,6 +60,14 @@ async def _stream(model: str, answer: str, *, broken: bool) -> AsyncIterator[str
     yield "data: [DONE]\n\n"
 
 
+@fake_app.get("/v1/models")
+async def list_models(request: Request) -> Any:
+    received.append({"path": "/v1/models", "authorization": request.headers.get("authorization")})
+    models_listed.append(request.headers.get("authorization"))
+    names = ("fake-large", "fake-small")
+    return {"object": "list", "data": [{"id": name, "object": "model"} for name in names]}
+
+
 @fake_app.post("/v1/chat/completions", response_model=None)
 async def chat_completions(request: Request) -> Any:
     body = await request.json()
@@ -74,6 +85,13 @@ async def chat_completions(request: Request) -> Any:
             media_type="text/event-stream",
         )
     usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+    if question.startswith("USAGE "):
+        prompt, completion = (int(part) for part in question.split()[1:3])
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": answer},

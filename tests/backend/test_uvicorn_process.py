@@ -67,6 +67,7 @@ def test_migrate_then_serve_register_chat_and_log_out(tmp_path: Path) -> None:
             assert http.get("/mock-openai/v1/models").status_code == 200
             assert http.post("/api/auth/logout", headers=csrf).status_code == 200
             assert http.get("/api/auth/me").status_code == 401
+            assert http.get("/mock-openai/v1/models").status_code == 401  # signed out
     finally:
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()

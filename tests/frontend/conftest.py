@@ -96,6 +96,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ADMIN_EMAIL": "admin@example.com",
         "ALLOW_REGISTRATION": "true",
+        # Every test registers its own users, all from 127.0.0.1.
+        "REGISTRATIONS_PER_ADDRESS_PER_HOUR": "100000",
+        # Users point their own connection at the loopback fake provider (ui_helpers).
+        "ALLOW_USER_CONNECTIONS": "true",
+        "EGRESS_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8",
+        # A model list as an operator gives one (the mock still answers as "mock").
+        "AVAILABLE_MODELS": "gpt-4o-mini,gpt-4o",
+        "DEFAULT_MODEL": "gpt-4o-mini",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

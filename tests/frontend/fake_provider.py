@@ -83,7 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
+            names = ("gpt-4o-mini", "fake-large")
+            data = [{"id": name, "object": "model"} for name in names]
+            self._json(200, {"object": "list", "data": data})
         else:
             self._json(404, {"error": {"message": "not found"}})
 

@@ -94,3 +94,48 @@ def test_register_validates_then_signs_in_and_out(
     expect(page).to_have_url(re.compile(r"/login\.html"))
     # The old session is gone on the server too.
     assert page.request.get("/api/auth/me").status == 401
+
+
+HOSTILE_NEXT = [
+    "/\t/127.0.0.1:8799/phish",
+    "/\n/127.0.0.1:8799/phish",
+    "/\r/127.0.0.1:8799/phish",
+    "//127.0.0.1:8799/phish",
+    "/\\127.0.0.1:8799/phish",
+    "/\\/127.0.0.1:8799/phish",
+    "javascript:alert(document.domain)",
+    "https://127.0.0.1:8799/phish",
+    "/login.html?next=//127.0.0.1:8799/",
+]
+
+
+def test_sign_in_never_leaves_the_origin(
+    page_as: Callable[..., Page], make_user: Callable[..., User], server: Server
+) -> None:
+    from urllib.parse import quote
+
+    user = make_user()
+    page = page_as(user)  # already signed in: the sign-in page goes straight to `next`
+    for hostile in HOSTILE_NEXT:
+        page.goto(f"/login.html?next={quote(hostile, safe='')}")
+        expect(page).to_have_url(f"{server.url}/", timeout=5_000)
+        expect(page.get_by_role("button", name="New chat")).to_be_visible()
+    # A path that resolves to `//host` on this origin stays on this origin.
+    page.goto(f"/login.html?next={quote('/.//127.0.0.1:8799/phish', safe='')}")
+    page.wait_for_url(re.compile(r"^" + re.escape(server.url) + r"//127\.0\.0\.1:8799/phish$"))
+    # Own pages keep their query and fragment.
+    page.goto(f"/login.html?next={quote('/settings.html?from=x#account', safe='')}")
+    expect(page).to_have_url(f"{server.url}/settings.html?from=x#account")
+    assert page.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_typed_sign_in_with_a_tab_in_next_lands_on_the_origin(
+    page_as: Callable[..., Page], make_user: Callable[..., User], server: Server
+) -> None:
+    user = make_user()
+    page = page_as()
+    page.goto("/login.html?next=%2F%09%2F127.0.0.1:8799%2Fphish")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.url}/")

@@ -1,5 +1,5 @@
 """Snapshots (take, restore in place, restore as new), export/import in Settings, archived
-chats restorable, and the admin's archive-idle preview (issue 6)."""
+chats restorable, and the admin's archive-idle preview."""
 
 from __future__ import annotations
 

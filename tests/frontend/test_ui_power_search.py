@@ -1,4 +1,4 @@
-"""Search page (issue 6): highlighted snippets, archived hits marked, a hit opens its chat
+"""Search page: highlighted snippets, archived hits marked, a hit opens its chat
 scrolled to the message; hostile text stays inert."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tool calls in the chat (issue 6): automatic runs, approval with Approve / Reject, the log
+"""Tool calls in the chat: automatic runs, approval with Approve / Reject, the log
 after a reload, and the per-conversation tool settings."""
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import AdminUser
+from backend.api.params import Offset, UserId
 from backend.core.db import run_in_session
+from backend.core.password_pool import password_pool
+from backend.core.security import hash_password
 from backend.schemas import (
     AdminModels,
     AdminModelsPublic,
@@ -22,15 +25,25 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 async def list_users(
     admin: AdminUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AdminUsersPublic:
     return await run_in_session(users.list_users_for_admin, limit=limit, offset=offset)
 
 
 @router.patch("/users/{user_id}", response_model=AdminUserPublic)
-async def update_user(admin: AdminUser, user_id: int, update: AdminUserUpdate) -> AdminUserPublic:
+async def update_user(
+    admin: AdminUser, user_id: UserId, update: AdminUserUpdate
+) -> AdminUserPublic:
+    """A `password` resets the user's password and ends all of their sessions."""
+    hashed = None
+    if update.password is not None:
+        hashed = await password_pool.run(hash_password, update.password)
     return await run_in_session(
-        users.update_user_as_admin, admin=admin, user_id=user_id, update=update
+        users.update_user_as_admin,
+        admin=admin,
+        user_id=user_id,
+        update=update,
+        hashed_password=hashed,
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from backend.api.deps import CurrentOwner, CurrentUser
+from backend.api.params import Offset
 from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ConversationCreate,
@@ -32,7 +33,7 @@ async def create_conversation(
 async def list_conversations(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     q: Annotated[str | None, Query(max_length=200, description="Title contains")] = None,
     archived: Annotated[bool, Query(description="List archived instead of active ones")] = False,
 ) -> ConversationsPublic:

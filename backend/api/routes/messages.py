@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.answers import EVENT_STREAM, answer, event_stream
 from backend.api.deps import CurrentOwner
+from backend.api.params import Offset
 from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ChatTurnPublic,
@@ -39,7 +40,7 @@ async def list_messages(
     owner: CurrentOwner,
     uuid: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> MessagesPublic:
     return await run_quick_in_session(
         chat.list_messages, owner=owner, conversation_uuid=uuid, limit=limit, offset=offset

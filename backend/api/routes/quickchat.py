@@ -1,4 +1,4 @@
-"""The minimal chat contract of seed 004: `GET /chat/history` and `POST /chat/message`.
+"""The minimal quick chat contract: `GET /chat/history` and `POST /chat/message`.
 
 Logged-in callers use their own quick-chat conversation. Anonymous callers get one tied to
 a random cookie, but only when ALLOW_ANONYMOUS_CHAT is on.

@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.answers import continue_after_decision
 from backend.api.deps import CurrentOwner, CurrentUser
+from backend.api.params import Offset
 from backend.api.routes.messages import ANSWER_RESPONSES
 from backend.core.db import run_in_session
 from backend.schemas import ToolExecutionsPublic, ToolsPublic, ToolTurnPublic
@@ -26,7 +27,7 @@ async def list_tool_executions(
     owner: CurrentOwner,
     uuid: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ToolExecutionsPublic:
     """Every tool call of the conversation, oldest first: the audit log."""
     return await run_in_session(

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import AdminUser, CurrentUser
+from backend.api.params import UserId, UserIdFilter
 from backend.core.db import run_in_session
 from backend.schemas import (
     MessageOut,
@@ -41,7 +42,7 @@ async def all_usage(
     admin: AdminUser,
     start: Start = None,
     end: End = None,
-    user_id: Annotated[int | None, Query(description="Only this user")] = None,
+    user_id: UserIdFilter = None,
 ) -> UsagePublic:
     """Everyone's usage (or one user's), with per-user totals. Admins only."""
     return await run_in_session(
@@ -61,17 +62,19 @@ async def set_default_limits(admin: AdminUser, body: UsageLimitsIn) -> UsageLimi
 
 
 @router.get("/admin/users/{user_id}/limits", response_model=UsageLimitsPublic)
-async def read_user_limits(admin: AdminUser, user_id: int) -> UsageLimitsPublic:
+async def read_user_limits(admin: AdminUser, user_id: UserId) -> UsageLimitsPublic:
     return await run_in_session(quotas.read_limits, user_id=user_id)
 
 
 @router.put("/admin/users/{user_id}/limits", response_model=UsageLimitsPublic)
-async def set_user_limits(admin: AdminUser, user_id: int, body: UsageLimitsIn) -> UsageLimitsPublic:
+async def set_user_limits(
+    admin: AdminUser, user_id: UserId, body: UsageLimitsIn
+) -> UsageLimitsPublic:
     """This user's own limits; a null field falls back to the default."""
     return await run_in_session(quotas.set_limits, user_id=user_id, limits=body)
 
 
 @router.delete("/admin/users/{user_id}/limits", response_model=MessageOut)
-async def clear_user_limits(admin: AdminUser, user_id: int) -> MessageOut:
+async def clear_user_limits(admin: AdminUser, user_id: UserId) -> MessageOut:
     await run_in_session(quotas.set_limits, user_id=user_id, limits=UsageLimitsIn())
     return MessageOut(message="The default limits apply to this user again")

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from deltadb_dialect.server import fastpath
-from deltadb_dialect.server.auth import Principal, can_read, can_write
+from deltadb_dialect.server.auth import Principal, can_read, can_write, client_address
 from deltadb_dialect.server.errors import ApiError
 from deltadb_dialect.server.http import OK, json_text, read_body, services
 from deltadb_dialect.server.names import check_database, check_key
@@ -54,7 +54,8 @@ def _parameters(*names: str) -> list[dict[str, Any]]:
 async def put_entities(request: Request) -> Response:
     """Create or replace entities, all or none. With ``dry_run=true``, validate and roll back."""
     svc = services(request)
-    principal = svc.auth.authenticate(request.headers.get("authorization"))
+    principal = svc.auth.authenticate(request.headers.get("authorization"),
+                                      client_address(request))
     body = await read_body(request)
     db = request.path_params["db"]
     documents = fastpath.parse_entities(principal, db, body)
@@ -68,7 +69,8 @@ async def put_entities(request: Request) -> Response:
 async def get_entity(request: Request) -> Response:
     """The entity's JSON document, exactly as stored."""
     text = fastpath.read_entity(services(request), request.headers.get("authorization"),
-                                request.path_params["db"], request.query_params.get("key"))
+                                request.path_params["db"], request.query_params.get("key"),
+                                client_address(request))
     return json_text(text)
 
 

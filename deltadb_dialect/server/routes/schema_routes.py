@@ -47,9 +47,11 @@ def get_schema(schema_id: str, request: Request, principal: Principal = Depends(
 
 @router.put("/schema/{schema_id:path}", openapi_extra={"requestBody": {
     "required": True, "content": {"application/json": {"schema": {"type": "object"}}}}})
-async def put_schema(schema_id: str, request: Request, _: Principal = Depends(is_admin)) -> Any:
+async def put_schema(
+    schema_id: str, request: Request, principal: Principal = Depends(is_admin)
+) -> Any:
     """Save a JSON Schema (validated first). A schema named like a database guards its writes."""
-    check_database(schema_id)
+    principal.check_database_scope(check_database(schema_id))
     schema = await read_json(request)
     created = await run_in_threadpool(services(request).schemas.put, schema_id, schema)
     return JSONResponse({**OK, "id": schema_id}, status_code=201 if created else 200)
@@ -57,9 +59,9 @@ async def put_schema(schema_id: str, request: Request, _: Principal = Depends(is
 
 @router.delete("/schema/{schema_id:path}")
 async def delete_schema(
-    schema_id: str, request: Request, _: Principal = Depends(is_admin)
+    schema_id: str, request: Request, principal: Principal = Depends(is_admin)
 ) -> dict[str, Any]:
-    check_database(schema_id)
+    principal.check_database_scope(check_database(schema_id))
     if not await run_in_threadpool(services(request).schemas.delete, schema_id):
         raise ApiError(404, "no such schema")
     return OK

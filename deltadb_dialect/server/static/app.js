@@ -53,16 +53,14 @@ async function showSignIn(message) {
   $("signin-error").textContent = message || "";
   const info = await api("GET", "/api/info");
   const dev = info.ok && info.data.mode === "development";
-  $("client-id-row").hidden = !dev;
   $("mode-note").hidden = !dev;
-  $("mode-note").textContent = dev ? "Development mode: no admin key is set; a client id signs you in with full rights (loopback only)." : "";
+  $("mode-note").textContent = dev ? "Development mode: no admin key is set. Sign in with the development token the server printed when it started (full rights, loopback only)." : "";
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const key = $("signin-key").value.trim();
-  const clientId = $("signin-client").value.trim();
-  const r = await api("POST", "/api/login", key ? { key } : { client_id: clientId });
+  const r = await api("POST", "/api/login", { key });
   if (!r.ok) { $("signin-error").textContent = errorOf(r); return; }
   state.token = r.data.token;
   sessionStorage.setItem("deltadb-token", state.token);
@@ -266,7 +264,7 @@ async function loadKeys() {
   const r = await api("GET", "/api/keys");
   const body = $("keys-table").tBodies[0];
   if (!r.ok) { setStatus("keys-status", errorOf(r), false); body.replaceChildren(); return; }
-  body.replaceChildren(...r.data.keys.map((k) => el("tr", {},
+  body.replaceChildren(...r.data.map((k) => el("tr", {},
     el("td", { class: "mono" }, k.id), el("td", {}, k.name), el("td", {}, k.permissions.join(", ")),
     el("td", {}, k.databases ? k.databases.join(", ") : "all"),
     el("td", {}, k.created_at), el("td", {}, k.expires_at || "never"),

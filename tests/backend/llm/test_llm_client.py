@@ -93,3 +93,32 @@ async def test_clients_are_reused_per_provider(fake_openai: FakeOpenAIServer) ->
     assert llm.client_for(provider(fake_openai)) is llm.client_for(provider(fake_openai))
     other = Provider(api_key="sk-other", base_url=fake_openai.base_url)
     assert llm.client_for(other) is not llm.client_for(provider(fake_openai))
+
+
+async def test_the_client_cache_is_bounded_and_shares_one_pool(
+    fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "PROVIDER_CLIENT_CACHE_SIZE", 5)
+    clients = [
+        llm.client_for(Provider(api_key=f"sk-{i}", base_url=fake_openai.base_url))
+        for i in range(12)
+    ]
+    assert llm.cached_client_count() == 5
+    # One HTTP client (connection pool) behind every SDK client of the same kind.
+    assert len({id(client._client) for client in clients}) == 1
+    # The most recently used stay; a client used again is not rebuilt.
+    again = Provider(api_key="sk-11", base_url=fake_openai.base_url)
+    assert llm.client_for(again) is clients[-1]
+    result = await llm.complete(provider=again, model="m1", messages=ask("hi"))
+    assert result.content == "Echo: hi" and received[-1]["authorization"] == "Bearer sk-11"
+
+
+async def test_provider_failures_name_model_host_and_error_class(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(provider=provider(fake_openai), model="m1", messages=ask("FAIL 500"))
+    fields = caught.value.log_fields()
+    assert fields["model"] == "m1" and fields["provider_host"] == "127.0.0.1"
+    assert fields["cause"] == "InternalServerError"
+    assert "sk-test" not in repr(fields)

@@ -1,6 +1,7 @@
 """The built-in mock: OpenAI-compatible, deterministic, consistent token counts."""
 
 import pytest
+from chat_factories import create_user, login_with_cookies
 from fastapi.testclient import TestClient
 
 from backend.core.config import settings
@@ -47,19 +48,51 @@ async def test_streams_really_arrive_piece_by_piece(monkeypatch: pytest.MonkeyPa
     assert arrivals[-2] - arrivals[0] > 0.1  # spread over time, not one buffered burst
 
 
-def test_mock_is_mounted_for_other_clients(client: TestClient) -> None:
-    models = client.get("/mock-openai/v1/models").json()
-    assert "gpt-4o-mini" in [m["id"] for m in models["data"]]
+def test_mock_is_mounted_for_signed_in_clients(client: TestClient) -> None:
+    headers = create_user().headers
+    models = client.get("/mock-openai/v1/models", headers=headers).json()
+    assert [m["id"] for m in models["data"]] == ["mock"]
     reply = client.post(
-        "/mock-openai/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES}
+        "/mock-openai/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": MESSAGES},
+        headers=headers,
     ).json()
     assert reply["choices"][0]["message"]["content"] == mock_answer(MESSAGES)
     assert (
         reply["usage"]["total_tokens"]
         == reply["usage"]["prompt_tokens"] + reply["usage"]["completion_tokens"]
     )
-    bad = client.post("/mock-openai/v1/chat/completions", content=b"nope")
+    bad = client.post("/mock-openai/v1/chat/completions", content=b"nope", headers=headers)
     assert bad.status_code == 400
+
+
+def test_the_mock_over_http_needs_the_same_sign_in_as_the_api(client: TestClient) -> None:
+    body = {"model": "gpt-4o", "messages": MESSAGES}
+    assert client.get("/mock-openai/v1/models").status_code == 401
+    assert client.post("/mock-openai/v1/chat/completions", json=body).status_code == 401
+    bad_token = {"Authorization": "Bearer not-a-session"}
+    assert client.get("/mock-openai/v1/models", headers=bad_token).status_code == 401
+    user = create_user()
+    login_with_cookies(client, user.username)
+    # A cookie-authenticated POST needs the CSRF token, as everywhere in the API.
+    assert client.post("/mock-openai/v1/chat/completions", json=body).status_code == 403
+    csrf = {"X-CSRF-Token": client.cookies["csrf_token"]}
+    assert (
+        client.post("/mock-openai/v1/chat/completions", json=body, headers=csrf).status_code == 200
+    )
+
+
+def test_the_mock_is_not_mounted_when_a_real_provider_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backend.main import create_app
+
+    monkeypatch.setattr(settings, "MOCK_OPENAI", False)
+    monkeypatch.setattr(settings, "OPENAI_API_KEY", "sk-server-key")
+    with TestClient(create_app()) as real:
+        headers = create_user().headers
+        assert real.get("/mock-openai/v1/models", headers=headers).status_code == 404
+        assert real.post("/mock-openai/v1/chat/completions", json={}).status_code in (404, 405)
 
 
 def test_mock_proposes_a_tool_call_when_a_tool_is_named(client: TestClient) -> None:
@@ -68,6 +101,7 @@ def test_mock_proposes_a_tool_call_when_a_tool_is_named(client: TestClient) -> N
     reply = client.post(
         "/mock-openai/v1/chat/completions",
         json={"model": "gpt-4o", "messages": messages, "tools": tools},
+        headers=create_user().headers,
     ).json()
     choice = reply["choices"][0]
     assert choice["finish_reason"] == "tool_calls"

@@ -51,18 +51,3 @@ def test_no_connection_is_checked_out_while_the_model_answers(
     )
     assert "event: done" in streamed.text
     assert len(checked_out_during_call) >= 2 and set(checked_out_during_call) == {0}
-
-
-def test_login_throttle_window() -> None:
-    from backend.services.throttle import LoginThrottle
-
-    throttle = LoginThrottle(max_failures=2, lockout_seconds=60, max_keys=2)
-    throttle.record_failure("a")
-    assert throttle.retry_after("a") == 0
-    throttle.record_failure("a")
-    assert 0 < throttle.retry_after("a") <= 60
-    throttle.reset("a")
-    assert throttle.retry_after("a") == 0
-    for key in ("b", "c", "d"):  # memory stays bounded
-        throttle.record_failure(key)
-    assert len(throttle._failures) == 2

@@ -106,7 +106,11 @@ def make_api(engine_url: str) -> Iterator[Callable[..., Api]]:
         from deltadb_dialect.server import create_app
 
         options.setdefault("heartbeat_seconds", 0.5)
-        client = TestClient(create_app(engine_url, admin_key=admin_key, **options))
+        if admin_key is None:
+            options.setdefault("allow_client_id_login", True)
+        # A loopback host name: development mode refuses any other Host.
+        client = TestClient(create_app(engine_url, admin_key=admin_key, **options),
+                            base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return Api(client)
@@ -154,15 +158,20 @@ class LiveServer:
 
 
 def start_server(store: str, log_path: Path, admin_key: str | None = None,
-                 extra: tuple[str, ...] = (), key_file: Path | None = None) -> LiveServer:
+                 extra: tuple[str, ...] = (), key_file: Path | None = None,
+                 client_id_logins: bool = True,
+                 env_extra: dict[str, str] | None = None) -> LiveServer:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DELTADB_MASTER_KEY": MASTER_KEY}
     env.pop("DELTADB_ADMIN_KEY", None)
+    env.update(env_extra or {})
     if key_file is not None:  # the master key comes from --key-file only
         env.pop("DELTADB_MASTER_KEY", None)
         extra = (*extra, "--key-file", str(key_file))
     if admin_key:
         env["DELTADB_ADMIN_KEY"] = admin_key
+    elif client_id_logins:  # DeltaDatabase's development clients log in by client id
+        extra = ("--allow-client-id-login", *extra)
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "deltadb_dialect", "serve", "--store", store,

@@ -401,12 +401,13 @@ def test_api_key_lifecycle(api: Api) -> None:
     assert created.status_code == 201
     body = created.json()
     secret = body["key"]
-    assert secret.startswith("ddb_") and body["permissions"] == ["read", "write"]
+    assert secret.startswith("dk_") and body["permissions"] == ["read", "write"]
+    assert body["secret"] == secret  # DeltaDatabase's name for it
     assert body["expires_at"] is not None
 
     listing = api.client.get("/api/keys", headers=admin)
     assert secret not in listing.text and secret.split("_", 2)[2] not in listing.text
-    (key,) = listing.json()["keys"]
+    (key,) = listing.json()
     assert "key" not in key and "secret_hash" not in key and key["name"] == "backend"
 
     login = api.client.post("/api/login", json={"key": secret}).json()
@@ -419,7 +420,7 @@ def test_api_key_lifecycle(api: Api) -> None:
     assert api.client.get("/api/me", headers=token_headers).status_code == 401  # tokens revoked
     assert api.client.post("/api/login", json={"key": secret}).status_code == 401
     assert api.client.delete(f"/api/keys/{body['id']}", headers=admin).status_code == 404
-    assert api.client.get("/api/keys", headers=admin).json() == {"keys": []}
+    assert api.client.get("/api/keys", headers=admin).json() == []
 
 
 @pytest.mark.parametrize("body", [
@@ -470,14 +471,16 @@ def test_expired_api_key_cannot_log_in(api: Api, engine_url: str) -> None:
 def test_workers_lists_this_process(dev_api: Api) -> None:
     import os
 
-    workers = dev_api.client.get("/admin/workers").json()  # no auth in development mode
+    assert dev_api.client.get("/admin/workers").status_code == 401  # as DeltaDatabase asks
+    workers = dev_api.client.get("/admin/workers",
+                                 headers=dev_api.login(client_id="ops")).json()
     mine = [w for w in workers if w["this_process"]]
     assert len(mine) == 1 and mine[0]["pid"] == os.getpid()
     assert mine[0]["status"] == "Available"
     assert {"worker_id", "status", "key_id", "last_seen", "tags"} <= set(mine[0])
 
 
-def test_workers_need_admin_in_production(api: Api) -> None:
+def test_workers_need_admin(api: Api) -> None:
     assert api.client.get("/admin/workers").status_code == 401
     assert api.client.get("/admin/workers", headers=api.key_headers("read")).status_code == 403
     assert api.client.get("/admin/workers", headers=api.admin()).status_code == 200
@@ -545,7 +548,7 @@ def test_api_key_scoped_to_databases(api: Api) -> None:
     created = api.client.post("/api/keys", headers=admin, json={
         "name": "chat-only", "permissions": ["read", "write"], "databases": ["chat_*", "extra"]})
     assert created.status_code == 201 and created.json()["databases"] == ["chat_*", "extra"]
-    assert api.client.get("/api/keys", headers=admin).json()["keys"][0]["databases"] == [
+    assert api.client.get("/api/keys", headers=admin).json()[0]["databases"] == [
         "chat_*", "extra"]
     headers = api.login(key=created.json()["key"])
     assert api.client.get("/api/me", headers=headers).json()["databases"] == ["chat_*", "extra"]
@@ -574,11 +577,3 @@ def test_bad_database_scopes_are_400(api: Api, databases: Any) -> None:
     response = api.client.post("/api/keys", headers=api.admin(), json={
         "name": "x", "permissions": ["read"], "databases": databases})
     assert response.status_code == 400
-
-
-def test_repeated_failed_logins_are_throttled(api: Api) -> None:
-    for _ in range(10):
-        assert api.client.post("/api/login", json={"key": "guess"}).status_code == 401
-    blocked = api.client.post("/api/login", json={"key": ADMIN_KEY})
-    assert blocked.status_code == 429 and "too many failed logins" in error_of(blocked)
-    assert int(blocked.headers["retry-after"]) >= 1

@@ -88,7 +88,7 @@ def test_management_ui_end_to_end(ui_server: LiveServer, browser: object) -> Non
     # Sign-in: a wrong key is refused, the admin key works.
     page.goto(ui_server.base_url + "/")
     expect(page.locator("#signin")).to_be_visible()
-    expect(page.locator("#client-id-row")).to_be_hidden()  # production mode
+    expect(page.locator("#mode-note")).to_be_hidden()  # production mode
     page.fill("#signin-key", "wrong")
     page.click("#signin-form button[type=submit]")
     expect(page.locator("#signin-error")).to_contain_text("invalid")
@@ -165,7 +165,7 @@ def test_management_ui_end_to_end(ui_server: LiveServer, browser: object) -> Non
     page.click("#key-form button[type=submit]")
     expect(page.locator("#key-secret")).to_be_visible()
     secret = page.locator("#key-secret-value").inner_text()
-    assert secret.startswith("ddb_")
+    assert secret.startswith("dk_")
     expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     assert secret not in page.locator("#keys-table").inner_text()
     shot(page, "api-keys")

@@ -109,7 +109,8 @@ def _seed_store(url: str) -> None:
         conn.exec_driver_sql("CREATE TABLE posts (id INTEGER PRIMARY KEY, "
                              "user_id INTEGER NOT NULL REFERENCES users(id), body TEXT)")
     engine.dispose()
-    with TestClient(create_app(url, admin_key=None, catalog_ttl=0.0)) as client:
+    with TestClient(create_app(url, admin_key=None, catalog_ttl=0.0, allow_client_id_login=True),
+                    base_url="http://localhost") as client:
         headers = {"Authorization": "Bearer " + client.post(
             "/api/login", json={"client_id": "t"}).json()["token"]}
         client.put("/schema/chatdb", json={"type": "object"}, headers=headers)

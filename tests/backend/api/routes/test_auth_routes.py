@@ -115,7 +115,7 @@ def test_login_is_throttled_after_repeated_failures_even_with_the_right_password
     client: TestClient,
 ) -> None:
     user = create_user(username="frank")
-    for _ in range(settings.LOGIN_MAX_FAILURES):
+    for _ in range(settings.LOGIN_FREE_FAILURES):
         bad = client.post("/api/auth/login", json={"username": "frank", "password": "wrong-pass"})
         assert bad.status_code == 401
     locked = client.post("/api/auth/login", json={"username": "frank", "password": user.password})
@@ -129,7 +129,7 @@ def test_login_is_throttled_after_repeated_failures_even_with_the_right_password
 
 def test_throttling_applies_to_unknown_accounts_too(client: TestClient) -> None:
     """Otherwise the 429 itself would reveal which accounts exist."""
-    for _ in range(settings.LOGIN_MAX_FAILURES):
+    for _ in range(settings.LOGIN_FREE_FAILURES):
         client.post("/api/auth/login", json={"username": "nobody", "password": "wrong-pass"})
     response = client.post("/api/auth/login", json={"username": "nobody", "password": "x" * 8})
     assert response.status_code == 429

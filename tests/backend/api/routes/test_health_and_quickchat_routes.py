@@ -1,4 +1,4 @@
-"""Health, public server options, and the seed-004 quick chat contract."""
+"""Health, public server options, and the quick chat contract."""
 
 import pytest
 from chat_factories import create_user, login_with_cookies
@@ -27,7 +27,7 @@ def test_health_reports_a_broken_store_as_503(
 def test_public_config(client: TestClient) -> None:
     body = client.get("/api/config").json()
     assert body["allow_registration"] is True and body["mock_llm"] is True
-    assert body["default_model"] == settings.DEFAULT_MODEL
+    assert body["default_model"] == settings.default_model
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

@@ -39,7 +39,8 @@ def test_json_answer_has_both_messages_usage_and_a_title(client: TestClient) -> 
     assert answer["role"] == "assistant" and answer["content"].startswith("Mock answer #1")
     assert (question["position"], answer["position"]) == (0, 1)
     usage = answer["response"]
-    assert usage["model_used"] == answer["model"] == "gpt-4o-mini"
+    # The built-in mock answers under its own name, whichever model was asked for.
+    assert usage["model_used"] == answer["model"] == "mock"
     prompt = [{"role": "user", "content": "What is DeltaDB?"}]
     assert usage["tokens_prompt"] == prompt_tokens(prompt)
     assert usage["tokens_completion"] == count_tokens(answer["content"])
@@ -122,7 +123,8 @@ def test_json_upstream_errors_are_502_with_a_clear_detail(client: TestClient, st
     assert [m["role"] for m in messages_of(client, user, uuid)] == ["user"]
 
 
-def test_model_resolution_order(client: TestClient) -> None:
+def test_model_resolution_order(client: TestClient, real_provider: FakeOpenAIServer) -> None:
+    """Against a provider that names the model it was asked for (the mock names itself)."""
     user = create_user()
     with SessionLocal() as session:
         session.add(UserSettings(user_id=user.id, default_model="mock-model"))
@@ -137,17 +139,27 @@ def test_model_resolution_order(client: TestClient) -> None:
         response = send_message(client, user, uuid, "which model?", **body)
         return response.json()["assistant_message"]["model"]
 
-    assert model_for(plain) == "mock-model"  # the user's default
-    assert model_for(with_default) == "gpt-4o"  # the conversation's default wins
-    assert model_for(with_default, model="gpt-4o-mini") == "gpt-4o-mini"  # the override wins
+    assert model_for(plain) == "mock-model-2026"  # the user's default
+    assert model_for(with_default) == "gpt-4o-2026"  # the conversation's default wins
+    assert model_for(with_default, model="gpt-4o-mini") == "gpt-4o-mini-2026"  # the override
 
 
-def test_server_default_is_used_without_any_choice(client: TestClient) -> None:
+def test_server_default_is_used_without_any_choice(
+    client: TestClient, real_provider: FakeOpenAIServer
+) -> None:
     user = create_user()
     uuid = create_conversation(client, user)["uuid"]
-    assert (
-        send_message(client, user, uuid, "hi").json()["assistant_message"]["model"] == "gpt-4o-mini"
-    )
+    answer = send_message(client, user, uuid, "hi").json()["assistant_message"]
+    assert answer["model"] == "gpt-4o-mini-2026"
+
+
+def test_mock_answers_are_recorded_as_the_mock(client: TestClient) -> None:
+    user = create_user()
+    uuid = create_conversation(client, user, default_model="gpt-4o")["uuid"]
+    answer = send_message(client, user, uuid, "hi").json()["assistant_message"]
+    assert answer["model"] == answer["response"]["model_used"] == "mock"
+    rows = client.get("/api/usage", headers=user.headers).json()["data"]
+    assert {row["model"] for row in rows if row["messages_sent"]} == {"mock"}
 
 
 def test_disallowed_model_is_403_and_nothing_is_stored(client: TestClient) -> None:
@@ -168,7 +180,7 @@ def test_regenerate_replaces_the_last_answer(client: TestClient) -> None:
     assert response.status_code == 201
     again = response.json()
     assert again["user_message"]["uuid"] == first["user_message"]["uuid"]
-    assert again["assistant_message"]["model"] == "gpt-4o"
+    assert again["assistant_message"]["model"] == "mock"  # asked for gpt-4o; the mock answered
     stored = messages_of(client, user, uuid)
     assert [m["uuid"] for m in stored] == [
         first["user_message"]["uuid"],
@@ -325,6 +337,7 @@ def test_real_provider_stream_broken_midway(
     assert [m["role"] for m in messages_of(client, user, uuid)] == ["user"]
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_users_own_key_and_base_url_are_used(
     client: TestClient, real_provider: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,6 +355,7 @@ def test_users_own_key_and_base_url_are_used(
     assert received[-1]["authorization"] == "Bearer sk-user-own-key-1234"
 
 
+@pytest.mark.usefixtures("user_connections")
 def test_users_base_url_never_receives_the_server_key(
     client: TestClient, real_provider: FakeOpenAIServer
 ) -> None:

@@ -1,7 +1,7 @@
 """Answers being written on the server, shared by every worker
 
 Revision ID: 0003_answer_generations
-Revises: 0002
+Revises: 0004_provider_connections
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_answer_generations"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004_provider_connections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

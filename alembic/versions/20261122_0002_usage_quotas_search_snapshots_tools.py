@@ -1,4 +1,4 @@
-"""Power features (issue 6)
+"""Usage, quotas, search, snapshots and tools
 
 Daily usage aggregates, usage limits and shared rate counters, conversation snapshots,
 the tool-execution log, and per-conversation tool settings.
