@@ -378,3 +378,31 @@ class McpServer(Base):
     default_policy: Mapped[str] = mapped_column(String(8), default="ask")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AnswerGeneration(Base):
+    """An answer being written on the server, shared by every worker process.
+
+    The worker that runs it keeps `content` (what was streamed so far) up to date every half
+    second, so a page served by any worker can show it and follow it; `stop_requested` is how
+    another worker asks it to stop. The row goes in the same transaction that stores the
+    finished (or stopped) answer; a failed one stays with its error until the next question.
+    """
+
+    __tablename__ = "answer_generations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
+    )
+    user_message_uuid: Mapped[str] = mapped_column(String(36))
+    model: Mapped[str] = mapped_column(String(128))
+    # running or failed
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    content: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    error_status: Mapped[int | None] = mapped_column(Integer)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

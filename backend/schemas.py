@@ -174,8 +174,34 @@ class MessageCreate(Strict):
     model: ModelName | None = None
 
 
+class TemporaryMessage(Strict):
+    role: Literal["user", "assistant"]
+    content: Annotated[
+        SafeStr, StringConstraints(min_length=1, max_length=settings.MAX_MESSAGE_CHARS)
+    ]
+
+
+def _ends_with_a_question(messages: list[TemporaryMessage]) -> list[TemporaryMessage]:
+    if messages[-1].role != "user" or not messages[-1].content.strip():
+        raise ValueError("the last message must be the user's question")
+    return messages
+
+
+class TemporaryChatRequest(Strict):
+    """A temporary chat's messages so far (the page keeps them), the last one the question."""
+
+    messages: Annotated[
+        list[TemporaryMessage],
+        Field(min_length=1, max_length=200),
+        AfterValidator(_ends_with_a_question),
+    ]
+    model: ModelName | None = None
+
+
 class RegenerateRequest(Strict):
     model: ModelName | None = None
+    # The answer the caller means to replace: refused (409) unless it is still the latest.
+    message_uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class ChatTurnPublic(BaseModel):

@@ -7,7 +7,7 @@ starts as prompt + completion tokens. Counters a provider drove out of range (ne
 beyond a 32-bit INTEGER) are clamped to 0..2**31-1.
 
 Revision ID: 0003_usage_budget_tokens
-Revises: 0002
+Revises: 0003_signin_counters_idle
 Create Date: 2026-12-01
 """
 

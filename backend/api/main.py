@@ -15,6 +15,7 @@ from backend.api.routes import (
     search,
     settings,
     snapshots,
+    temporary,
     tools,
     transfer,
     usage,
@@ -36,3 +37,4 @@ api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
 api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
+api_router.include_router(temporary.router)

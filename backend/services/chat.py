@@ -9,12 +9,12 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
 from backend.llm.client import Completion, Provider
-from backend.models import Conversation, Message, Response, new_uuid, utcnow
+from backend.models import AnswerGeneration, Conversation, Message, Response, new_uuid, utcnow
 from backend.schemas import (
     ChatTurnPublic,
     ConversationPublic,
@@ -29,7 +29,7 @@ from backend.services.conversations import (
     get_owned_conversation,
     read_owned_conversation,
 )
-from backend.services.errors import BadRequest
+from backend.services.errors import BadRequest, Conflict
 
 TITLE_MAX_CHARS = 60
 
@@ -100,7 +100,7 @@ def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, An
     return [{"role": message.role, "content": message.content} for message in messages]
 
 
-def _model_and_provider(
+def model_and_provider(
     *, session: Session, owner: Owner, conversation_default: str | None, override: str | None
 ) -> tuple[str, Provider]:
     """Which model answers, and where the request goes (the user's provider or the server's)."""
@@ -132,6 +132,10 @@ _INSERT_ANSWER = (
     .returning(_MESSAGES.c.id, _MESSAGES.c.position)
 )
 _INSERT_RESPONSE = insert(_RESPONSES)
+# The answer being written is done once its answer is stored: one transaction for both.
+_END_GENERATION = delete(AnswerGeneration.__table__).where(
+    AnswerGeneration.__table__.c.conversation_id == bindparam("conversation_id")
+)
 _TOUCH_CONVERSATION = (
     update(Conversation.__table__)
     .where(Conversation.__table__.c.id == bindparam("conversation_id"))
@@ -148,7 +152,7 @@ def start_turn(
 ) -> ChatTurn:
     """Store the question and prepare the model call (the question is kept even if it fails)."""
     conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    resolved, provider = _model_and_provider(
+    resolved, provider = model_and_provider(
         session=session,
         owner=owner,
         conversation_default=conversation.default_model,
@@ -166,9 +170,14 @@ def start_turn(
         "created_at": now,
     }
     connection.execute(_INSERT_MESSAGE, question)
-    touch = {"conversation_id": conversation.id, "now": now, "title": None}
+    # The title comes with the question, so a chat whose first answer is stopped or fails is
+    # still named after what was asked (a title set meanwhile is kept by the COALESCE).
+    title = conversation.title or derive_title(content)
+    touch = {"conversation_id": conversation.id, "now": now, "title": title}
     connection.execute(_TOUCH_CONVERSATION, touch)
-    public = ConversationPublic.model_validate(conversation).model_copy(update={"updated_at": now})
+    public = ConversationPublic.model_validate(conversation).model_copy(
+        update={"updated_at": now, "title": title}
+    )
     session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
@@ -184,15 +193,26 @@ def start_turn(
 
 
 def start_regeneration(
-    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    model: str | None,
+    replaces: str | None = None,
 ) -> ChatTurn:
-    """Answer the last question again; a trailing answer is replaced when the new one lands."""
+    """Answer the last question again; a trailing answer is replaced when the new one lands.
+
+    `replaces` names the answer the caller sees as the latest: if another answer is the
+    latest by now (or it is not an answer at all), nothing is replaced and Conflict says so.
+    """
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     history = _recent_messages(session=session, conversation_id=conversation.id)
     replaced = history.pop() if history and history[-1].role == "assistant" else None
+    if replaces is not None and (replaced is None or _uuid_of(session, replaced.id) != replaces):
+        raise Conflict("Only the latest answer can be answered again; reload the chat")
     if not history or history[-1].role != "user":
         raise BadRequest("There is no question to answer again in this conversation")
-    resolved, provider = _model_and_provider(
+    resolved, provider = model_and_provider(
         session=session,
         owner=owner,
         conversation_default=conversation.default_model,
@@ -208,6 +228,10 @@ def start_regeneration(
         replaces_message_id=replaced.id if replaced else None,
         owner_id=conversation.user_id,
     )
+
+
+def _uuid_of(session: Session, message_id: int) -> str | None:
+    return session.connection().scalar(select(Message.uuid).where(Message.id == message_id))
 
 
 def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:
@@ -251,6 +275,8 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
     title = turn.conversation.title or derive_title(turn.user_message.content)
     touch = {"conversation_id": turn.conversation_id, "now": answer.created_at, "title": title}
     session.connection().execute(_TOUCH_CONVERSATION, touch)
+    if turn.owner_id is not None:  # quick chats are answered in the asking request
+        session.connection().execute(_END_GENERATION, {"conversation_id": turn.conversation_id})
     session.commit()
     return ChatTurnPublic(
         conversation=turn.conversation.model_copy(

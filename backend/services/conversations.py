@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, bindparam, delete, func, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from backend.models import Conversation, Message, Response, User, utcnow
+from backend.models import Conversation, Message, Response, User
 from backend.schemas import ConversationCreate, ConversationUpdate
-from backend.services import model_access, quotas, storage
+from backend.services import model_access, quotas, storage, words
 from backend.services.errors import NotFound
 
 
@@ -86,19 +87,43 @@ def list_conversations(
     *, session: Session, user: User, limit: int, offset: int, q: str | None, archived: bool
 ) -> tuple[list[Conversation], int]:
     condition = (Conversation.user_id == user.id) & (Conversation.archived == archived)
-    if q:
-        condition &= Conversation.title.icontains(q, autoescape=True)
-    count = session.scalar(select(func.count()).select_from(Conversation).where(condition)) or 0
-    statement = (
-        select(Conversation)
-        .where(condition)
-        .order_by(
-            Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc()
+    order = (Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc())
+    terms = tuple(w.lower() for w in (q or "").split())
+    if terms:
+        return _titles_matching(
+            session=session,
+            condition=condition,
+            terms=terms,
+            order=order,
+            limit=limit,
+            offset=offset,
         )
-        .limit(limit)
-        .offset(offset)
-    )
+    count = session.scalar(select(func.count()).select_from(Conversation).where(condition)) or 0
+    statement = select(Conversation).where(condition).order_by(*order).limit(limit).offset(offset)
     return list(session.scalars(statement)), count
+
+
+def _titles_matching(
+    *,
+    session: Session,
+    condition: ColumnElement[bool],
+    terms: tuple[str, ...],
+    order: tuple,
+    limit: int,
+    offset: int,
+) -> tuple[list[Conversation], int]:
+    """Titles in which every word of the query starts a word ("42" never finds "142")."""
+    for term in terms:  # narrows in SQL; words.matches_all decides
+        condition &= Conversation.title.icontains(term, autoescape=True)
+    rows = session.execute(
+        select(Conversation.id, Conversation.title).where(condition).order_by(*order)
+    )
+    ids = [row.id for row in rows if words.matches_all(row.title or "", terms)]
+    page = ids[offset : offset + limit]
+    found = {
+        c.id: c for c in session.scalars(select(Conversation).where(Conversation.id.in_(page)))
+    }
+    return [found[i] for i in page], len(ids)
 
 
 def update_conversation(
@@ -110,12 +135,18 @@ def update_conversation(
         model_access.ensure_allowed(
             session=session, user=owner.user, model=changes["default_model"]
         )
-    for field, value in changes.items():
-        # Only default_model may be cleared; a null title/pinned/archived means "unchanged".
-        if value is not None or field == "default_model":
-            setattr(conversation, field, value)
-    conversation.updated_at = utcnow()
+    # Only default_model may be cleared; a null title/pinned/archived means "unchanged".
+    values = {k: v for k, v in changes.items() if v is not None or k == "default_model"}
+    if values:
+        # updated_at is the time of the last message: renaming, pinning or archiving a chat
+        # must not move it to the top of the list, so the column's onupdate is overridden.
+        session.execute(
+            sql_update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(**values, updated_at=conversation.updated_at)
+        )
     session.commit()
+    session.refresh(conversation)
     return conversation
 
 

@@ -2,10 +2,12 @@
 
 No FTS5 on deltadb (virtual tables are not in its change log), and a maintained inverted
 index would multiply the encrypted rows written per answer. The replica is in memory, so one
-scan with `instr(lower(...))` per term is fast (see docs/BACKEND.md for the figure): every
-term must occur; the score is a BM25-like saturated term frequency with length
-normalisation, a bonus when the whole phrase occurs, and titles above messages. Only rows of
-the caller's own conversations are ever read. Case folding is ASCII (SQLite's `lower`).
+scan is fast (see docs/BACKEND.md for the figure): a substring `LIKE` per term narrows the rows
+cheaply, then a word-start test (`GLOB` on SQLite and deltadb, a regular expression on
+PostgreSQL) keeps those where every term starts a word ("42" finds "420", never "142"). The
+score is a BM25-like saturated count of word starts with length normalisation, a bonus when
+the whole phrase occurs, and titles above messages. Only rows of the caller's own
+conversations are ever read. Case folding is ASCII (SQLite's `lower`).
 """
 
 import html
@@ -13,11 +15,12 @@ import re
 import time
 from types import SimpleNamespace
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import Float, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
 from backend.schemas import SearchHit, SearchResults
+from backend.services import words
 from backend.services.errors import BadRequest
 
 MAX_TERMS = 8
@@ -36,28 +39,51 @@ def query_terms(q: str) -> list[str]:
 
 def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL expressions
     lowered, length = func.lower(text), cast(func.length(text), Float)
+    spaced = literal(" ") + lowered
     norm = K1 * (0.25 + 0.75 * length / AVERAGE_LENGTH)
     score = literal(0.0)
     for term in terms:
-        tf = cast(func.length(lowered) - func.length(func.replace(lowered, term, "")), Float)
-        tf = tf / len(term)
+        # Word starts after a space (or at the start); at least one, which the filter ensured
+        # (a word after "(" or a line break is found, just not counted twice).
+        after_space = func.length(spaced) - func.length(func.replace(spaced, " " + term, ""))
+        counted = cast(after_space, Float) / (len(term) + 1)
+        tf = case((counted < 1.0, 1.0), else_=counted)
         score = score + tf * (K1 + 1) / (tf + norm)
     if len(terms) > 1:
         score = score + case((func.instr(lowered, phrase) > 0, 1.0), else_=0.0)
     return score
 
 
-def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
-    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row,
-    # which makes the scan about twice as fast as instr(lower(...)); elsewhere ILIKE.
+def _glob_literal(term: str) -> str:
+    # GLOB's wildcards and sets, escaped by putting them in a set of their own.
+    return re.sub(r"([*?\[])", r"[\1]", term)
+
+
+def _starts_a_word(text, term: str, *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    if not term[:1].isalnum():  # "#42" or "(x": no word boundary to ask for
+        return true()
     if sqlite_like:
-        return and_(*(text.contains(term, autoescape=True) for term in terms))
-    return and_(*(text.icontains(term, autoescape=True) for term in terms))
+        lowered = func.lower(text)
+        glob = _glob_literal(term)
+        return or_(lowered.op("GLOB")(f"{glob}*"), lowered.op("GLOB")(f"*[^a-z0-9_]{glob}*"))
+    return text.regexp_match(rf"(^|[^[:alnum:]_]){re.escape(term)}", flags="i")
+
+
+def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
+    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row, so it
+    # narrows first (AND is evaluated in order); the word-start test runs on what is left.
+    narrow = (
+        [text.contains(term, autoescape=True) for term in terms]
+        if sqlite_like
+        else [text.icontains(term, autoescape=True) for term in terms]
+    )
+    exact = [_starts_a_word(text, term, sqlite_like=sqlite_like) for term in terms]
+    return and_(*narrow, *exact)
 
 
 def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], str]:
     """A window of text around the first match: (plain, [start, end) highlights, HTML)."""
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.I)
+    pattern = words.term_pattern(tuple(terms))
     first = pattern.search(text)
     start = max(0, (first.start() if first else 0) - SNIPPET_CHARS // 3)
     if start:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from backend.services import chat, quickchat, quotas, storage
+from backend.services import chat, generations, quickchat, quotas, storage
 from backend.services.chat import ChatTurn
-from backend.services.conversations import Owner
+from backend.services.conversations import Owner, read_owned_conversation
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,16 @@ def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
     )
 
 
+def _ensure_idle(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
+    """One answer at a time per conversation: refused before the question is stored."""
+    conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    generations.ensure_idle(session=session, conversation_id=conversation.id)
+
+
 def start_turn(
     *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
 ) -> PreparedTurn:
+    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
         limits = quotas.enforce(session=session, user_id=owner.user.id)
         storage.ensure_room(
@@ -56,12 +63,22 @@ def start_turn(
 
 
 def start_regeneration(
-    *, session: Session, owner: Owner, conversation_uuid: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    model: str | None,
+    replaces: str | None = None,
 ) -> PreparedTurn:
+    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     turn = chat.start_regeneration(
-        session=session, owner=owner, conversation_uuid=conversation_uuid, model=model
+        session=session,
+        owner=owner,
+        conversation_uuid=conversation_uuid,
+        model=model,
+        replaces=replaces,
     )
     session.commit()  # keeps the counted question even though regeneration stores no new row
     return _prepared(owner=owner, turn=turn)

@@ -238,6 +238,7 @@ export function normalizeMessage(m) {
     model: pick(m, 'model') ?? null,
     createdAt: pick(m, 'created_at', 'created') ?? null,
     meta,
+    stopped: pick(response, 'finish_reason') === 'stopped',
   };
 }
 
@@ -463,7 +464,7 @@ export function classifyEvent({ event, data }) {
   if (['start', 'begin', 'user_message', 'created', 'message_start'].includes(name)) {
     const final = normalizeFinal(data);
     const user = final.user ?? (data && data.role === 'user' ? normalizeMessage(data) : null);
-    return { type: 'start', user, assistant: final.assistant };
+    return { type: 'start', user, assistant: final.assistant, title: final.title };
   }
   // A delta: our own {content|delta|text} or an OpenAI chunk passed through.
   if (typeof data === 'string') return { type: 'delta', text: data };
@@ -480,8 +481,8 @@ export function classifyEvent({ event, data }) {
   return { type: 'ignore' };
 }
 
-async function* streamFrom(path, body, signal) {
-  const res = await send('POST', path, { body, signal, accept: 'text/event-stream' });
+async function* streamFrom(path, body, signal, method = 'POST', query = undefined) {
+  const res = await send(method, path, { body, signal, query, accept: 'text/event-stream' });
   const type = res.headers.get('content-type') || '';
   if (!type.includes('text/event-stream')) {
     // The backend answered with plain JSON: replay it as one delta and a final event.
@@ -503,9 +504,29 @@ export function streamMessage(id, { content, model }, signal) {
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
 }
 
-export function streamRegenerate(id, { model } = {}, signal) {
+// The answer being written in a conversation, from `after` characters on (the server keeps
+// writing it whoever watches). Throws ApiError 404 when no answer is being written.
+export function followAnswer(id, { after = 0 } = {}, signal) {
+  const query = after ? { after } : undefined;
+  return streamFrom(`/api/conversations/${encodeURIComponent(id)}/answer`, undefined, signal, 'GET', query);
+}
+
+// Ask the server to stop the answer; what was written so far is stored as the answer.
+export async function stopAnswer(id) {
+  await request('POST', `/api/conversations/${encodeURIComponent(id)}/answer/stop`);
+}
+
+// A temporary chat: the page sends the messages so far; the server stores none of them.
+export function streamTemporary({ messages, model }, signal) {
+  const body = { messages };
+  if (model) body.model = model;
+  return streamFrom('/api/temporary-chat', body, signal);
+}
+
+export function streamRegenerate(id, { model, replaces } = {}, signal) {
   const body = {};
   if (model) body.model = model;
+  if (replaces) body.message_uuid = replaces;
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/regenerate`, body, signal);
 }
 

@@ -12,6 +12,7 @@ import {
   initials,
   parseDate,
   requireUser,
+  shortcutsDialog,
   signOut,
   toast,
 } from './common.js';
@@ -21,7 +22,7 @@ import * as tools from './tools.js';
 
 const PAGE = 50;
 const DRAFT_KEY = 'openchat.draft.';
-const STOPPED_NOTE = 'Stopped. A stopped answer is not saved.';
+const STOPPED_NOTE = 'Stopped. What was written so far is saved.';
 
 const el = {
   app: $('#app'),
@@ -49,7 +50,11 @@ const el = {
   errorText: $('#chat-error-text'),
   errorClose: $('#chat-error-close'),
   announcer: $('#announcer'),
+  temporary: $('#temporary-toggle'),
 };
+
+const TEMPORARY_NOTICE =
+  'Temporary chat: nothing of it is stored on the server, and it is gone when you leave or reload this page.';
 
 const state = {
   me: null,
@@ -70,6 +75,8 @@ const state = {
   streaming: null, // {controller}
   started: false, // set once the first chat is shown
   openToken: 0,
+  temporary: false, // a temporary chat: messages only in this page, never stored
+  temporaryMessages: [], // its {role, content} so far, sent with each question
 };
 
 /* ---------- small UI pieces ---------- */
@@ -116,6 +123,7 @@ function draftKey() {
 }
 
 function saveDraft() {
+  if (state.temporary) return; // nothing of a temporary chat is kept, not even its draft
   try {
     if (el.input.value) localStorage.setItem(draftKey(), el.input.value);
     else localStorage.removeItem(draftKey());
@@ -156,11 +164,13 @@ function scrollToBottom() {
 }
 
 function setTitle(text) {
-  const t = text || (state.current ? 'Untitled chat' : '');
+  const t = text || (state.current ? 'Untitled chat' : state.temporary ? 'Temporary chat' : '');
   el.title.textContent = t;
   document.title = t ? `${t} · Open Chat` : 'Open Chat';
   const actions = $('#chat-actions');
   if (actions) actions.hidden = !state.current;
+  el.temporary.hidden = !!state.current;
+  el.temporary.setAttribute('aria-pressed', state.temporary ? 'true' : 'false');
 }
 
 /* ---------- sidebar ---------- */
@@ -287,7 +297,7 @@ function openMenu(button, c) {
   }
   closeMenu(false);
   const item = (label, iconName, action, cls = '') =>
-    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(false); action(); } }, icon(iconName, 16), label));
+    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(true); action(); } }, icon(iconName, 16), label));
   const menu = h(
     'ul',
     { class: 'menu', role: 'menu', 'aria-label': 'Chat options' },
@@ -515,6 +525,7 @@ function assistantNode(m) {
   );
   node._message = m;
   fillFoot(node, m);
+  if (m.stopped) node.querySelector('.msg-body').append(stoppedNote());
   return node;
 }
 
@@ -536,18 +547,24 @@ function fillFoot(node, m) {
         when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
       )
     : null;
-  foot.replaceChildren(copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp);
+  // replaceChildren() would write a missing part as the text "null": keep only real nodes.
+  foot.replaceChildren(...[copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp].filter(Boolean));
   markLastAnswer();
+}
+
+// The latest answer of the thread, if the thread ends with one.
+function latestAnswer() {
+  const answers = el.thread.querySelectorAll('.msg.assistant');
+  const last = answers[answers.length - 1];
+  return last && last === el.thread.querySelector('.msg:last-of-type') ? last : null;
 }
 
 // Only the latest answer carries a Regenerate button.
 function markLastAnswer() {
-  const answers = el.thread.querySelectorAll('.msg.assistant');
-  const last = answers[answers.length - 1];
-  const lastMsg = el.thread.querySelector('.msg:last-of-type');
-  answers.forEach((a) => {
+  const latest = state.temporary ? null : latestAnswer();
+  el.thread.querySelectorAll('.msg.assistant').forEach((a) => {
     const btn = a.querySelector('.regen');
-    if (btn) btn.hidden = !(a === last && a === lastMsg) || !!state.streaming;
+    if (btn) btn.hidden = a !== latest || !!state.streaming;
   });
 }
 
@@ -623,12 +640,52 @@ function renderThread() {
   if (hasOlder()) olderStatus().textContent = 'Scroll up for earlier messages';
   const last = state.messages[state.messages.length - 1];
   if (last && last.role === 'user') {
-    // The last question has no answer (its answer failed or was stopped): offer a retry.
+    // The last question has no answer yet: the server may still be writing it.
     const node = pendingAssistant();
     el.thread.append(node);
-    showAnswerError(node, 'No answer was saved for this question.', '', '');
+    followAnswer(node);
   }
   markLastAnswer();
+}
+
+// Shows the answer the server is writing (asked here before a reload, or on another
+// device) and follows it live; without one, the question gets a Retry.
+async function followAnswer(node) {
+  const conv = state.current;
+  if (!conv || state.streaming) return;
+  const controller = new AbortController();
+  state.streaming = { controller, conversationId: conv.id, confirmed: true };
+  setStreamingUi(true);
+  const token = state.openToken;
+  const result = await consume(api.followAnswer(conv.id, {}, controller.signal), node, controller, {
+    conversationId: conv.id,
+  });
+  if (state.streaming?.controller === controller) {
+    state.streaming = null;
+    setStreamingUi(false);
+  }
+  if (token !== state.openToken || !node.isConnected) return;
+  if (result.ok && result.final?.pending) {
+    node.remove();
+    return;
+  }
+  if (result.ok) {
+    const m = finishAnswer(node, result);
+    state.messages.push(m);
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
+    return;
+  }
+  if (result.detached) return;
+  if (result.error?.status === 404) {
+    showAnswerError(node, 'No answer was saved for this question.', '', '');
+    return;
+  }
+  if (result.lost) {
+    openConversation(conv.id);
+    return;
+  }
+  showAnswerError(node, result.error.message, '');
 }
 
 async function fetchLatestPage(id) {
@@ -655,7 +712,9 @@ async function fetchLatestPage(id) {
 }
 
 async function openConversation(id, { push = false, replace = false } = {}) {
-  if (state.streaming) stopStreaming();
+  if (state.streaming) detachStream();
+  state.temporary = false;
+  state.temporaryMessages = [];
   closeMenu(false);
   hideError();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
@@ -727,6 +786,7 @@ async function loadOlder() {
     const frag = document.createDocumentFragment();
     for (const msg of items) frag.append(nodeFor(msg));
     status.after(frag);
+    markLastAnswer(); // older answers are never the latest: they get no Regenerate button
     m.scrollTop = m.scrollHeight - before;
     status.textContent = hasOlder() ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
   } catch (e) {
@@ -750,9 +810,11 @@ el.jump.addEventListener('click', () => {
   el.input.focus();
 });
 
-function newChat({ push = false, replace = false } = {}) {
-  if (state.streaming) stopStreaming();
+function newChat({ push = false, replace = false, temporary = false } = {}) {
+  if (state.streaming) detachStream();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
+  state.temporary = temporary;
+  state.temporaryMessages = [];
   state.openToken += 1;
   state.current = null;
   state.messages = [];
@@ -766,7 +828,12 @@ function newChat({ push = false, replace = false } = {}) {
   renderConversations();
   renderModelPicker();
   renderEmpty();
-  restoreDraft();
+  if (temporary) {
+    el.thread.replaceChildren(h('p', { class: 'temporary-notice', role: 'note' }, TEMPORARY_NOTICE));
+    el.input.value = '';
+    autosize();
+    updateSendEnabled();
+  } else restoreDraft();
   // On touch screens focusing would pop the keyboard over the page; wait for a tap there.
   if (!window.matchMedia('(pointer: coarse)').matches) el.input.focus();
 }
@@ -789,12 +856,40 @@ function pendingAssistant() {
   return node;
 }
 
+// Stop asks the server: it ends the answer and stores what was written, which then arrives
+// as the stream's last event. Before the server confirmed the question there is nothing to
+// stop yet: the wish is kept and sent as soon as it does.
 function stopStreaming() {
+  const s = state.streaming;
+  if (!s || s.stopping) return;
+  s.stopping = true;
+  if (s.temporary) s.controller.abort(); // nothing goes on on the server
+  if (s.conversationId && s.confirmed) requestStop(s);
+}
+
+function requestStop(s) {
+  api.stopAnswer(s.conversationId).catch(() => s.controller.abort());
+}
+
+// Leaving a chat only stops watching: the server goes on writing (and storing) the answer.
+function detachStream() {
   if (state.streaming) state.streaming.controller.abort();
 }
 
-// Consumes one answer stream into `node`. Returns {ok, confirmed, error, stopped}.
-async function consume(stream, node, controller) {
+// Called by consume() when the server confirms the question (its `start` event).
+function confirmStream() {
+  const s = state.streaming;
+  if (!s || s.confirmed) return;
+  s.confirmed = true;
+  if (s.stopping && s.conversationId) requestStop(s);
+}
+
+const RESUME_ATTEMPTS = 3;
+
+// Consumes one answer stream into `node`. Returns {ok, confirmed, error, detached, lost,
+// text, final}. A connection lost mid-answer is resumed from the characters already shown
+// (the answer goes on on the server); `lost` means it ended meanwhile and is stored.
+async function consume(stream, node, controller, { conversationId = null, onStart = null } = {}) {
   const content = node.querySelector('.msg-content');
   let text = '';
   let confirmed = false;
@@ -806,42 +901,79 @@ async function consume(stream, node, controller) {
     renderMarkdown(content, text);
     if (stick) scrollToBottom();
   };
+  const confirm = () => {
+    if (!confirmed && onStart) onStart();
+    confirmed = true;
+    confirmStream();
+  };
   try {
-    for await (const ev of stream) {
-      if (ev.type === 'delta') {
-        confirmed = true;
-        text += ev.text;
-        node._message.content = text;
-        if (!frame) frame = requestAnimationFrame(paint);
-      } else if (ev.type === 'start') {
-        confirmed = true;
-        if (ev.user?.id) node._userId = ev.user.id;
-      } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
-        confirmed = true;
-        tools.showExecution(node, ev.execution, decideTool);
-        if (stickNow()) scrollToBottom();
-      } else if (ev.type === 'title') {
-        if (state.current) replaceConversation({ ...state.current, title: ev.title });
-        renderConversations();
-      } else if (ev.type === 'done') {
-        confirmed = true;
-        final = ev;
-      } else if (ev.type === 'error') {
-        throw new api.ApiError(ev.status, ev.message);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        for await (const ev of stream) {
+          if (ev.type === 'delta') {
+            confirm();
+            text += ev.text;
+            node._message.content = text;
+            if (!frame) frame = requestAnimationFrame(paint);
+          } else if (ev.type === 'start') {
+            confirm();
+            if (ev.user?.id) node._userId = ev.user.id;
+            if (ev.title && state.current && !state.current.title) {
+              replaceConversation({ ...state.current, title: ev.title });
+              renderConversations();
+            }
+          } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
+            confirm();
+            tools.showExecution(node, ev.execution, decideTool);
+            if (stickNow()) scrollToBottom();
+          } else if (ev.type === 'title') {
+            if (state.current) replaceConversation({ ...state.current, title: ev.title });
+            renderConversations();
+          } else if (ev.type === 'done') {
+            confirm();
+            final = ev;
+          } else if (ev.type === 'error') {
+            throw new api.ApiError(ev.status, ev.message);
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof api.ApiError) || e.status !== 0) throw e;
       }
+      if (final) break;
+      if (!confirmed || !conversationId || attempt >= RESUME_ATTEMPTS || controller.signal.aborted) {
+        throw new api.ApiError(0, 'The connection was lost before the answer was complete. Reload to see it.');
+      }
+      // The server is still writing: follow it from where this page is.
+      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+      stream = guardFollow(api.followAnswer(conversationId, { after: text.length }, controller.signal));
     }
     if (frame) cancelAnimationFrame(frame);
-    if (!final) {
-      // The stream ended without its final event: the answer is incomplete and not stored.
-      throw new api.ApiError(0, 'The connection was lost before the answer was complete. Try again.');
-    }
     if (final.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
-    return { ok: true, confirmed, text, final };
+    return { ok: true, confirmed, text, final, stopped: !!final.assistant?.stopped };
   } catch (e) {
     if (frame) cancelAnimationFrame(frame);
-    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, stopped: true, confirmed, text };
+    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, detached: true, confirmed, text };
+    if (e?.lost) return { ok: false, lost: true, confirmed, text };
     return { ok: false, error: e, confirmed, text };
   }
+}
+
+// A resumed follow that finds nothing running (404): the answer ended and is stored.
+async function* guardFollow(stream) {
+  try {
+    yield* stream;
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 404) {
+      const lost = new Error('ended');
+      lost.lost = true;
+      throw lost;
+    }
+    throw e;
+  }
+}
+
+function stoppedNote() {
+  return h('p', { class: 'msg-note' }, STOPPED_NOTE);
 }
 
 function finishAnswer(node, result) {
@@ -859,6 +991,8 @@ function finishAnswer(node, result) {
   node.dataset.id = m.id;
   renderMarkdown(content, m.content);
   fillFoot(node, m);
+  node.querySelector('.msg-note')?.remove();
+  if (result.stopped) node.querySelector('.msg-body').append(stoppedNote());
   return m;
 }
 
@@ -899,15 +1033,21 @@ async function submit() {
     return;
   }
   hideError();
+  if (state.temporary) {
+    await submitTemporary(text);
+    return;
+  }
   const model = el.model.value || undefined;
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: state.current?.id || null };
   setStreamingUi(true);
 
-  // Clear the box now; the text is put back if the server never accepts it.
+  // The text stays in the box (read-only) until the server confirms it has the question.
   const draftId = draftKey();
-  el.input.value = '';
-  autosize();
+  el.input.readOnly = true;
+  const release = () => {
+    el.input.readOnly = false;
+  };
 
   let conv = state.current;
   if (!conv) {
@@ -926,11 +1066,12 @@ async function submit() {
       el.thread.replaceChildren();
     } catch (e) {
       state.streaming = null;
+      release();
       setStreamingUi(false);
-      putBackText(text);
       showError(e.message);
       return;
     }
+    state.streaming.conversationId = conv.id;
   }
   const userEl = userNode({ id: '', content: text });
   const asstEl = pendingAssistant();
@@ -939,14 +1080,12 @@ async function submit() {
   markLastAnswer();
   scrollToBottom();
 
-  const result = await consume(api.streamMessage(conv.id, { content: text, model }, controller.signal), asstEl, controller);
-  state.streaming = null;
-  setStreamingUi(false);
-  if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
-
-  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
-  // The draft stays stored until the server has the question (a 401 redirect keeps it).
-  const dropDraft = () => {
+  const clearBox = () => {
+    if (el.input.value === text) {
+      el.input.value = '';
+      autosize();
+    }
+    release();
     try {
       localStorage.removeItem(draftId);
       if (!el.input.value) localStorage.removeItem(draftKey());
@@ -954,7 +1093,19 @@ async function submit() {
       /* ignore */
     }
   };
-  if (result.ok || result.confirmed) dropDraft();
+  const stream = api.streamMessage(conv.id, { content: text, model }, controller.signal);
+  const result = await consume(stream, asstEl, controller, { conversationId: conv.id, onStart: clearBox });
+  state.streaming = null;
+  release();
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
+  if (result.lost || result.detached) {
+    openConversation(conv.id); // the answer went on on the server: show it as stored
+    return;
+  }
+
+  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  if (result.ok || result.confirmed) clearBox(); // the server has the question
   if (result.ok && result.final?.pending) {
     asstEl.remove();
     state.messages.push(userMsg);
@@ -966,19 +1117,10 @@ async function submit() {
   if (result.ok) {
     const m = finishAnswer(asstEl, result);
     state.messages.push(userMsg, m);
-    announce('Answer complete');
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
     if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
     bumpConversation(conv.id);
     if (!result.final?.title) refreshTitleSoon(conv.id);
-    return;
-  }
-  if (result.stopped) {
-    asstEl.classList.remove('streaming');
-    const m = finishAnswer(asstEl, { text: result.text, final: null });
-    asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
-    state.messages.push(userMsg, m);
-    announce('Stopped');
-    bumpConversation(conv.id);
     return;
   }
   // Failed. Did the server keep the user's message? If not, give the text back.
@@ -995,7 +1137,7 @@ async function submit() {
   if (!kept) {
     userEl.remove();
     asstEl.remove();
-    putBackText(text);
+    if (el.input.value !== text) putBackText(text);
     if (draftId !== draftKey()) {
       try {
         localStorage.removeItem(draftId);
@@ -1008,13 +1150,51 @@ async function submit() {
     el.input.focus();
     return;
   }
-  dropDraft();
+  clearBox();
   state.messages.push(userMsg);
   // Nothing of a failed answer is stored, so its partial text is not kept either. The
   // reason is shown in place of the answer (an alert), with Retry.
   showAnswerError(asstEl, result.error.message, '');
   bumpConversation(conv.id);
   refreshTitleSoon(conv.id);
+}
+
+// A temporary chat's question: answered from the messages this page holds; nothing is stored.
+async function submitTemporary(text) {
+  const model = el.model.value || undefined;
+  const controller = new AbortController();
+  state.streaming = { controller, conversationId: null, temporary: true };
+  setStreamingUi(true);
+  el.input.readOnly = true;
+  const userEl = userNode({ id: '', content: text });
+  const asstEl = pendingAssistant();
+  el.thread.append(userEl, asstEl);
+  scrollToBottom();
+  const messages = [...state.temporaryMessages, { role: 'user', content: text }];
+  const clearBox = () => {
+    if (el.input.value === text) {
+      el.input.value = '';
+      autosize();
+    }
+    el.input.readOnly = false;
+  };
+  const stream = api.streamTemporary({ messages, model }, controller.signal);
+  const result = await consume(stream, asstEl, controller, { onStart: clearBox });
+  state.streaming = null;
+  el.input.readOnly = false;
+  setStreamingUi(false);
+  if (!state.temporary) return; // left meanwhile: the chat is gone
+  if (result.ok || (result.detached && result.confirmed)) {
+    finishAnswer(asstEl, { ...result, stopped: false });
+    if (!result.ok) asstEl.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, 'Stopped.'));
+    state.temporaryMessages.push({ role: 'user', content: text }, { role: 'assistant', content: result.text || '…' });
+    announce(result.ok ? 'Answer complete' : 'Stopped');
+    return;
+  }
+  userEl.remove();
+  asstEl.remove();
+  if (el.input.value !== text) putBackText(text);
+  showError(result.error ? result.error.message : 'Stopped before the question was answered.');
 }
 
 function showAnswerError(node, message, partial, prefix = 'The answer failed: ') {
@@ -1031,12 +1211,12 @@ function showAnswerError(node, message, partial, prefix = 'The answer failed: ')
 }
 
 async function regenerate(node) {
-  if (state.streaming || !state.current) return;
+  if (state.streaming || !state.current || node !== latestAnswer()) return;
   hideError();
   const conv = state.current;
   const previous = node._message;
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: conv.id };
   setStreamingUi(true);
   node.classList.add('streaming');
   node.querySelector('.msg-note')?.remove();
@@ -1044,13 +1224,19 @@ async function regenerate(node) {
   node.querySelector('.msg-foot').replaceChildren();
   node._message = { role: 'assistant', content: '' };
   const model = el.model.value || undefined;
-  const result = await consume(api.streamRegenerate(conv.id, { model }, controller.signal), node, controller);
+  // The server refuses (409) if this is no longer the conversation's latest answer.
+  const replaces = previous && !previous.failed ? previous.id || undefined : undefined;
+  const stream = api.streamRegenerate(conv.id, { model, replaces }, controller.signal);
+  const result = await consume(stream, node, controller, { conversationId: conv.id });
   state.streaming = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
-  if (result.ok || result.stopped) {
+  if (result.lost || result.detached) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
     const m = finishAnswer(node, result);
-    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     const i = state.messages.lastIndexOf(previous);
     if (i >= 0) state.messages[i] = m;
     else state.messages.push(m);
@@ -1096,11 +1282,11 @@ async function decideTool(execution, approve, card, details) {
   const node = pendingAssistant();
   (block || el.thread.lastElementChild).after(node);
   const controller = new AbortController();
-  state.streaming = { controller };
+  state.streaming = { controller, conversationId: conv.id };
   setStreamingUi(true);
   scrollToBottom();
   const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal, details);
-  const result = await consume(stream, node, controller);
+  const result = await consume(stream, node, controller, { conversationId: conv.id });
   state.streaming = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
@@ -1109,9 +1295,12 @@ async function decideTool(execution, approve, card, details) {
     awaitDecision();
     return;
   }
-  if (result.ok || result.stopped) {
+  if (result.lost || result.detached) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
     const m = finishAnswer(node, result);
-    if (result.stopped) node.querySelector('.msg-body').append(h('p', { class: 'msg-note' }, STOPPED_NOTE));
     state.messages.push(m);
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     bumpConversation(conv.id);
@@ -1187,6 +1376,12 @@ el.input.addEventListener('input', () => {
 
 el.stop.addEventListener('click', stopStreaming);
 el.errorClose.addEventListener('click', hideError);
+$('#shortcuts-btn').addEventListener('click', showShortcuts);
+el.temporary.addEventListener('click', () => {
+  const on = !state.temporary;
+  newChat({ push: true, temporary: on });
+  announce(on ? 'Temporary chat: nothing of it is stored' : 'Temporary chat ended');
+});
 el.newChat.addEventListener('click', () => {
   newChat({ push: true });
   if (isPhone()) openSidebar(false);
@@ -1197,12 +1392,56 @@ el.closeSidebar.addEventListener('click', () => {
   el.openSidebar.focus();
 });
 el.scrim.addEventListener('click', () => openSidebar(false));
+const SHORTCUTS = [
+  ['Ctrl+Shift+O', 'New chat'],
+  ['Ctrl+K', 'Search chats'],
+  ['Shift+Escape', 'Focus the message box'],
+  ['Enter', 'Send the message'],
+  ['Shift+Enter', 'New line in the message'],
+  ['Escape', 'Close the open menu, dialog or sidebar (one at a time), else stop the answer'],
+  ['Ctrl+/', 'Show these shortcuts'],
+];
+
+function showShortcuts() {
+  if (document.querySelector('dialog[open]')) return;
+  shortcutsDialog('Keyboard shortcuts', SHORTCUTS);
+}
+
+// Shortcuts, and Escape closing one layer at a time: a dialog or a menu handles its own
+// Escape (and marks it handled); then the phone drawer; only then does Escape stop an answer.
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && el.app.classList.contains('sidebar-open') && !openMenuEl) {
+  const ctrl = e.ctrlKey || e.metaKey;
+  if (ctrl && e.shiftKey && (e.key === 'O' || e.key === 'o')) {
+    e.preventDefault();
+    newChat({ push: true });
+    return;
+  }
+  if (ctrl && !e.shiftKey && (e.key === 'k' || e.key === 'K')) {
+    e.preventDefault();
+    if (isPhone()) openSidebar(true);
+    el.search.focus();
+    el.search.select();
+    return;
+  }
+  if (ctrl && e.key === '/') {
+    e.preventDefault();
+    showShortcuts();
+    return;
+  }
+  if (e.key !== 'Escape' || e.defaultPrevented || e.isComposing) return;
+  if (document.querySelector('dialog[open]') || openMenuEl) return;
+  if (e.shiftKey) {
+    e.preventDefault();
+    el.input.focus();
+    return;
+  }
+  if (el.app.classList.contains('sidebar-open')) {
+    e.preventDefault();
     openSidebar(false);
     el.openSidebar.focus();
+    return;
   }
-  if (e.key === 'Escape' && state.streaming && document.activeElement !== el.input) stopStreaming();
+  if (state.streaming && document.activeElement !== el.input) stopStreaming();
 });
 
 let searchTimer = 0;

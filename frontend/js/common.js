@@ -152,6 +152,7 @@ export function confirmDialog({ title, body, confirmLabel = 'Confirm', danger = 
       h('div', { class: 'dialog-actions' }, cancel, ok),
     );
     let result = false;
+    const before = document.activeElement; // focus goes back there when the dialog closes
     cancel.addEventListener('click', () => dlg.close());
     ok.addEventListener('click', () => {
       result = true;
@@ -159,6 +160,7 @@ export function confirmDialog({ title, body, confirmLabel = 'Confirm', danger = 
     });
     dlg.addEventListener('close', () => {
       dlg.remove();
+      if (before instanceof HTMLElement && before.isConnected) before.focus();
       resolve(result);
     });
     document.body.append(dlg);
@@ -227,4 +229,26 @@ export async function copyText(text) {
 export function setFormError(slot, message) {
   slot.textContent = message || '';
   slot.hidden = !message;
+}
+
+// An information dialog (title, then rows of [key, what it does]) that gives focus back to
+// where it was when it closes. Escape closes it (the browser's own dialog behaviour).
+export function shortcutsDialog(title, rows) {
+  const before = document.activeElement;
+  const close = h('button', { type: 'button', class: 'btn primary' }, 'Close');
+  const list = h(
+    'dl',
+    { class: 'shortcuts' },
+    rows.flatMap(([keys, what]) => [h('dt', {}, h('kbd', {}, keys)), h('dd', {}, what)]),
+  );
+  const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': 'shortcuts-title' }, h('h2', { id: 'shortcuts-title' }, title), list, h('div', { class: 'dialog-actions' }, close));
+  close.addEventListener('click', () => dlg.close());
+  dlg.addEventListener('close', () => {
+    dlg.remove();
+    if (before instanceof HTMLElement && before.isConnected) before.focus();
+  });
+  document.body.append(dlg);
+  dlg.showModal();
+  close.focus();
+  return dlg;
 }

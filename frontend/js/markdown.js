@@ -4,9 +4,19 @@
 // button built with DOM calls, never from content.
 import { Marked } from '../vendor/marked-18.2.1/marked.esm.js';
 import DOMPurify from '../vendor/dompurify-3.4.18/purify.es.mjs';
+import hljs from '../vendor/highlightjs-11.11.1/highlight.min.js';
 import { copyText, h, icon } from './common.js';
 
 const marked = new Marked({ gfm: true, breaks: true, async: false });
+// Task list items ("- [x] done"): inputs never pass the sanitizer, so marked writes a plain
+// marker span and decorateTasks() puts a disabled checkbox, made with DOM calls, in its place.
+marked.use({
+  renderer: {
+    checkbox({ checked }) {
+      return `<span class="task-marker ${checked ? 'task-done' : 'task-open'}"></span> `;
+    },
+  },
+});
 
 const ALLOWED_URL = /^(?:https?:|mailto:|#|\/(?!\/))/i;
 
@@ -41,12 +51,25 @@ export function sanitizeToFragment(html) {
   return DOMPurify.sanitize(html, PURIFY);
 }
 
+function decorateTasks(root) {
+  for (const marker of root.querySelectorAll('span.task-marker')) {
+    const box = h('input', { type: 'checkbox', class: 'task-box', disabled: true, tabindex: '-1' });
+    box.checked = marker.classList.contains('task-done');
+    box.setAttribute('aria-label', box.checked ? 'Done' : 'Not done');
+    marker.closest('li')?.classList.add('task-item');
+    marker.replaceWith(box);
+  }
+}
+
 function decorateCode(root) {
   for (const pre of root.querySelectorAll('pre')) {
     if (pre.parentElement?.classList.contains('code-block')) continue;
     const code = pre.querySelector('code');
     const langClass = code ? [...code.classList].find((c) => c.startsWith('language-')) : null;
     const lang = langClass ? langClass.slice('language-'.length) : '';
+    // Highlighted only when the block names a language highlight.js knows (no guessing):
+    // it rewrites the (escaped) code text into spans with classes, no styles, no script.
+    if (code && lang && hljs.getLanguage(lang)) hljs.highlightElement(code);
     const button = h(
       'button',
       { type: 'button', class: 'code-copy', title: 'Copy code' },
@@ -61,6 +84,9 @@ function decorateCode(root) {
         label.textContent = 'Copy';
       }, 1500);
     });
+    // A long line scrolls sideways: the block is focusable, so the keyboard can scroll it too.
+    pre.setAttribute('tabindex', '0');
+    pre.setAttribute('aria-label', `Code${lang ? ` (${lang})` : ''}`);
     const wrap = h('div', { class: 'code-block' }, h('div', { class: 'code-head' }, h('span', { class: 'code-lang' }, lang || 'text'), button));
     pre.replaceWith(wrap);
     wrap.append(pre);
@@ -84,5 +110,6 @@ export function renderMarkdown(target, text) {
   }
   const frag = sanitizeToFragment(html);
   decorateCode(frag);
+  decorateTasks(frag);
   target.replaceChildren(frag);
 }

@@ -5,7 +5,8 @@ import { $, h } from './common.js';
 const result = $('#transfer-result');
 
 function say(...parts) {
-  result.replaceChildren(...parts);
+  // replaceChildren() would write a missing part as the text "null": keep only real ones.
+  result.replaceChildren(...parts.filter((p) => p !== null && p !== undefined && p !== false));
 }
 
 $('#export-btn').addEventListener('click', async () => {

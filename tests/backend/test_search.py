@@ -64,3 +64,20 @@ def test_snippet_windows_and_escapes() -> None:
     assert plain.startswith("…") and plain.endswith("…") and len(plain) <= 170
     assert [plain[a:b] for a, b in spans] == ["Needle"]
     assert "<mark>Needle</mark>" in marked and "<b>" not in marked
+
+
+def test_search_matches_at_word_starts_only(client: TestClient) -> None:
+    alice = create_user()
+    chat = create_conversation(client, alice, title="Numbers")
+    send_message(client, alice, chat["uuid"], "ticket 142 is closed")
+    send_message(client, alice, chat["uuid"], "ticket 42 is open, see #42-b")
+    send_message(client, alice, chat["uuid"], "custom tomatoes")
+    found = client.get("/api/search?q=42", headers=alice.headers).json()
+    snippets = [hit["snippet"] for hit in found["data"]]
+    assert snippets and all("142" not in s for s in snippets), snippets
+    assert all(hit["snippet"][a:b] == "42" for hit in found["data"] for a, b in hit["highlights"])
+    tom = client.get("/api/search?q=tom", headers=alice.headers).json()["data"]
+    assert tom and all(
+        hit["snippet"][a:b].lower() == "tom" for hit in tom for a, b in hit["highlights"]
+    )
+    assert client.get("/api/search?q=ustom", headers=alice.headers).json()["count"] == 0

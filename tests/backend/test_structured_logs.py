@@ -49,3 +49,45 @@ def test_a_whole_session_logs_no_secrets(
     secrets = (DEFAULT_PASSWORD, "sk-never-log-me-0000", "very private", "private failure", "quick")
     for secret in (*secrets, keeper.token, chatter.token):
         assert secret not in text
+
+
+def test_provider_failures_are_logged_on_every_answer_path(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backend.services.answering")
+    user = create_user()
+    plain = create_conversation(client, user)["uuid"]
+    client.patch(f"/api/conversations/{plain}", json={"tools_enabled": False}, headers=user.headers)
+    with_tools = create_conversation(client, user)["uuid"]
+    send_message(client, user, plain, "json path [mock-error:500]")
+    send_message(client, user, with_tools, "tools path [mock-error:502]")
+    client.post(
+        f"/api/conversations/{plain}/messages",
+        json={"content": "stream path [mock-error:503]"},
+        headers={**user.headers, "Accept": "text/event-stream"},
+    )
+    client.post("/chat/message", json={"message": "quick [mock-error:429]"}, headers=user.headers)
+    failures = [r for r in caplog.records if r.getMessage() == "llm_failed"]
+    assert len(failures) == 4
+    assert {r.levelname for r in failures} == {"WARNING"}
+    assert {r.model for r in failures} == {"gpt-4o-mini"}  # type: ignore[attr-defined]
+    hosts = {r.provider_host for r in failures}  # type: ignore[attr-defined]
+    assert hosts == {"mock-openai.internal"}  # the built-in mock's own name
+    classes = [r.error_class for r in failures]  # type: ignore[attr-defined]
+    assert classes == ["InternalServerError"] * 3 + ["RateLimitError"]
+    text = "\n".join(JsonFormatter().format(record) for record in failures)
+    for secret in ("json path", "tools path", "stream path", "quick", user.token):
+        assert secret not in text
+
+
+def test_a_real_providers_failure_names_its_host_never_its_key(
+    client: TestClient, caplog: pytest.LogCaptureFixture, real_provider: object
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backend.services.answering")
+    user = create_user()
+    uuid = create_conversation(client, user)["uuid"]
+    assert send_message(client, user, uuid, "FAIL 500").status_code == 502
+    (failure,) = [r for r in caplog.records if r.getMessage() == "llm_failed"]
+    assert failure.provider_host == "127.0.0.1"  # type: ignore[attr-defined]
+    assert failure.error_class == "InternalServerError"  # type: ignore[attr-defined]
+    assert "sk-server-key" not in JsonFormatter().format(failure)

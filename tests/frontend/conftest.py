@@ -143,7 +143,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         try:
             _wait_healthy(url, proc, log)
-            yield Server(url=url, log=log, provider=provider)
+            database = {k: v for k, v in env.items() if k in ("DATABASE_URL", "DELTADB_MASTER_KEY")}
+            yield Server(url=url, log=log, provider=provider, database=database)
         finally:
             proc.terminate()
             try:

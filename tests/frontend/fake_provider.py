@@ -93,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         messages = body.get("messages") or []
+        self.server.asked.append(messages)  # type: ignore[attr-defined]
         question = next(
             (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
             "",
@@ -142,7 +143,13 @@ class FakeProvider:
     def __init__(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
+        self.server.asked = []  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def asked(self) -> list[list[dict[str, Any]]]:
+        """The messages of every request so far, oldest first."""
+        return self.server.asked  # type: ignore[attr-defined]
 
     @property
     def base_url(self) -> str:

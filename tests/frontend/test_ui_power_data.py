@@ -98,6 +98,8 @@ def test_export_then_import_and_chatgpt_file(
     expect(page.locator("#transfer-result")).to_contain_text(
         "Imported 0 chats, skipped 1 already present (Open Chat export)"
     )
+    # Nothing imported, so no link: and no literal "null" in its place either.
+    expect(page.locator("#transfer-result")).not_to_contain_text("null")
 
     chatgpt = [
         {

@@ -95,3 +95,30 @@ def test_search_errors_and_phone_layout(
     expect(page.locator(".hit").first.locator("mark")).to_have_count(2)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "search-phone")
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+(?:\.\d+)?", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_highlights_meet_wcag_aa_contrast_in_light_and_dark(
+    page_as: Callable[..., Page], make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    chat(user, "Contrast", "the quokka smiles")
+    for scheme in ("light", "dark"):
+        page = page_as(user, color_scheme=scheme)
+        page.goto("/search.html")
+        page.wait_for_selector("body[data-ready=true]")
+        page.get_by_label("Search words").fill("quokka")
+        page.get_by_role("button", name="Search", exact=True).click()
+        mark = page.get_by_role("list", name="Results").locator("mark").first
+        expect(mark).to_have_text(re.compile("quokka", re.I))
+        fg, bg = mark.evaluate(
+            "m => [getComputedStyle(m).color, getComputedStyle(m).backgroundColor]"
+        )
+        lighter, darker = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+        ratio = (lighter + 0.05) / (darker + 0.05)
+        assert ratio >= 4.5, (scheme, fg, bg, ratio)

@@ -52,6 +52,8 @@ class Server:
     url: str
     log: Path
     provider: FakeProvider
+    # The server's database settings (URL, and the store's key on deltadb), for store scans.
+    database: dict[str, str] = field(default_factory=dict)
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def client(self, token: str | None = None) -> httpx.Client:

@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
+from backend.api.answers import EVENT_STREAM, answer, event_stream
 from backend.api.deps import CurrentOwner
 from backend.api.params import Offset
-from backend.api.tool_answers import answer
 from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ChatTurnPublic,
@@ -17,7 +17,8 @@ from backend.schemas import (
     RegenerateRequest,
     ToolTurnPublic,
 )
-from backend.services import chat, turns
+from backend.services import chat, generations, turns
+from backend.services.errors import NotFound
 
 router = APIRouter(prefix="/conversations/{uuid}", tags=["messages"])
 
@@ -28,8 +29,10 @@ ANSWER_RESPONSES: dict[int | str, dict] = {
     },
     502: {"description": "The model provider failed; the question is stored, no answer is"},
     504: {"description": "The model provider timed out; the question is stored, no answer is"},
+    409: {"description": "An answer is still being written in this conversation"},
     429: {"description": "A daily token budget or message rate is reached (Retry-After header)"},
 }
+NOTHING_RUNNING = "No answer is being written in this conversation"
 
 
 @router.get("/messages", response_model=MessagesPublic)
@@ -76,6 +79,7 @@ async def regenerate(
         owner=owner,
         conversation_uuid=uuid,
         model=body.model if body else None,
+        replaces=body.message_uuid if body else None,
     )
     return await answer(request, prepared)
 
@@ -84,3 +88,44 @@ async def regenerate(
 async def clear_messages(owner: CurrentOwner, uuid: str) -> MessageOut:
     await run_in_session(chat.clear_history, owner=owner, conversation_uuid=uuid)
     return MessageOut(message="History cleared")
+
+
+@router.get(
+    "/answer",
+    responses={
+        200: {
+            "description": "Events as for a question, from `Last-Event-ID` characters on",
+            "content": {EVENT_STREAM: {}},
+        },
+        404: {"description": NOTHING_RUNNING},
+    },
+)
+async def follow_answer(
+    owner: CurrentOwner,
+    uuid: str,
+    last_event_id: Annotated[int | None, Header(ge=0, le=10_000_000)] = None,
+    after: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+) -> StreamingResponse:
+    """Follow the answer being written (from any device): what was written, then live.
+
+    A follower that already has part of it sends how many characters (the last delta's
+    event id) as `Last-Event-ID` or `after`. A failed answer is reported as an `error`."""
+    found = await generations.find(owner=owner, conversation_uuid=uuid)
+    if found is None:
+        raise NotFound(NOTHING_RUNNING)
+    return event_stream(found, after=after if after is not None else last_event_id or 0)
+
+
+@router.post(
+    "/answer/stop",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MessageOut,
+    responses={404: {"description": NOTHING_RUNNING}},
+)
+async def stop_answer(owner: CurrentOwner, uuid: str) -> MessageOut:
+    """Stop the answer being written: what was written so far is stored as the answer."""
+    found = await generations.find(owner=owner, conversation_uuid=uuid)
+    if found is None or found.started is None:
+        raise NotFound(NOTHING_RUNNING)
+    await generations.stop(found)
+    return MessageOut(message="Stopping")

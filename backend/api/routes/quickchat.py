@@ -9,13 +9,13 @@ import secrets
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from backend.api.answers import answer_as_json
 from backend.api.deps import OptionalUser
 from backend.core.config import settings
 from backend.core.db import run_in_session
 from backend.core.security import hash_token
 from backend.schemas import QuickChatExchange, QuickChatReply, QuickChatRequest
-from backend.services import quickchat, turns
+from backend.services import answering, quickchat, turns
+from backend.services.answering import AnswerOptions, Failed
 from backend.services.conversations import Owner
 
 router = APIRouter(prefix="/chat", tags=["quick chat"])
@@ -55,13 +55,13 @@ async def chat_message(
 ) -> QuickChatReply | JSONResponse:
     owner = _owner(request, response, user)
     turn = await run_in_session(turns.start_quick_turn, owner=owner, content=body.message)
-    try:
-        result = await answer_as_json(turn)
-    except HTTPException as error:
+    outcome = await answering.answer_at_once(turn, AnswerOptions())
+    if isinstance(outcome, Failed):
         failure = JSONResponse(
-            {"status": "error", "message": error.detail}, status_code=error.status_code
+            {"status": "error", "message": outcome.detail}, status_code=outcome.status
         )
         for cookie in response.headers.getlist("set-cookie"):  # keep a new anonymous cookie
             failure.headers.append("set-cookie", cookie)
         return failure
-    return QuickChatReply(response=result.assistant_message.content)
+    assert outcome.result.assistant_message is not None  # no tools were offered
+    return QuickChatReply(response=outcome.result.assistant_message.content)

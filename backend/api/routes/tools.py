@@ -6,10 +6,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from backend.api.answers import continue_after_decision
 from backend.api.deps import AdminUser, CurrentOwner, CurrentUser
 from backend.api.params import Offset
 from backend.api.routes.messages import ANSWER_RESPONSES
-from backend.api.tool_answers import continue_after_decision
 from backend.core.db import run_in_session
 from backend.schemas import ToolDecision, ToolExecutionsPublic, ToolsPublic, ToolTurnPublic
 from backend.services import conversation_tools, external_tools, tools
@@ -53,7 +53,9 @@ async def _decide(  # noqa: ANN202
         reason=body.reason if body else None,
     )
     assert owner.user is not None
-    return await continue_after_decision(request, decision, user_id=owner.user.id)
+    return await continue_after_decision(
+        request, decision, user_id=owner.user.id, username=owner.user.username
+    )
 
 
 @router.post(

@@ -76,7 +76,7 @@ def test_patch_title_model_pinned_archived(client: TestClient) -> None:
     body = response.json()
     assert body["title"] == "Renamed" and body["pinned"] is True
     assert body["default_model"] == "gpt-4o"  # untouched fields are kept
-    assert body["updated_at"] >= conversation["updated_at"]
+    assert body["updated_at"] == conversation["updated_at"]  # renaming is not activity
     cleared = client.patch(url, json={"default_model": None}, headers=user.headers).json()
     assert cleared["default_model"] is None
     forbidden = client.patch(url, json={"default_model": "not-allowed"}, headers=user.headers)
@@ -144,3 +144,38 @@ def test_unknown_conversation_is_404(client: TestClient) -> None:
 def test_conversation_routes_need_login(client: TestClient) -> None:
     assert client.get("/api/conversations").status_code == 401
     assert client.post("/api/conversations", json={}).status_code == 401
+
+
+def test_renaming_pinning_or_archiving_keeps_the_place_in_the_list(client: TestClient) -> None:
+    user = create_user()
+    older = create_conversation(client, user, title="older")
+    newer = create_conversation(client, user, title="newer")
+    send_message(client, user, newer["uuid"], "the latest activity")
+    url = f"/api/conversations/{older['uuid']}"
+    assert client.patch(url, json={"title": "older, renamed"}, headers=user.headers).is_success
+    assert client.patch(url, json={"tools_enabled": False}, headers=user.headers).is_success
+    listed = client.get("/api/conversations", headers=user.headers).json()["data"]
+    assert [c["title"] for c in listed] == ["newer", "older, renamed"]
+    send_message(client, user, older["uuid"], "now it is the latest")
+    listed = client.get("/api/conversations", headers=user.headers).json()["data"]
+    assert [c["title"] for c in listed] == ["older, renamed", "newer"]
+
+
+def test_title_search_matches_whole_words_and_prefixes(client: TestClient) -> None:
+    user = create_user()
+    for title in ("Order 142 shipped", "Order 42 lost", "Answer 420", "customs forms"):
+        create_conversation(client, user, title=title)
+
+    def titles(q: str) -> set[str]:
+        found = client.get("/api/conversations", params={"q": q}, headers=user.headers).json()
+        assert found["count"] == len(found["data"])
+        return {c["title"] for c in found["data"]}
+
+    assert titles("42") == {"Order 42 lost", "Answer 420"}
+    assert titles("tom") == set()  # not inside "customs"
+    assert titles("cust") == {"customs forms"}
+    assert titles("order 42") == {"Order 42 lost"}
+    paged = client.get(
+        "/api/conversations", params={"q": "order", "limit": 1}, headers=user.headers
+    ).json()
+    assert paged["count"] == 2 and len(paged["data"]) == 1

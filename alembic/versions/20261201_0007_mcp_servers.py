@@ -1,7 +1,7 @@
 """MCP servers and the server and reason of each tool call
 
 Revision ID: 0005_mcp_servers
-Revises: 0004_provider_connections
+Revises: 0003_storage_limits
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_mcp_servers"
-down_revision: str | None = "0004_provider_connections"
+down_revision: str | None = "0003_storage_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

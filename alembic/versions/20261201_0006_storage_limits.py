@@ -1,7 +1,7 @@
 """Per-user storage limits: conversations and stored bytes
 
 Revision ID: 0003_storage_limits
-Revises: 0002
+Revises: 0003_answer_generations
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_storage_limits"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_answer_generations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
