@@ -549,6 +549,20 @@ class ExportMessage(BaseModel):
     response: ExportResponse | None = None
 
 
+class ExportToolCall(BaseModel):
+    """One entry of a conversation's tool-call log, as exported (imports keep no log)."""
+
+    tool_name: str
+    server: str | None = None
+    arguments: str
+    status: str
+    result: str | None = None
+    reason: str | None = None
+    duration_ms: int | None = None
+    created_at: datetime | None = None
+    decided_at: datetime | None = None
+
+
 class ExportConversation(BaseModel):
     uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     title: Annotated[SafeStr, StringConstraints(max_length=200)] | None = None
@@ -558,6 +572,7 @@ class ExportConversation(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     messages: list[ExportMessage] = Field(default_factory=list)
+    tool_executions: list[ExportToolCall] = Field(default_factory=list, max_length=100_000)
 
 
 class ExportFile(BaseModel):

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.models import Conversation, Message, Response, User, utcnow
-from backend.schemas import ExportConversation, ExportFile, ExportMessage
+from backend.models import Conversation, Message, Response, ToolExecution, User, utcnow
+from backend.schemas import ExportConversation, ExportFile, ExportMessage, ExportToolCall
 from backend.services import quotas, storage
 from backend.services.errors import BadRequest
 from backend.services.usage import SKIP_USAGE
@@ -34,12 +34,23 @@ def export_conversations(*, session: Session, user: User) -> ExportFile:
         .options(selectinload(Conversation.messages).selectinload(Message.response))
         .order_by(Conversation.created_at, Conversation.id)
     )
+    calls: dict[int, list[ExportToolCall]] = {}
+    for row in session.scalars(
+        select(ToolExecution)
+        .join(Conversation, Conversation.id == ToolExecution.conversation_id)
+        .where(Conversation.user_id == user.id)
+        .order_by(ToolExecution.created_at, ToolExecution.id)
+    ):
+        calls.setdefault(row.conversation_id, []).append(
+            ExportToolCall.model_validate(row, from_attributes=True)
+        )
     conversations = [
         ExportConversation(
             **{f: getattr(c, f) for f in ("uuid", "title", "default_model", "pinned", "archived")},
             created_at=c.created_at,
             updated_at=c.updated_at,
             messages=[ExportMessage.model_validate(m, from_attributes=True) for m in c.messages],
+            tool_executions=calls.get(c.id, []),
         )
         for c in session.scalars(statement)
     ]

@@ -96,6 +96,11 @@ def test_an_auto_tool_runs_and_is_audited_with_its_server(
     assert "ping" in body["assistant_message"]["content"]
     log = client.get(f"/api/conversations/{chat['uuid']}/tool-executions", headers=alice.headers)
     assert log.json()["data"][0]["server"] == "tests"
+    exported = client.get("/api/export", headers=alice.headers).json()
+    [logged] = next(c for c in exported["conversations"] if c["uuid"] == chat["uuid"])[
+        "tool_executions"
+    ]
+    assert logged["server"] == "tests" and logged["result"] == "ping"
     audit = client.get("/api/admin/tool-executions?server=tests", headers=admin.headers).json()
     assert audit["count"] == 1 and audit["data"][0]["user"] == alice.username
     assert audit["data"][0]["execution"]["result"] == "ping"
