@@ -143,3 +143,12 @@ def user_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(settings, "ALLOW_USER_CONNECTIONS", True)
     monkeypatch.setattr(settings, "EGRESS_ALLOW_PRIVATE_NETWORKS", ["127.0.0.0/8"])
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    """The SDK-built MCP test server over Streamable HTTP on loopback; yields its URL."""
+    from mcp_test_servers import http_tools_server  # tests/backend/mcp, on the path there
+
+    with http_tools_server() as url:
+        yield url
