@@ -20,7 +20,7 @@ from deltadb_dialect.server.engine import make_engine
 from deltadb_dialect.server.errors import install_error_handlers
 from deltadb_dialect.server.fastpath import EntityFastPath
 from deltadb_dialect.server.group_commit import GroupCommitWriter
-from deltadb_dialect.server.guards import LoopbackHostOnly, SecurityHeaders
+from deltadb_dialect.server.guards import LoopbackHostOnly, SecurityHeaders, ValidUnicodeBodies
 from deltadb_dialect.server.http import Services
 from deltadb_dialect.server.metrics import MetricsMiddleware, RequestMetrics
 from deltadb_dialect.server.routes import admin_routes, auth_routes, entities, schema_routes
@@ -131,6 +131,7 @@ def create_app(
     if auth.development_mode:
         app.add_middleware(LoopbackHostOnly)
     app.add_middleware(MetricsMiddleware, metrics=request_metrics)  # counts all requests
+    app.add_middleware(ValidUnicodeBodies)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, the guards' too
     return app
 

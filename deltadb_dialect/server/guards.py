@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+from typing import Any
 
 from deltadb_dialect.server.metrics import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,10 +91,70 @@ class LoopbackHostOnly:
         if is_loopback_host(host):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": "a development-mode server answers only requests for a "
-                           "loopback host name (localhost, 127.0.0.1, [::1]); set "
-                           "DELTADB_ADMIN_KEY to serve other names"}).encode()
-        await send({"type": "http.response.start", "status": 421,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 421, "a development-mode server answers only requests for a "
+                      "loopback host name (localhost, 127.0.0.1, [::1]); set "
+                      "DELTADB_ADMIN_KEY to serve other names")
+
+
+async def _refuse(send: Send, status: int, sentence: str) -> None:
+    body = json.dumps({"error": sentence}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# Only a JSON escape of half a surrogate pair can put one in a decoded string (raw surrogate
+# bytes are not UTF-8); such a string cannot be encoded again, and failed wherever it was
+# first encoded (a key check, the store) with a 500.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(document: Any) -> bool:
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and _LONE_SURROGATE.search(item):
+            return True
+        if isinstance(item, dict):
+            pending.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+class ValidUnicodeBodies:
+    """Refuse, before any route or the fast path, a JSON body whose strings hold a lone
+    UTF-16 surrogate: a 400 with a sentence instead of a 500 deep in the store."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, more, messages = [], True, []
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if _SURROGATE_ESCAPE.search(body):
+            try:
+                document = json.loads(body)
+            except (ValueError, RecursionError):
+                document = None  # not JSON: the route's own decoding says so
+            if _holds_lone_surrogate(document):
+                await _refuse(send, 400, "the body must be valid Unicode: a lone UTF-16 "
+                              "surrogate (\\ud800-\\udfff) is not")
+                return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
