@@ -116,11 +116,9 @@ def _tool_call(body: dict[str, Any], question: str) -> dict[str, Any] | None:
     """Propose a call to the first offered tool the question names or asks for."""
     for tool in body.get("tools") or []:
         name = str((tool.get("function") or {}).get("name") or "")
-        arguments = (
-            (_intent_arguments(name, question) or _named_arguments(name, question))
-            if name
-            else None
-        )
+        arguments = _intent_arguments(name, question) if name else None
+        if name and arguments is None:
+            arguments = _named_arguments(name, question)
         if name and (arguments is not None or name in question):
             call_id = "call_" + hashlib.sha256(question.encode()).hexdigest()[:12]
             function = {"name": name, "arguments": json.dumps(arguments or {})}

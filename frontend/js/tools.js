@@ -49,7 +49,7 @@ function pendingCard(x, onDecide) {
   const reject = h('button', { type: 'button', class: 'btn' }, 'Reject');
   const argsPre = h('pre', { class: 'tool-pre' }, argsText(x.arguments));
   const editor = h('textarea', { class: 'tool-args-editor', rows: '6', spellcheck: 'false', 'aria-label': `Arguments for ${x.tool}`, hidden: true });
-  const reasonInput = h('input', { type: 'text', class: 'tool-reason', maxlength: '1000', placeholder: 'Why not? (optional, the assistant is told)', 'aria-label': 'Reason for rejecting', hidden: true });
+  const reasonInput = h('input', { type: 'text', class: 'tool-reason', maxlength: '1000', placeholder: 'If you reject it: why? (optional, the assistant is told)', 'aria-label': 'Reason for rejecting' });
   const problem = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const card = h(
     'div',
@@ -96,12 +96,6 @@ function pendingCard(x, onDecide) {
     return decide(true, { arguments: parsed });
   });
   reject.addEventListener('click', () => {
-    if (reasonInput.hidden) {
-      reasonInput.hidden = false;
-      reject.textContent = 'Reject with this reason';
-      reasonInput.focus();
-      return;
-    }
     const reason = reasonInput.value.trim();
     decide(false, reason ? { reason } : undefined);
   });

@@ -68,6 +68,13 @@ def test_admin_adds_a_stdio_server_and_a_user_approves_its_tool(
         assert call["execution"]["arguments"] == {"text": "<b>edited</b> text"}
         assert call["execution"]["status"] == "succeeded"
         assert call["execution"]["approved_by"] == member_user.username
+        # The admin reviews it on the usage page.
+        page.goto("/usage.html")
+        page.wait_for_selector("body[data-ready=true]")
+        audit_row = page.locator("#tool-audit-body tr", has_text="uitools__echo")
+        expect(audit_row).to_contain_text(member_user.username)
+        expect(audit_row).to_contain_text("succeeded")
+        expect(audit_row).to_contain_text("<b>edited</b> text")
         assert not member.js_errors  # type: ignore[attr-defined]
         assert not page.js_errors  # type: ignore[attr-defined]
     finally:
