@@ -334,7 +334,8 @@ class Store:
         files = self._replica_files
         name = files.current()
         if name is None:
-            self._rebuild("there is none yet")
+            # A new store, or one from before replica files: building it is expected.
+            self._rebuild("there is none yet", level=logging.INFO)
             return
         replica = None
         try:
@@ -381,10 +382,10 @@ class Store:
         self._needs_reopen = False
         self._install_functions()
 
-    def _rebuild(self, reason: str) -> None:
+    def _rebuild(self, reason: str, *, level: int = logging.WARNING) -> None:
         """Build a new replica file from the snapshot and the log, then point at it (caller
         holds the lock). Processes that have the old one open move at their next catch-up."""
-        logger.warning("rebuilding the replica of the store at %s: %s", self.location, reason)
+        logger.log(level, "rebuilding the replica of the store at %s: %s", self.location, reason)
         files = self._replica_files
         name = files.new_name()
         path = files.path(name)

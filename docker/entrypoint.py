@@ -35,6 +35,10 @@ KEYGEN_HINT = (
 Environ = MutableMapping[str, str]
 
 
+class AlreadySaid(Exception):
+    """A refusal whose one line the service itself has already printed."""
+
+
 class Refusal(Exception):
     """A configuration the container must not start with; the message says what to do."""
 
@@ -153,17 +157,15 @@ def check_store_volume(url: str) -> None:
 
 
 def check_settings() -> None:
-    """Load the service's settings here, so a mistake is one line and not a traceback."""
-    from pydantic import ValidationError
+    """Load the service's settings here, so a mistake stops the start before migrations.
 
+    The settings module says what is wrong itself, in one line (the service's own start-up
+    errors), and exits; that exit becomes the entrypoint's refusal, without a second line.
+    """
     try:
-        from backend.core.config import Settings
-
-        Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                             for e in exc.errors())
-        raise Refusal(f"Configuration error: {problems}") from None
+        import backend.core.config  # noqa: F401 -- loading it checks every setting
+    except SystemExit:
+        raise AlreadySaid() from None
 
 
 def migrate(environ: Environ) -> None:
@@ -174,7 +176,7 @@ def migrate(environ: Environ) -> None:
     done = subprocess.run(command, cwd=APP_DIR, env=dict(environ), capture_output=True,
                           text=True)
     if done.returncode == 0:
-        sys.stderr.write(done.stderr)  # Alembic's lines: which revisions ran, if any
+        sys.stderr.write(done.stdout + done.stderr)  # which revisions ran, if any
         return
     if environ.get("OPENCHAT_DEBUG") == "1":
         sys.stderr.write(done.stderr)
@@ -211,6 +213,8 @@ def main(argv: list[str]) -> int:
             command = serve_command(environ)
     except Refusal as refusal:
         print(f"openchat: {refusal}", file=sys.stderr)
+        return 2
+    except AlreadySaid:
         return 2
     os.chdir(APP_DIR)
     try:

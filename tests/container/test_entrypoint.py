@@ -41,7 +41,7 @@ def test_a_missing_secret_file_is_named(tmp_path: Path) -> None:
 def test_a_configuration_mistake_is_one_line(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, ENVIRONMENT="production",
                           DATABASE_URL=f"sqlite:///{tmp_path}/app.db")
-    assert_one_line_refusal(done, "Configuration error: ")
+    assert_one_line_refusal(done, "The configuration is invalid")
     assert "SECRET_KEY" in done.stderr
 
 

@@ -48,10 +48,12 @@ def _one_sentence(done: subprocess.CompletedProcess[str], *words: str) -> str:
 
 
 def _fingerprint(store: Path) -> dict[str, str]:
+    """The store's files and their digests; SQLite's -wal/-shm beside the replica file come and
+    go with the processes that have it open (they hold nothing the replica does not)."""
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(store.iterdir())
-        if p.name != "store.lock"
+        if p.name != "store.lock" and not p.name.endswith(("-wal", "-shm"))
     }
 
 
