@@ -477,7 +477,7 @@ function renderModelPicker() {
 
 el.model.addEventListener('change', async () => {
   const model = el.model.value;
-  const empty = el.thread.querySelector('.empty'); // (egress) the hint follows the pick
+  const empty = el.thread.querySelector('.empty'); // the offline-model hint follows the pick
   if (empty) {
     empty.querySelector('#offline-hint')?.remove();
     const hint = offlineHint();
