@@ -11,6 +11,8 @@ ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
 ARG PYTHON=python3
+# Marks this stage's images, so a local build script can tell its old ones apart.
+LABEL org.opencontainers.image.title=open-chat-build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_PREFER_BINARY=1
 RUN ${PYTHON} -m venv /opt/venv \
  && /opt/venv/bin/pip install --quiet --upgrade pip setuptools wheel

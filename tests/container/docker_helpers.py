@@ -63,10 +63,13 @@ def stop_dockerd(pid: int) -> None:
 
 
 def build_image(base_image: str) -> None:
-    docker("build", "--build-arg", f"BASE_IMAGE={base_image}", "--label", LABEL,
-           "-t", IMAGE, str(REPO), timeout=900)
-    # Earlier builds of this tag, now untagged, are not kept (the layer cache is).
-    docker("image", "prune", "--force", "--filter", f"label={LABEL}", check=False)
+    base = ["--build-arg", f"BASE_IMAGE={base_image}"]
+    # The build stage tagged too, so that pruning earlier, now untagged builds of both stages
+    # keeps the latest layer cache (the requirements' layer above all).
+    docker("build", *base, "--target", "build", "-t", f"{IMAGE}-build", str(REPO), timeout=900)
+    docker("build", *base, "--label", LABEL, "-t", IMAGE, str(REPO), timeout=900)
+    for label in (LABEL, f"{LABEL}-build"):
+        docker("image", "prune", "--force", "--filter", f"label={label}", check=False)
 
 
 def free_port() -> int:
@@ -111,10 +114,23 @@ class Containers:
         return name
 
     def remove_all(self) -> None:
-        for name in self.containers:
-            docker("rm", "--force", "--volumes", name, check=False)
-        for name in self.volumes:
-            docker("volume", "rm", "--force", name, check=False)
+        """Remove what the test made; a leftover is a failure, not a silent leak."""
+        failures = []
+        for kind, names in (("container", self.containers), ("volume", self.volumes)):
+            for name in names:
+                if not removed(kind, name):
+                    failures.append(f"{kind} {name}")
+        assert not failures, f"could not remove: {failures}"
+
+
+def removed(kind: str, name: str, *, attempts: int = 5) -> bool:
+    remove = ["rm", "--force", "--volumes"] if kind == "container" else ["volume", "rm", "-f"]
+    for _ in range(attempts):
+        docker(*remove, name, check=False)
+        if docker(kind, "inspect", name, check=False).returncode != 0:
+            return True
+        time.sleep(1)
+    return False
 
 
 def secret_mounts(files: dict[str, Path]) -> list[str]:
