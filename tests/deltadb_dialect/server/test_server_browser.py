@@ -81,6 +81,9 @@ def test_management_ui_end_to_end(ui_server: LiveServer, browser: object) -> Non
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The UI runs under the server's Content-Security-Policy header: no violations.
+    page.on("console", lambda message: errors.append(message.text)
+            if "Content Security Policy" in message.text else None)
     external: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(ui_server.base_url)
             else external.append(r.url))
