@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from deltadb_dialect.errors import CorruptStoreError, StoreError
+from deltadb_dialect.errors import CorruptStoreError, StorageFullError
 from deltadb_dialect.keys import Keyring
 from deltadb_dialect.layout import Header, StoreLayout, new_file_name
 from deltadb_dialect.lock import StoreLock
@@ -124,7 +124,7 @@ class DirectoryStorage:
 
     def check_writable(self) -> None:
         if not os.access(self.location, os.W_OK):
-            raise StoreError(f"the store directory {self.location} is not writable")
+            raise StorageFullError(f"the store directory {self.location} is not writable")
 
     def writer_lock(self) -> StoreLock:
         if self._lock is None:

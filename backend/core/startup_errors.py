@@ -142,6 +142,11 @@ def _store_problem(error: BaseException, *, url: URL) -> str | None:
         )
     if isinstance(error, store_errors.StorageFullError | PermissionError):
         where = store if store.exists() else store.parent
+        if _on_a_read_only_file_system(where):
+            return (
+                f"The store directory {where} is on a read-only file system: mount it "
+                "read-write, or point DATABASE_URL at a writable directory."
+            )
         if not os.access(where, os.W_OK):
             return (
                 f"The store directory {where} is not writable by this user: make it writable "
@@ -149,6 +154,13 @@ def _store_problem(error: BaseException, *, url: URL) -> str | None:
             )
         return f"The disk holding {store} refused a write (full or over quota): free some space."
     return None
+
+
+def _on_a_read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _key_problem(error: BaseException, *, url: URL, store: Path, exists: bool) -> str:

@@ -213,6 +213,46 @@ def test_log_level_in_any_case_starts_the_server(store: Store) -> None:
         server.wait(timeout=20)
 
 
+def _on_a_read_only_mount(directory: Path, command: list[str]) -> list[str]:
+    """`command` run in its own mount namespace where `directory` is a read-only bind mount,
+    as a store on a volume mounted read-only is: even root cannot write there, and the mount
+    vanishes with the process, so nothing is left to clean up."""
+    remount = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        remount,
+        str(directory),
+        *command,
+    ]
+
+
+def _can_mount_read_only(tmp_path: Path) -> bool:
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = subprocess.run(
+        _on_a_read_only_mount(probe, ["sh", "-c", f"! touch {probe / 'written'}"]),
+        capture_output=True,
+        timeout=30,
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_read_only_store_directory(store: Store, command: str, tmp_path: Path) -> None:
+    if not _can_mount_read_only(tmp_path):
+        pytest.skip("needs a private mount namespace (unshare --mount) to make a read-only mount")
+    before = _fingerprint(store.path)
+    done = _run(_on_a_read_only_mount(store.path, COMMANDS[command]()), _env(store.url()))
+    line = _one_sentence(done, str(store.path))
+    assert "read-only" in line.lower() or "not writable" in line, line
+    store.assert_unchanged(before)
+
+
 def test_an_unwritable_store_directory_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
