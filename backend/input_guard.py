@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.core.asgi import send_json
 from backend.errors import QUICKCHAT_PREFIX
 
 # An escape that encodes half of a surrogate pair: only then can a decoded string hold one
@@ -63,12 +64,6 @@ def _refusal(scope: Scope, where: str, message: str) -> tuple[int, bytes]:
     return 422, json.dumps({"detail": detail}).encode()
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
     """The whole body (bounded by the size limit outside), or the disconnect that ended it."""
     chunks: list[bytes] = []
@@ -90,17 +85,17 @@ class InputGuardMiddleware:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"]:
-            await _answer(send, *_refusal(scope, "path", NUL_MESSAGE))
+            await send_json(send, *_refusal(scope, "path", NUL_MESSAGE))
             return
         if _NUL_IN_QUERY.search(scope["query_string"]):
-            await _answer(send, *_refusal(scope, "query", NUL_MESSAGE))
+            await send_json(send, *_refusal(scope, "query", NUL_MESSAGE))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS") or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         body, ended = await _read_body(receive)
         if has_lone_surrogate(body):
-            await _answer(send, *_refusal(scope, "body", SURROGATE_MESSAGE))
+            await send_json(send, *_refusal(scope, "body", SURROGATE_MESSAGE))
             return
         await self.app(scope, _replay(body, ended, receive), send)
 

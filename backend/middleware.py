@@ -3,11 +3,11 @@
 import json
 import logging
 import re
-import time
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.core.asgi import call_observed, send_json
 
 logger = logging.getLogger("backend.access")
 
@@ -58,9 +58,7 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": f"Request body larger than {self.max_bytes} bytes"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, body)
 
 
 class AccessLogMiddleware:
@@ -73,23 +71,16 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
 
-        async def send_and_record(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
+        def log(status: int, seconds: float) -> None:
             logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": loggable_path(scope["path"]),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
+
+        await call_observed(self.app, scope, receive, send, finished=log)

@@ -23,7 +23,9 @@ from sqlalchemy import Engine, Insert, Table, event
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.core.asgi import call_observed
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -82,20 +84,13 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
+        def count(status: int, seconds: float) -> None:
             route, method = _route(scope), scope["method"]
             REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            LATENCY.labels(method, route).observe(seconds)
+
+        await call_observed(self.app, scope, receive, send, finished=count)
 
 
 def watch_answers(engine: Engine, responses: Table) -> None:
