@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -41,9 +42,15 @@ def service_env(workdir: Path, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@dataclass(frozen=True)
+class LiveProcess:
+    base: str  # http://127.0.0.1:PORT
+    pid: int
+
+
 @contextmanager
-def live_service(workdir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Migrate, start uvicorn as `make run` does, yield its base URL, stop it."""
+def live_process(workdir: Path, *, env: dict[str, str] | None = None) -> Iterator[LiveProcess]:
+    """Migrate, start uvicorn as `make run` does, yield its address and pid, stop it."""
     env = env or service_env(workdir)
     alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
     subprocess.run(alembic, cwd=REPO, env=env, check=True, capture_output=True)
@@ -56,7 +63,7 @@ def live_service(workdir: Path, *, env: dict[str, str] | None = None) -> Iterato
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, workdir)
-        yield base
+        yield LiveProcess(base=base, pid=process.pid)
     finally:
         process.terminate()
         try:
@@ -65,6 +72,21 @@ def live_service(workdir: Path, *, env: dict[str, str] | None = None) -> Iterato
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def live_service(workdir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`live_process` for tests that need only its base URL."""
+    with live_process(workdir, env=env) as process:
+        yield process.base
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"{field} missing from /proc/{pid}/status")
 
 
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], workdir: Path) -> None:

@@ -4,25 +4,14 @@ the server sheds what its password pool cannot take, and everyone else stays ser
 import asyncio
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from fake_openai_server import free_port
-from test_uvicorn_process import REPO, service_env, start_uvicorn, wait_until_up
+from live_server import live_process, memory_kib, service_env
 
 BURST = 120
-
-
-def memory_kib(pid: int, field: str) -> int:
-    """VmRSS (now) or VmHWM (the peak so far) of a process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"{field} missing from /proc/{pid}/status")
 
 
 async def burst_of_logins(base: str) -> list[httpx.Response]:
@@ -70,21 +59,12 @@ def test_a_login_burst_is_shed_with_503_while_health_stays_fast(tmp_path: Path) 
         "LOGIN_ADDRESS_FREE_FAILURES": "100000",
         "LOGIN_GLOBAL_FAILURES_PER_MINUTE": "100000",
     }
-    alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
-    subprocess.run(alembic, cwd=REPO, env=env, check=True, capture_output=True)
-    port = free_port()
-    process = start_uvicorn(env, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, process)
-        warm = httpx.post(f"{base}/api/auth/login", json={"username": "x", "password": "y"})
+    with live_process(tmp_path, env=env) as server:
+        warm = httpx.post(f"{server.base}/api/auth/login", json={"username": "x", "password": "y"})
         assert warm.status_code == 401
-        rss_before = memory_kib(process.pid, "VmRSS")
-        responses, latencies = asyncio.run(burst_while_timing_health(base))
-        peak = memory_kib(process.pid, "VmHWM")
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
+        rss_before = memory_kib(server.pid, "VmRSS")
+        responses, latencies = asyncio.run(burst_while_timing_health(server.base))
+        peak = memory_kib(server.pid, "VmHWM")
 
     statuses = [r.status_code for r in responses]
     shed = [r for r in responses if r.status_code == 503]
