@@ -128,6 +128,8 @@ def _stdio(name: str, entry: dict[str, Any], enabled: bool) -> ServerConfig:
         raise McpConfigError(f"MCP server {name!r}: 'command' must be a program to run")
     if not isinstance(args, list) or not all(isinstance(a, str) and "\x00" not in a for a in args):
         raise McpConfigError(f"MCP server {name!r}: 'args' must be a list of strings")
+    if entry.get("oauth"):
+        raise McpConfigError(f"MCP server {name!r}: 'oauth' is for HTTP servers (a 'url')")
     cwd = entry.get("cwd")
     if cwd is not None and not isinstance(cwd, str):
         raise McpConfigError(f"MCP server {name!r}: 'cwd' must be a directory path")

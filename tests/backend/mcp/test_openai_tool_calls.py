@@ -184,3 +184,18 @@ def test_a_tool_the_user_may_not_use_is_never_offered_to_the_provider(
     [only] = _completions()
     assert not any(t["function"]["name"].startswith("tests__") for t in only["tools"])
     assert "No tool named tests__echo was offered" in turn["assistant_message"]["content"]
+
+
+def test_a_failing_tool_is_logged_and_the_provider_is_told_why(
+    client: TestClient, admin: ChatUser, provider: None
+) -> None:
+    _add_server(client, admin, "tests", stdio_entry(), tool_policies={"fail": "auto"})
+    alice = create_user()
+    chat = create_conversation(client, alice)
+    turn = send_message(client, alice, chat["uuid"], "TOOL tests__fail {}").json()
+    [execution] = turn["tool_executions"]
+    assert execution["status"] == "failed" and "Error executing tool fail" in execution["result"]
+    [tool_message] = _tool_messages(_completions()[-1])
+    assert "Error executing tool fail" in tool_message["content"]
+    audit = client.get("/api/admin/tool-executions?server=tests", headers=admin.headers).json()
+    assert audit["data"][0]["execution"]["status"] == "failed"
