@@ -251,3 +251,17 @@ def test_tokens_the_server_refuses_leave_it_waiting_for_an_admin(
     assert not waiting["healthy"] and "needs authorization" in waiting["last_error"]
     assert _authorize(client, admin, "revoked").status_code == 303  # the admin does it again
     _wait(client, admin, "revoked", lambda s: s["healthy"])
+
+
+def test_changing_the_configuration_forgets_the_tokens(
+    client: TestClient, admin: ChatUser, oauth_server: str, loopback_allowed: None
+) -> None:
+    _add(client, admin, "changed", {"url": oauth_server, "oauth": True})
+    assert _authorize(client, admin, "changed").status_code == 303
+    assert _server(client, admin, "changed")["oauth_status"]["authorized"]
+    body = {"config": {"url": oauth_server, "oauth": {"scope": "tools"}}}
+    changed = client.patch(f"{BASE}/changed", json=body, headers=admin.headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["oauth_status"]["authorized"] is False
+    assert changed.json()["oauth"]["scope"] == "tools"
+    assert "tokens" not in _stored("changed")
