@@ -205,5 +205,8 @@ async def connect_once(
     number of tools, once the tokens are stored."""
     assert config.url is not None
     http_client.auth = auth
-    async with Client(streamable_http_client(config.url, http_client=http_client)) as client:
+    async with (
+        http_client,
+        Client(streamable_http_client(config.url, http_client=http_client)) as client,
+    ):
         return len((await client.list_tools()).tools)

@@ -94,6 +94,16 @@ async def _code_for(store: RowStore, state: str) -> AuthorizationCodeResult:
     raise OAuthFlowError("Nobody came back from the authorization server in time")
 
 
+async def _finish(store: RowStore, state: str | None, *, error: str | None) -> None:
+    """The flow is done: clear its pending authorization and note the outcome, unless a newer
+    authorization has taken its place meanwhile (then that one's state is left alone)."""
+    current = await store.load()
+    pending = current.get("pending") or {}
+    if pending and not secrets.compare_digest(str(pending.get("state", "")), state or ""):
+        return
+    await store.save(current | {"pending": None, "error": error})
+
+
 def _registered_for(client: Any, redirect_uri: str) -> bool:
     """A client registered before can be used again if it knows this callback URL."""
     return isinstance(client, dict) and redirect_uri in (client.get("redirect_uris") or [])
@@ -142,12 +152,12 @@ async def start_authorization(
     async def flow() -> None:
         try:
             await connect_once(config, http_client=http_client(dict(config.headers)), auth=auth)
-            await store.update(pending=None, error=None)
+            await _finish(store, found.get("state"), error=None)
             logger.info("mcp_server_authorized", extra={"server": name})
             await registry.restart(name)
         except Exception as error:  # noqa: BLE001 - the admin sees why, in one line
             found["error"] = describe(error)
-            await store.update(pending=None, error=found["error"])
+            await _finish(store, found.get("state"), error=found["error"])
             logger.warning("mcp_authorization_failed", extra={"server": name})
         finally:
             ready.set()

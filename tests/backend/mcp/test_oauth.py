@@ -265,3 +265,19 @@ def test_changing_the_configuration_forgets_the_tokens(
     assert changed.json()["oauth_status"]["authorized"] is False
     assert changed.json()["oauth"]["scope"] == "tools"
     assert "tokens" not in _stored("changed")
+
+
+def test_a_second_authorization_replaces_the_first_without_being_disturbed_by_it(
+    client: TestClient, admin: ChatUser, oauth_server: str, loopback_allowed: None
+) -> None:
+    _add(client, admin, "twice", {"url": oauth_server, "oauth": True})
+    start = f"{BASE}/twice/oauth/start"
+    first = client.post(start, headers=admin.headers).json()["authorization_url"]
+    second = client.post(start, headers=admin.headers).json()["authorization_url"]
+    time.sleep(1.0)  # the first flow notices it was replaced, and gives up
+    stale = httpx.get(first, follow_redirects=False).headers["location"]
+    assert client.get(stale, follow_redirects=False).status_code == 404
+    fresh = httpx.get(second, follow_redirects=False).headers["location"]
+    back = client.get(fresh, follow_redirects=False)
+    assert back.status_code == 303 and "oauth=authorized" in back.headers["location"]
+    _wait(client, admin, "twice", lambda s: s["healthy"])
