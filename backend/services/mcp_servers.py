@@ -198,6 +198,8 @@ def sync_file_servers(*, session: Session, configs: list[ServerConfig]) -> None:
                 )
             )
         elif row.source == "file":
+            if row.config != document:
+                row.oauth = None  # tokens were for the old configuration
             row.config = document
         else:
             logger.warning("mcp_file_server_shadowed", extra={"server": config.name})
