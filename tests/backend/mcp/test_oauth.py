@@ -281,3 +281,49 @@ def test_a_second_authorization_replaces_the_first_without_being_disturbed_by_it
     back = client.get(fresh, follow_redirects=False)
     assert back.status_code == 303 and "oauth=authorized" in back.headers["location"]
     _wait(client, admin, "twice", lambda s: s["healthy"])
+
+
+@pytest.mark.slow
+def test_an_authorization_started_in_one_process_completes_through_another(
+    tmp_path: Path, oauth_server: str
+) -> None:
+    """Two uvicorn processes on one store, as two workers behind a balancer: the browser's
+    return lands on the process that did not start the authorization."""
+    from live_server import live_service, service_env
+
+    admin = {"username": "oauthadmin", "password": "oauth admin password"}
+    env = service_env(
+        tmp_path,
+        ADMIN_USERNAME=admin["username"],
+        ADMIN_PASSWORD=admin["password"],
+        EGRESS_ALLOW_PRIVATE_NETWORKS="127.0.0.0/8",
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        live_service(tmp_path / "a", env=env) as first,
+        live_service(tmp_path / "b", env=env) as second,
+    ):
+        token = httpx.post(f"{first}/api/auth/login", json=admin, timeout=30).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        body = {"name": "shared", "config": {"url": oauth_server, "oauth": True}}
+        assert (
+            httpx.post(f"{first}{BASE}", json=body, headers=headers, timeout=30).status_code == 201
+        )
+        started = httpx.post(f"{first}{BASE}/shared/oauth/start", headers=headers, timeout=60)
+        assert started.status_code == 200, started.text
+        consent = httpx.get(started.json()["authorization_url"], follow_redirects=False)
+        back = urlsplit(consent.headers["location"])
+        assert f"{back.scheme}://{back.netloc}" == first
+        elsewhere = httpx.get(
+            f"{second}{back.path}?{back.query}", follow_redirects=False, timeout=60
+        )
+        assert elsewhere.status_code == 303, elsewhere.text
+        assert "oauth=authorized" in elsewhere.headers["location"]
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            listed = httpx.get(f"{first}{BASE}", headers=headers, timeout=30).json()["data"][0]
+            if listed["healthy"]:
+                break
+            time.sleep(0.3)
+        assert listed["healthy"] and listed["oauth_status"]["authorized"], listed
