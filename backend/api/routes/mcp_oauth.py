@@ -11,6 +11,7 @@ from backend.core.db import run_in_session
 from backend.mcp import runtime
 from backend.mcp.schemas import McpAuthorizationStart
 from backend.services import mcp_oauth
+from backend.services.errors import BadRequest
 
 router = APIRouter(tags=["mcp"])
 CALLBACK = "mcp_oauth_callback"
@@ -34,7 +35,7 @@ async def start_mcp_authorization(
 
 @router.get("/mcp-oauth/callback", name=CALLBACK, include_in_schema=False)
 async def mcp_authorization_callback(
-    state: Annotated[str, Query(min_length=8, max_length=512)],
+    state: Param = None,
     code: Param = None,
     iss: Param = None,
     error: Param = None,
@@ -43,6 +44,10 @@ async def mcp_authorization_callback(
     """Where the authorization server sends the admin back. The `state` (which only the
     flow that began the authorization knows) binds the code to that flow; the code alone is
     useless without the flow's PKCE verifier."""
+    if not state:
+        raise BadRequest(
+            "This is not an answer to an authorization: start it in Admin › Tool servers"
+        )
     name = await run_in_session(
         mcp_oauth.complete_authorization,
         state=state,

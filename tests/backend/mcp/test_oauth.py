@@ -213,6 +213,8 @@ def test_callbacks_that_match_no_authorization_and_refusals_say_so(
 ) -> None:
     unknown = client.get("/api/mcp-oauth/callback?state=forged-state-value&code=abc")
     assert unknown.status_code == 404 and "start it again" in unknown.json()["detail"]
+    stateless = client.get("/api/mcp-oauth/callback?code=abc")
+    assert stateless.status_code == 400 and "not an answer" in stateless.json()["detail"]
     _add(client, admin, "denied", {"url": oauth_server, "oauth": True})
     started = client.post(f"{BASE}/denied/oauth/start", headers=admin.headers).json()
     state = parse_qs(urlsplit(started["authorization_url"]).query)["state"][0]
