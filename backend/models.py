@@ -376,6 +376,9 @@ class McpServer(Base):
     # Per tool: "auto" (may run without asking), "ask" or "never"; JSON object.
     tool_policies: Mapped[str] = mapped_column(Text, default="{}")
     default_policy: Mapped[str] = mapped_column(String(8), default="ask")
+    # OAuth state as JSON: tokens and when they expire, the registered client, an
+    # authorization in progress. Secrets, like `config`: encrypted at rest, never returned.
+    oauth: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -10,6 +10,7 @@ from backend.api.routes import (
     conversations,
     health,
     mcp,
+    mcp_oauth,
     messages,
     models,
     search,
@@ -37,4 +38,5 @@ api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
 api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
+api_router.include_router(mcp_oauth.router)
 api_router.include_router(temporary.router)

@@ -34,6 +34,12 @@ from backend.mcp.config import ServerConfig
 logger = logging.getLogger(__name__)
 
 HttpClientFactory = Callable[[dict[str, str]], httpx2.AsyncClient]
+# The OAuth flow for a server (None: the server needs none, or has its token in a header).
+AuthFactory = Callable[[ServerConfig], httpx2.Auth | None]
+
+
+def no_auth(config: ServerConfig) -> httpx2.Auth | None:
+    return None
 
 
 class McpUnavailable(RuntimeError):
@@ -97,6 +103,7 @@ class ServerConnection:
         call_timeout: float = 30.0,
         result_limit: int = 64 * 1024,
         http_client: HttpClientFactory = plain_http_client,
+        auth: AuthFactory = no_auth,
         restart_delays: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30),
         ping_interval: float = 10.0,
     ) -> None:
@@ -106,6 +113,7 @@ class ServerConnection:
         self.call_timeout = call_timeout
         self.result_limit = result_limit
         self._http_client = http_client
+        self._auth = auth
         self._restart_delays = restart_delays
         self._client: Client | None = None
         self._tools: list[DiscoveredTool] = []
@@ -151,6 +159,8 @@ class ServerConnection:
             return stdio_client(params, errlog=stack.enter_context(open(os.devnull, "w")))
         assert self.config.url is not None
         client = self._http_client(dict(self.config.headers))
+        if (auth := self._auth(self.config)) is not None:
+            client.auth = auth
         return streamable_http_client(self.config.url, http_client=client)
 
     async def _session(self) -> None:

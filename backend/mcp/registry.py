@@ -9,6 +9,7 @@ have no `__`, and every MCP tool is offered as `<server>__<tool>`, so no name is
 import hashlib
 import logging
 import re
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,10 +21,12 @@ from jsonschema.validators import validator_for
 
 from backend.mcp.config import ServerConfig
 from backend.mcp.connection import (
+    AuthFactory,
     CallOutcome,
     DiscoveredTool,
     HttpClientFactory,
     ServerConnection,
+    no_auth,
     plain_http_client,
 )
 
@@ -104,9 +107,11 @@ class McpRegistry:
         call_timeout: float = 30.0,
         result_limit: int = 64 * 1024,
         http_client: HttpClientFactory = plain_http_client,
+        auth: AuthFactory = no_auth,
         ping_interval: float = 10.0,
     ) -> None:
         self.workdir = workdir
+        self.auth = auth
         self.call_timeout = call_timeout
         self.result_limit = result_limit
         self.http_client = http_client
@@ -127,6 +132,7 @@ class McpRegistry:
             call_timeout=self.call_timeout,
             result_limit=self.result_limit,
             http_client=self.http_client,
+            auth=self.auth,
             ping_interval=self.ping_interval,
         )
 
@@ -146,6 +152,22 @@ class McpRegistry:
             self._entries[name] = _Entry(config, policy, connection)
             if self._group is not None:
                 self._group.start_soon(connection.run)
+
+    def start_soon(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `task` in the application's task group (it outlives the request)."""
+        if self._group is None:
+            raise RuntimeError("The MCP registry is not running")
+        self._group.start_soon(task)
+
+    async def restart(self, name: str) -> None:
+        """Reconnect a server now (after it was authorized, say) instead of at its next try."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return
+        await entry.connection.stop()
+        entry.connection = self._connection(entry.config)
+        if self._group is not None:
+            self._group.start_soon(entry.connection.run)
 
     async def stop(self) -> None:
         for entry in self._entries.values():

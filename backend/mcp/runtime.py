@@ -20,7 +20,7 @@ from backend.core.config import mcp_egress_policy_of, settings
 from backend.core.db import run_in_session
 from backend.mcp.config import load_file
 from backend.mcp.registry import McpRegistry
-from backend.services import mcp_servers
+from backend.services import mcp_oauth, mcp_servers
 
 logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 30.0
@@ -46,6 +46,7 @@ registry = McpRegistry(
     call_timeout=settings.MCP_CALL_TIMEOUT_SECONDS,
     result_limit=settings.MCP_RESULT_MAX_BYTES,
     http_client=guarded_http_client,
+    auth=mcp_oauth.background_auth,
 )
 
 

@@ -38,6 +38,30 @@ class McpToolPublic(BaseModel):
     policy: Policy
 
 
+class McpOAuthPublic(BaseModel):
+    """The OAuth settings of a server, without the client secret."""
+
+    grant: Literal["authorization_code", "client_credentials"]
+    client_id: str | None
+    scope: str | None
+    issuer: str | None
+    has_client_secret: bool
+
+
+class McpOAuthStatus(BaseModel):
+    """Whether the server is authorized (the tokens themselves are never shown)."""
+
+    authorized: bool
+    expires_at: float | None
+    client_registered: bool
+    pending: bool
+    error: str | None
+
+
+class McpAuthorizationStart(BaseModel):
+    authorization_url: str
+
+
 class McpServerPublic(BaseModel):
     """A server as the admin sees it again: names of secrets, never their values."""
 
@@ -50,6 +74,8 @@ class McpServerPublic(BaseModel):
     cwd: str | None
     url: str | None
     header_keys: list[str]
+    oauth: McpOAuthPublic | None = None
+    oauth_status: McpOAuthStatus | None = None
     enabled: bool
     access: Access
     users: list[str]

@@ -7,6 +7,7 @@ of environment variables or headers.
 
 import json
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,7 @@ from backend.core.config import settings
 from backend.mcp.config import McpConfigError, ServerConfig, parse_server
 from backend.mcp.registry import McpRegistry, ServerPolicy, usable_schema
 from backend.mcp.schemas import (
+    McpOAuthStatus,
     McpServerIn,
     McpServerPublic,
     McpServersPublic,
@@ -40,6 +42,30 @@ def policy_of(row: McpServer) -> ServerPolicy:
         users=frozenset(json.loads(row.users or "[]")),
         tool_policies=json.loads(row.tool_policies or "{}"),
         default_policy=row.default_policy,  # type: ignore[arg-type]
+    )
+
+
+def oauth_state_of(row: McpServer) -> dict[str, Any]:
+    """The server's OAuth state (tokens, registered client, authorization in progress)."""
+    try:
+        state = json.loads(row.oauth or "{}")
+    except ValueError:  # unreadable: as if never authorized
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def oauth_status(row: McpServer, *, config: ServerConfig) -> McpOAuthStatus | None:
+    """What the admin sees of a server's OAuth: whether it is authorized, never the tokens."""
+    if config.oauth is None:
+        return None
+    state = oauth_state_of(row)
+    pending = state.get("pending") or {}
+    return McpOAuthStatus(
+        authorized=bool(state.get("tokens")),
+        expires_at=state.get("expires_at"),
+        client_registered=bool(state.get("client")),
+        pending=bool(pending) and "code" not in pending,
+        error=state.get("error"),
     )
 
 
@@ -86,6 +112,7 @@ def public(row: McpServer, *, registry: McpRegistry) -> McpServerPublic:
         restarts=int(status.get("restarts", 0)),
         last_error=status.get("last_error"),
         tools=tools,
+        oauth_status=oauth_status(row, config=config),
     )
 
 
@@ -137,6 +164,7 @@ def update_server(*, session: Session, name: str, body: McpServerUpdate) -> McpS
         if row.source == "file":
             raise Conflict("This server comes from MCP_SERVERS_FILE: change it in that file")
         row.config = json.dumps(checked_config(name, body.config).to_document())
+        row.oauth = None  # tokens were for the old configuration
     _apply_policy(row, body)
     session.commit()
     return row
@@ -170,6 +198,8 @@ def sync_file_servers(*, session: Session, configs: list[ServerConfig]) -> None:
                 )
             )
         elif row.source == "file":
+            if row.config != document:
+                row.oauth = None  # tokens were for the old configuration
             row.config = document
         else:
             logger.warning("mcp_file_server_shadowed", extra={"server": config.name})

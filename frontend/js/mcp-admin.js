@@ -1,5 +1,6 @@
-// Admin › Tool servers (MCP): list, add, test, enable/disable, remove, and per-tool policies.
-// The server does the connecting (and checks HTTP addresses); this page only shows and asks.
+// Admin › Tool servers (MCP): list, add, test, enable/disable, remove, per-tool policies, and
+// OAuth authorization of HTTP servers. The server does the connecting (and checks HTTP
+// addresses) and holds the tokens; this page only shows and asks.
 import { request } from './api.js';
 import { $, confirmDialog, h, setFormError, toast } from './common.js';
 
@@ -38,10 +39,38 @@ function policySelect(server, tool) {
   return select;
 }
 
+function oauthState(server) {
+  const status = server.oauth_status;
+  if (!server.oauth || !status) return '';
+  if (server.oauth.grant === 'client_credentials') return ' · OAuth: client credentials';
+  if (status.pending) return ' · OAuth: waiting for the authorization';
+  if (status.error) return ` · OAuth: authorization failed: ${status.error}`;
+  return status.authorized ? ' · OAuth: authorized' : ' · OAuth: not authorized yet';
+}
+
+// The authorization happens at the server's authorization server; it sends the browser back
+// to Open Chat's callback, which comes back here.
+function authorizeButton(server) {
+  if (server.oauth?.grant !== 'authorization_code') return '';
+  const label = server.oauth_status?.authorized ? 'Authorize again' : 'Authorize';
+  const button = h('button', { type: 'button', class: 'btn', 'aria-label': `${label}: ${server.name}` }, label);
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const started = await request('POST', `${BASE}/${encodeURIComponent(server.name)}/oauth/start`);
+      window.location.assign(started.authorization_url);
+    } catch (e) {
+      button.disabled = false;
+      toast(e.message, 'error', 6000);
+    }
+  });
+  return button;
+}
+
 function serverItem(server) {
   const where = server.transport === 'stdio' ? [server.command, ...server.args].join(' ') : server.url;
   const health = server.enabled ? (server.healthy ? 'connected' : (server.last_error ? `failing: ${server.last_error}` : 'connecting…')) : 'disabled';
-  const secrets = [...server.env_keys, ...server.header_keys];
+  const secrets = [...server.env_keys, ...server.header_keys, ...(server.oauth?.has_client_secret ? ['OAuth client secret'] : [])];
   const enabled = h('input', { type: 'checkbox', role: 'switch', 'aria-label': `${server.name} enabled`, checked: server.enabled });
   enabled.addEventListener('change', async () => {
     try {
@@ -85,8 +114,9 @@ function serverItem(server) {
   return h('li', { class: 'connection mcp-server', 'data-name': server.name },
     h('strong', {}, server.name), ' ',
     h('code', {}, where || ''), ' ',
-    h('span', { class: 'muted mcp-health' }, `· ${health}${server.source === 'file' ? ' · from MCP_SERVERS_FILE' : ''}${secrets.length ? ` · secrets: ${secrets.join(', ')}` : ''}`), ' ',
-    h('label', { class: 'switch' }, enabled), ' ', test, ' ', remove,
+    h('span', { class: 'muted mcp-health' }, `· ${health}${server.source === 'file' ? ' · from MCP_SERVERS_FILE' : ''}${secrets.length ? ` · secrets: ${secrets.join(', ')}` : ''}`),
+    h('span', { class: 'muted mcp-oauth' }, oauthState(server)), ' ',
+    h('label', { class: 'switch' }, enabled), ' ', authorizeButton(server), ' ', test, ' ', remove,
     tools.length ? h('ul', { class: 'mcp-tools', 'aria-label': `Tools of ${server.name}` }, ...tools) : '');
 }
 
@@ -133,8 +163,20 @@ async function save(event) {
   }
 }
 
+// Back from an authorization: say how it went, once (a reload does not repeat it).
+function reportAuthorization() {
+  const params = new URLSearchParams(window.location.search);
+  const outcome = params.get('oauth');
+  if (!outcome) return;
+  const server = params.get('server') || 'The server';
+  if (outcome === 'authorized') toast(`${server} is authorized`);
+  else toast(`${server}: the authorization did not complete`, 'error', 8000);
+  window.history.replaceState(null, '', `${window.location.pathname}${window.location.hash}`);
+}
+
 function init() {
   if (!$('#mcp')) return;
+  reportAuthorization();
   $('#mcp-test').addEventListener('click', testNew);
   $('#mcp-form').addEventListener('submit', save);
   $('#mcp-access').addEventListener('change', () => {

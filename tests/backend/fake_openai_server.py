@@ -3,10 +3,13 @@
 What it does is chosen by the last user message: `FAIL <status>` answers with that HTTP
 error, `SLOW` waits longer than the client's timeout, `BREAK` drops the connection in the
 middle of a streamed answer, `USAGE <prompt> <completion>` reports those token counts
-(whatever they are). Anything else gets an echo. Requests are recorded.
+(whatever they are), `TOOL <name> <json arguments>` asks for that tool (if it was offered)
+and, once the request carries the tool's result, answers with it. Anything else gets an
+echo. Requests are recorded.
 """
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -22,6 +25,7 @@ fake_app = FastAPI()
 received: list[dict[str, Any]] = []
 # The authorization header of each `GET /v1/models`.
 models_listed: list[str | None] = []
+_call_ids = itertools.count(1)
 
 
 def _answer_for(question: str) -> str:
@@ -60,6 +64,56 @@ async def _stream(model: str, answer: str, *, broken: bool) -> AsyncIterator[str
     yield "data: [DONE]\n\n"
 
 
+def _offered(body: dict[str, Any]) -> set[str]:
+    return {tool["function"]["name"] for tool in body.get("tools") or ()}
+
+
+def _tool_call(question: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """For `TOOL <name> <json>`: the call to propose, or (None, the answer to give)."""
+    _, _, rest = question.partition(" ")
+    name, _, arguments = rest.strip().partition(" ")
+    last = body["messages"][-1]
+    if last["role"] == "tool":  # the result came back: answer with it
+        return None, f"The {name} tool said: {last['content']}"
+    if name not in _offered(body):
+        return None, f"No tool named {name} was offered"
+    call_id = f"call_fake_{next(_call_ids)}"
+    function = {"name": name, "arguments": arguments.strip() or "{}"}
+    return {"id": call_id, "type": "function", "function": function}, ""
+
+
+async def _stream_call(model: str, call: dict[str, Any]) -> AsyncIterator[str]:
+    """A tool call as providers stream it: the name first, the arguments in pieces."""
+    arguments = call["function"]["arguments"]
+    half = len(arguments) // 2
+    head = {"index": 0, "id": call["id"], "type": "function"}
+    yield _chunk(
+        model,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                head
+                | {"function": {"name": call["function"]["name"], "arguments": arguments[:half]}}
+            ],
+        },
+    )
+    yield _chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]})
+    yield _chunk(model, {}, "tool_calls")
+    yield "data: [DONE]\n\n"
+
+
+def _call_reply(model: str, call: dict[str, Any]) -> dict[str, Any]:
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+    }
+
+
 @fake_app.get("/v1/models")
 async def list_models(request: Request) -> Any:
     received.append({"path": "/v1/models", "authorization": request.headers.get("authorization")})
@@ -79,6 +133,12 @@ async def chat_completions(request: Request) -> Any:
     if question.startswith("SLOW"):
         await asyncio.sleep(3)
     answer, model = _answer_for(question), f"{body['model']}-2026"
+    if question.startswith("TOOL "):
+        call, answer = _tool_call(question, body)
+        if call is not None and body.get("stream"):
+            return StreamingResponse(_stream_call(model, call), media_type="text/event-stream")
+        if call is not None:
+            return _call_reply(model, call)
     if body.get("stream"):
         return StreamingResponse(
             _stream(model, answer, broken=question.startswith("BREAK")),

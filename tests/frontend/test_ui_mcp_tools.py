@@ -12,6 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.backend.mcp.mcp_test_servers import oauth_tools_server
+
 from .ui_helpers import User, open_chat
 
 TOOLS_SERVER = Path(__file__).parents[1] / "backend" / "mcp" / "tools_server.py"
@@ -105,3 +107,40 @@ def test_a_rejection_with_a_reason_is_told_to_the_assistant(
         expect(answer).to_contain_text("do not send my plans anywhere", timeout=20_000)
     finally:
         admin.api.delete("/api/admin/mcp-servers/uireject")
+
+
+def test_admin_authorizes_an_oauth_server_in_the_browser(
+    page_as: Callable[..., Page], admin: User, make_user: Callable[..., User]
+) -> None:
+    """The admin adds a server behind OAuth, clicks Authorize, passes its authorization
+    server (which approves at once) and comes back to Open Chat, connected."""
+    with oauth_tools_server(token_seconds=3600) as (url, _issuer):
+        page = page_as(admin)
+        page.goto("/admin.html#mcp")
+        page.wait_for_selector("body[data-ready=true]")
+        section = page.locator("#mcp")
+        try:
+            section.get_by_label("Name").fill("uioauth")
+            entry = json.dumps({"url": url, "oauth": True})
+            section.get_by_label("Server entry (as in an mcpServers file)").fill(entry)
+            section.get_by_role("button", name="Add server").click()
+            server = section.locator(".mcp-server", has_text="uioauth")
+            expect(server.locator(".mcp-oauth")).to_contain_text("not authorized yet")
+            server.get_by_role("button", name="Authorize: uioauth").click()
+            # Off to the authorization server and back through Open Chat's callback.
+            page.wait_for_url("**/admin.html#mcp", timeout=30_000)
+            page.wait_for_selector("body[data-ready=true]")
+            expect(page.locator("#toasts")).to_contain_text("uioauth is authorized")
+            assert "oauth=" not in page.url
+            server = page.locator("#mcp .mcp-server", has_text="uioauth")
+            expect(server.locator(".mcp-oauth")).to_contain_text("OAuth: authorized")
+            expect(server.locator(".mcp-health")).to_contain_text("· connected", timeout=30_000)
+            expect(server.get_by_role("button", name="Authorize again: uioauth")).to_be_visible()
+            listing = admin.api.get("/api/admin/mcp-servers").text
+            assert "access_token" not in listing and "refresh_token" not in listing
+            member = make_user()
+            offered = member.api.get("/api/tools").json()["data"]
+            assert "uioauth__echo" in {tool["name"] for tool in offered}
+            assert not page.js_errors  # type: ignore[attr-defined]
+        finally:
+            admin.api.delete("/api/admin/mcp-servers/uioauth")

@@ -23,6 +23,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _wait_for_port(process: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail("the HTTP MCP test server did not start")
+
+
 @contextmanager
 def http_tools_server() -> Iterator[str]:
     """The tools server on a loopback port, over Streamable HTTP; yields its URL."""
@@ -32,16 +44,27 @@ def http_tools_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("the HTTP MCP test server did not start")
+    _wait_for_port(process, port)
     yield f"http://127.0.0.1:{port}/mcp"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+OAUTH_SERVER = Path(__file__).with_name("oauth_tools_server.py")
+
+
+@contextmanager
+def oauth_tools_server(*, token_seconds: int) -> Iterator[tuple[str, str]]:
+    """The OAuth-protected tools server on a loopback port, its authorization server on
+    another loopback address; yields the MCP endpoint's URL and the issuer's."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(OAUTH_SERVER), "--port", str(port)]
+        + ["--token-seconds", str(token_seconds)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_port(process, port)
+    yield f"http://127.0.0.1:{port}/mcp", f"http://127.0.0.2:{port}"
     process.terminate()
     process.wait(timeout=10)

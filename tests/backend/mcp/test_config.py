@@ -48,6 +48,26 @@ def test_public_view_names_secrets_without_their_values() -> None:
         ("s", {"type": "sse", "url": "http://h/sse"}, "deprecated"),
         ("s", {"env": {}}, "needs a 'command'"),
         ("s", {"command": "x", "env": {"A": 1}}, "'env'"),
+        ("s", {"command": "x", "oauth": True}, "for HTTP servers"),
+        ("s", {"url": "https://h/mcp", "oauth": "yes"}, "'oauth' is true or an object"),
+        ("s", {"url": "https://h/mcp", "oauth": {"password": "x"}}, "'oauth' is true or"),
+        ("s", {"url": "https://h/mcp", "oauth": {"grant": "implicit"}}, "'oauth.grant'"),
+        ("s", {"url": "https://h/mcp", "oauth": {"scope": 3}}, "'oauth' must map"),
+        (
+            "s",
+            {"url": "https://h/mcp", "oauth": {"grant": "client_credentials", "client_id": "c"}},
+            "'oauth.client_secret' and 'oauth.issuer'",
+        ),
+        (
+            "s",
+            {"url": "https://h/mcp", "oauth": {"issuer": "ftp://as"}},
+            "'oauth.issuer' must be an http(s) URL",
+        ),
+        (
+            "s",
+            {"url": "https://h/mcp", "oauth": True, "token": "t"},
+            "either 'oauth' or an Authorization header",
+        ),
     ],
 )
 def test_mistakes_are_one_sentence(name: str, entry: dict, words: str) -> None:
@@ -65,3 +85,24 @@ def test_unreadable_and_malformed_files_say_so(tmp_path: Path) -> None:
         load_file(broken)
     with pytest.raises(McpConfigError, match="'mcpServers' object"):
         parse_document({"mcpServers": []})
+
+
+def test_oauth_settings_keep_the_client_secret_out_of_the_public_view() -> None:
+    entry = {
+        "url": "https://tools.example.com/mcp",
+        "oauth": {
+            "grant": "client_credentials",
+            "client_id": "open-chat",
+            "client_secret": "cc-secret-value",
+            "issuer": "https://auth.example.com",
+            "scope": "tools:read",
+        },
+    }
+    server = parse_server("cc", entry)
+    assert server.oauth is not None and server.oauth.client_secret == "cc-secret-value"
+    assert "cc-secret-value" not in json.dumps(server.public())
+    assert server.public()["oauth"]["has_client_secret"] is True
+    assert parse_server("cc", server.to_document()) == server  # stored and read back whole
+    plain = parse_server("ac", {"url": "https://tools.example.com/mcp", "oauth": True})
+    assert plain.oauth is not None and plain.oauth.grant == "authorization_code"
+    assert plain.public()["oauth"]["has_client_secret"] is False

@@ -10,6 +10,7 @@ import pytest
 from chat_factories import ChatUser, create_conversation, create_user, send_message
 from fastapi.testclient import TestClient
 from mcp_test_servers import stdio_entry
+from sqlalchemy import select
 
 from backend.mcp import runtime
 
@@ -267,3 +268,58 @@ def test_http_servers_on_private_addresses_are_refused_unless_the_admin_lists_th
     chat = create_conversation(client, alice)
     turn = send_message(client, alice, chat["uuid"], 'use web__echo with {"text": "via http"}')
     assert turn.json()["tool_executions"][0]["result"] == "via http"
+
+
+def test_a_server_that_dies_during_a_call_is_restarted_and_works_again(
+    client: TestClient, admin: ChatUser
+) -> None:
+    _add(client, admin, tool_policies={"crash": "auto", "echo": "auto"})
+    _wait_healthy(client, admin)
+    alice = create_user()
+    chat = create_conversation(client, alice)
+    crashed = send_message(client, alice, chat["uuid"], "use tests__crash with {}").json()
+    [execution] = crashed["tool_executions"]
+    assert execution["status"] == "failed" and "stopped" in execution["result"]
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        server = client.get(BASE, headers=admin.headers).json()["data"][0]
+        if server["restarts"] >= 1 and server["healthy"]:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the server was not restarted: {server}")
+    again = send_message(client, alice, chat["uuid"], 'use tests__echo with {"text": "back"}')
+    assert again.json()["tool_executions"][0]["result"] == "back"
+
+
+def test_arguments_that_do_not_fit_the_schema_never_reach_the_server(
+    client: TestClient, admin: ChatUser
+) -> None:
+    _add(client, admin, tool_policies={"echo": "auto"})
+    _wait_healthy(client, admin)
+    alice = create_user()
+    chat = create_conversation(client, alice)
+    turn = send_message(client, alice, chat["uuid"], 'use tests__echo with {"text": 5}').json()
+    [execution] = turn["tool_executions"]
+    assert execution["status"] == "failed" and execution["result"].startswith("Invalid arguments")
+
+
+def test_a_file_servers_tokens_are_forgotten_when_the_file_changes_it() -> None:
+    from backend.core.db import SessionLocal
+    from backend.mcp.config import parse_server
+    from backend.models import McpServer
+    from backend.services import mcp_servers
+
+    first = parse_server("filed", {"url": "https://tools.example.com/mcp", "oauth": True})
+    with SessionLocal() as session:
+        mcp_servers.sync_file_servers(session=session, configs=[first])
+        row = session.scalars(select(McpServer).where(McpServer.name == "filed")).one()
+        row.oauth = json.dumps({"tokens": {"access_token": "a"}})
+        session.commit()
+        mcp_servers.sync_file_servers(session=session, configs=[first])  # unchanged: kept
+        session.refresh(row)
+        assert row.oauth is not None
+        moved = parse_server("filed", {"url": "https://tools2.example.com/mcp", "oauth": True})
+        mcp_servers.sync_file_servers(session=session, configs=[moved])
+        session.refresh(row)
+        assert row.oauth is None
