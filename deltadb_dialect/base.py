@@ -154,7 +154,7 @@ class DeltaDialect(SQLiteDialect):
     # and runs one row per statement, as the stock SQLite dialect always does.
     insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.AUTOINCREMENT
 
-    colspecs = {
+    colspecs = {  # noqa: RUF012 - SQLAlchemy's attribute, replaced per dialect class
         **SQLiteDialect.colspecs,
         sqltypes.DateTime: DeltaDateTime,
         sqltypes.Numeric: DeltaNumeric,
@@ -204,7 +204,7 @@ class DeltaDialect(SQLiteDialect):
             if triggers or keys != f"{key} INTEGER" or rowid_table != 1:
                 return False
             quoted = self.identifier_preparer.quote(name)
-            cursor.execute(f"SELECT max(rowid) FROM main.{quoted}")
+            cursor.execute(f"SELECT max(rowid) FROM main.{quoted}")  # noqa: S608 - quoted name
             largest = cursor.fetchone()[0] or 0
         except self.loaded_dbapi.Error:
             return False

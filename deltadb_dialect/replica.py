@@ -395,7 +395,7 @@ class Replica:
             return "whole", ROWID
         pk_index = self.conn.execute(f"SELECT 1 FROM pragma_index_list({_literal(name)}) "
                                      "WHERE origin = 'pk'").fetchall()
-        if not pk_columns or not pk_index and len(pk_columns) == 1:
+        if not pk_columns or (not pk_index and len(pk_columns) == 1):
             return "rowid", free[0]  # no primary key, or INTEGER PRIMARY KEY: the rowid
         return ("whole" if hidden else "column"), free[0]
 

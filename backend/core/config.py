@@ -12,7 +12,7 @@ from backend.core.startup_errors import exit_on_configuration_error
 # The name the built-in offline model answers under (model_used, usage, /api/models).
 MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
-DEVELOPMENT_SECRET_KEY = "changethis"
+DEVELOPMENT_SECRET_KEY = "changethis"  # noqa: S105 - refused outside development (below)
 
 
 def _upper(value: object) -> object:

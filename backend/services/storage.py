@@ -121,10 +121,10 @@ _counted: OrderedDict[int, tuple[float, int]] = OrderedDict()
 def _estimate(*, session: Session, user_id: int, max_bytes: int, adding: int) -> int:
     now = time.monotonic()
     known = _counted.get(user_id)
-    if known is not None and now - known[0] < RECOUNT_SECONDS:
-        if known[1] + adding <= max_bytes * RECOUNT_SHARE:
-            _counted[user_id] = (known[0], known[1] + adding)
-            return known[1]
+    if (known is not None and now - known[0] < RECOUNT_SECONDS
+            and known[1] + adding <= max_bytes * RECOUNT_SHARE):
+        _counted[user_id] = (known[0], known[1] + adding)
+        return known[1]
     used = stored_bytes(session=session, user_id=user_id)
     _counted[user_id] = (now, used + adding)
     _counted.move_to_end(user_id)

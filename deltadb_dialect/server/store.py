@@ -197,7 +197,7 @@ class EntityStore:
         sql_tables = [t for t in map(self.catalog.table, sorted(table_names)) if t is not None]
         with read_transaction(self.engine) as conn:
             per_db = conn.execute(select(E.c.db, func.count()).group_by(E.c.db)).all()
-            counts: dict[str, int] = {db: count for db, count in per_db}
+            counts: dict[str, int] = dict(per_db)
             schema_ids = set(conn.execute(select(tables.schemas.c.id)).scalars())
             result = [
                 {"name": name, "kind": "entities", "entities": count, "schema": name in schema_ids}
