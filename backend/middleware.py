@@ -4,7 +4,6 @@ import json
 import logging
 import re
 import time
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,7 +74,7 @@ class AccessLogMiddleware:
             return
         started, status = time.perf_counter(), 500
 
-        async def send_and_record(message: dict[str, Any]) -> None:
+        async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import BigInteger
 
@@ -48,7 +49,7 @@ def effective(limits: dict[str, int | None]) -> tuple[int, int]:
     )
 
 
-_MINE = bindparam("user_id")
+_MINE: BindParameter[int] = bindparam("user_id")
 # Built once: on the per-question path, building a statement costs more than running it.
 _CONVERSATION_COUNT = (
     select(func.count()).select_from(Conversation).where(Conversation.user_id == _MINE)
