@@ -157,9 +157,9 @@ def stored_config(*, session: Session, name: str) -> ServerConfig:
 def sync_file_servers(*, session: Session, configs: list[ServerConfig]) -> None:
     """Rows for the file's servers (config from the file; the admin's policy kept)."""
     names = {c.name for c in configs}
-    for row in session.scalars(select(McpServer).where(McpServer.source == "file")).all():
-        if row.name not in names:
-            session.delete(row)
+    for stale in session.scalars(select(McpServer).where(McpServer.source == "file")).all():
+        if stale.name not in names:
+            session.delete(stale)
     for config in configs:
         document = json.dumps(config.to_document())
         row = session.scalars(select(McpServer).where(McpServer.name == config.name)).first()
