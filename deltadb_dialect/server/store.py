@@ -218,7 +218,7 @@ class EntityStore:
         validated_with = self.schemas.prevalidate(db, documents)  # outside the transaction
         with sql_errors_as_api_errors(), write_transaction(self.engine) as conn:
             self.apply_put(conn, db, table, documents, validated_with)
-            if dry_run:
+            if dry_run:  # inside write_transaction there always is a transaction
                 conn.get_transaction().rollback()  # type: ignore[union-attr]
 
     def apply_put(
