@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     # How many earlier messages are sent to the model with each question.
     LLM_CONTEXT_MESSAGES: int = Field(default=40, ge=1)
 
+    # mypy does not accept a decorator over @property; this is pydantic's documented form.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def use_mock_llm(self) -> bool:
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
             return list(self.AVAILABLE_MODELS)
         return [MOCK_MODEL] if self.use_mock_llm else ["gpt-4o-mini", "gpt-4o"]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's form, as above
     @property
     def cookie_secure(self) -> bool:
         if self.COOKIE_SECURE is None:

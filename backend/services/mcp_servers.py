@@ -35,6 +35,7 @@ def config_of(row: McpServer) -> ServerConfig:
 
 
 def policy_of(row: McpServer) -> ServerPolicy:
+    # str columns that hold only what a ServerPolicy wrote there (the admin API checks it)
     return ServerPolicy(
         access=row.access,  # type: ignore[arg-type]
         users=frozenset(json.loads(row.users or "[]")),
@@ -77,6 +78,7 @@ def public(row: McpServer, *, registry: McpRegistry) -> McpServerPublic:
     ]
     return McpServerPublic(
         **config.public() | {"enabled": row.enabled},
+        # a str column; pydantic checks at run time that it is one of the Literal's values
         source=row.source,  # type: ignore[arg-type]
         access=policy.access,
         users=sorted(policy.users),
