@@ -163,7 +163,7 @@ class DeltaDialect(SQLiteDialect):
 
     def _sqlite_main_query(self, table: str, type_: str, schema: str | None,
                            sqlite_include_internal: bool) -> str:
-        query = super()._sqlite_main_query(table, type_, schema, sqlite_include_internal)
+        query: str = super()._sqlite_main_query(table, type_, schema, sqlite_include_internal)
         if sqlite_include_internal:
             return query
         hidden = " AND name NOT LIKE '~_~_deltadb~_%' ESCAPE '~'"
