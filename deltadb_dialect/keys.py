@@ -20,7 +20,7 @@ from argon2.low_level import Type, hash_secret_raw
 
 from deltadb_dialect.errors import KeyMissingError
 
-if TYPE_CHECKING:  # crypto loads cryptography's AEAD: only when keys are really unwrapped
+if TYPE_CHECKING:  # for annotations only: the functions below import crypto where they use it
     from deltadb_dialect.crypto import Sealer
 
 MASTER_KEY_ENV = "DELTADB_MASTER_KEY"
