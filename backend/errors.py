@@ -64,6 +64,8 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def register_exception_handlers(app: FastAPI) -> None:
+    # Starlette types every handler as taking Exception; each of these takes the subclass it
+    # is registered for, which is all it is ever called with.
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, integrity_error)  # type: ignore[arg-type]

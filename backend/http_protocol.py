@@ -40,6 +40,7 @@ class TimedH11Protocol(H11Protocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._body_idle: asyncio.TimerHandle | None = None
 
+    # asyncio's Protocol takes any BaseTransport; uvicorn always hands this one a Transport.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_deadline()

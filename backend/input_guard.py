@@ -30,7 +30,7 @@ SURROGATE_MESSAGE = "must be valid Unicode: a lone UTF-16 surrogate (\\ud800-\\u
 def _is_json(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            media = value.split(b";", 1)[0].strip().lower()
+            media: bytes = value.split(b";", 1)[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
     return False
 

@@ -99,7 +99,7 @@ class UserPublic(Public):
 
 class LoginResponse(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - OAuth's token type, no secret
     expires_at: datetime
     csrf_token: str
     user: UserPublic

@@ -84,7 +84,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-import deltadb_dialect  # noqa: F401  (registers the deltadb:// dialect)
+import deltadb_dialect  # registers the deltadb:// dialect
 
 SEED = 20240611
 SQLCIPHER_PASSPHRASE = "orm-bench-passphrase"
@@ -637,14 +637,10 @@ def _flat_rows(data: Dataset) -> Iterator[tuple[type[Base], dict[str, Any]]]:
         yield User, user
     for conversation in data.conversations:
         yield Conversation, conversation
-    message_id = 0
-    for message in data.messages:
-        message_id += 1
+    for message_id, message in enumerate(data.messages, start=1):
         yield Message, {"id": message_id,
                         **{k: v for k, v in message.items() if k != "response"}}
-    message_id = 0
-    for message in data.messages:
-        message_id += 1
+    for message_id, message in enumerate(data.messages, start=1):
         if "response" in message:
             yield Response, {"message_id": message_id, **message["response"]}
 
@@ -875,10 +871,10 @@ def format_report(results: dict[str, dict[str, PhaseResult]], descriptions: dict
         text += f"{per_op:18.1f}" if per_op is not None else ""
         return text
 
-    totals = {n: 0.0 for n in names}
-    reads = {n: 0.0 for n in names}
-    cpu_totals = {n: 0.0 for n in names}
-    cpu_reads = {n: 0.0 for n in names}
+    totals = dict.fromkeys(names, 0.0)
+    reads = dict.fromkeys(names, 0.0)
+    cpu_totals = dict.fromkeys(names, 0.0)
+    cpu_reads = dict.fromkeys(names, 0.0)
     for phase in ALL_PHASES:
         values = {n: results[n][phase].seconds for n in names}
         cpu = {n: results[n][phase].extra["cpu"] for n in names}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import orm_bench as ob  # noqa: E402  (the workload itself)
+import orm_bench as ob  # the workload itself
 
 PHASES = ("bulk_insert", "single_commit", *ob.READ_PHASES)
 

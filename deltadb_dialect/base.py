@@ -154,7 +154,7 @@ class DeltaDialect(SQLiteDialect):
     # and runs one row per statement, as the stock SQLite dialect always does.
     insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.AUTOINCREMENT
 
-    colspecs = {
+    colspecs = {  # noqa: RUF012 - SQLAlchemy's attribute, replaced per dialect class
         **SQLiteDialect.colspecs,
         sqltypes.DateTime: DeltaDateTime,
         sqltypes.Numeric: DeltaNumeric,
@@ -163,7 +163,7 @@ class DeltaDialect(SQLiteDialect):
 
     def _sqlite_main_query(self, table: str, type_: str, schema: str | None,
                            sqlite_include_internal: bool) -> str:
-        query = super()._sqlite_main_query(table, type_, schema, sqlite_include_internal)
+        query: str = super()._sqlite_main_query(table, type_, schema, sqlite_include_internal)
         if sqlite_include_internal:
             return query
         hidden = " AND name NOT LIKE '~_~_deltadb~_%' ESCAPE '~'"
@@ -204,7 +204,7 @@ class DeltaDialect(SQLiteDialect):
             if triggers or keys != f"{key} INTEGER" or rowid_table != 1:
                 return False
             quoted = self.identifier_preparer.quote(name)
-            cursor.execute(f"SELECT max(rowid) FROM main.{quoted}")
+            cursor.execute(f"SELECT max(rowid) FROM main.{quoted}")  # noqa: S608 - quoted name
             largest = cursor.fetchone()[0] or 0
         except self.loaded_dbapi.Error:
             return False

@@ -515,7 +515,7 @@ class Connection:
             # a table dropped and created again with the same SQL must not keep its old rows
             # in the store. Such text is never cached, so it always comes here.
             drops = (self._capture is not None and not guest
-                     and (word in ("DROP", "ALTER") or ";" in sql and _DROPS_TABLES.search(sql))
+                     and (word in ("DROP", "ALTER") or (";" in sql and _DROPS_TABLES.search(sql)))
                      and store.replica.following_drops(self._capture))
             with drops or nullcontext():
                 if many:

@@ -14,10 +14,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argon2.low_level import Type, hash_secret_raw
 
 from deltadb_dialect.errors import KeyMissingError
+
+if TYPE_CHECKING:  # for annotations only: the functions below import crypto where they use it
+    from deltadb_dialect.crypto import Sealer
 
 MASTER_KEY_ENV = "DELTADB_MASTER_KEY"
 KEY_BYTES = 32
@@ -152,7 +156,7 @@ class Keyring:
         self.naming_key = subkey(store_key, "naming")
         self._mac_key = subkey(store_key, "header-mac")
         self._mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)  # keyed once, copied
-        self.data: dict = {}
+        self.data: dict[int, Sealer] = {}
         self.active_kid = 0
 
     def __repr__(self) -> str:
@@ -167,7 +171,7 @@ class Keyring:
         key = self._kek.open(wrapped, _aad(self.store_id, f"data-key-{kid}"), what="data key")
         self.data[kid] = Sealer(key, key_id=kid)
 
-    def sealer(self, kid: int):  # noqa: ANN201 - returns crypto.Sealer
+    def sealer(self, kid: int) -> Sealer:
         from deltadb_dialect.errors import TamperError
 
         try:
@@ -178,7 +182,7 @@ class Keyring:
             ) from None
 
     @property
-    def active(self):  # noqa: ANN201 - returns crypto.Sealer
+    def active(self) -> Sealer:
         return self.data[self.active_kid]
 
     def header_mac(self, body: bytes) -> str:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,7 @@ class StoreLayout:
         except (ValueError, KeyError, TypeError):
             raise CorruptStoreError(f"the store header in {self.root} is damaged") from None
 
-    def write_header(self, header: Header, mac_for) -> None:  # noqa: ANN001 - Callable[[bytes], str]
+    def write_header(self, header: Header, mac_for: Callable[[bytes], str]) -> None:
         body = header.body()
         document = {"body": body, "mac": mac_for(Header.canonical(body))}
         write_file_atomic(self.header, json.dumps(document, indent=1).encode())

@@ -305,6 +305,7 @@ class Replica:
                 for t, n, tn, s in rows]
 
     def schema_version(self) -> int:
+        # apsw types a value as any SQLite value (None included); PRAGMAs return integers.
         return int(self.conn.execute("PRAGMA schema_version").fetchall()[0][0])  # type: ignore[arg-type]
 
     def load_catalog(self, catalog: dict[str, Any]) -> None:
@@ -318,6 +319,7 @@ class Replica:
 
     def stored_pragmas(self) -> dict[str, int]:
         """The database header's values an application sets and expects to keep."""
+        # apsw types a value as any SQLite value (None included); these PRAGMAs return integers.
         values = {name: int(self.conn.execute(f"PRAGMA {name}").fetchall()[0][0])  # type: ignore[arg-type]
                   for name in STORED_PRAGMAS}
         return {name: value for name, value in values.items() if value}
@@ -357,6 +359,7 @@ class Replica:
     def _describe(self, name: str, create_sql: str) -> TableInfo:
         info = self.conn.execute(f"PRAGMA table_xinfo({quote(name)})").fetchall()
         # hidden: 0 ordinary, 2/3 generated (never stored by us: SQLite recomputes them)
+        # apsw types a value as any SQLite value (None included); pk is always an integer.
         columns = [ColumnInfo(str(n), str(t or ""), bool(nn), int(pk))  # type: ignore[arg-type]
                    for _cid, n, t, nn, _d, pk, hidden in info if hidden == 0]
         pk_columns = [c.name for c in sorted(columns, key=lambda c: c.pk_position) if c.pk_position]
@@ -395,7 +398,7 @@ class Replica:
             return "whole", ROWID
         pk_index = self.conn.execute(f"SELECT 1 FROM pragma_index_list({_literal(name)}) "
                                      "WHERE origin = 'pk'").fetchall()
-        if not pk_columns or not pk_index and len(pk_columns) == 1:
+        if not pk_columns or (not pk_index and len(pk_columns) == 1):
             return "rowid", free[0]  # no primary key, or INTEGER PRIMARY KEY: the rowid
         return ("whole" if hidden else "column"), free[0]
 

@@ -116,6 +116,7 @@ def read_state(conn: apsw.Connection) -> State | None:
     if not rows:
         return None
     fmt, store_id, seq, log_file, log_end, commit_start, commit_seq, catalog = rows[0]
+    # apsw types each value as any SQLite value, None included; these columns are NOT NULL.
     position = Position(int(seq), str(log_file), int(log_end), int(commit_start),  # type: ignore[arg-type]
                         int(commit_seq))  # type: ignore[arg-type]
     return State(int(fmt), bytes(store_id), position,  # type: ignore[arg-type]

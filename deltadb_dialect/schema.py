@@ -226,7 +226,8 @@ def compile_acceptor(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
         lines.append("    return True")
         namespace = dict(constants)
         exec("\n".join(lines), namespace)  # noqa: S102 - code built from the schema's shape
-        return namespace["accept"]
+        accept: Callable[[Any], bool] = namespace["accept"]
+        return accept
     except (_Unsupported, KeyError, TypeError):
         return None
 
@@ -263,6 +264,7 @@ def compile_row_builder(schema: dict[str, Any],
         lines.append(f"    return {{{pairs}}}")
         namespace = dict(constants)
         exec("\n".join(lines), namespace)  # noqa: S102 - code built from the schema's shape
-        return namespace["build"]
+        build: Callable[[Any], dict[str, Any] | None] = namespace["build"]
+        return build
     except (_Unsupported, KeyError, TypeError):
         return None

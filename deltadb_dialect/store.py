@@ -91,6 +91,7 @@ METRICS: dict[str, int] = {
 
 def _cut_short(replica: Replica, path: Path) -> str | None:
     """Why the file cannot be whole: its size is not a number of pages (a truncated copy)."""
+    # apsw types a value as any SQLite value (None included); page_size is an integer.
     page_size = int(replica.conn.execute("PRAGMA page_size").fetchall()[0][0])  # type: ignore[arg-type]
     if path.stat().st_size % page_size:
         return "its file was cut short"

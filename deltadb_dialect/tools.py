@@ -24,6 +24,7 @@ from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import MasterKeySource
 from deltadb_dialect.layout import HEADER_NAME
 from deltadb_dialect.log import CATALOG, RESET, decode_entries, entity_aad
+from deltadb_dialect.replica import quote
 from deltadb_dialect.storage import open_storage
 from deltadb_dialect.store import Store, StoreOptions
 
@@ -126,7 +127,8 @@ def info(path: str | os.PathLike[str], source: MasterKeySource) -> dict[str, Any
         conn = store.replica.conn
         tables = []
         for name, table in sorted(store.replica.tables.items()):
-            count = conn.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+            sql = f"SELECT count(*) FROM {quote(name)}"  # noqa: S608 - a quoted table name
+            count = conn.execute(sql).fetchall()[0][0]
             tables.append({"table": name, "rows": count, "schema_version": table.version})
         files = store.storage.sizes()
         return {
@@ -179,7 +181,7 @@ def backup(path: str | os.PathLike[str], destination: str | os.PathLike[str],
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         header = store.header
         names = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
-        store.storage.copy_to(target, names + [HEADER_NAME])
+        store.storage.copy_to(target, [*names, HEADER_NAME])
         _fsync_tree(target)
     return target
 

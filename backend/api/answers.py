@@ -57,7 +57,9 @@ def options_for(prepared: PreparedTurn) -> AnswerOptions:
     )
 
 
-async def _respond(request: Request, turn: ChatTurn, options: AnswerOptions) -> Any:
+async def _respond(
+    request: Request, turn: ChatTurn, options: AnswerOptions
+) -> ToolTurnPublic | StreamingResponse:
     streamed = wants_event_stream(request)
     generation = await generations.start(turn, replace(options, streamed=streamed))
     if streamed:

@@ -60,13 +60,12 @@ async def get_optional_user(request: Request, bearer: BearerDep) -> User | None:
         return None
     value, from_cookie = token
     # Cookies are sent by browsers on their own; unsafe requests must prove same-origin.
-    if from_cookie and request.method not in SAFE_METHODS:
-        if not csrf_token_matches(
-            session_token=value,
-            header=request.headers.get(CSRF_HEADER),
-            cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
-        ):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
+    if from_cookie and request.method not in SAFE_METHODS and not csrf_token_matches(
+        session_token=value,
+        header=request.headers.get(CSRF_HEADER),
+        cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
     user = await run_quick_in_session(auth_sessions.user_for_token, token=value)
     if user is None or not user.is_active:
         raise HTTPException(

@@ -12,7 +12,7 @@ from backend.core.startup_errors import exit_on_configuration_error
 # The name the built-in offline model answers under (model_used, usage, /api/models).
 MOCK_MODEL = "mock"
 # Stand-in secret for local development only: production and test must set their own.
-DEVELOPMENT_SECRET_KEY = "changethis"
+DEVELOPMENT_SECRET_KEY = "changethis"  # noqa: S105 - refused outside development (below)
 
 
 def _upper(value: object) -> object:
@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     # How many earlier messages are sent to the model with each question.
     LLM_CONTEXT_MESSAGES: int = Field(default=40, ge=1)
 
+    # mypy does not accept a decorator over @property; this is pydantic's documented form.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def use_mock_llm(self) -> bool:
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
             return list(self.AVAILABLE_MODELS)
         return [MOCK_MODEL] if self.use_mock_llm else ["gpt-4o-mini", "gpt-4o"]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's form, as above
     @property
     def cookie_secure(self) -> bool:
         if self.COOKIE_SECURE is None:

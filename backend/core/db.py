@@ -108,9 +108,9 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     instead, so the loop never blocks on a wait. On the loop, a commit is acknowledged only
     after the log's sync, which the units of one loop round share (see `_on_the_loop`).
     """
-    if QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0:
-        if (store := _ready_store()) is not None:
-            return await _on_the_loop(store, fn, **kwargs)
+    if (QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0
+            and (store := _ready_store()) is not None):
+        return await _on_the_loop(store, fn, **kwargs)
     return await run_in_session(fn, **kwargs)
 
 
@@ -118,9 +118,8 @@ async def _on_the_loop(group: Any, fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run the unit here. Its commit returns once written; the log's sync comes after the
     other callbacks the loop has ready (more units, often), so one sync covers all of them,
     and nothing is answered before it."""
-    with group.deferring() as written:
-        with SessionLocal() as session:
-            result = fn(session=session, **kwargs)
+    with group.deferring() as written, SessionLocal() as session:
+        result = fn(session=session, **kwargs)
     if written.seq is not None:
         await _synced(group, written.seq)
     return result

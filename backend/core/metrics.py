@@ -20,7 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import Engine, Insert, Table, event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -125,7 +125,7 @@ def _count_answer(row: dict[str, Any]) -> None:
             TOKENS.labels(model, kind).inc(tokens)
 
 
-def watch_commits(session_class: type[Session]) -> None:
+def watch_commits(session_class: type[Session] | sessionmaker[Session]) -> None:
     def before(session: Session) -> None:
         session.info["metrics_commit_started"] = time.perf_counter()
 

@@ -218,8 +218,9 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     try:
         body = await request.json()
         messages, model = body["messages"], body["model"]
-        assert isinstance(messages, list) and isinstance(model, str)
-    except (ValueError, KeyError, TypeError, AssertionError):
+        if not isinstance(messages, list) or not isinstance(model, str):
+            raise TypeError("messages must be a list and model a string")
+    except (ValueError, KeyError, TypeError):
         return _error(400, "Expected a JSON body with 'model' and a list of 'messages'.")
     question = last_user_text(messages)
     if trigger := _ERROR_TRIGGER.search(question):

@@ -36,6 +36,7 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
         self.app = app
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        # An AsyncClient's request always carries an async stream (httpx types either kind).
         body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
         queue: asyncio.Queue[Any] = asyncio.Queue()
         response_start: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

@@ -167,7 +167,7 @@ class ServerConnection:
         """Connect, list tools, and stay connected until stopped or the link breaks."""
         async with AsyncExitStack() as stack:
             transport = self._transport(stack)
-            client = Client(transport, read_timeout_seconds=self.call_timeout)  # type: ignore[arg-type]
+            client = Client(transport, read_timeout_seconds=self.call_timeout)
             async with client:
                 self._tools = self._discovered(await client.list_tools())
                 self._client, self.last_error = client, None

@@ -237,7 +237,7 @@ def _uuid_of(session: Session, message_id: int) -> str | None:
 def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:
     """INSERT the answer and its response row, count its usage; the answer as returned."""
     connection, now = session.connection(), utcnow()
-    message = {
+    message: dict[str, Any] = {
         "uuid": new_uuid(),
         "conversation_id": turn.conversation_id,
         "role": "assistant",
@@ -249,7 +249,7 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         _INSERT_ANSWER, {**message, "in_conversation": turn.conversation_id}
     ).one()
     message_id, message["position"] = inserted.id, inserted.position
-    response = {
+    response: dict[str, Any] = {
         "model_used": completion.model,
         "tokens_prompt": completion.tokens_prompt,
         "tokens_completion": completion.tokens_completion,

@@ -37,6 +37,7 @@ def config_of(row: McpServer) -> ServerConfig:
 
 
 def policy_of(row: McpServer) -> ServerPolicy:
+    # str columns that hold only what a ServerPolicy wrote there (the admin API checks it)
     return ServerPolicy(
         access=row.access,  # type: ignore[arg-type]
         users=frozenset(json.loads(row.users or "[]")),
@@ -103,6 +104,7 @@ def public(row: McpServer, *, registry: McpRegistry) -> McpServerPublic:
     ]
     return McpServerPublic(
         **config.public() | {"enabled": row.enabled},
+        # a str column; pydantic checks at run time that it is one of the Literal's values
         source=row.source,  # type: ignore[arg-type]
         access=policy.access,
         users=sorted(policy.users),
@@ -185,9 +187,9 @@ def stored_config(*, session: Session, name: str) -> ServerConfig:
 def sync_file_servers(*, session: Session, configs: list[ServerConfig]) -> None:
     """Rows for the file's servers (config from the file; the admin's policy kept)."""
     names = {c.name for c in configs}
-    for row in session.scalars(select(McpServer).where(McpServer.source == "file")).all():
-        if row.name not in names:
-            session.delete(row)
+    for stale in session.scalars(select(McpServer).where(McpServer.source == "file")).all():
+        if stale.name not in names:
+            session.delete(stale)
     for config in configs:
         document = json.dumps(config.to_document())
         row = session.scalars(select(McpServer).where(McpServer.name == config.name)).first()

@@ -77,7 +77,7 @@ def _count_question(*, connection: Connection, user_id: int, now: datetime) -> d
     """Count this question in the user's current minute and day; the new count of each."""
     starts = {f"{period}_start": window_start(period, now) for period in PERIODS}
     rows = connection.execute(_COUNT_QUESTION, {"user_id": user_id, **starts}).all()
-    return {period: count for period, count in rows}
+    return dict(rows)
 
 
 # Built once: every question checks the budget. A few rows (one per model used today).

@@ -13,10 +13,25 @@ conversations are ever read. Case folding is ASCII (SQLite's `lower`).
 import html
 import re
 import time
+from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Literal
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_, select, true
+from sqlalchemy import (
+    Float,
+    Row,
+    SQLColumnExpression,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from backend.models import Conversation, Message
 from backend.schemas import SearchHit, SearchResults
@@ -37,11 +52,11 @@ def query_terms(q: str) -> list[str]:
     return terms[:MAX_TERMS]
 
 
-def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL expressions
+def _score(text: SQLColumnExpression[str], terms: list[str], phrase: str) -> ColumnElement[float]:
     lowered, length = func.lower(text), cast(func.length(text), Float)
     spaced = literal(" ") + lowered
     norm = K1 * (0.25 + 0.75 * length / AVERAGE_LENGTH)
-    score = literal(0.0)
+    score: ColumnElement[float] = literal(0.0)
     for term in terms:
         # Word starts after a space (or at the start); at least one, which the filter ensured
         # (a word after "(" or a line break is found, just not counted twice).
@@ -59,7 +74,9 @@ def _glob_literal(term: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", term)
 
 
-def _starts_a_word(text, term: str, *, sqlite_like: bool):  # noqa: ANN001, ANN202
+def _starts_a_word(
+    text: SQLColumnExpression[str], term: str, *, sqlite_like: bool
+) -> ColumnElement[bool]:
     if not term[:1].isalnum():  # "#42" or "(x": no word boundary to ask for
         return true()
     if sqlite_like:
@@ -69,7 +86,9 @@ def _starts_a_word(text, term: str, *, sqlite_like: bool):  # noqa: ANN001, ANN2
     return text.regexp_match(rf"(^|[^[:alnum:]_]){re.escape(term)}", flags="i")
 
 
-def _matches_all(text, terms: list[str], *, sqlite_like: bool):  # noqa: ANN001, ANN202
+def _matches_all(
+    text: SQLColumnExpression[str], terms: list[str], *, sqlite_like: bool
+) -> ColumnElement[bool]:
     # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row, so it
     # narrows first (AND is evaluated in order); the word-start test runs on what is left.
     narrow = (
@@ -99,12 +118,14 @@ def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], st
     return plain, spans, "".join(pieces) + html.escape(plain[last:])
 
 
-def _scope(user_id: int, include_archived: bool):  # noqa: ANN202
+def _scope(user_id: int, include_archived: bool) -> ColumnElement[bool]:
     own = Conversation.user_id == user_id
     return own if include_archived else and_(own, Conversation.archived.is_(False))
 
 
-def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top: int):  # noqa: ANN001
+def _message_hits(
+    *, session: Session, scope: ColumnElement[bool], terms: list[str], phrase: str, top: int
+) -> Sequence[Row[Message, str, str | None, bool, float, int]]:
     like = session.get_bind().dialect.name != "postgresql"
     score = _score(Message.content, terms, phrase).label("score")
     statement = (
@@ -118,7 +139,9 @@ def _message_hits(*, session: Session, scope, terms: list[str], phrase: str, top
     return session.execute(statement).all()
 
 
-def _title_hits(*, session: Session, scope, terms: list[str], phrase: str):  # noqa: ANN001
+def _title_hits(
+    *, session: Session, scope: ColumnElement[bool], terms: list[str], phrase: str
+) -> Sequence[Row[Conversation, float]]:
     like = session.get_bind().dialect.name != "postgresql"
     title = func.coalesce(Conversation.title, "")
     score = (_score(title, terms, phrase) + TITLE_BOOST).label("score")
@@ -154,7 +177,15 @@ def search(
     return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
 
 
-def _hit(kind, conversation, message, plain, spans, marked, score) -> SearchHit:  # noqa: ANN001
+def _hit(
+    kind: Literal["message", "title"],
+    conversation: Conversation | SimpleNamespace,
+    message: Message | None,
+    plain: str,
+    spans: list[tuple[int, int]],
+    marked: str,
+    score: float,
+) -> SearchHit:
     return SearchHit(
         kind=kind,
         conversation_uuid=conversation.uuid,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import BigInteger
 
@@ -48,7 +49,7 @@ def effective(limits: dict[str, int | None]) -> tuple[int, int]:
     )
 
 
-_MINE = bindparam("user_id")
+_MINE: BindParameter[int] = bindparam("user_id")
 # Built once: on the per-question path, building a statement costs more than running it.
 _CONVERSATION_COUNT = (
     select(func.count()).select_from(Conversation).where(Conversation.user_id == _MINE)
@@ -121,10 +122,10 @@ _counted: OrderedDict[int, tuple[float, int]] = OrderedDict()
 def _estimate(*, session: Session, user_id: int, max_bytes: int, adding: int) -> int:
     now = time.monotonic()
     known = _counted.get(user_id)
-    if known is not None and now - known[0] < RECOUNT_SECONDS:
-        if known[1] + adding <= max_bytes * RECOUNT_SHARE:
-            _counted[user_id] = (known[0], known[1] + adding)
-            return known[1]
+    if (known is not None and now - known[0] < RECOUNT_SECONDS
+            and known[1] + adding <= max_bytes * RECOUNT_SHARE):
+        _counted[user_id] = (known[0], known[1] + adding)
+        return known[1]
     used = stored_bytes(session=session, user_id=user_id)
     _counted[user_id] = (now, used + adding)
     _counted.move_to_end(user_id)

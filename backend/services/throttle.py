@@ -117,8 +117,8 @@ def sign_in_wait(*, session: Session, keys: SignInKeys, now: datetime | None = N
     rows = _rows(session=session, keys=keys)
     pair = rows.get(PAIR)
     untils = [_backoff_until(pair, free=settings.LOGIN_FREE_FAILURES, now=now)]
-    known = pair is not None and pair.succeeded_at is not None
-    if not (known and pair.succeeded_at > now - KNOWN_FOR):  # type: ignore[union-attr,operator]
+    succeeded_at = pair.succeeded_at if pair is not None else None
+    if succeeded_at is None or succeeded_at <= now - KNOWN_FOR:  # not a known pair
         untils += [
             _backoff_until(rows.get(ACCOUNT), free=settings.LOGIN_ACCOUNT_FREE_FAILURES, now=now),
             _backoff_until(rows.get(ADDRESS), free=settings.LOGIN_ADDRESS_FREE_FAILURES, now=now),

@@ -238,6 +238,7 @@ def to_public(
         server=row.server,
         reason=row.reason,
         arguments=arguments if isinstance(arguments, dict) else row.arguments,
+        # str columns; pydantic checks at run time that each is one of the Literal's values
         status=row.status,  # type: ignore[arg-type]
         approval=approval,  # type: ignore[arg-type]
         result=row.result,

@@ -84,7 +84,7 @@ def _usage_statement(dialect_name: str, counted: tuple[str, ...]) -> Any:
 def add_usage(*, connection: Connection, user_id: int, model: str, **increments: int) -> None:
     """Add to one (user, today, model) row, creating it when missing: one statement."""
     statement = _usage_statement(connection.dialect.name, tuple(sorted(increments)))
-    values = {name: 0 for name in (*COUNTERS, BUDGET)}
+    values = dict.fromkeys((*COUNTERS, BUDGET), 0)
     values |= {name: clamp(value) for name, value in increments.items()}
     connection.execute(statement, {"user_id": user_id, "day": today(), "model": model, **values})
 

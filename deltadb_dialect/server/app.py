@@ -31,7 +31,7 @@ from deltadb_dialect.server.workers import WorkerRegistry
 
 STATIC_DIR = Path(__file__).with_name("static")
 CONFIG_ENV = "DELTADB_SERVER_CONFIG"  # JSON settings the CLI hands to each uvicorn worker
-DEV_TOKEN_ENV = "DELTADB_DEV_TOKEN"  # the development token, shared by the uvicorn workers
+DEV_TOKEN_ENV = "DELTADB_DEV_TOKEN"  # noqa: S105 - the name of the workers' development token
 GRPC_WORKER_KEY_ENV = "DELTADB_GRPC_WORKER_KEY"  # the API key registered gRPC workers act as
 
 

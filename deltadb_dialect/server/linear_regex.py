@@ -65,4 +65,5 @@ def install() -> None:
     from jsonschema import _keywords, _legacy_keywords, _utils
 
     for module in (_keywords, _legacy_keywords, _utils):
-        module.re = _SHIM
+        # The stubs do not list these private modules' own `import re`, replaced here.
+        module.re = _SHIM  # type: ignore[attr-defined]

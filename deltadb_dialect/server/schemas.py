@@ -99,7 +99,8 @@ def check_schema(schema: Any) -> None:
         raise ApiError(400, "a schema must be a JSON object")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     try:
-        cls.check_schema(schema, format_checker=format_checker(cls))
+        # The stubs lack check_schema's format_checker and boolean schemas; jsonschema takes both.
+        cls.check_schema(schema, format_checker=format_checker(cls))  # type: ignore[call-arg,arg-type]
     except SchemaError as exc:
         raise ApiError(400, f"invalid JSON Schema: {exc.message[:500]}") from None
     except RecursionError:

@@ -197,7 +197,7 @@ class EntityStore:
         sql_tables = [t for t in map(self.catalog.table, sorted(table_names)) if t is not None]
         with read_transaction(self.engine) as conn:
             per_db = conn.execute(select(E.c.db, func.count()).group_by(E.c.db)).all()
-            counts: dict[str, int] = {db: count for db, count in per_db}
+            counts: dict[str, int] = dict(per_db)
             schema_ids = set(conn.execute(select(tables.schemas.c.id)).scalars())
             result = [
                 {"name": name, "kind": "entities", "entities": count, "schema": name in schema_ids}
@@ -218,7 +218,7 @@ class EntityStore:
         validated_with = self.schemas.prevalidate(db, documents)  # outside the transaction
         with sql_errors_as_api_errors(), write_transaction(self.engine) as conn:
             self.apply_put(conn, db, table, documents, validated_with)
-            if dry_run:
+            if dry_run:  # inside write_transaction there always is a transaction
                 conn.get_transaction().rollback()  # type: ignore[union-attr]
 
     def apply_put(

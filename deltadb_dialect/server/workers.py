@@ -73,7 +73,7 @@ class WorkerRegistry:
             await asyncio.sleep(self.heartbeat_seconds)
             try:  # a failed beat (store busy) must not end the loop
                 await asyncio.to_thread(self.beat, request_count())
-            except Exception:  # noqa: BLE001 - logged by the next successful beat's absence
+            except Exception:  # noqa: BLE001, S112 - logged by the next successful beat's absence
                 continue
 
     def list(self) -> list[dict[str, Any]]:

@@ -91,7 +91,7 @@ def test_a_commit_killed_before_the_replica_commit_is_replayed(master_key, store
     assert state is not None
     assert conn.execute("SELECT count(*) FROM notes").fetchall() == [(5,)]  # the replica lags
     conn.close()
-    assert _rows(store_dir) == expected + [(6, "committed in the log only")]
+    assert _rows(store_dir) == [*expected, (6, "committed in the log only")]
     # replayed into the shared file (with its position), not only into this process's view
     conn = replica_file.open_connection(_replica_path(store_dir),
                                         _replica_key(store_dir, master_key), cache_mb=4)

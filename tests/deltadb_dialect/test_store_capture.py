@@ -90,19 +90,18 @@ def run_statement(conn: Connection, rng: random.Random) -> None:
 
 
 def random_transaction(engine: Engine, rng: random.Random) -> None:
-    with engine.connect() as conn:
-        with conn.begin() as transaction:
-            for _ in range(rng.randint(1, 8)):
+    with engine.connect() as conn, conn.begin() as transaction:
+        for _ in range(rng.randint(1, 8)):
+            run_statement(conn, rng)
+        if rng.random() < 0.3:  # changes undone by ROLLBACK TO never reach the store
+            savepoint = conn.begin_nested()
+            for _ in range(rng.randint(1, 5)):
                 run_statement(conn, rng)
-            if rng.random() < 0.3:  # changes undone by ROLLBACK TO never reach the store
-                savepoint = conn.begin_nested()
-                for _ in range(rng.randint(1, 5)):
-                    run_statement(conn, rng)
-                savepoint.rollback()
-            if rng.random() < 0.1:
-                conn.exec_driver_sql("DELETE FROM " + rng.choice(list(CONTENT)))
-            if rng.random() < 0.1:
-                transaction.rollback()
+            savepoint.rollback()
+        if rng.random() < 0.1:
+            conn.exec_driver_sql("DELETE FROM " + rng.choice(list(CONTENT)))
+        if rng.random() < 0.1:
+            transaction.rollback()
 
 
 def content(engine: Engine) -> dict[str, list[tuple]]:

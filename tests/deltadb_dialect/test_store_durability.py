@@ -189,7 +189,7 @@ def test_disk_full_at_commit_loses_nothing_committed(make_engine, monkeypatch) -
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(log.os, "pwrite", full_disk)
-    with pytest.raises(exc.OperationalError, match="No space left.*nothing was committed"):
+    with pytest.raises(exc.OperationalError, match=r"No space left.*nothing was committed"):
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO t VALUES (2, 'lost')"))
     with engine.connect() as conn:  # the failed transaction is not visible either
@@ -242,10 +242,10 @@ def test_damaged_header_or_missing_files_are_clear_errors(make_engine, store_dir
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
     engine.dispose()
     next(store_dir.glob("log-*.dlg")).unlink()
-    with pytest.raises(exc.DatabaseError, match="log file .* is missing"):
+    with pytest.raises(exc.DatabaseError, match=r"log file .* is missing"):
         create_engine(f"deltadb:///{store_dir}").connect()
     (store_dir / "store.hdr").write_text("{not json")
-    with pytest.raises(exc.DatabaseError, match="header .* is damaged"):
+    with pytest.raises(exc.DatabaseError, match=r"header .* is damaged"):
         create_engine(f"deltadb:///{store_dir}").connect()
 
 

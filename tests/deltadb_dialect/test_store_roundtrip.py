@@ -72,7 +72,7 @@ def test_every_type_round_trips_exactly_after_reopen(make_engine) -> None:
     engine = make_engine()
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(insert(everything), [ROW, {k: None for k in ROW}])
+        conn.execute(insert(everything), [ROW, dict.fromkeys(ROW)])
     engine.dispose()
 
     with make_engine().connect() as conn:

@@ -124,7 +124,7 @@ def test_flipped_byte_in_log_fails_closed(make_engine, store_dir, offset_from_en
     data = bytearray(log.read_bytes())
     data[_records_end(data) - offset_from_end] ^= 0x40  # inside the records, not past them
     log.write_bytes(bytes(data))
-    with pytest.raises(exc.DatabaseError, match="authenticate|damaged|unknown format"):
+    with pytest.raises(exc.DatabaseError, match=r"authenticate|damaged|unknown format"):
         _reopen_count(store_dir)
 
 
@@ -152,7 +152,7 @@ def test_swapped_records_in_log_are_detected(make_engine, store_dir) -> None:
     head, body = records[0], records[1:]
     body[-1], body[-2] = body[-2], body[-1]
     log.write_bytes(head + b"".join(body) + data[_records_end(data):])
-    with pytest.raises(exc.DatabaseError, match="expected|authenticate"):
+    with pytest.raises(exc.DatabaseError, match=r"expected|authenticate"):
         _reopen_count(store_dir)
 
 
@@ -217,7 +217,7 @@ def test_older_copy_of_snapshot_is_detected(make_engine, store_dir, tmp_path) ->
     shutil.copy(old_copy, current)  # roll the snapshot back to before the DELETE
     assert _reopen_count(store_dir) == 0  # the replica serves the current rows, not the old
     _drop_replica(store_dir)
-    with pytest.raises(exc.DatabaseError, match="older snapshot|does not match"):
+    with pytest.raises(exc.DatabaseError, match=r"older snapshot|does not match"):
         _reopen_count(store_dir)
     report = tools.verify(store_dir, source)
     assert not report.ok and "snapshot" in " ".join(report.problems)

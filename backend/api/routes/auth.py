@@ -1,6 +1,7 @@
 """Registration, login (cookie + bearer token), logout, password change, who am I."""
 
 from datetime import datetime
+from typing import Literal, TypedDict
 
 from fastapi import APIRouter, Response, status
 
@@ -21,8 +22,14 @@ from backend.services import auth_sessions, sign_in
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
+class _CookieOptions(TypedDict):
+    expires: datetime
+    secure: bool
+    samesite: Literal["lax"]
+
+
 def _set_login_cookies(response: Response, *, token: str, expires_at: datetime) -> None:
-    common = {"expires": expires_at, "secure": settings.cookie_secure, "samesite": "lax"}
+    common = _CookieOptions(expires=expires_at, secure=settings.cookie_secure, samesite="lax")
     response.set_cookie(settings.SESSION_COOKIE_NAME, token, httponly=True, **common)
     # Readable by the page's JavaScript, which echoes it in X-CSRF-Token (double submit).
     response.set_cookie(settings.CSRF_COOKIE_NAME, csrf_token_for(token), httponly=False, **common)

@@ -36,14 +36,14 @@ async def list_tool_executions(
     )
 
 
-async def _decide(  # noqa: ANN202
+async def _decide(
     request: Request,
     owner: CurrentOwner,
     uuid: str,
     execution: str,
     approve: bool,
     body: ToolDecision | None = None,
-):
+) -> ToolTurnPublic | StreamingResponse:
     decision = await external_tools.decide_call(
         owner=owner,
         conversation_uuid=uuid,

@@ -61,6 +61,7 @@ async def import_conversations(
             error.detail += f" ({len(imported)} conversations of this file were imported first.)"
         raise
     return ImportResult(
+        # a str from the parser; pydantic checks at run time that it is a Literal's value
         source=source,  # type: ignore[arg-type]
         imported=len(uuids),
         skipped=len(items) - len(uuids),

@@ -52,7 +52,7 @@ def start_sink() -> Sink:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)  # noqa: S104 (catches every local form)
+    server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)  # catches every local form
     sink = Sink(server=server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return sink

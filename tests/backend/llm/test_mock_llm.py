@@ -1,5 +1,10 @@
 """The built-in mock: OpenAI-compatible, deterministic, consistent token counts."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from chat_factories import create_user, login_with_cookies
 from fastapi.testclient import TestClient
@@ -106,3 +111,33 @@ def test_mock_proposes_a_tool_call_when_a_tool_is_named(client: TestClient) -> N
     choice = reply["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+# Posts each body to the mock's own app, printing the status codes as one JSON list.
+_POST_BODIES = """
+import json, sys
+from starlette.testclient import TestClient
+from backend.llm.mock import mock_openai_app
+with TestClient(mock_openai_app, raise_server_exceptions=False) as http:
+    codes = [http.post("/v1/chat/completions", json=body).status_code
+             for body in json.loads(sys.argv[1])]
+print(json.dumps(codes))
+"""
+
+
+def test_malformed_bodies_are_400_even_under_python_o() -> None:
+    """`python -O` drops asserts: the body's checks must be ones that stay."""
+    bodies = [
+        {"model": "m", "messages": "not a list"},
+        {"model": 5, "messages": []},
+        {"model": "m", "messages": [{"role": "user", "content": "hello"}]},
+    ]
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", _POST_BODIES, json.dumps(bodies)],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [400, 400, 200]

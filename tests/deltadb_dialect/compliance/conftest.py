@@ -25,7 +25,7 @@ import pytest
 pytest.register_assert_rewrite("sqlalchemy.testing.assertions")
 
 from sqlalchemy.testing.plugin import plugin_base  # noqa: E402
-from sqlalchemy.testing.plugin.pytestplugin import *  # noqa: E402,F401,F403
+from sqlalchemy.testing.plugin.pytestplugin import *  # noqa: E402, F403
 from sqlalchemy.testing.plugin.pytestplugin import (  # noqa: E402
     pytest_configure as _sqla_pytest_configure,
 )

@@ -11,6 +11,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ def _deltadb_available() -> bool:
     try:
         import sqlalchemy
 
-        probe_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"deltadb-probe-{secrets.token_hex(4)}"
+        probe_dir = Path(tempfile.gettempdir()) / f"deltadb-probe-{secrets.token_hex(4)}"
         engine = sqlalchemy.create_engine(f"deltadb:///{probe_dir}")
         with engine.connect() as conn:
             conn.exec_driver_sql("select 1")

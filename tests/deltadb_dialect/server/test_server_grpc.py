@@ -157,7 +157,7 @@ def test_bad_subscriptions_are_invalid_arguments(server: GrpcServer, message: An
 
 
 def test_small_rsa_keys_are_refused(server: GrpcServer) -> None:
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()  # noqa: S505 - refused
     pem = small.public_bytes(serialization.Encoding.PEM,
                              serialization.PublicFormat.SubjectPublicKeyInfo)
     code = rpc_error(server.main.subscribe, worker_id="worker-1", pubkey=pem)

@@ -28,7 +28,7 @@ class PairWriters:
 
     def __init__(self, base_url: str, headers: dict[str, str], count: int = 3) -> None:
         self.base_url, self.headers = base_url, headers
-        self.acknowledged: dict[int, int] = {n: 0 for n in range(count)}  # writer -> next i
+        self.acknowledged: dict[int, int] = dict.fromkeys(range(count), 0)  # writer -> next i
         self.failures: list[str] = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(count)]

@@ -172,7 +172,7 @@ def test_unsafe_base_urls_are_422_with_a_sentence(
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     sentence = detail if isinstance(detail, str) else detail[0]["msg"]
-    assert sentence.endswith(".") and "URL" in sentence or "address" in sentence
+    assert (sentence.endswith(".") and "URL" in sentence) or "address" in sentence
 
 
 @pytest.mark.usefixtures("user_connections")
