@@ -158,7 +158,7 @@ class ClientCredentialsAuth(ClientCredentialsOAuthProvider):
             storage,
             oauth.client_id,
             oauth.client_secret,
-            token_endpoint_auth_method="client_secret_basic",
+            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name, not a secret
             scope=oauth.scope,
             issuer=oauth.issuer,
         )

@@ -59,8 +59,8 @@ def oauth_tools_server(*, token_seconds: int) -> Iterator[tuple[str, str]]:
     another loopback address; yields the MCP endpoint's URL and the issuer's."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, str(OAUTH_SERVER), "--port", str(port)]
-        + ["--token-seconds", str(token_seconds)],
+        [sys.executable, str(OAUTH_SERVER), "--port", str(port), "--token-seconds",
+         str(token_seconds)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
