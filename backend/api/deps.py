@@ -18,7 +18,7 @@ from backend.core.config import settings
 from backend.core.db import run_quick_in_session
 from backend.core.security import csrf_token_matches
 from backend.models import User
-from backend.services import auth_sessions
+from backend.services import auth_sessions, zero_access
 from backend.services.conversations import Owner
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -74,6 +74,8 @@ async def get_optional_user(request: Request, bearer: BearerDep) -> User | None:
             "Session expired or revoked; log in again",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # Zero-access: this session's content key (if it holds one) for this request only.
+    await zero_access.enter_request(user=user, token=value)
     return user
 
 

@@ -12,6 +12,7 @@ from backend.api.routes import (
     mcp,
     messages,
     models,
+    privacy,
     search,
     settings,
     snapshots,
@@ -38,3 +39,4 @@ api_router.include_router(transfer.router)
 api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
 api_router.include_router(temporary.router)
+api_router.include_router(privacy.router)

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
+from backend.core import sealing
 from backend.models import Conversation, Message
 from backend.schemas import SearchHit, SearchResults
 from backend.services import words
@@ -133,6 +134,17 @@ def _title_hits(*, session: Session, scope, terms: list[str], phrase: str):  # n
 def search(
     *, session: Session, user_id: int, q: str, limit: int, offset: int, include_archived: bool
 ) -> SearchResults:
+    if sealing.current() is not None:  # zero-access: sealed text is searched in Python
+        from backend.services import sealed_search
+
+        return sealed_search.search(
+            session=session,
+            user_id=user_id,
+            q=q,
+            limit=limit,
+            offset=offset,
+            include_archived=include_archived,
+        )
     started, terms = time.perf_counter(), query_terms(q)
     phrase, scope = " ".join(terms), _scope(user_id, include_archived)
     hits: list[SearchHit] = []
