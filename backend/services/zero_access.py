@@ -38,7 +38,7 @@ from backend.models import (
     UserContentKey,
 )
 from backend.schemas import ZeroAccessStatus
-from backend.services import throttle
+from backend.services import auth_sessions, throttle
 from backend.services.errors import BadRequest, Conflict
 
 logger = logging.getLogger(__name__)
@@ -176,10 +176,18 @@ def _open_with_password(row: UserContentKey, password: str) -> bytes | None:
         return None
 
 
-def _store_material(*, session: Session, row: UserContentKey) -> None:
+def _store_material(
+    *, session: Session, row: UserContentKey, keep_token: str | None = None
+) -> None:
+    """With `keep_token` (turned on in Settings): the user's other sessions end, as they could
+    no longer read or write their content (they sign in again, which unwraps the key)."""
     if material(session=session, user_id=row.user_id) is not None:
         raise Conflict("Zero-access is already on (or being turned off); reload Settings.")
     session.add(row)
+    if keep_token is not None:
+        auth_sessions.revoke_user_sessions(
+            session=session, user_id=row.user_id, keep_token=keep_token
+        )
     session.commit()
 
 
@@ -267,7 +275,7 @@ async def turn_on(*, user: User, token: str, password: str, address: str) -> str
     with password_pool.admit() as hashing:
         await _check_password(user=user, password=password, address=address, hashing=hashing)
         row, key, recovery = await hashing.run(_new_material_for, user.id, password)
-    await run_in_session(_store_material, row=row)
+    await run_in_session(_store_material, row=row, keep_token=token)
     await run_in_session(keep_for_session, token=token, user_id=user.id, content_key=key)
     ensure_converting(user_id=user.id, content_key=key)
     return recovery

@@ -4,13 +4,14 @@ import time
 from typing import Any
 
 import pytest
-from chat_factories import DEFAULT_PASSWORD, create_user, send_message
+from chat_factories import DEFAULT_PASSWORD, create_user
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from backend.core.config import settings
 from backend.core.db import SessionLocal, engine
-from backend.models import SessionContentKey, UserContentKey
+from backend.models import SessionContentKey, User, UserContentKey
+from backend.services import auth_sessions
 
 CANARY_TEXT = "canary-text-7f3a"
 CANARY_TITLE = "canary-title-91bc"
@@ -81,12 +82,26 @@ def test_turning_on_seals_existing_and_new_content_and_the_owner_reads_it(
         assert any(CANARY_TEXT in content for content in shown)
     listed = client.get("/api/conversations", headers=headers).json()["data"]
     assert {c["title"] for c in listed} == {CANARY_TITLE}
-    # A session made without the password (no key) sees placeholders and cannot write.
-    shown = messages_of(client, alice.headers, before["uuid"])
+    # Sessions open before it was turned on end (they could not read or write any more)...
+    assert client.get("/api/auth/me", headers=alice.headers).status_code == 401
+    # ...and a session made without the password (no key) sees placeholders, cannot write.
+    keyless = session_without_the_password(alice.id)
+    shown = messages_of(client, keyless, before["uuid"])
     assert shown and all(content == "(sealed — only the owner can read this)" for content in shown)
-    refused = send_message(client, alice, before["uuid"], "more")
+    titles = client.get("/api/conversations", headers=keyless).json()["data"]
+    assert {c["title"] for c in titles} == {"(sealed — only the owner can read this)"}
+    refused = client.post(
+        f"/api/conversations/{before['uuid']}/messages", json={"content": "more"}, headers=keyless
+    )
     assert refused.status_code == 423
     assert "recovery key" in refused.json()["detail"]
+
+
+def session_without_the_password(user_id: int) -> dict[str, str]:
+    with SessionLocal() as session:
+        user = session.get_one(User, user_id)
+        token, _ = auth_sessions.create_session(session=session, user=user)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_wrong_password_turns_nothing_on(client: TestClient) -> None:
