@@ -1,16 +1,17 @@
 """Zero-access conversations through the API: the key's life, sealing, conversion, search."""
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from chat_factories import DEFAULT_PASSWORD, create_user
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from backend.core.config import settings
 from backend.core.db import SessionLocal, engine
-from backend.models import SessionContentKey, User, UserContentKey
+from backend.models import AuthSession, SessionContentKey, User, UserContentKey, utcnow
 from backend.services import auth_sessions
 
 CANARY_TEXT = "canary-text-7f3a"
@@ -282,3 +283,22 @@ def test_a_required_mode_is_turned_on_at_sign_in_with_the_recovery_key_shown_onc
     off = client.post("/api/privacy/off", json={"password": DEFAULT_PASSWORD}, headers=headers)
     assert off.status_code == 400
     assert "requires" in off.json()["detail"]
+
+
+def test_an_expired_session_loses_its_key_and_the_next_sign_in_sweeps_it(
+    client: TestClient,
+) -> None:
+    create_user(username="jo")
+    headers = sign_in(client, "jo")
+    conversation = chat_with(client, headers, CANARY_TEXT)
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    with SessionLocal() as session:
+        session.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    assert client.get("/api/privacy", headers=headers).status_code == 401
+    fresh = sign_in(client, "jo")
+    with SessionLocal() as session:
+        held = session.scalars(select(SessionContentKey)).all()
+        assert len(held) == 1 and len(session.scalars(select(AuthSession)).all()) == 1
+    assert any(CANARY_TEXT in m for m in messages_of(client, fresh, conversation["uuid"]))
