@@ -157,22 +157,38 @@ def sealed_key_id(value: str) -> str | None:
     return value[len(SEALED_PREFIX) :].split(":", 1)[0]
 
 
+class Sealer:
+    """One key's sealing, set up once (a request seals and opens many values)."""
+
+    __slots__ = ("_aead", "_ident", "key_id")
+
+    def __init__(self, content_key: bytes) -> None:
+        self.key_id = key_id(content_key)
+        self._ident = self.key_id.encode()
+        self._aead = AESGCM(content_key)
+
+    def seal(self, text: str) -> str:
+        """The text sealed (AES-256-GCM, fresh nonce, the key id authenticated)."""
+        nonce = os.urandom(NONCE_BYTES)
+        body = nonce + self._aead.encrypt(nonce, text.encode(), self._ident)
+        return f"{SEALED_PREFIX}{self.key_id}:{base64.urlsafe_b64encode(body).decode().rstrip('=')}"
+
+    def open(self, sealed: str) -> str:
+        """The text a sealed value holds; WrongKey if sealed under another key, or altered."""
+        ident, _, encoded = sealed[len(SEALED_PREFIX) :].partition(":")
+        if ident != self.key_id:
+            raise WrongKey
+        try:
+            body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            plain = self._aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], self._ident)
+        except (InvalidTag, ValueError) as error:
+            raise WrongKey from error
+        return plain.decode()
+
+
 def seal_text(content_key: bytes, text: str) -> str:
-    """The text sealed under the key (AES-256-GCM, fresh nonce, the key id authenticated)."""
-    ident = key_id(content_key)
-    nonce = os.urandom(NONCE_BYTES)
-    body = nonce + AESGCM(content_key).encrypt(nonce, text.encode(), ident.encode())
-    return f"{SEALED_PREFIX}{ident}:{base64.urlsafe_b64encode(body).decode().rstrip('=')}"
+    return Sealer(content_key).seal(text)
 
 
 def open_text(content_key: bytes, sealed: str) -> str:
-    """The text a sealed value holds; WrongKey if it was sealed under another key or altered."""
-    ident, _, encoded = sealed[len(SEALED_PREFIX) :].partition(":")
-    if ident != key_id(content_key):
-        raise WrongKey
-    try:
-        body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        plain = AESGCM(content_key).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], ident.encode())
-    except (InvalidTag, ValueError) as error:
-        raise WrongKey from error
-    return plain.decode()
+    return Sealer(content_key).open(sealed)

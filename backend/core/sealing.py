@@ -13,7 +13,7 @@ they hold the key while they run, and only then.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Text
@@ -44,6 +44,11 @@ class Sealing:
     user_id: int
     key: bytes | None
     seal_writes: bool
+    sealer: content_keys.Sealer | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sealer = content_keys.Sealer(self.key) if self.key is not None else None
+        object.__setattr__(self, "sealer", sealer)
 
 
 _current: ContextVar[Sealing | None] = ContextVar("openchat_sealing", default=None)
@@ -72,9 +77,9 @@ def seal_for_write(value: str) -> str:
     state = _current.get()
     if state is None or not state.seal_writes:
         return _ESCAPE + value if value.startswith("zs") else value
-    if state.key is None:
+    if state.sealer is None:
         raise ContentLocked
-    return content_keys.seal_text(state.key, value)
+    return state.sealer.seal(value)
 
 
 def open_for_read(value: str) -> str:
@@ -83,10 +88,10 @@ def open_for_read(value: str) -> str:
     if not content_keys.is_sealed(value):
         return value
     state = _current.get()
-    if state is None or state.key is None:
+    if state is None or state.sealer is None:
         return content_keys.PLACEHOLDER
     try:
-        return content_keys.open_text(state.key, value)
+        return state.sealer.open(value)
     except content_keys.WrongKey:  # another user's content, or altered
         return content_keys.PLACEHOLDER
 
