@@ -39,6 +39,7 @@ from backend.models import (
 )
 from backend.schemas import ZeroAccessStatus
 from backend.services import auth_sessions, throttle
+from backend.services.auth_sessions import ContentKeyRow
 from backend.services.errors import BadRequest, Conflict
 
 logger = logging.getLogger(__name__)
@@ -85,37 +86,10 @@ def keep_for_session(*, session: Session, token: str, user_id: int, content_key:
     session.commit()
 
 
-_SEALING_FOR = (
-    select(UserContentKey.state, UserContentKey.key_id, SessionContentKey.wrapped_key)
-    .select_from(UserContentKey)
-    .outerjoin(
-        SessionContentKey,
-        (SessionContentKey.user_id == UserContentKey.user_id)
-        & (
-            SessionContentKey.session_id
-            == select(AuthSession.id)
-            .where(AuthSession.token_hash == bindparam("token_hash"))
-            .scalar_subquery()
-        ),
-    )
-    .where(UserContentKey.user_id == bindparam("user_id"))
-)
-
-
-def _sealing_row(
-    *, session: Session, user_id: int, token: str
-) -> tuple[str, str, str | None] | None:
-    values = {"user_id": user_id, "token_hash": hash_token(token)}
-    row = session.connection().execute(_SEALING_FOR, values).first()
-    return None if row is None else (row.state, row.key_id, row.wrapped_key)
-
-
-def _sealing_of(
-    user_id: int, token: str, row: tuple[str, str, str | None] | None
-) -> Sealing | None:
-    if row is None:
-        return None
+def _sealing_of(user_id: int, token: str, row: ContentKeyRow) -> Sealing | None:
     state, key_id, wrapped = row
+    if state is None:
+        return None
     key = None
     if wrapped is not None:
         try:
@@ -127,12 +101,12 @@ def _sealing_of(
     return Sealing(user_id=user_id, key=key, seal_writes=state != OPENING)
 
 
-async def enter_request(*, user: User, token: str) -> None:
-    """Set the caller's sealing for this request (and what it starts); resume a conversion."""
-    row = await run_quick_in_session(_sealing_row, user_id=user.id, token=token)
+def enter_request(*, user: User, token: str, row: ContentKeyRow) -> None:
+    """Set the caller's sealing for this request (and what it starts); resume a conversion.
+    `row` came with the session's own lookup (auth_sessions.user_and_content_key_for_token)."""
     state = _sealing_of(user.id, token, row)
     enter(state)
-    if state is not None and state.key is not None and row is not None and row[0] != ON:
+    if state is not None and state.key is not None and row[0] != ON:
         ensure_converting(user_id=user.id, content_key=state.key)
 
 
