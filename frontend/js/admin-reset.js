@@ -10,7 +10,14 @@ export async function zeroAccessIds() {
 
 export function resetControl(user, { self, zeroAccess }) {
   if (self) return h('span', { class: 'muted' }, 'In Settings');
-  const details = h('details', { class: 'password-reset' });
+  // A button and a panel (not <details>): the row's other disclosure stays the only summary.
+  const details = h('div', { class: 'password-reset' });
+  const toggle = h('button', { type: 'button', class: 'btn ghost', 'aria-expanded': 'false' }, 'Reset password');
+  const setOpen = (open) => {
+    toggle.setAttribute('aria-expanded', String(open));
+    panel.hidden = !open;
+  };
+  toggle.addEventListener('click', () => setOpen(panel.hidden));
   const input = h('input', { type: 'password', minlength: '8', autocomplete: 'new-password', 'aria-label': `New password for ${user.username}` });
   const understood = h('input', { type: 'checkbox' });
   const button = h('button', { type: 'button', class: zeroAccess ? 'btn danger' : 'btn primary' }, zeroAccess ? 'Reset anyway' : 'Reset password');
@@ -37,7 +44,7 @@ export function resetControl(user, { self, zeroAccess }) {
     try {
       await api.request('PATCH', `/api/admin/users/${encodeURIComponent(user.id)}`, { body: { password: input.value } });
       input.value = '';
-      details.open = false;
+      setOpen(false);
       toast(`Password of ${user.username} reset; their sessions were signed out`);
     } catch (e) {
       toast(e.message, 'error', 5000);
@@ -45,16 +52,14 @@ export function resetControl(user, { self, zeroAccess }) {
       button.disabled = false;
     }
   });
-  details.append(
-    h('summary', {}, 'Reset password'),
-    h(
-      'div',
-      { class: 'choices', role: 'group', 'aria-label': `Reset the password of ${user.username}` },
-      warning,
-      input,
-      zeroAccess ? h('label', { class: 'check' }, understood, 'I understand their conversations stay sealed') : null,
-      button,
-    ),
+  const panel = h(
+    'div',
+    { class: 'choices', role: 'group', 'aria-label': `Reset the password of ${user.username}`, hidden: true },
+    warning,
+    input,
+    zeroAccess ? h('label', { class: 'check' }, understood, 'I understand their conversations stay sealed') : null,
+    button,
   );
+  details.append(toggle, panel);
   return details;
 }
