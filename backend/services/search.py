@@ -51,7 +51,9 @@ def _score(text, terms: list[str], phrase: str):  # noqa: ANN001, ANN202 - SQL e
         tf = case((counted < 1.0, 1.0), else_=counted)
         score = score + tf * (K1 + 1) / (tf + norm)
     if len(terms) > 1:
-        score = score + case((func.instr(lowered, phrase) > 0, 1.0), else_=0.0)
+        # LIKE, not instr(): PostgreSQL has no instr.
+        phrase_found = lowered.contains(phrase, autoescape=True)
+        score = score + case((phrase_found, 1.0), else_=0.0)
     return score
 
 
