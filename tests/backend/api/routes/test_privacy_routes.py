@@ -302,3 +302,35 @@ def test_an_expired_session_loses_its_key_and_the_next_sign_in_sweeps_it(
         held = session.scalars(select(SessionContentKey)).all()
         assert len(held) == 1 and len(session.scalars(select(AuthSession)).all()) == 1
     assert any(CANARY_TEXT in m for m in messages_of(client, fresh, conversation["uuid"]))
+
+
+def test_tool_calls_waiting_for_approval_are_sealed_and_decided_by_the_owner(
+    client: TestClient,
+) -> None:
+    create_user(username="kai")
+    headers = sign_in(client, "kai")
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    uuid = client.post("/api/conversations", json={}, headers=headers).json()["uuid"]
+    base = f"/api/conversations/{uuid}"
+    assert client.patch(base, json={"tool_approval": True}, headers=headers).status_code == 200
+    for question, decision, body in [
+        ("calculate (1+2)^3", "approve", None),
+        ("calculate 7*6", "reject", {"reason": f"not now {CANARY_TEXT}"}),
+    ]:
+        turn = client.post(f"{base}/messages", json={"content": question}, headers=headers)
+        [pending] = turn.json()["tool_executions"]
+        assert pending["status"] == "pending"
+        decided = client.post(
+            f"{base}/tool-executions/{pending['uuid']}/{decision}", json=body, headers=headers
+        )
+        assert decided.status_code == 201, decided.text
+    listed = client.get(f"{base}/tool-executions", headers=headers).json()["data"]
+    shown = {(e["status"], e["result"], e["reason"]) for e in listed}
+    assert ("succeeded", "27", None) in shown
+    assert any(
+        status == "rejected" and CANARY_TEXT in (reason or "") for status, _, reason in shown
+    )
+    stored = raw_column("tool_executions", "arguments") + raw_column("tool_executions", "result")
+    stored += raw_column("tool_executions", "reason") + raw_column("messages", "content")
+    assert stored and all(value.startswith("zs1:") for value in stored)
