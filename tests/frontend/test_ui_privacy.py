@@ -3,12 +3,19 @@ warning before a password reset; the recovery key opening the content again afte
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 
-from playwright.sync_api import Page, expect
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
-from .ui_helpers import Server, User, login_token
+from .conftest import INHERITED_ENV, _free_port, _wait_healthy
+from .ui_helpers import REPO, Server, User, database_env, login_token
 
 RECOVERY_KEY = re.compile(r"^[A-Z2-9]{5}(-[A-Z2-9]{5}){4}-[A-Z2-9]$")
 NEW_PASSWORD = "an admin-chosen passphrase"
@@ -71,3 +78,61 @@ def test_zero_access_on_reset_warning_and_recovery(
     expect(form).to_be_hidden()
     expect(locked.locator("#privacy-off-form")).to_be_visible()
     assert locked.js_errors == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def requiring_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second server, whose operator requires zero-access conversations for everyone."""
+    tmp = tmp_path_factory.mktemp("zero-access-required")
+    env = {
+        **{k: v for k, v in os.environ.items() if k in INHERITED_ENV},
+        "PYTHONPATH": str(REPO),
+        **database_env(tmp),
+        "ENVIRONMENT": "test",
+        "MOCK_OPENAI": "true",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "ALLOW_REGISTRATION": "true",
+        "ZERO_ACCESS_REQUIRED": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    migrate = [sys.executable, "-m", "alembic", "-c", str(REPO / "alembic.ini"), "upgrade", "head"]
+    subprocess.run(migrate, cwd=tmp, env=env, check=True, capture_output=True, timeout=300)
+    port = _free_port()
+    log = tmp / "server.log"
+    command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def test_a_required_mode_shows_the_recovery_key_at_the_first_sign_in(
+    browser: Browser, requiring_server: str
+) -> None:
+    body = {"username": "rita", "email": "rita@example.com", "password": "rita's passphrase"}
+    assert httpx.post(f"{requiring_server}/api/auth/register", json=body).status_code == 201
+    context = browser.new_context(base_url=requiring_server)
+    try:
+        page = context.new_page()
+        page.goto("/login.html")
+        page.get_by_label("Username").fill("rita")
+        page.get_by_label("Password").fill("rita's passphrase")
+        page.get_by_role("button", name="Sign in").click()
+        key = page.locator("#recovery-key")
+        expect(key).to_be_visible()
+        assert RECOVERY_KEY.match(key.inner_text().strip())
+        expect(page.get_by_role("region", name="Your recovery key")).to_contain_text(
+            "shown this once"
+        )
+        page.get_by_role("button", name="I saved it, continue").click()
+        expect(page).to_have_url(re.compile(r"/$"))
+        state = page.request.get("/api/privacy").json()
+        assert state["required"] is True and state["state"] in ("sealing", "on")
+        assert state["session_holds_key"] is True
+    finally:
+        context.close()
