@@ -5,7 +5,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backend.services.errors import ServiceError
@@ -58,6 +58,13 @@ async def database_busy(request: Request, exc: PoolTimeoutError) -> JSONResponse
     )
 
 
+async def statement_error(request: Request, exc: StatementError) -> JSONResponse:
+    # A column type refusing a value (a sealed column without its key) says why.
+    if isinstance(exc.orig, ServiceError):
+        return await service_error(request, exc.orig)
+    return await unexpected_error(request, exc)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled_error", extra={"path": request.url.path})
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
@@ -71,4 +78,5 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeoutError, database_busy)  # type: ignore[arg-type]
+    app.add_exception_handler(StatementError, statement_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)

@@ -27,6 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Conversation content (message text, titles, tool arguments and results, snapshots) is
+# SealedText: sealed with the owner's content key for zero-access users (docs/PRIVACY.md).
+from backend.core.sealing import SealedText
+
 # Explicit constraint names keep Alembic's batch mode (SQLite, deltadb) and `alembic check`
 # deterministic across dialects.
 NAMING_CONVENTION = {
@@ -173,7 +177,7 @@ class Conversation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_uuid)
-    title: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(SealedText)
     default_model: Mapped[str | None] = mapped_column(String(128))
     # Null for anonymous quick chats, which are owned through `anonymous_owner` instead.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -203,7 +207,7 @@ class Message(Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_uuid)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(SealedText)
     # On a user message: the model the user asked for; on an answer: the model that wrote it.
     model: Mapped[str | None] = mapped_column(String(128))
     position: Mapped[int] = mapped_column(Integer)
@@ -325,9 +329,9 @@ class ConversationSnapshot(Base):
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(SealedText)
     message_count: Mapped[int] = mapped_column(Integer, default=0)
-    data: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(SealedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -345,10 +349,10 @@ class ToolExecution(Base):
     question_uuid: Mapped[str | None] = mapped_column(String(36))
     call_id: Mapped[str] = mapped_column(String(64))
     tool_name: Mapped[str] = mapped_column(String(64))
-    arguments: Mapped[str] = mapped_column(Text)
+    arguments: Mapped[str] = mapped_column(SealedText)
     # pending, rejected, succeeded or failed
     status: Mapped[str] = mapped_column(String(16))
-    result: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(SealedText)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str] = mapped_column(String(128))
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -357,7 +361,7 @@ class ToolExecution(Base):
     # The MCP server that offered the tool; null for the built-in tools.
     server: Mapped[str | None] = mapped_column(String(32))
     # Why the user rejected the call (the model is told), or why it failed.
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(SealedText)
 
 
 class McpServer(Base):
@@ -407,9 +411,53 @@ class AnswerGeneration(Base):
     model: Mapped[str] = mapped_column(String(128))
     # running or failed
     status: Mapped[str] = mapped_column(String(16), default="running")
-    content: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(SealedText, default="")
     error: Mapped[str | None] = mapped_column(Text)
     error_status: Mapped[int | None] = mapped_column(Integer)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- zero-access conversations (docs/PRIVACY.md) ------------------------------------------
+
+
+class UserContentKey(Base):
+    """A zero-access user's content key, only ever stored wrapped.
+
+    Wrapped by Argon2id(password, `password_salt`) and by the recovery key shown once. The
+    row exists while the mode is on or being turned on or off (`state`: "sealing" while the
+    existing conversations are being sealed, "on", "opening" while they are being opened
+    again); `cursor` is where the conversion stands ("table:last id").
+    """
+
+    __tablename__ = "user_content_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    key_id: Mapped[str] = mapped_column(String(32))
+    password_salt: Mapped[str] = mapped_column(String(64))  # base64
+    password_wrapped: Mapped[str] = mapped_column(String(128))  # base64
+    recovery_wrapped: Mapped[str] = mapped_column(String(128))  # base64
+    state: Mapped[str] = mapped_column(String(16), default="sealing")
+    cursor: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SessionContentKey(Base):
+    """The content key held by one session, wrapped under a key derived from the session's
+    token, which only the browser holds: this table, the sessions table, the store and its
+    master key together open nothing. Goes with its session (sign-out, expiry, revocation)."""
+
+    __tablename__ = "session_content_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    wrapped_key: Mapped[str] = mapped_column(String(128))  # base64
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -103,6 +103,8 @@ class LoginResponse(BaseModel):
     expires_at: datetime
     csrf_token: str
     user: UserPublic
+    # Set once, when this sign-in turned zero-access on (the admin requires it): show it now.
+    recovery_key: str | None = None
 
 
 # --- conversations and messages -------------------------------------------------------------
@@ -255,6 +257,8 @@ class ModelsPublic(BaseModel):
 class AdminUserPublic(UserPublic):
     # Empty means "the global list applies".
     allowed_models: list[str] = Field(default_factory=list)
+    # Zero-access conversations: a password reset cannot recover their content.
+    zero_access: bool = False
 
 
 class AdminUsersPublic(BaseModel):
@@ -671,3 +675,34 @@ class ToolTurnPublic(BaseModel):
     assistant_message: MessagePublic | None
     tool_executions: list[ToolExecutionPublic] = Field(default_factory=list)
     pending: bool = False
+
+
+# --- zero-access conversations ----------------------------------------------------------------
+
+Password = Annotated[SafeStr, StringConstraints(min_length=1, max_length=256)]
+
+
+class ZeroAccessChange(Strict):
+    """Turning the mode on or off: the account's password, as for a sign-in."""
+
+    password: Password
+
+
+class ZeroAccessRestore(Strict):
+    recovery_key: Annotated[SafeStr, StringConstraints(min_length=1, max_length=64)]
+    password: Password
+
+
+class ZeroAccessStatus(BaseModel):
+    # off, sealing (being turned on), on, opening (being turned off)
+    state: Literal["off", "sealing", "on", "opening"]
+    # False after an admin's password reset, until the recovery key is entered.
+    session_holds_key: bool
+    required: bool
+    converting: bool
+    cursor: str = ""
+
+
+class ZeroAccessTurnedOn(BaseModel):
+    recovery_key: str
+    message: str

@@ -13,6 +13,7 @@ from backend.api.routes import (
     mcp_oauth,
     messages,
     models,
+    privacy,
     search,
     settings,
     snapshots,
@@ -40,3 +41,4 @@ api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
 api_router.include_router(mcp_oauth.router)
 api_router.include_router(temporary.router)
+api_router.include_router(privacy.router)

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     # Where stdio servers get their working directories (one each, created 0700).
     MCP_WORK_DIR: str | None = None
 
+    # Zero-access conversations (docs/PRIVACY.md): required for everyone (turned on at each
+    # user's next sign-in), and how existing conversations are converted: this many rows per
+    # transaction, with a pause between batches so other users' transactions get their turn.
+    ZERO_ACCESS_REQUIRED: bool = False
+    ZERO_ACCESS_BATCH_ROWS: int = Field(default=200, ge=1, le=100_000)
+    ZERO_ACCESS_BATCH_PAUSE_MS: int = Field(default=0, ge=0, le=60_000)
+
     # /metrics is served only when this is set, to callers sending it as a bearer token.
     METRICS_TOKEN: str | None = Field(default=None, repr=False)
 

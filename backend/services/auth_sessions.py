@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from backend.core.config import settings
 from backend.core.security import hash_token, new_session_token
-from backend.models import AuthSession, User, utcnow
+from backend.models import AuthSession, SessionContentKey, User, UserContentKey, utcnow
 
 # The last use is written at most this often per session, not on every request; the idle
 # timeout is therefore exact to within this step (or a quarter of the timeout, if shorter).
@@ -43,9 +43,20 @@ def _idle() -> timedelta:
 
 # Built once: every authenticated request runs them, and building a statement costs more
 # than running it.
+# Zero-access: the user's mode and this session's wrapped content key come with the same row
+# (outer joins on unique keys), so knowing them costs no query of its own.
 _USER_FOR_TOKEN = (
-    select(User, AuthSession.id, AuthSession.last_seen_at)
+    select(
+        User,
+        AuthSession.id,
+        AuthSession.last_seen_at,
+        UserContentKey.state,
+        UserContentKey.key_id,
+        SessionContentKey.wrapped_key,
+    )
     .join(AuthSession, AuthSession.user_id == User.id)
+    .outerjoin(UserContentKey, UserContentKey.user_id == User.id)
+    .outerjoin(SessionContentKey, SessionContentKey.session_id == AuthSession.id)
     .where(
         AuthSession.token_hash == bindparam("token_hash"),
         AuthSession.expires_at > bindparam("now"),
@@ -60,16 +71,28 @@ _TOUCH = (
 
 
 def user_for_token(*, session: Session, token: str) -> User | None:
+    found = user_and_content_key_for_token(session=session, token=token)
+    return found[0] if found is not None else None
+
+
+# The user's zero-access state ("sealing", "on", "opening"), their key's id, and this
+# session's wrapped content key; all None when the mode is off.
+ContentKeyRow = tuple[str | None, str | None, str | None]
+
+
+def user_and_content_key_for_token(
+    *, session: Session, token: str
+) -> tuple[User, ContentKeyRow] | None:
     now, idle = utcnow(), _idle()
     values = {"token_hash": hash_token(token), "now": now, "idle_since": now - idle}
     row = session.execute(_USER_FOR_TOKEN, values).first()
     if row is None:
         return None
-    user, session_id, last_seen = row
+    user, session_id, last_seen, state, key_id, wrapped = row
     if _stale(last_seen, now=now, idle=idle):
         session.connection().execute(_TOUCH, {"session_id": session_id, "now": now})
         session.commit()
-    return user
+    return user, (state, key_id, wrapped)
 
 
 def _stale(last_seen: datetime, *, now: datetime, idle: timedelta) -> bool:

@@ -142,7 +142,10 @@ _TOUCH_CONVERSATION = (
     # COALESCE keeps a title set in the meantime (and the title as it is when given None).
     .values(
         updated_at=bindparam("now"),
-        title=func.coalesce(Conversation.__table__.c.title, bindparam("title")),
+        title=func.coalesce(
+            Conversation.__table__.c.title,
+            bindparam("title", type_=Conversation.__table__.c.title.type),  # sealed if need be
+        ),
     )
 )
 

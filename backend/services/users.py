@@ -13,7 +13,7 @@ from backend.schemas import (
     UserPublic,
     UserRegister,
 )
-from backend.services import auth_sessions, model_access, throttle
+from backend.services import auth_sessions, model_access, throttle, zero_access
 from backend.services.errors import BadRequest, Conflict, NotFound
 from backend.services.throttle import SignInKeys
 
@@ -92,7 +92,12 @@ def ensure_configured_admin(*, session: Session) -> None:
 
 def admin_view(*, session: Session, user: User) -> AdminUserPublic:
     allowed = model_access.user_allowed_list(session=session, user_id=user.id)
-    return AdminUserPublic(**UserPublic.model_validate(user).model_dump(), allowed_models=allowed)
+    sealed = zero_access.zero_access_user_ids(session=session, user_ids=[user.id])
+    return AdminUserPublic(
+        **UserPublic.model_validate(user).model_dump(),
+        allowed_models=allowed,
+        zero_access=user.id in sealed,
+    )
 
 
 def list_users_for_admin(*, session: Session, limit: int, offset: int) -> AdminUsersPublic:

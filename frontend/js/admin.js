@@ -1,11 +1,13 @@
 // Admin page: users (active, admin, allowed models) and the global model list.
 // The backend enforces all of this; the page only refuses to show itself to others.
 import * as api from './api.js';
+import { resetControl, zeroAccessIds } from './admin-reset.js';
 import { $, h, icon, requireUser, setFormError, toast } from './common.js';
 
 let me = null;
 let globalModels = [];
 let savedModels = [];
+let sealedUsers = new Set();
 
 function renderChips() {
   const chips = globalModels.map((m) => {
@@ -131,11 +133,13 @@ function userRow(user) {
     h('td', { 'data-label': 'Active' }, active),
     h('td', { 'data-label': 'Admin' }, admin),
     h('td', { 'data-label': 'Models' }, modelAccess(user)),
+    h('td', { 'data-label': 'Password' }, resetControl(user, { self, zeroAccess: sealedUsers.has(user.id) })),
   );
 }
 
 async function loadUsers() {
-  const users = await api.adminListUsers();
+  const [users, sealed] = await Promise.all([api.adminListUsers(), zeroAccessIds()]);
+  sealedUsers = sealed;
   users.sort((a, b) => a.username.localeCompare(b.username));
   $('#users-body').replaceChildren(...users.map(userRow));
 }

@@ -1,6 +1,7 @@
 // Sign-in page.
 import * as api from './api.js';
 import { $, safeNext, setFormError } from './common.js';
+import { recoveryKeyPanel } from './recovery-key.js';
 
 const params = new URLSearchParams(window.location.search);
 const next = safeNext(params.get('next'));
@@ -52,7 +53,15 @@ $('#login-form').addEventListener('submit', async (event) => {
   button.disabled = true;
   button.classList.add('busy');
   try {
-    await api.login({ username, password });
+    const body = { username, password };
+    const signedIn = await api.request('POST', '/api/auth/login', { body, quiet401: true });
+    if (signedIn && signedIn.recovery_key) {
+      // The administrator requires zero-access: it was turned on at this sign-in.
+      const done = () => window.location.replace(next);
+      form.replaceWith(recoveryKeyPanel(signedIn.recovery_key, { onDone: done, doneLabel: 'I saved it, continue' }));
+      $('#recovery-key').focus();
+      return;
+    }
     window.location.replace(next);
   } catch (e) {
     const msg = e.status === 401 ? 'Wrong username or password.' : e.message;

@@ -50,7 +50,7 @@ async def register(user_in: UserRegister, address: ClientAddress) -> UserPublic:
 async def login(
     credentials: LoginRequest, response: Response, address: ClientAddress
 ) -> LoginResponse:
-    token, auth_session, user = await sign_in.log_in(
+    token, auth_session, user, recovery_key = await sign_in.log_in(
         login=credentials.username, password=credentials.password, address=address
     )
     _set_login_cookies(response, token=token, expires_at=auth_session.expires_at)
@@ -59,6 +59,7 @@ async def login(
         expires_at=auth_session.expires_at,
         csrf_token=csrf_token_for(token),
         user=UserPublic.model_validate(user),
+        recovery_key=recovery_key,
     )
 
 
