@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_content_keys"
-down_revision: str | None = "0005_mcp_servers"
+down_revision: str | None = "0006_mcp_oauth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,8 +13,9 @@ docs/PRIVACY.md); nothing about the words is stored.
 import re
 import time
 from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
@@ -37,7 +38,7 @@ def _matches(lowered: str, terms: list[str], starts: list[re.Pattern[str] | None
     for term in terms:  # loops, not all(): this runs once per message of the user
         if term not in lowered:
             return False
-    for start in starts:
+    for start in starts:  # noqa: SIM110 - the same reason
         if start is not None and start.search(lowered) is None:
             return False
     return True
@@ -90,22 +91,34 @@ def search(
     return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
 
 
-def _message_hits(*, session: Session, scope, terms, starts, phrase, by_id):  # noqa: ANN001, ANN202
+def _message_hits(
+    *,
+    session: Session,
+    scope: ColumnElement[bool],
+    terms: list[str],
+    starts: list[re.Pattern[str] | None],
+    phrase: str,
+    by_id: dict[int, Conversation],
+) -> list[tuple[Any, Conversation, float]]:  # Any: a Message-shaped namespace
     # Titles come from the conversations already read: opened once each, not once per message.
     # A Core statement on the connection: the ORM's result machinery costs more than the rows.
-    rows = session.connection().execute(
-        select(
-            Message.id,
-            Message.uuid,
-            Message.role,
-            Message.content,
-            Message.created_at,
-            Message.conversation_id,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Message.id,
+                Message.uuid,
+                Message.role,
+                Message.content,
+                Message.created_at,
+                Message.conversation_id,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(scope)
         )
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(scope)
-    ).all()
-    found = []
+        .all()
+    )
+    found: list[tuple[SimpleNamespace, Conversation, float, int]] = []
     for row in rows:
         lowered = _lower(row.content)
         if not _matches(lowered, terms, starts):

@@ -17,7 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, Text, bindparam, delete, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from backend.core import content_keys
@@ -335,15 +345,15 @@ class _Part:
 
 
 _PARTS = (
-    _Part("conversations", Conversation.__table__, ("title",)),  # type: ignore[arg-type]
-    _Part("messages", Message.__table__, ("content",)),  # type: ignore[arg-type]
-    _Part("snapshots", ConversationSnapshot.__table__, ("name", "data")),  # type: ignore[arg-type]
-    _Part("tools", ToolExecution.__table__, ("arguments", "result", "reason")),  # type: ignore[arg-type]
-    _Part("generations", AnswerGeneration.__table__, ("content",)),  # type: ignore[arg-type]
+    _Part("conversations", Conversation.__table__, ("title",)),
+    _Part("messages", Message.__table__, ("content",)),
+    _Part("snapshots", ConversationSnapshot.__table__, ("name", "data")),
+    _Part("tools", ToolExecution.__table__, ("arguments", "result", "reason")),
+    _Part("generations", AnswerGeneration.__table__, ("content",)),
 )
 
 
-def _owned(part: _Part, user_id: int):  # noqa: ANN202 - a SQL expression
+def _owned(part: _Part, user_id: int) -> ColumnElement[bool]:
     if part.name == "conversations":
         return part.table.c.user_id == user_id
     mine = select(Conversation.id).where(Conversation.user_id == user_id)
@@ -387,7 +397,7 @@ def _convert_batch(*, session: Session, user_id: int, limit: int) -> bool:
     return done
 
 
-def _converted(found_row, part: _Part, sealing_now: bool) -> dict | None:  # noqa: ANN001
+def _converted(found_row: Row[Any], part: _Part, sealing_now: bool) -> dict[str, object] | None:
     """The row's new values (through SealedText: sealed or plain), None if nothing changes."""
     values: dict[str, object] = {"row_id": found_row.id}
     change = False

@@ -194,7 +194,7 @@ def sqlite_copy(workdir: Path, dump: Path, env: dict[str, str]) -> str:
         tables = [
             r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         ]
-        rows = [connection.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables]  # noqa: S608
+        rows = [connection.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables]
     everything = json.dumps(rows, default=str)
     assert "zs1:" in everything
     return everything
@@ -212,7 +212,7 @@ def raw_sql(url: str) -> str:
     try:
         with engine.connect() as connection:
             tables = inspect(connection).get_table_names()
-            rows = [connection.execute(text(f'SELECT * FROM "{t}"')).all() for t in tables]  # noqa: S608
+            rows = [connection.execute(text(f'SELECT * FROM "{t}"')).all() for t in tables]
     finally:
         engine.dispose()
     return json.dumps([[list(r) for r in table] for table in rows], default=str)
