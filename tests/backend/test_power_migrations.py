@@ -22,7 +22,10 @@ NEW_TABLES = {
 
 @pytest.fixture(params=sorted({"sqlite", TEST_DB}))
 def old_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(fresh_url(request.param, tmp_path, f"old-{secrets.token_hex(4)}"))
+    # As alembic/env.py migrates: without foreign-key enforcement, or SQLite's batch rebuild of
+    # a parent table would cascade-delete its children's rows.
+    url = fresh_url(request.param, tmp_path, f"old-{secrets.token_hex(4)}")
+    engine = make_engine(url, enforce_foreign_keys=False)
     run_alembic(engine, "upgrade", "0001")
     with engine.begin() as connection:
         connection.execute(
