@@ -28,7 +28,7 @@ def start_uvicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded CI machine imports the app slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(process.stdout.read().decode())  # type: ignore[union-attr]
