@@ -208,6 +208,8 @@ export function normalizeConversation(c) {
     archived: Boolean(pick(conv, 'archived', 'is_archived')),
     createdAt: pick(conv, 'created_at', 'created') ?? null,
     updatedAt: pick(conv, 'updated_at', 'updated', 'created_at') ?? null,
+    // The message shown last: the branch on screen ends there.
+    currentMessageId: conv.current_message_uuid ?? null,
   };
 }
 
@@ -239,6 +241,9 @@ export function normalizeMessage(m) {
     createdAt: pick(m, 'created_at', 'created') ?? null,
     meta,
     stopped: pick(response, 'finish_reason') === 'stopped',
+    parentId: m.parent_uuid ?? null,
+    // Every version of this message (its siblings in the tree, itself among them).
+    versions: Array.isArray(m.versions) ? m.versions.map(String) : [],
   };
 }
 
@@ -349,14 +354,23 @@ export async function deleteConversation(id) {
 
 /* ---------- messages ---------- */
 
-// Messages in chronological order; total is the conversation's message count when the
-// backend reports it (null otherwise).
+// A page of the branch shown (the path from the first question to the message the
+// conversation shows last), oldest first; total is the whole path's length.
 export async function listMessages(id, { limit = 50, offset = 0 } = {}) {
   const data = await request('GET', `/api/conversations/${encodeURIComponent(id)}/messages`, {
     query: { limit, offset },
   });
   const { items, total } = listOf(data, 'messages');
-  return { items: items.map(normalizeMessage), total };
+  return { items: items.map(normalizeMessage), total, currentId: data?.current_message_uuid ?? null };
+}
+
+// Shows the branch through a message (a version arrow); the server remembers it.
+export async function showVersion(id, messageId) {
+  return normalizeConversation(
+    await request('PUT', `/api/conversations/${encodeURIComponent(id)}/current`, {
+      body: { message_uuid: messageId },
+    }),
+  );
 }
 
 export async function clearMessages(id) {
@@ -498,9 +512,11 @@ async function* streamFrom(path, body, signal, method = 'POST', query = undefine
   }
 }
 
-export function streamMessage(id, { content, model }, signal) {
+// editOf: a question to write a new version of (a branch of its own, answered anew).
+export function streamMessage(id, { content, model, editOf }, signal) {
   const body = { content };
   if (model) body.model = model;
+  if (editOf) body.edit_of = editOf;
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
 }
 
@@ -523,6 +539,8 @@ export function streamTemporary({ messages, model }, signal) {
   return streamFrom('/api/temporary-chat', body, signal);
 }
 
+// replaces: the answer to write a new version of (any answer; the old one is kept), or a
+// question to answer again; by default the message shown last.
 export function streamRegenerate(id, { model, replaces } = {}, signal) {
   const body = {};
   if (model) body.model = model;

@@ -19,6 +19,7 @@ import {
 import { renderMarkdown } from './markdown.js';
 import { openChatActions } from './snapshots.js';
 import * as tools from './tools.js';
+import { editInPlace, versionNav } from './versions.js';
 
 const PAGE = 50;
 const DRAFT_KEY = 'openchat.draft.';
@@ -103,6 +104,7 @@ function setStreamingUi(on) {
   el.stop.hidden = !on;
   el.messages.setAttribute('aria-busy', on ? 'true' : 'false');
   updateSendEnabled();
+  refreshActions();
   if (on) el.stop.focus({ preventScroll: true });
   else if (document.activeElement === el.stop || document.activeElement === document.body) {
     el.input.focus({ preventScroll: true });
@@ -511,7 +513,33 @@ function metaText(meta) {
 }
 
 function userNode(m) {
-  return h('article', { class: 'msg user', dataset: { id: m.id || '' } }, h('div', { class: 'bubble' }, m.content));
+  const node = h(
+    'article',
+    { class: 'msg user', dataset: { id: m.id || '' } },
+    h('div', { class: 'bubble' }, m.content),
+    h('div', { class: 'msg-foot' }),
+  );
+  node._message = { role: 'user', versions: [], ...m };
+  fillUserFoot(node);
+  return node;
+}
+
+// A question's versions and its Edit button (a stored question only).
+function fillUserFoot(node) {
+  const m = node._message;
+  const edit = h('button', { type: 'button', class: 'icon-btn edit-q', 'aria-label': 'Edit question', title: 'Edit question' }, icon('edit', 16));
+  edit.addEventListener('click', () => startEdit(node, edit));
+  edit.hidden = state.temporary || !m.id || !!state.streaming;
+  const nav = m.id ? versionNav(m, switchVersion) : null;
+  node.querySelector('.msg-foot').replaceChildren(...[nav, edit].filter(Boolean));
+}
+
+// The server confirmed a question (the `start` or `done` event): it is stored, with its id.
+function adoptUser(node, user) {
+  if (!user?.id) return;
+  node.dataset.id = user.id;
+  node._message = { ...node._message, ...user };
+  fillUserFoot(node);
 }
 
 function assistantNode(m) {
@@ -548,23 +576,21 @@ function fillFoot(node, m) {
       )
     : null;
   // replaceChildren() would write a missing part as the text "null": keep only real nodes.
-  foot.replaceChildren(...[copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp].filter(Boolean));
-  markLastAnswer();
+  const nav = m.id ? versionNav(m, switchVersion) : null;
+  foot.replaceChildren(...[nav, copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp].filter(Boolean));
+  refreshActions();
 }
 
-// The latest answer of the thread, if the thread ends with one.
-function latestAnswer() {
-  const answers = el.thread.querySelectorAll('.msg.assistant');
-  const last = answers[answers.length - 1];
-  return last && last === el.thread.querySelector('.msg:last-of-type') ? last : null;
-}
-
-// Only the latest answer carries a Regenerate button.
-function markLastAnswer() {
-  const latest = state.temporary ? null : latestAnswer();
-  el.thread.querySelectorAll('.msg.assistant').forEach((a) => {
-    const btn = a.querySelector('.regen');
-    if (btn) btn.hidden = a !== latest || !!state.streaming;
+// Every stored answer can be written again and every stored question edited, except while
+// an answer is being written and in a temporary chat (which the server never stores).
+function refreshActions() {
+  const off = state.temporary || !!state.streaming;
+  el.thread.querySelectorAll('.msg.assistant .regen').forEach((btn) => {
+    btn.hidden = off;
+  });
+  el.thread.querySelectorAll('.msg.user').forEach((node) => {
+    const btn = node.querySelector('.edit-q');
+    if (btn) btn.hidden = off || !node.dataset.id;
   });
 }
 
@@ -645,7 +671,7 @@ function renderThread() {
     el.thread.append(node);
     followAnswer(node);
   }
-  markLastAnswer();
+  refreshActions();
 }
 
 // Shows the answer the server is writing (asked here before a reload, or on another
@@ -786,7 +812,7 @@ async function loadOlder() {
     const frag = document.createDocumentFragment();
     for (const msg of items) frag.append(nodeFor(msg));
     status.after(frag);
-    markLastAnswer(); // older answers are never the latest: they get no Regenerate button
+    refreshActions();
     m.scrollTop = m.scrollHeight - before;
     status.textContent = hasOlder() ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
   } catch (e) {
@@ -889,7 +915,7 @@ const RESUME_ATTEMPTS = 3;
 // Consumes one answer stream into `node`. Returns {ok, confirmed, error, detached, lost,
 // text, final}. A connection lost mid-answer is resumed from the characters already shown
 // (the answer goes on on the server); `lost` means it ended meanwhile and is stored.
-async function consume(stream, node, controller, { conversationId = null, onStart = null } = {}) {
+async function consume(stream, node, controller, { conversationId = null, onStart = null, onUser = null } = {}) {
   const content = node.querySelector('.msg-content');
   let text = '';
   let confirmed = false;
@@ -918,6 +944,7 @@ async function consume(stream, node, controller, { conversationId = null, onStar
           } else if (ev.type === 'start') {
             confirm();
             if (ev.user?.id) node._userId = ev.user.id;
+            if (ev.user && onUser) onUser(ev.user);
             if (ev.title && state.current && !state.current.title) {
               replaceConversation({ ...state.current, title: ev.title });
               renderConversations();
@@ -986,6 +1013,8 @@ function finishAnswer(node, result) {
     content: result.text,
     meta: assistant?.meta || null,
     createdAt: assistant?.createdAt || new Date().toISOString(),
+    parentId: assistant?.parentId ?? null,
+    versions: assistant?.versions || [],
   };
   node._message = m;
   node.dataset.id = m.id;
@@ -1077,7 +1106,7 @@ async function submit() {
   const asstEl = pendingAssistant();
   el.thread.querySelector('.empty')?.remove();
   el.thread.append(userEl, asstEl);
-  markLastAnswer();
+  refreshActions();
   scrollToBottom();
 
   const clearBox = () => {
@@ -1094,7 +1123,11 @@ async function submit() {
     }
   };
   const stream = api.streamMessage(conv.id, { content: text, model }, controller.signal);
-  const result = await consume(stream, asstEl, controller, { conversationId: conv.id, onStart: clearBox });
+  const result = await consume(stream, asstEl, controller, {
+    conversationId: conv.id,
+    onStart: clearBox,
+    onUser: (user) => adoptUser(userEl, user),
+  });
   state.streaming = null;
   release();
   setStreamingUi(false);
@@ -1104,7 +1137,7 @@ async function submit() {
     return;
   }
 
-  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  const userMsg = { ...userEl._message, id: userEl.dataset.id || asstEl._userId || '', content: text };
   if (result.ok || result.confirmed) clearBox(); // the server has the question
   if (result.ok && result.final?.pending) {
     asstEl.remove();
@@ -1210,11 +1243,25 @@ function showAnswerError(node, message, partial, prefix = 'The answer failed: ')
   node._message = { role: 'assistant', content: partial || '', failed: true };
 }
 
+// Removes `node` and everything after it in the thread; the messages kept before it.
+function cutThreadAt(node, { keepNode = false } = {}) {
+  const id = node.dataset.id;
+  const at = id ? state.messages.findIndex((m) => m.id === id) : -1;
+  const kept = at >= 0 ? state.messages.slice(0, at) : [...state.messages];
+  while (node.nextElementSibling) node.nextElementSibling.remove();
+  if (!keepNode) node.remove();
+  state.messages = kept;
+  return kept;
+}
+
+// Writes a new version of an answer (any answer; the old one is kept as a version). What
+// followed the old answer belongs to its branch and leaves the screen.
 async function regenerate(node) {
-  if (state.streaming || !state.current || node !== latestAnswer()) return;
+  if (state.streaming || !state.current || state.temporary) return;
   hideError();
   const conv = state.current;
   const previous = node._message;
+  const kept = cutThreadAt(node, { keepNode: true });
   const controller = new AbortController();
   state.streaming = { controller, conversationId: conv.id };
   setStreamingUi(true);
@@ -1224,7 +1271,7 @@ async function regenerate(node) {
   node.querySelector('.msg-foot').replaceChildren();
   node._message = { role: 'assistant', content: '' };
   const model = el.model.value || undefined;
-  // The server refuses (409) if this is no longer the conversation's latest answer.
+  // A failed answer has no id: its question (the message shown last) is answered again.
   const replaces = previous && !previous.failed ? previous.id || undefined : undefined;
   const stream = api.streamRegenerate(conv.id, { model, replaces }, controller.signal);
   const result = await consume(stream, node, controller, { conversationId: conv.id });
@@ -1237,21 +1284,113 @@ async function regenerate(node) {
   }
   if (result.ok) {
     const m = finishAnswer(node, result);
-    const i = state.messages.lastIndexOf(previous);
-    if (i >= 0) state.messages[i] = m;
-    else state.messages.push(m);
+    state.messages = [...kept, m];
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     bumpConversation(conv.id);
     return;
   }
-  showError(result.error.message);
-  if (previous && previous.content && !previous.failed) {
-    node._message = previous;
-    renderMarkdown(node.querySelector('.msg-content'), previous.content);
-    node.classList.remove('streaming');
-    fillFoot(node, previous);
-  } else {
-    showAnswerError(node, result.error.message, '');
+  if (previous && previous.id && !previous.failed) {
+    // Nothing new was stored: the server shows the earlier branch again, and so does the page.
+    await reloadThread();
+    showError(result.error.message);
+    return;
+  }
+  showAnswerError(node, result.error.message, '');
+}
+
+// Edit a question: Enter sends it as a new version (a branch with its own answer), Escape
+// puts it back. Focus returns to `back` (the Edit button, or the message box).
+function startEdit(node, back) {
+  if (state.streaming || state.temporary || !node.dataset.id) return;
+  editInPlace(node, node._message.content, {
+    onSave: (text) => sendEdit(node, text),
+    onCancel: () => (back?.isConnected ? back : el.input).focus(),
+  });
+}
+
+async function sendEdit(node, text) {
+  if (state.streaming || !state.current) return;
+  hideError();
+  const conv = state.current;
+  const edited = node._message;
+  const kept = cutThreadAt(node);
+  const userEl = userNode({ id: '', content: text });
+  const asstEl = pendingAssistant();
+  el.thread.append(userEl, asstEl);
+  scrollToBottom();
+  const controller = new AbortController();
+  state.streaming = { controller, conversationId: conv.id };
+  setStreamingUi(true);
+  const model = el.model.value || undefined;
+  const stream = api.streamMessage(conv.id, { content: text, model, editOf: edited.id }, controller.signal);
+  const result = await consume(stream, asstEl, controller, {
+    conversationId: conv.id,
+    onUser: (user) => adoptUser(userEl, user),
+  });
+  state.streaming = null;
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return;
+  if (result.lost || result.detached || (result.ok && result.final?.pending)) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
+    if (result.final?.user) adoptUser(userEl, result.final.user);
+    state.messages = [...kept, userEl._message, finishAnswer(asstEl, result)];
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    bumpConversation(conv.id);
+    return;
+  }
+  if (!result.confirmed) {
+    // Refused before it was stored: the branch as it was, and the edit is not lost.
+    await reloadThread();
+    showError(result.error.message);
+    putBackText(text);
+    return;
+  }
+  state.messages = [...kept, userEl._message];
+  showAnswerError(asstEl, result.error.message, '');
+}
+
+// A version arrow: the server switches the branch shown; the thread is drawn again with the
+// message switched to in view and focus kept on the arrows.
+async function switchVersion(messageId) {
+  if (state.streaming || !state.current) return;
+  const conv = state.current;
+  const wasNext = document.activeElement?.getAttribute('aria-label') === 'Next version';
+  try {
+    await api.showVersion(conv.id, messageId);
+  } catch (e) {
+    toast(e.message, 'error', 5000);
+    return;
+  }
+  if (state.current?.id !== conv.id) return;
+  await reloadThread({ reveal: messageId });
+  const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
+  const arrow = node?.querySelector(`.versions [aria-label="${wasNext ? 'Next' : 'Previous'} version"]`);
+  const target = arrow && !arrow.disabled ? arrow : node?.querySelector('.versions button:not([disabled])');
+  target?.focus({ preventScroll: true });
+  announce(`Version ${node?._message?.versions?.indexOf(messageId) + 1} of ${node?._message?.versions?.length}`);
+}
+
+// Draws the branch shown again from the server, in place (no "Loading…").
+async function reloadThread({ reveal = null } = {}) {
+  const conv = state.current;
+  if (!conv) return;
+  const token = ++state.openToken;
+  try {
+    const page = await fetchLatestPage(conv.id);
+    if (token !== state.openToken) return;
+    state.messages = page.items;
+    state.oldestOffset = page.offset;
+    state.total = page.total;
+    state.olderBuffer = page.buffer;
+    renderThread();
+    if (reveal) await revealMessage(reveal, { focus: false });
+    else scrollToBottom();
+    await loadToolLog(conv.id, token);
+  } catch (e) {
+    if (token === state.openToken) showError(e.message);
   }
 }
 
@@ -1320,7 +1459,7 @@ async function loadToolLog(id, token) {
     const executions = await api.listToolExecutions(id);
     if (token !== state.openToken || !executions.length) return;
     const pending = tools.attachToolLog(el.thread, executions, decideTool);
-    markLastAnswer();
+    refreshActions();
     if (pending.length) scrollToBottom();
   } catch {
     /* the log is extra information; the chat works without it */
@@ -1328,14 +1467,15 @@ async function loadToolLog(id, token) {
 }
 
 // Scrolls to a message (a search hit), loading older pages until it is found.
-async function revealMessage(messageId) {
+async function revealMessage(messageId, { focus = true } = {}) {
   if (!messageId) return;
   for (let i = 0; i < 60; i += 1) {
     const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
     if (node) {
+      node.scrollIntoView({ block: 'center' });
+      if (!focus) return;
       node.classList.add('found');
       node.setAttribute('tabindex', '-1');
-      node.scrollIntoView({ block: 'center' });
       node.focus({ preventScroll: true });
       return;
     }
@@ -1365,6 +1505,12 @@ el.input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
     e.preventDefault();
     submit();
+  } else if (e.key === 'ArrowUp' && !el.input.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+    // In an empty box, ArrowUp edits the last question (as in ChatGPT and Open WebUI).
+    const last = [...el.thread.querySelectorAll('.msg.user')].pop();
+    if (!last?.dataset.id || state.streaming || state.temporary) return;
+    e.preventDefault();
+    startEdit(last, el.input);
   }
 });
 
@@ -1398,6 +1544,7 @@ const SHORTCUTS = [
   ['Shift+Escape', 'Focus the message box'],
   ['Enter', 'Send the message'],
   ['Shift+Enter', 'New line in the message'],
+  ['ArrowUp', 'Edit the last question (in an empty message box)'],
   ['Escape', 'Close the open menu, dialog or sidebar (one at a time), else stop the answer'],
   ['Ctrl+/', 'Show these shortcuts'],
 ];
