@@ -65,7 +65,7 @@ def test_editing_a_question_makes_a_branch_and_the_arrows_survive_a_reload(
     question, answer = page.locator(".msg.user").last, page.locator(".msg.assistant").last
     expect(question.locator(".bubble")).to_have_text("What about museums?")
     # The built-in model numbers the questions it was shown: the old branch is not among them.
-    expect(answer.locator(".msg-content")).to_contain_text('Mock answer #2')
+    expect(answer.locator(".msg-content")).to_contain_text("Mock answer #2")
     expect(answer.locator(".msg-content")).to_contain_text("museums")
     expect(_count(question)).to_have_text("2/2")
     expect(question.get_by_role("group", name="Version 2 of 2")).to_be_visible()
@@ -74,7 +74,8 @@ def test_editing_a_question_makes_a_branch_and_the_arrows_survive_a_reload(
     expect(page.locator(".msg.user").last.locator(".bubble")).to_have_text("What about food?")
     expect(_count(page.locator(".msg.user").last)).to_have_text("1/2")
     expect(page.locator(".msg.assistant").last.locator(".msg-content")).to_contain_text("food")
-    expect(page.locator(".msg.user").last.get_by_role("button", name="Next version")).to_be_focused()
+    next_version = page.locator(".msg.user").last.get_by_role("button", name="Next version")
+    expect(next_version).to_be_focused()
 
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
