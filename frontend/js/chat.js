@@ -953,9 +953,6 @@ async function consume(stream, node, controller, { conversationId = null, onStar
             confirm();
             tools.showExecution(node, ev.execution, decideTool);
             if (stickNow()) scrollToBottom();
-          } else if (ev.type === 'title') {
-            if (state.current) replaceConversation({ ...state.current, title: ev.title });
-            renderConversations();
           } else if (ev.type === 'done') {
             confirm();
             final = ev;

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from backend.api.answers import EVENT_STREAM, answer, event_stream
+from backend.api.answers import EVENT_STREAM_CONTENT, answer, event_stream
 from backend.api.deps import CurrentOwner
 from backend.api.params import Offset
 from backend.core.db import run_in_session, run_quick_in_session
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/conversations/{uuid}", tags=["messages"])
 ANSWER_RESPONSES: dict[int | str, dict] = {
     200: {
         "description": "With `Accept: text/event-stream`: events start, delta*, then done or error",
-        "content": {"text/event-stream": {}},
+        "content": EVENT_STREAM_CONTENT,
     },
     502: {"description": "The model provider failed; the question is stored, no answer is"},
     504: {"description": "The model provider timed out; the question is stored, no answer is"},
@@ -116,7 +116,7 @@ async def clear_messages(owner: CurrentOwner, uuid: str) -> MessageOut:
     responses={
         200: {
             "description": "Events as for a question, from `Last-Event-ID` characters on",
-            "content": {EVENT_STREAM: {}},
+            "content": EVENT_STREAM_CONTENT,
         },
         404: {"description": NOTHING_RUNNING},
     },
