@@ -45,9 +45,7 @@ def history(*, session: Session, owner: Owner) -> list[QuickChatExchange]:
     )
     path = message_tree.path_ids(connection=connection, leaf_id=leaf.id) if leaf else []
     statement = (  # the branch shown, as the chat UI shows it
-        select(Message.role, Message.content)
-        .where(Message.id.in_(path))
-        .order_by(Message.position)
+        select(Message.role, Message.content).where(Message.id.in_(path)).order_by(Message.position)
     )
     exchanges: list[QuickChatExchange] = []
     for role, content in session.execute(statement):

@@ -1255,6 +1255,19 @@ function fillStatic() {
   el.signOut.prepend(icon('out', 18));
 }
 
+// A search hit: shown in its branch. One on another branch than the one shown switches to it
+// (the server remembers that, as with the version arrows).
+async function revealHit(id, messageId) {
+  if (!messageId || (await revealMessage(messageId))) return;
+  try {
+    await api.showVersion(id, messageId);
+  } catch {
+    return; // not a message of this chat (any more)
+  }
+  await openConversation(id);
+  await revealMessage(messageId);
+}
+
 async function main() {
   fillStatic();
   const me = await requireUser();
@@ -1265,10 +1278,11 @@ async function main() {
   );
   el.adminLink.hidden = !me.admin;
   await Promise.all([loadModels(), loadConversations()]);
-  const id = new URLSearchParams(window.location.search).get('c');
+  const params = new URLSearchParams(window.location.search);
+  const id = params.get('c');
   if (id) {
     await openConversation(id);
-    await revealMessage(new URLSearchParams(window.location.search).get('m'));
+    await revealHit(id, params.get('m'));
   } else newChat();
   state.started = true;
   document.body.dataset.ready = 'true';

@@ -273,22 +273,24 @@ export function cutThreadAt(node, { keepNode = false } = {}) {
   return kept;
 }
 
-// Scrolls to a message (a search hit), loading older pages until it is found.
+// Scrolls to a message of the branch shown (a search hit), loading older pages until it is
+// found; false when the branch does not hold it.
 export async function revealMessage(messageId, { focus = true } = {}) {
-  if (!messageId) return;
+  if (!messageId) return false;
   for (let i = 0; i < 60; i += 1) {
     const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
     if (node) {
       node.scrollIntoView({ block: 'center' });
-      if (!focus) return;
+      if (!focus) return true;
       node.classList.add('found');
       node.setAttribute('tabindex', '-1');
       node.focus({ preventScroll: true });
-      return;
+      return true;
     }
-    if (!hasOlder()) return;
+    if (!hasOlder()) return false;
     await loadOlder();
   }
+  return false;
 }
 
 export function nearBottom() {

@@ -24,7 +24,7 @@ RECORDER = """async (calls) => {
     return new Proxy(value, {
       get(target, key, receiver) {
         const v = Reflect.get(target, key, receiver);
-        if (typeof key === 'symbol' || key === 'then') return v; // promise machinery, not the client
+        if (typeof key === 'symbol' || key === 'then') return v; // promise machinery
         if (Array.isArray(target)) return /^\\d+$/.test(key) ? wrap(v, op, `${path}[]`) : v;
         const at = path ? `${path}.${key}` : key;
         reads.push([op, at]);

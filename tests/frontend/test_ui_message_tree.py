@@ -184,3 +184,25 @@ def test_versions_and_the_editor_have_no_serious_accessibility_violations(
     page.locator(".msg.user").get_by_role("button", name="Edit question").click()
     expect(page.get_by_role("textbox", name="Edited question")).to_be_visible()
     assert serious_violations(page) == []  # the editor open
+
+
+def test_a_search_hit_on_another_branch_opens_that_branch(
+    page_as: Callable[..., Page], make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    conversation = user.api.post("/api/conversations", json={}).json()["uuid"]
+    url = f"/api/conversations/{conversation}/messages"
+    user.api.post(url, json={"content": "Plan a weekend in Porto"})
+    old = user.api.post(url, json={"content": "What about food?"}).json()["user_message"]
+    edit = {"content": "What about museums?", "edit_of": old["uuid"]}
+    assert user.api.post(url, json=edit).status_code == 201
+    assert _branch(user, conversation)[2] == "What about museums?"
+
+    page = page_as(user)
+    open_chat(page, f"/?c={conversation}&m={old['uuid']}")
+    found = page.locator(f'.msg[data-id="{old["uuid"]}"]')
+    expect(found).to_be_focused()
+    expect(found.locator(".bubble")).to_have_text("What about food?")
+    expect(_count(found)).to_have_text("1/2")
+    assert _branch(user, conversation)[2] == "What about food?"  # remembered, as with the arrows
+    assert page.js_errors == []  # type: ignore[attr-defined]
