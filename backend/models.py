@@ -191,6 +191,10 @@ class Conversation(Base):
     # Built-in tools offered to the model; with approval on, each proposed call waits for the user.
     tools_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     tool_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The message shown last: the end of the branch on screen (a leaf, or a question whose
+    # answer is being written). No foreign key: conversations and messages would depend on
+    # each other. Null or gone: the newest message (backend/services/message_tree.py).
+    current_message_uuid: Mapped[str | None] = mapped_column(String(36))
 
     user: Mapped[User | None] = relationship(back_populates="conversations")
     messages: Mapped[list["Message"]] = relationship(
@@ -199,13 +203,27 @@ class Conversation(Base):
 
 
 class Message(Base):
+    """One question or answer: a node of the conversation's tree.
+
+    `parent_id` is the message it follows (null for a first question); an edited question is
+    a sibling of the one it edits, a regenerated answer a sibling of the answer before it.
+    `position` is the order of creation within the conversation, so a parent always comes
+    before its children.
+    """
+
     __tablename__ = "messages"
     # The history query: one conversation's messages in order; also keeps positions unique.
-    __table_args__ = (UniqueConstraint("conversation_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "position"),
+        Index("ix_messages_parent_id", "parent_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_uuid)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # No foreign key: adding one to an existing store would rebuild the table (SQLite's
+    # ALTER cannot), dropping what points at it. Messages go by conversation, never alone.
+    parent_id: Mapped[int | None] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(SealedText)
     # On a user message: the model the user asked for; on an answer: the model that wrote it.
@@ -214,6 +232,10 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    # For building trees in memory (snapshots, imports); the chat path uses parent_id.
+    parent: Mapped["Message | None"] = relationship(
+        remote_side="Message.id", primaryjoin="foreign(Message.parent_id) == Message.id"
+    )
     response: Mapped["Response | None"] = relationship(
         back_populates="message", cascade="all, delete-orphan"
     )

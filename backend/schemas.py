@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -60,9 +61,7 @@ class MessageOut(BaseModel):
 
 # --- users and auth ---------------------------------------------------------------------
 
-NewPassword = Annotated[
-    SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)
-]
+NewPassword = Annotated[SafeStr, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
 
 
 class UserRegister(Strict):
@@ -135,6 +134,8 @@ class ConversationPublic(Public):
     updated_at: datetime
     tools_enabled: bool = True
     tool_approval: bool = False
+    # The message shown last: the branch on screen ends there (null: the newest message).
+    current_message_uuid: str | None = None
 
 
 class ConversationsPublic(BaseModel):
@@ -160,11 +161,30 @@ class MessagePublic(Public):
     position: int
     created_at: datetime
     response: ResponsePublic | None = None
+    # The message this one follows (null for a first question).
+    parent_uuid: str | None = None
+    # Every version of this message (itself among them, oldest first): its siblings in the
+    # tree. Filled in message lists and in a turn's events; empty where not looked up.
+    versions: list[str] = Field(default_factory=list)
 
 
 class MessagesPublic(BaseModel):
+    """One page of the branch shown: the path from the first question to the message the
+    conversation shows last; `count` is the whole path's length."""
+
     data: list[MessagePublic]
     count: int
+    current_message_uuid: str | None = None
+
+
+MessageRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ShowMessage(Strict):
+    """Switch to the branch through this message (a version arrow): the conversation then
+    shows the newest message below it."""
+
+    message_uuid: MessageRef
 
 
 class MessageCreate(Strict):
@@ -174,6 +194,17 @@ class MessageCreate(Strict):
         AfterValidator(_require_visible_text),
     ]
     model: ModelName | None = None
+    # Where the question goes: after `parent_uuid` (default: the message shown last), or as
+    # a new version of the question `edit_of` (a sibling branch, answered on its own).
+    parent_uuid: MessageRef | None = None
+    edit_of: MessageRef | None = None
+
+    @field_validator("edit_of")
+    @classmethod
+    def _one_place(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("parent_uuid") is not None:
+            raise ValueError("give either parent_uuid or edit_of, not both")
+        return value
 
 
 class TemporaryMessage(Strict):
@@ -202,8 +233,9 @@ class TemporaryChatRequest(Strict):
 
 class RegenerateRequest(Strict):
     model: ModelName | None = None
-    # The answer the caller means to replace: refused (409) unless it is still the latest.
-    message_uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    # The answer to write a new version of (any answer, not only the last; the old one is
+    # kept), or a question to answer again. Default: the message shown last.
+    message_uuid: MessageRef | None = None
 
 
 class ChatTurnPublic(BaseModel):
@@ -546,6 +578,9 @@ class ExportResponse(Public):
 
 class ExportMessage(BaseModel):
     uuid: str | None = None
+    # The message this one follows (an export of a tree); an export without the field at
+    # all is a flat history, each message following the one before.
+    parent_uuid: str | None = None
     role: Literal["user", "assistant"]
     content: Annotated[SafeStr, StringConstraints(max_length=settings.MAX_MESSAGE_CHARS * 4)]
     model: str | None = None
@@ -576,6 +611,8 @@ class ExportConversation(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     messages: list[ExportMessage] = Field(default_factory=list)
+    # The message shown last (null: the newest).
+    current_message_uuid: str | None = None
     tool_executions: list[ExportToolCall] = Field(default_factory=list, max_length=100_000)
 
 

@@ -1,9 +1,11 @@
 """First render of the chat page in Debian's Chromium: a 5,000-chat sidebar, a 1,000-message chat.
 
 Builds a throw-away store (deltadb by default) with one user owning N conversations (default
-5,000) and one conversation of M messages (default 1,000: questions and Markdown answers
-with code), starts the real app with uvicorn, signs in through Playwright and opens `/` and
-`/?c=<the long chat>` R times each (fresh page each time). Per page: time until the page says
+5,000) and one conversation whose branch shown has M messages (default 1,000: questions and
+Markdown answers with code; every tenth exchange also has an edited question with its own
+answer and a regenerated answer, so those messages carry version arrows), starts the real
+app with uvicorn, signs in through Playwright and opens `/` and `/?c=<the long chat>` R times
+each (fresh page each time). Per page: time until the page says
 it is ready (`body[data-ready]`, measured from navigation start), the browser's scripting
 time (CDP `Performance.getMetrics` ScriptDuration) and the number of elements. Medians.
 
@@ -49,18 +51,9 @@ def _populate(*, chats: int, messages: int) -> str:
         )
         session.add(long_chat)
         session.commit()
-        rows = [
-            {
-                "uuid": new_uuid(),
-                "conversation_id": long_chat.id,
-                "role": "user" if i % 2 == 0 else "assistant",
-                "content": f"Question {i // 2}: how do I reverse a list?" if i % 2 == 0 else ANSWER,
-                "position": i,
-                "created_at": now,
-            }
-            for i in range(messages)
-        ]
+        rows, shown = _tree_rows(conversation_id=long_chat.id, messages=messages, now=now)
         session.execute(insert(Message), rows)
+        long_chat.current_message_uuid = shown
         session.commit()
         for start in range(0, chats - 1, 1000):
             batch = range(start, min(chats - 1, start + 1000))
@@ -82,6 +75,45 @@ def _populate(*, chats: int, messages: int) -> str:
             )
             session.commit()
         return long_chat.uuid
+
+
+def _tree_rows(*, conversation_id: int, messages: int, now: object) -> tuple[list[dict], str]:
+    """The long chat as a tree: its branch of `messages` messages, and at every tenth
+    exchange a second version of the question (answered) and of the answer, off the branch.
+    Also the uuid of the branch's last message (the one shown)."""
+    from backend.models import new_uuid
+
+    rows: list[dict] = []
+
+    def add(role: str, content: str, parent: int | None) -> int:
+        row_id = len(rows) + 1  # a fresh store: ids from 1, in creation order
+        rows.append(
+            {
+                "id": row_id,
+                "uuid": new_uuid(),
+                "conversation_id": conversation_id,
+                "parent_id": parent,
+                "role": role,
+                "content": content,
+                "position": len(rows),
+                "created_at": now,
+            }
+        )
+        return row_id
+
+    tip: int | None = None
+    before: int | None = None
+    for i in range(messages):
+        if i % 2 == 0:
+            before, tip = tip, add("user", f"Question {i // 2}: how do I reverse a list?", tip)
+            continue
+        question, tip = tip, add("assistant", ANSWER, tip)
+        if (i // 2) % 10 == 5:
+            edited = add("user", f"Question {i // 2}, asked again: and a tuple?", before)
+            add("assistant", ANSWER, edited)
+            add("assistant", ANSWER.replace("one way", "another way"), question)
+    assert tip is not None
+    return rows, rows[tip - 1]["uuid"]
 
 
 def _measure(page, cdp, url: str) -> tuple[float, float, int]:  # noqa: ANN001

@@ -23,6 +23,10 @@ from backend.services.generations import Generation, Item, Shared
 from backend.services.turns import PreparedTurn
 
 EVENT_STREAM = "text/event-stream"
+# Every event name an answer stream can carry, documented in the OpenAPI document as the
+# `x-events` of each text/event-stream response (the web client follows that list).
+EVENTS = ("start", "delta", "tool_call", "tool_result", "done", "error")
+EVENT_STREAM_CONTENT = {EVENT_STREAM: {"x-events": list(EVENTS)}}
 # no-cache and no proxy buffering, or deltas arrive all at once.
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

@@ -7,9 +7,9 @@ may stay open while a model thinks.
 """
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
@@ -22,14 +22,13 @@ from backend.schemas import (
     MessagesPublic,
     ResponsePublic,
 )
-from backend.services import model_access, usage, user_settings
+from backend.services import message_tree, model_access, usage, user_settings
 from backend.services.conversations import (
     Owner,
     delete_messages,
     get_owned_conversation,
     read_owned_conversation,
 )
-from backend.services.errors import BadRequest, Conflict
 
 TITLE_MAX_CHARS = 60
 
@@ -46,8 +45,11 @@ class ChatTurn:
     provider: Provider
     prompt: list[dict[str, Any]]
     owner_id: int | None  # the conversation's user (None: anonymous quick chat)
-    # Set by regenerate: the old answer, removed only once the new one is complete.
-    replaces_message_id: int | None = None
+    # The stored question the answer follows (None: a temporary chat stores none).
+    question_id: int | None = None
+    # A regeneration: what the conversation showed before, shown again if the new version
+    # fails (the earlier versions are all kept).
+    restores_uuid: str | None = None
 
 
 def derive_title(question: str) -> str:
@@ -58,46 +60,12 @@ def derive_title(question: str) -> str:
     return first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
 
 
-class _HistoryRow(NamedTuple):
-    id: int
-    role: str
-    content: str
-    position: int
-
-
-# Statements on the per-message path are built once: building one (and its cache key) costs
-# more than running it.
-_RECENT_MESSAGES = (
-    select(Message.id, Message.role, Message.content, Message.position)
-    .where(Message.conversation_id == bindparam("conversation_id"))
-    .order_by(Message.position.desc())
-    .limit(bindparam("limit", type_=Integer))
-)
-_MESSAGE_COUNT = (
-    select(func.count())
-    .select_from(Message)
-    .where(Message.conversation_id == bindparam("conversation_id"))
-)
 _MESSAGE_PAGE = (
     select(Message)
-    .where(Message.conversation_id == bindparam("conversation_id"))
+    .where(Message.id.in_(bindparam("ids", expanding=True)))
     .options(selectinload(Message.response))
     .order_by(Message.position)
-    .limit(bindparam("limit", type_=Integer))
-    .offset(bindparam("offset", type_=Integer))
 )
-
-
-def _recent_messages(*, session: Session, conversation_id: int) -> list[_HistoryRow]:
-    """The context window, oldest first, as plain rows: cheaper than ORM objects, and this
-    runs inside the store's serialized transaction."""
-    values = {"conversation_id": conversation_id, "limit": settings.LLM_CONTEXT_MESSAGES}
-    rows = session.connection().execute(_RECENT_MESSAGES, values).all()
-    return [_HistoryRow(*row) for row in reversed(rows)]
-
-
-def _as_prompt(messages: list[_HistoryRow] | list[Message]) -> list[dict[str, Any]]:
-    return [{"role": message.role, "content": message.content} for message in messages]
 
 
 def model_and_provider(
@@ -119,16 +87,9 @@ def model_and_provider(
 # Questions and answers are stored with Core statements built once: on this per-message path
 # the ORM's unit of work (and building statements) cost more than the statements themselves.
 _MESSAGES, _RESPONSES = Message.__table__, Response.__table__
-_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
-# An answer goes after whatever the conversation holds by now (other turns may have landed
-# while the model was thinking): its position is computed by the INSERT itself.
-_INSERT_ANSWER = (
+_INSERT_MESSAGE = (
     insert(_MESSAGES)
-    .values(
-        position=select(func.coalesce(func.max(_MESSAGES.c.position), -1) + 1)
-        .where(_MESSAGES.c.conversation_id == bindparam("in_conversation"))
-        .scalar_subquery()
-    )
+    .values(position=message_tree.NEXT_POSITION)
     .returning(_MESSAGES.c.id, _MESSAGES.c.position)
 )
 _INSERT_RESPONSE = insert(_RESPONSES)
@@ -150,10 +111,31 @@ _TOUCH_CONVERSATION = (
 )
 
 
+def _write_message(*, connection: Connection, message: dict[str, Any]) -> int:
+    """INSERT one question or answer (the one place message content is written on the chat
+    path); fills in its position, returns its id."""
+    inserted = connection.execute(
+        _INSERT_MESSAGE, {**message, "in_conversation": message["conversation_id"]}
+    ).one()
+    message["position"] = inserted.position
+    return int(inserted.id)
+
+
 def start_turn(
-    *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    content: str,
+    model: str | None,
+    parent_uuid: str | None = None,
+    edit_of: str | None = None,
 ) -> ChatTurn:
-    """Store the question and prepare the model call (the question is kept even if it fails)."""
+    """Store the question and prepare the model call (the question is kept even if it fails).
+
+    It follows the message shown last, or `parent_uuid`; with `edit_of` it is a new version
+    of that question. The model sees the path it continues, and the conversation now shows it.
+    """
     conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     resolved, provider = model_and_provider(
         session=session,
@@ -161,37 +143,50 @@ def start_turn(
         conversation_default=conversation.default_model,
         override=model,
     )
-    history = _recent_messages(session=session, conversation_id=conversation.id)
     connection, now = session.connection(), utcnow()
-    question = {
+    parent = message_tree.parent_for_question(
+        connection=connection,
+        conversation_id=conversation.id,
+        current_uuid=conversation.current_message_uuid,
+        after=parent_uuid,
+        edits=edit_of,
+    )
+    parent_id = parent.id if parent else None
+    history = message_tree.read_context(connection=connection, leaf_id=parent_id)
+    question: dict[str, Any] = {
         "uuid": new_uuid(),
         "conversation_id": conversation.id,
+        "parent_id": parent_id,
         "role": "user",
         "content": content,
         "model": model,
-        "position": history[-1].position + 1 if history else 0,
         "created_at": now,
     }
-    connection.execute(_INSERT_MESSAGE, question)
+    question_id = _write_message(connection=connection, message=question)
     # The title comes with the question, so a chat whose first answer is stopped or fails is
     # still named after what was asked (a title set meanwhile is kept by the COALESCE).
     title = conversation.title or derive_title(content)
     touch = {"conversation_id": conversation.id, "now": now, "title": title}
     connection.execute(_TOUCH_CONVERSATION, touch)
+    message_tree.show(connection=connection, conversation_id=conversation.id, uuid=question["uuid"])
+    versions = message_tree.versions(
+        connection=connection, conversation_id=conversation.id, parent_ids=[parent_id]
+    )[parent_id]
     public = ConversationPublic.model_validate(conversation).model_copy(
-        update={"updated_at": now, "title": title}
+        update={"updated_at": now, "title": title, "current_message_uuid": question["uuid"]}
     )
     session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
         conversation=public,
-        user_message=MessagePublic(**question),
+        user_message=MessagePublic(
+            **question, parent_uuid=parent.uuid if parent else None, versions=versions
+        ),
         model=resolved,
         provider=provider,
-        prompt=[*_as_prompt(history), {"role": "user", "content": content}][
-            -settings.LLM_CONTEXT_MESSAGES :
-        ],
+        prompt=[*history, {"role": "user", "content": content}][-settings.LLM_CONTEXT_MESSAGES :],
         owner_id=conversation.user_id,
+        question_id=question_id,
     )
 
 
@@ -203,38 +198,44 @@ def start_regeneration(
     model: str | None,
     replaces: str | None = None,
 ) -> ChatTurn:
-    """Answer the last question again; a trailing answer is replaced when the new one lands.
+    """Answer a question again: a new version of its answer, the old ones kept.
 
-    `replaces` names the answer the caller sees as the latest: if another answer is the
-    latest by now (or it is not an answer at all), nothing is replaced and Conflict says so.
+    `replaces` names the answer (any, not only the last) or the question; by default, the
+    message shown last. The conversation shows the question until the new answer lands.
     """
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    history = _recent_messages(session=session, conversation_id=conversation.id)
-    replaced = history.pop() if history and history[-1].role == "assistant" else None
-    if replaces is not None and (replaced is None or _uuid_of(session, replaced.id) != replaces):
-        raise Conflict("Only the latest answer can be answered again; reload the chat")
-    if not history or history[-1].role != "user":
-        raise BadRequest("There is no question to answer again in this conversation")
+    connection = session.connection()
+    question = message_tree.question_to_answer(
+        connection=connection,
+        conversation_id=conversation.id,
+        current_uuid=conversation.current_message_uuid,
+        target=replaces,
+    )
     resolved, provider = model_and_provider(
         session=session,
         owner=owner,
         conversation_default=conversation.default_model,
         override=model,
     )
+    answered = message_tree.has_children(connection=connection, message_id=question.id)
+    before = conversation.current_message_uuid
+    message_tree.show(connection=connection, conversation_id=conversation.id, uuid=question.uuid)
+    user_message = _public_messages(
+        session=session, conversation_id=conversation.id, ids=[question.id]
+    )[0]
     return ChatTurn(
         conversation_id=conversation.id,
-        conversation=ConversationPublic.model_validate(conversation),
-        user_message=MessagePublic.model_validate(session.get_one(Message, history[-1].id)),
+        conversation=ConversationPublic.model_validate(conversation).model_copy(
+            update={"current_message_uuid": question.uuid}
+        ),
+        user_message=user_message,
         model=resolved,
         provider=provider,
-        prompt=_as_prompt(history),
-        replaces_message_id=replaced.id if replaced else None,
+        prompt=message_tree.read_context(connection=connection, leaf_id=question.id),
         owner_id=conversation.user_id,
+        question_id=question.id,
+        restores_uuid=before if answered else None,
     )
-
-
-def _uuid_of(session: Session, message_id: int) -> str | None:
-    return session.connection().scalar(select(Message.uuid).where(Message.id == message_id))
 
 
 def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:
@@ -243,15 +244,13 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
     message: dict[str, Any] = {
         "uuid": new_uuid(),
         "conversation_id": turn.conversation_id,
+        "parent_id": turn.question_id,
         "role": "assistant",
         "content": completion.content,
         "model": completion.model,
         "created_at": now,
     }
-    inserted = connection.execute(
-        _INSERT_ANSWER, {**message, "in_conversation": turn.conversation_id}
-    ).one()
-    message_id, message["position"] = inserted.id, inserted.position
+    message_id = _write_message(connection=connection, message=message)
     response: dict[str, Any] = {
         "model_used": completion.model,
         "tokens_prompt": completion.tokens_prompt,
@@ -267,13 +266,25 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         usage.count_answer(
             connection=connection, user_id=turn.owner_id, paid_by_server=paid, **response
         )
-    return MessagePublic(**message, response=ResponsePublic(**response))
+    message_tree.show_instead(
+        connection=connection,
+        conversation_id=turn.conversation_id,
+        shown_uuid=message["uuid"],
+        instead_of=turn.user_message.uuid,
+    )
+    versions = message_tree.versions(
+        connection=connection, conversation_id=turn.conversation_id, parent_ids=[turn.question_id]
+    )[turn.question_id]
+    return MessagePublic(
+        **message,
+        response=ResponsePublic(**response),
+        parent_uuid=turn.user_message.uuid,
+        versions=versions,
+    )
 
 
 def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> ChatTurnPublic:
     """Store a complete answer with its metadata, and title a new conversation."""
-    if turn.replaces_message_id is not None:
-        delete_messages(session=session, where=Message.id == turn.replaces_message_id)
     answer = _store_answer(session=session, turn=turn, completion=completion)
     title = turn.conversation.title or derive_title(turn.user_message.content)
     touch = {"conversation_id": turn.conversation_id, "now": answer.created_at, "title": title}
@@ -290,19 +301,83 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
     )
 
 
+def abandon_turn(*, session: Session, turn: ChatTurn) -> None:
+    """A regeneration failed: show again what was shown before, if nothing moved meanwhile."""
+    if turn.restores_uuid is None:
+        return
+    message_tree.show_instead(
+        connection=session.connection(),
+        conversation_id=turn.conversation_id,
+        shown_uuid=turn.restores_uuid,
+        instead_of=turn.user_message.uuid,
+    )
+    session.commit()
+
+
+def _public_messages(
+    *, session: Session, conversation_id: int, ids: list[int]
+) -> list[MessagePublic]:
+    """The messages `ids` (one branch, in order) with their parents and versions: the one
+    place the chat reads stored messages for the page."""
+    messages = session.scalars(_MESSAGE_PAGE, {"ids": ids}).all()
+    parents = {m.parent_id for m in messages}
+    versions = message_tree.versions(
+        connection=session.connection(), conversation_id=conversation_id, parent_ids=parents
+    )
+    uuids = {m.id: m.uuid for m in messages}
+    missing = [p for p in parents if p is not None and p not in uuids]
+    if missing:
+        found = select(Message.id, Message.uuid).where(Message.id.in_(missing))
+        uuids.update({row.id: row.uuid for row in session.execute(found)})
+    return [
+        MessagePublic.model_validate(m).model_copy(
+            update={
+                "parent_uuid": uuids.get(m.parent_id) if m.parent_id else None,
+                "versions": versions[m.parent_id],
+            }
+        )
+        for m in messages
+    ]
+
+
 def list_messages(
     *, session: Session, owner: Owner, conversation_uuid: str, limit: int, offset: int
 ) -> MessagesPublic:
+    """A page of the branch shown (the path to the message the conversation shows last)."""
     conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    in_conversation = {"conversation_id": conversation.id}
-    count = session.connection().scalar(_MESSAGE_COUNT, in_conversation) or 0
-    page = {**in_conversation, "limit": limit, "offset": offset}
-    messages = session.scalars(_MESSAGE_PAGE, page).all()
-    return MessagesPublic(data=[MessagePublic.model_validate(m) for m in messages], count=count)
+    connection = session.connection()
+    leaf = message_tree.shown(
+        connection=connection,
+        conversation_id=conversation.id,
+        current_uuid=conversation.current_message_uuid,
+    )
+    if leaf is None:
+        return MessagesPublic(data=[], count=0)
+    path = message_tree.path_ids(connection=connection, leaf_id=leaf.id)
+    page = path[offset : offset + limit]
+    data = _public_messages(session=session, conversation_id=conversation.id, ids=page)
+    return MessagesPublic(data=data, count=len(path), current_message_uuid=leaf.uuid)
+
+
+def show_message(
+    *, session: Session, owner: Owner, conversation_uuid: str, message_uuid: str
+) -> ConversationPublic:
+    """Switch to the branch through `message_uuid`: it ends at the newest message below it."""
+    conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
+    connection = session.connection()
+    chosen = message_tree.node(
+        connection=connection, conversation_id=conversation.id, uuid=message_uuid
+    )
+    leaf = message_tree.newest_leaf_below(connection=connection, message_id=chosen.id)
+    # The column only: moving between versions must not move the chat in the sidebar.
+    message_tree.show(connection=connection, conversation_id=conversation.id, uuid=leaf)
+    session.commit()
+    session.refresh(conversation)
+    return ConversationPublic.model_validate(conversation)
 
 
 def clear_history(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     delete_messages(session=session, where=Message.conversation_id == conversation.id)
-    conversation.updated_at = utcnow()
+    conversation.updated_at, conversation.current_message_uuid = utcnow(), None
     session.commit()

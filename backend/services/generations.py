@@ -35,7 +35,7 @@ from backend.models import (
     utcnow,
 )
 from backend.schemas import ConversationPublic, MessagePublic, ToolTurnPublic
-from backend.services import answering
+from backend.services import answering, chat
 from backend.services.answering import AnswerOptions, Delta, Failed, Finished, ToolEvent
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner, read_owned_conversation
@@ -210,15 +210,16 @@ async def _run(generation: Generation, turn: ChatTurn, options: AnswerOptions) -
             await generation.touch()
     finally:
         beat.cancel()
-        await _settle(generation, outcome)
+        await _settle(generation, outcome, turn)
 
 
-async def _settle(generation: Generation, outcome: Finished | Failed) -> None:
+async def _settle(generation: Generation, outcome: Finished | Failed, turn: ChatTurn) -> None:
     try:
         if isinstance(outcome, Failed):
             await run_quick_in_session(
                 _mark_failed, uuid=generation.uuid, detail=outcome.detail, status=outcome.status
             )
+            await run_quick_in_session(chat.abandon_turn, turn=turn)
         elif outcome.result.pending:  # no answer was stored, so the row is still there
             await run_quick_in_session(_forget, uuid=generation.uuid)
     except Exception:
@@ -297,14 +298,11 @@ def _row_state(*, session: Session, uuid: str) -> AnswerGeneration | None:
 def _stored_turn(*, session: Session, conversation_id: int, started: dict[str, Any]) -> dict:
     """The turn as stored once the row is gone: its answer, or a call waiting for approval."""
     question = started["user_message"]
-    answer = session.scalars(
+    question_id = select(Message.id).where(Message.uuid == question["uuid"]).scalar_subquery()
+    answer = session.scalars(  # the newest version: the one this generation stored
         select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.role == "assistant",
-            Message.position > question["position"],
-        )
-        .order_by(Message.position)
+        .where(Message.parent_id == question_id, Message.role == "assistant")
+        .order_by(Message.position.desc())
         .limit(1)
     ).first()
     pending = session.scalar(

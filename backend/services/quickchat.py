@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
 from backend.schemas import ConversationCreate, QuickChatExchange
+from backend.services import message_tree
 from backend.services.chat import ChatTurn, start_turn
 from backend.services.conversations import Owner, create_conversation
 
@@ -36,10 +37,15 @@ def history(*, session: Session, owner: Owner) -> list[QuickChatExchange]:
     conversation = _find_quickchat(session=session, owner=owner)
     if conversation is None:
         return []
-    statement = (
-        select(Message.role, Message.content)
-        .where(Message.conversation_id == conversation.id)
-        .order_by(Message.position)
+    connection = session.connection()
+    leaf = message_tree.shown(
+        connection=connection,
+        conversation_id=conversation.id,
+        current_uuid=conversation.current_message_uuid,
+    )
+    path = message_tree.path_ids(connection=connection, leaf_id=leaf.id) if leaf else []
+    statement = (  # the branch shown, as the chat UI shows it
+        select(Message.role, Message.content).where(Message.id.in_(path)).order_by(Message.position)
     )
     exchanges: list[QuickChatExchange] = []
     for role, content in session.execute(statement):

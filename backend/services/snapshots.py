@@ -12,8 +12,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.models import Conversation, ConversationSnapshot, Message, Response, utcnow
+from backend.models import (
+    Conversation,
+    ConversationSnapshot,
+    Message,
+    Response,
+    new_uuid,
+    utcnow,
+)
 from backend.schemas import SnapshotDetail, SnapshotPublic, SnapshotsPublic
+from backend.services import message_tree
 from backend.services.conversations import Owner, delete_messages, get_owned_conversation
 from backend.services.errors import NotFound
 from backend.services.usage import SKIP_USAGE
@@ -28,9 +36,12 @@ RESPONSE_FIELDS = (
 )
 
 
-def message_state(message: Message) -> dict[str, Any]:
+def message_state(message: Message, *, parent: int | None) -> dict[str, Any]:
+    """One message as stored in a snapshot; `parent` is its parent's index in the list."""
     response = message.response
     return {
+        "uuid": message.uuid,
+        "parent": parent,
         "role": message.role,
         "content": message.content,
         "model": message.model,
@@ -40,10 +51,14 @@ def message_state(message: Message) -> dict[str, Any]:
     }
 
 
-def message_from_state(state: dict[str, Any], *, conversation_id: int, position: int) -> Message:
+def message_from_state(
+    state: dict[str, Any], *, conversation_id: int, position: int, parent: Message | None
+) -> Message:
     response = state.get("response")
     return Message(
+        uuid=new_uuid(),
         conversation_id=conversation_id,
+        parent=parent,
         role=state["role"],
         content=state["content"],
         model=state.get("model"),
@@ -80,10 +95,16 @@ def take_snapshot(
 ) -> SnapshotPublic:
     conversation = get_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     messages = _messages(session=session, conversation_id=conversation.id)
+    index = {m.id: i for i, m in enumerate(messages)}
     state = {
         "title": conversation.title,
         "default_model": conversation.default_model,
-        "messages": [message_state(m) for m in messages],
+        # Every branch, in creation order; the one shown is remembered too.
+        "messages": [message_state(m, parent=index.get(m.parent_id)) for m in messages],
+        "current": next(
+            (i for i, m in enumerate(messages) if m.uuid == conversation.current_message_uuid),
+            None,
+        ),
     }
     snapshot = ConversationSnapshot(
         conversation_id=conversation.id,
@@ -172,7 +193,31 @@ def restore_snapshot(
         delete_messages(session=session, where=Message.conversation_id == target.id)
         target.title = state.get("title")
     target.default_model, target.updated_at = state.get("default_model"), utcnow()
-    for position, message in enumerate(state["messages"]):
-        session.add(message_from_state(message, conversation_id=target.id, position=position))
+    _restore_messages(session=session, target=target, state=state)
     session.commit()
     return target
+
+
+def _restore_messages(*, session: Session, target: Conversation, state: dict[str, Any]) -> None:
+    """The snapshot's tree as new rows; a snapshot taken before trees is one branch."""
+    saved = state["messages"]
+    if all("parent" in m for m in saved):
+        parents = [
+            p if isinstance(p, int) and 0 <= p < i else None
+            for i, p in ((i, m["parent"]) for i, m in enumerate(saved))
+        ]
+    else:
+        parents = message_tree.linear_parents(len(saved))
+    rows: list[Message] = []
+    for position, (message, parent) in enumerate(zip(saved, parents, strict=True)):
+        row = message_from_state(
+            message,
+            conversation_id=target.id,
+            position=position,
+            parent=rows[parent] if parent is not None else None,
+        )
+        session.add(row)
+        rows.append(row)
+    current = state.get("current")
+    shown = rows[current] if isinstance(current, int) and 0 <= current < len(rows) else None
+    target.current_message_uuid = shown.uuid if shown else (rows[-1].uuid if rows else None)

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from backend.core.config import settings
 from backend.llm.tool_calls import ToolCall
 from backend.mcp import runtime as mcp_runtime
 from backend.mcp.registry import SEPARATOR, OfferedTool
@@ -27,7 +26,7 @@ from backend.schemas import (
     ToolExecutionsPublic,
     ToolPublic,
 )
-from backend.services import search, user_settings
+from backend.services import message_tree, search, user_settings
 from backend.services.calculator import CalculationError, calculate
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner, get_owned_conversation
@@ -335,12 +334,6 @@ def _resumed_turn(
     question = session.scalars(select(Message).where(Message.uuid == row.question_uuid)).first()
     if question is None or question.conversation_id != conversation.id:
         raise Conflict("The question this tool call belongs to no longer exists")
-    history = session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation.id, Message.position <= question.position)
-        .order_by(Message.position.desc())
-        .limit(settings.LLM_CONTEXT_MESSAGES)
-    ).all()
     own_settings = user_settings.settings_of(session=session, user=owner.user)
     return ChatTurn(
         conversation_id=conversation.id,
@@ -350,8 +343,9 @@ def _resumed_turn(
         provider=user_settings.provider_for(
             session=session, user_settings=own_settings, model=row.model
         ),
-        prompt=[{"role": m.role, "content": m.content} for m in reversed(history)],
+        prompt=message_tree.read_context(connection=session.connection(), leaf_id=question.id),
         owner_id=conversation.user_id,
+        question_id=question.id,
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.models import Conversation, Message, Response, ToolExecution, User, utcnow
 from backend.schemas import ExportConversation, ExportFile, ExportMessage, ExportToolCall
-from backend.services import quotas, storage
+from backend.services import message_tree, quotas, storage
 from backend.services.errors import BadRequest
 from backend.services.usage import SKIP_USAGE
 
@@ -49,12 +49,24 @@ def export_conversations(*, session: Session, user: User) -> ExportFile:
             **{f: getattr(c, f) for f in ("uuid", "title", "default_model", "pinned", "archived")},
             created_at=c.created_at,
             updated_at=c.updated_at,
-            messages=[ExportMessage.model_validate(m, from_attributes=True) for m in c.messages],
+            messages=_export_messages(c.messages),
+            current_message_uuid=c.current_message_uuid,
             tool_executions=calls.get(c.id, []),
         )
         for c in session.scalars(statement)
     ]
     return ExportFile(exported_at=utcnow(), conversations=conversations)
+
+
+def _export_messages(messages: list[Message]) -> list[ExportMessage]:
+    """Every branch, in creation order, each message naming its parent."""
+    uuids = {m.id: m.uuid for m in messages}
+    return [
+        ExportMessage.model_validate(m, from_attributes=True).model_copy(
+            update={"parent_uuid": uuids.get(m.parent_id) if m.parent_id else None}
+        )
+        for m in messages
+    ]
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -162,12 +174,22 @@ def _add_conversation(
     )
     session.add(conversation)
     session.flush()
-    for position, m in enumerate(item.messages):
+    tree = any("parent_uuid" in m.model_fields_set for m in item.messages)
+    parents = (
+        message_tree.parents_by_uuid(
+            [m.uuid for m in item.messages], [m.parent_uuid for m in item.messages]
+        )
+        if tree
+        else message_tree.linear_parents(len(item.messages))
+    )
+    rows: list[Message] = []
+    for position, (m, parent) in enumerate(zip(item.messages, parents, strict=True)):
         response = m.response.model_dump() if m.response and m.role == "assistant" else None
-        session.add(
+        rows.append(
             Message(
                 uuid=str(uuid_lib.uuid5(NAMESPACE, f"{uuid}:{position}")),
                 conversation_id=conversation.id,
+                parent=rows[parent] if parent is not None else None,
                 role=m.role,
                 content=m.content,
                 model=m.model,
@@ -178,6 +200,11 @@ def _add_conversation(
                 else None,
             )
         )
+    session.add_all(rows)
+    wanted = item.current_message_uuid
+    pairs = zip(rows, item.messages, strict=True)
+    shown = next((r for r, m in pairs if wanted and m.uuid == wanted), rows[-1] if rows else None)
+    conversation.current_message_uuid = shown.uuid if shown else None
 
 
 def parse_import(payload: Any) -> tuple[str, list[ExportConversation]]:

@@ -41,7 +41,14 @@ def _ensure_idle(*, session: Session, owner: Owner, conversation_uuid: str) -> N
 
 
 def start_turn(
-    *, session: Session, owner: Owner, conversation_uuid: str, content: str, model: str | None
+    *,
+    session: Session,
+    owner: Owner,
+    conversation_uuid: str,
+    content: str,
+    model: str | None,
+    parent_uuid: str | None = None,
+    edit_of: str | None = None,
 ) -> PreparedTurn:
     _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
@@ -58,6 +65,8 @@ def start_turn(
         conversation_uuid=conversation_uuid,
         content=content,
         model=model,
+        parent_uuid=parent_uuid,
+        edit_of=edit_of,
     )
     return _prepared(owner=owner, turn=turn)
 
@@ -80,7 +89,7 @@ def start_regeneration(
         model=model,
         replaces=replaces,
     )
-    session.commit()  # keeps the counted question even though regeneration stores no new row
+    session.commit()  # the counted question and the branch now shown
     return _prepared(owner=owner, turn=turn)
 
 

@@ -163,95 +163,80 @@ export async function request(method, path, opts = {}) {
   return text || null;
 }
 
-/* ---------- shape normalisation ---------- */
+/* ---------- shapes ----------
+   Each normaliser reads exactly the fields of one schema of the OpenAPI document (named
+   above it); tests/frontend/test_api_fields.py records every field this module reads from
+   real responses and fails on any the document does not describe. */
 
-function pick(obj, ...keys) {
-  if (!obj) return undefined;
-  for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) return obj[k];
-  return undefined;
-}
-
-function modelNames(list) {
-  if (!Array.isArray(list)) return null;
-  return list
-    .map((m) => (typeof m === 'string' ? m : pick(m, 'name', 'id', 'model')))
-    .filter((m) => typeof m === 'string' && m);
-}
-
+// UserPublic
 export function normalizeUser(u) {
   if (!u) return null;
-  const user = u.user && typeof u.user === 'object' ? u.user : u;
   return {
-    id: pick(user, 'id', 'uuid', 'user_id'),
-    username: pick(user, 'username', 'name') ?? '',
-    email: pick(user, 'email') ?? '',
-    fullName: pick(user, 'full_name', 'fullName') ?? '',
-    admin: Boolean(pick(user, 'is_admin', 'admin')),
-    active: pick(user, 'is_active', 'active') ?? true,
-    // An empty allowed list means "the global list applies" (docs/API.md): shown as null.
-    allowedModels: (() => {
-      const list = modelNames(pick(user, 'allowed_models', 'models'));
-      return list && list.length ? list : null;
-    })(),
-    createdAt: pick(user, 'created_at', 'created') ?? null,
+    id: u.id,
+    username: u.username,
+    email: u.email ?? '',
+    fullName: u.full_name ?? '',
+    admin: Boolean(u.is_admin),
+    active: u.is_active,
+    createdAt: u.created_at ?? null,
   };
 }
 
+// AdminUserPublic: a user as the admin sees them, with their allowed models.
+export function normalizeAdminUser(u) {
+  // An empty allowed list means "the global list applies" (docs/API.md): shown as null.
+  const allowed = u.allowed_models;
+  return { ...normalizeUser(u), allowedModels: allowed && allowed.length ? allowed : null };
+}
+
+// ConversationPublic
 export function normalizeConversation(c) {
   if (!c) return null;
-  const conv = c.conversation && typeof c.conversation === 'object' ? c.conversation : c;
   return {
-    id: String(pick(conv, 'uuid', 'id', 'conversation_id')),
-    title: pick(conv, 'title') ?? '',
-    defaultModel: pick(conv, 'default_model', 'model') ?? null,
-    pinned: Boolean(pick(conv, 'pinned', 'is_pinned')),
-    archived: Boolean(pick(conv, 'archived', 'is_archived')),
-    createdAt: pick(conv, 'created_at', 'created') ?? null,
-    updatedAt: pick(conv, 'updated_at', 'updated', 'created_at') ?? null,
+    id: c.uuid,
+    title: c.title ?? '',
+    defaultModel: c.default_model ?? null,
+    pinned: c.pinned,
+    archived: c.archived,
+    createdAt: c.created_at,
+    updatedAt: c.updated_at,
+    // The message shown last: the branch on screen ends there.
+    currentMessageId: c.current_message_uuid ?? null,
   };
 }
 
-export function normalizeResponse(r, m = {}) {
-  const src = r && typeof r === 'object' ? r : {};
-  const usage = src.usage && typeof src.usage === 'object' ? src.usage : {};
-  const meta = {
-    model: pick(src, 'model_used', 'model') ?? pick(m, 'model_used', 'model') ?? null,
-    promptTokens: pick(src, 'tokens_prompt', 'prompt_tokens') ?? pick(usage, 'prompt_tokens') ?? null,
-    completionTokens:
-      pick(src, 'tokens_completion', 'completion_tokens') ?? pick(usage, 'completion_tokens') ?? null,
-    totalTokens: pick(src, 'tokens_total', 'total_tokens') ?? pick(usage, 'total_tokens') ?? null,
-    timeMs: pick(src, 'completion_time_ms', 'completion_ms', 'duration_ms', 'time_ms') ?? null,
+// ResponsePublic: how an answer was written (null for a question).
+export function normalizeResponse(r) {
+  if (!r) return null;
+  return {
+    model: r.model_used,
+    promptTokens: r.tokens_prompt,
+    completionTokens: r.tokens_completion,
+    totalTokens: r.tokens_total,
+    timeMs: r.completion_time_ms,
   };
-  const any = Object.values(meta).some((v) => v !== null && v !== undefined);
-  return any ? meta : null;
 }
 
+// MessagePublic
 export function normalizeMessage(m) {
   if (!m) return null;
-  const response = pick(m, 'response', 'meta', 'metadata');
-  let meta = normalizeResponse(response, m);
-  if (!meta && m.role === 'assistant') meta = normalizeResponse(m, {});
   return {
-    id: String(pick(m, 'uuid', 'id', 'message_id') ?? ''),
-    role: pick(m, 'role') ?? 'assistant',
-    content: pick(m, 'content', 'text') ?? '',
-    model: pick(m, 'model') ?? null,
-    createdAt: pick(m, 'created_at', 'created') ?? null,
-    meta,
-    stopped: pick(response, 'finish_reason') === 'stopped',
+    id: m.uuid,
+    role: m.role,
+    content: m.content,
+    model: m.model ?? null,
+    createdAt: m.created_at,
+    meta: normalizeResponse(m.response),
+    stopped: m.response?.finish_reason === 'stopped',
+    parentId: m.parent_uuid ?? null,
+    // Every version of this message (its siblings in the tree, itself among them).
+    versions: m.versions,
   };
 }
 
-function listOf(data, ...keys) {
-  if (Array.isArray(data)) return { items: data, total: null };
-  if (!data || typeof data !== 'object') return { items: [], total: null };
-  for (const k of [...keys, 'items', 'results', 'data']) {
-    if (Array.isArray(data[k])) {
-      const total = pick(data, 'total', 'count', 'total_count');
-      return { items: data[k], total: typeof total === 'number' ? total : null };
-    }
-  }
-  return { items: [], total: null };
+// A list body ({data, count}: ConversationsPublic, MessagesPublic, SnapshotsPublic, ...).
+function listOf(data) {
+  return { items: data.data, total: data.count };
 }
 
 /* ---------- auth ---------- */
@@ -263,9 +248,8 @@ export async function register({ username, email, password, fullName }) {
 }
 
 export async function login({ username, password }) {
-  return normalizeUser(
-    await request('POST', '/api/auth/login', { body: { username, password }, quiet401: true }),
-  );
+  const session = await request('POST', '/api/auth/login', { body: { username, password }, quiet401: true });
+  return normalizeUser(session.user); // LoginResponse
 }
 
 export async function logout() {
@@ -297,14 +281,14 @@ export async function me() {
   }
 }
 
-// Public server configuration: {allowRegistration, mockLlm, defaultModel, maxMessageChars}.
+// Public server configuration (ServerConfigPublic).
 export async function config() {
-  const c = (await request('GET', '/api/config', { quiet401: true })) || {};
+  const c = await request('GET', '/api/config', { quiet401: true });
   return {
-    allowRegistration: c.allow_registration !== false,
-    mockLlm: Boolean(c.mock_llm),
-    defaultModel: c.default_model || null,
-    maxMessageChars: typeof c.max_message_chars === 'number' ? c.max_message_chars : null,
+    allowRegistration: c.allow_registration,
+    mockLlm: c.mock_llm,
+    defaultModel: c.default_model ?? null,
+    maxMessageChars: c.max_message_chars,
   };
 }
 
@@ -314,7 +298,7 @@ export async function listConversations({ q, archived = false, limit = 100, offs
   const data = await request('GET', '/api/conversations', {
     query: { q, archived: archived ? 'true' : 'false', limit, offset },
   });
-  const { items, total } = listOf(data, 'conversations');
+  const { items, total } = listOf(data);
   return { items: items.map(normalizeConversation), total };
 }
 
@@ -349,14 +333,23 @@ export async function deleteConversation(id) {
 
 /* ---------- messages ---------- */
 
-// Messages in chronological order; total is the conversation's message count when the
-// backend reports it (null otherwise).
+// A page of the branch shown (the path from the first question to the message the
+// conversation shows last), oldest first; total is the whole path's length.
 export async function listMessages(id, { limit = 50, offset = 0 } = {}) {
   const data = await request('GET', `/api/conversations/${encodeURIComponent(id)}/messages`, {
     query: { limit, offset },
   });
-  const { items, total } = listOf(data, 'messages');
-  return { items: items.map(normalizeMessage), total };
+  const { items, total } = listOf(data);
+  return { items: items.map(normalizeMessage), total, currentId: data.current_message_uuid ?? null };
+}
+
+// Shows the branch through a message (a version arrow); the server remembers it.
+export async function showVersion(id, messageId) {
+  return normalizeConversation(
+    await request('PUT', `/api/conversations/${encodeURIComponent(id)}/current`, {
+      body: { message_uuid: messageId },
+    }),
+  );
 }
 
 export async function clearMessages(id) {
@@ -373,23 +366,16 @@ export async function sendMessage(id, { content, model }) {
   return normalizeFinal(data);
 }
 
-// Pulls the user message, the assistant message (with its response metadata) and a
-// generated title out of a final JSON answer or a final SSE event, whatever their nesting.
-export function normalizeFinal(data) {
-  if (!data || typeof data !== 'object') return { user: null, assistant: null, title: null };
-  const userRaw = pick(data, 'user_message', 'user');
-  const asstRaw = pick(data, 'assistant_message', 'assistant', 'message');
-  const user = userRaw && typeof userRaw === 'object' ? normalizeMessage(userRaw) : null;
-  let assistant = asstRaw && typeof asstRaw === 'object' ? normalizeMessage(asstRaw) : null;
-  const responseMeta = normalizeResponse(pick(data, 'response', 'usage'), data);
-  if (assistant && !assistant.meta && responseMeta) assistant.meta = responseMeta;
-  if (!assistant && responseMeta) {
-    assistant = { id: String(pick(data, 'assistant_message_id', 'message_id') ?? ''), meta: responseMeta };
-  }
-  const conv = pick(data, 'conversation');
-  const title = pick(data, 'title', 'conversation_title') ?? (conv && pick(conv, 'title')) ?? null;
-  const execs = Array.isArray(data.tool_executions) ? data.tool_executions.map(normalizeToolExecution) : [];
-  return { user, assistant, title, pending: Boolean(data.pending), toolExecutions: execs };
+// ToolTurnPublic (a turn's JSON answer, and the `done` event): both messages, the title, the
+// tool calls made, and `pending` when one waits for approval (then no answer yet).
+export function normalizeFinal(turn) {
+  return {
+    user: normalizeMessage(turn.user_message),
+    assistant: normalizeMessage(turn.assistant_message),
+    title: turn.conversation?.title ?? null,
+    pending: Boolean(turn.pending),
+    toolExecutions: (turn.tool_executions || []).map(normalizeToolExecution),
+  };
 }
 
 /* ---------- streaming (server-sent events over fetch) ---------- */
@@ -441,66 +427,45 @@ export async function* readSSE(body) {
   }
 }
 
-// Classifies one SSE event into what the chat page acts on:
-//   {type: 'delta', text} | {type: 'start', user} | {type: 'done', user, assistant, title}
-//   | {type: 'title', title} | {type: 'error', message, status} | {type: 'ignore'}
+// The events of an answer stream, as the server documents them (`x-events` of the
+// text/event-stream responses in the OpenAPI document): start, then tool_call (waiting for
+// approval) or tool_result per tool call, delta*, and done or error.
+export const SSE_EVENTS = ['start', 'delta', 'tool_call', 'tool_result', 'done', 'error'];
+
+// One SSE event as the chat page acts on it:
+//   {type: 'start', user, title} | {type: 'delta', text} | {type: 'tool_call'|'tool_result',
+//   execution} | {type: 'done', user, assistant, title, pending, toolExecutions}
+//   | {type: 'error', status, message} | {type: 'ignore'} (an event the server does not send)
 export function classifyEvent({ event, data }) {
-  const name = (event || 'message').toLowerCase();
-  if (data === '[DONE]') return { type: 'ignore' };
-  if (name === 'error' || (data && typeof data === 'object' && (data.error || data.detail) && name !== 'done')) {
-    const status = (data && typeof data === 'object' && pick(data, 'status', 'status_code', 'code')) || 502;
-    return { type: 'error', status, message: describeError(typeof status === 'number' ? status : 502, data) };
+  switch (event) {
+    case 'start': // AnswerStart
+      return { type: 'start', user: normalizeMessage(data.user_message), title: data.title ?? null };
+    case 'delta': // {content}
+      return { type: 'delta', text: data.content };
+    case 'tool_call':
+    case 'tool_result':
+      return { type: event, execution: normalizeToolExecution(data.execution) };
+    case 'done':
+      return { type: 'done', ...normalizeFinal(data) };
+    case 'error': // {detail, status, user_message}
+      return { type: 'error', status: data.status, message: describeError(data.status, data) };
+    default:
+      return { type: 'ignore' };
   }
-  if (name === 'tool_call' || name === 'tool_result') {
-    return { type: name, execution: normalizeToolExecution(data?.execution ?? data) };
-  }
-  if (name === 'title' || name === 'title_generated') {
-    const title = typeof data === 'string' ? data : pick(data, 'title');
-    return title ? { type: 'title', title } : { type: 'ignore' };
-  }
-  if (['done', 'end', 'final', 'complete', 'completed', 'finish', 'message_end'].includes(name)) {
-    return { type: 'done', ...normalizeFinal(data) };
-  }
-  if (['start', 'begin', 'user_message', 'created', 'message_start'].includes(name)) {
-    const final = normalizeFinal(data);
-    const user = final.user ?? (data && data.role === 'user' ? normalizeMessage(data) : null);
-    return { type: 'start', user, assistant: final.assistant, title: final.title };
-  }
-  // A delta: our own {content|delta|text} or an OpenAI chunk passed through.
-  if (typeof data === 'string') return { type: 'delta', text: data };
-  if (data && typeof data === 'object') {
-    const choice = Array.isArray(data.choices) ? data.choices[0] : null;
-    const text =
-      pick(data, 'delta', 'content', 'text', 'token') ?? (choice && (choice.delta?.content ?? choice.text));
-    if (typeof text === 'string') return { type: 'delta', text };
-    if (text && typeof text === 'object' && typeof text.content === 'string') {
-      return { type: 'delta', text: text.content };
-    }
-    if (pick(data, 'assistant_message', 'response', 'usage')) return { type: 'done', ...normalizeFinal(data) };
-  }
-  return { type: 'ignore' };
 }
 
 async function* streamFrom(path, body, signal, method = 'POST', query = undefined) {
   const res = await send(method, path, { body, signal, query, accept: 'text/event-stream' });
-  const type = res.headers.get('content-type') || '';
-  if (!type.includes('text/event-stream')) {
-    // The backend answered with plain JSON: replay it as one delta and a final event.
-    const data = type.includes('json') ? await res.json() : { content: await res.text() };
-    const final = normalizeFinal(data);
-    if (final.assistant?.content) yield { type: 'delta', text: final.assistant.content };
-    yield { type: 'done', ...final };
-    return;
-  }
   for await (const evt of readSSE(res.body)) {
     const c = classifyEvent(evt);
     if (c.type !== 'ignore') yield c;
   }
 }
 
-export function streamMessage(id, { content, model }, signal) {
+export function streamMessage(id, { content, model, editOf }, signal) {
   const body = { content };
   if (model) body.model = model;
+  if (editOf) body.edit_of = editOf;
   return streamFrom(`/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
 }
 
@@ -523,6 +488,8 @@ export function streamTemporary({ messages, model }, signal) {
   return streamFrom('/api/temporary-chat', body, signal);
 }
 
+// replaces: the answer to write a new version of (any answer; the old one is kept), or a
+// question to answer again; by default the message shown last.
 export function streamRegenerate(id, { model, replaces } = {}, signal) {
   const body = {};
   if (model) body.model = model;
@@ -532,16 +499,14 @@ export function streamRegenerate(id, { model, replaces } = {}, signal) {
 
 /* ---------- settings and models ---------- */
 
+// SettingsPublic
 export function normalizeSettings(s) {
-  const src = s && typeof s === 'object' ? s.settings ?? s : {};
-  const masked = pick(src, 'api_key_hint', 'api_key_masked');
-  const isSet = pick(src, 'has_api_key', 'api_key_set');
   return {
-    apiKeyMasked: typeof masked === 'string' ? masked : '',
-    apiKeySet: isSet !== undefined ? Boolean(isSet) : Boolean(masked),
-    baseUrl: pick(src, 'openai_base_url', 'base_url') ?? '',
-    defaultModel: pick(src, 'default_model', 'model') ?? '',
-    userConnectionsAllowed: src.user_connections_allowed !== false,
+    apiKeyMasked: s.api_key_hint ?? '',
+    apiKeySet: s.has_api_key,
+    baseUrl: s.openai_base_url ?? '',
+    defaultModel: s.default_model ?? '',
+    userConnectionsAllowed: s.user_connections_allowed,
   };
 }
 
@@ -559,15 +524,14 @@ export async function saveSettings(changes) {
   return normalizeSettings(await request('PUT', '/api/settings', { body }));
 }
 
-// The models this user may use: {models: [names], offline: [names the built-in mock
-// answers for], defaultModel}
+// The models this user may use (ModelsPublic): {models: [names], offline: [names the
+// built-in mock answers for], defaultModel}
 export async function listModels() {
   const data = await request('GET', '/api/models');
-  const { items } = listOf(data, 'models', 'allowed_models');
   return {
-    models: modelNames(items) ?? [],
-    offline: modelNames((items || []).filter((m) => m && m.offline === true)) ?? [],
-    defaultModel: (data && !Array.isArray(data) && pick(data, 'default_model', 'default')) || null,
+    models: data.data.map((m) => m.id),
+    offline: data.data.filter((m) => m.offline).map((m) => m.id),
+    defaultModel: data.default_model ?? null,
   };
 }
 
@@ -575,7 +539,7 @@ export async function listModels() {
 
 export async function adminListUsers() {
   const data = await request('GET', '/api/admin/users', { query: { limit: 500 } });
-  return listOf(data, 'users').items.map(normalizeUser);
+  return listOf(data).items.map(normalizeAdminUser);
 }
 
 // changes: {active?, admin?, allowedModels? (array of names, or null for "all models")}
@@ -584,22 +548,18 @@ export async function adminUpdateUser(id, changes) {
   if ('active' in changes) body.is_active = changes.active;
   if ('admin' in changes) body.is_admin = changes.admin;
   if ('allowedModels' in changes) body.allowed_models = changes.allowedModels;
-  return normalizeUser(await request('PATCH', `/api/admin/users/${encodeURIComponent(id)}`, { body }));
+  return normalizeAdminUser(await request('PATCH', `/api/admin/users/${encodeURIComponent(id)}`, { body }));
 }
 
+// AdminModelsPublic
 export async function adminGetModels() {
   const data = await request('GET', '/api/admin/models');
-  const { items } = listOf(data, 'models', 'available_models');
-  return {
-    models: modelNames(items) ?? [],
-    defaultModel: (data && !Array.isArray(data) && pick(data, 'default_model', 'default')) || null,
-  };
+  return { models: data.models, defaultModel: data.default_model ?? null };
 }
 
 export async function adminSaveModels(models) {
   const data = await request('PUT', '/api/admin/models', { body: { models } });
-  const { items } = listOf(data, 'models', 'available_models');
-  return { models: modelNames(items) ?? models };
+  return { models: data.models };
 }
 
 /* ---------- admin: provider connections ---------- */
@@ -663,30 +623,30 @@ export async function adminTestConnection({ baseUrl, apiKey, connectionId }) {
 
 const enc = encodeURIComponent;
 
-export function normalizeToolExecution(e) {
-  const x = e && typeof e === 'object' ? e : {};
+// ToolExecutionPublic
+export function normalizeToolExecution(x) {
   return {
-    id: String(pick(x, 'uuid', 'id') ?? ''),
-    conversationId: pick(x, 'conversation_uuid') ?? null,
-    questionId: pick(x, 'question_uuid') ?? null,
-    tool: pick(x, 'tool_name', 'name') ?? 'tool',
+    id: x.uuid,
+    conversationId: x.conversation_uuid,
+    questionId: x.question_uuid ?? null,
+    tool: x.tool_name,
     server: x.server ?? null,
     reason: x.reason ?? null,
     arguments: x.arguments && typeof x.arguments === 'object' ? x.arguments : {},
-    status: pick(x, 'status') ?? 'pending',
-    approval: pick(x, 'approval') ?? 'auto',
+    status: x.status,
+    approval: x.approval,
     result: x.result ?? null,
     durationMs: x.duration_ms ?? null,
     approvedBy: x.approved_by ?? null,
-    model: x.model ?? null,
-    createdAt: x.created_at ?? null,
+    model: x.model,
+    createdAt: x.created_at,
     decidedAt: x.decided_at ?? null,
   };
 }
 
 export async function getConversationTools(id) {
-  const c = (await request('GET', `/api/conversations/${enc(id)}`)) || {};
-  return { toolsEnabled: c.tools_enabled !== false, toolApproval: Boolean(c.tool_approval) };
+  const c = await request('GET', `/api/conversations/${enc(id)}`);
+  return { toolsEnabled: c.tools_enabled, toolApproval: c.tool_approval };
 }
 
 // changes: {toolsEnabled?, toolApproval?}
@@ -694,8 +654,8 @@ export async function setConversationTools(id, changes) {
   const body = {};
   if ('toolsEnabled' in changes) body.tools_enabled = Boolean(changes.toolsEnabled);
   if ('toolApproval' in changes) body.tool_approval = Boolean(changes.toolApproval);
-  const c = (await request('PATCH', `/api/conversations/${enc(id)}`, { body })) || {};
-  return { toolsEnabled: c.tools_enabled !== false, toolApproval: Boolean(c.tool_approval) };
+  const c = await request('PATCH', `/api/conversations/${enc(id)}`, { body });
+  return { toolsEnabled: c.tools_enabled, toolApproval: c.tool_approval };
 }
 
 export async function listToolExecutions(id) {
@@ -718,7 +678,7 @@ function usageCounts(x) {
     messages: n(x?.messages_sent),
     promptTokens: n(x?.prompt_tokens),
     completionTokens: n(x?.completion_tokens),
-    totalTokens: n(x?.total_tokens ?? n(x?.prompt_tokens) + n(x?.completion_tokens)),
+    totalTokens: n(x?.total_tokens),
     avgMs: typeof x?.avg_completion_ms === 'number' ? x.avg_completion_ms : null,
   };
 }
@@ -747,21 +707,31 @@ export async function adminGetUsage({ start, end, userId } = {}) {
   return normalizeUsage(await request('GET', '/api/admin/usage', { query: { start, end, user_id: userId } }));
 }
 
-function normalizeLimits(l) {
-  const x = l || {};
-  const v = (k) => (typeof x[k] === 'number' ? x[k] : null);
+// UsageLimitsPublic: the limits an admin sets (the default row, or one user's).
+function normalizeLimits(x) {
   return {
     userId: x.user_id ?? null,
-    dailyTokenBudget: v('daily_token_budget'),
-    messagesPerMinute: v('messages_per_minute'),
-    messagesPerDay: v('messages_per_day'),
-    tokensToday: v('tokens_today'),
-    messagesThisMinute: v('messages_this_minute'),
-    messagesToday: v('messages_today'),
-    maxConversations: v('max_conversations'),
-    maxStoredBytes: v('max_stored_bytes'),
-    conversations: v('conversations'),
-    storedBytes: v('stored_bytes'),
+    dailyTokenBudget: x.daily_token_budget ?? null,
+    messagesPerMinute: x.messages_per_minute ?? null,
+    messagesPerDay: x.messages_per_day ?? null,
+    maxConversations: x.max_conversations ?? null,
+    maxStoredBytes: x.max_stored_bytes ?? null,
+  };
+}
+
+// MyLimitsPublic: the limits that apply to the signed-in user, and how much is used.
+function normalizeMyLimits(x) {
+  return {
+    dailyTokenBudget: x.daily_token_budget ?? null,
+    messagesPerMinute: x.messages_per_minute ?? null,
+    messagesPerDay: x.messages_per_day ?? null,
+    tokensToday: x.tokens_today ?? null,
+    messagesThisMinute: x.messages_this_minute ?? null,
+    messagesToday: x.messages_today ?? null,
+    maxConversations: x.max_conversations ?? null,
+    maxStoredBytes: x.max_stored_bytes ?? null,
+    conversations: x.conversations ?? null,
+    storedBytes: x.stored_bytes ?? null,
     dayResetsAt: x.day_resets_at ?? null,
     minuteResetsAt: x.minute_resets_at ?? null,
   };
@@ -779,7 +749,7 @@ function limitsBody(l) {
 }
 
 export async function getMyLimits() {
-  return normalizeLimits(await request('GET', '/api/usage/limits'));
+  return normalizeMyLimits(await request('GET', '/api/usage/limits'));
 }
 
 export async function adminGetDefaultLimits() {
@@ -802,40 +772,50 @@ export async function adminResetUserLimits(userId) {
   await request('DELETE', `/api/admin/users/${enc(userId)}/limits`);
 }
 
+// SearchResults
 export async function search({ q, limit = 20, offset = 0, includeArchived = true, signal } = {}) {
-  const d = (await request('GET', '/api/search', {
+  const d = await request('GET', '/api/search', {
     query: { q, limit, offset, include_archived: includeArchived ? 'true' : 'false' },
     signal,
-  })) || {};
+  });
   return {
-    query: d.query ?? q,
-    count: typeof d.count === 'number' ? d.count : (d.data || []).length,
+    query: d.query,
+    count: d.count,
     tookMs: d.took_ms ?? null,
-    hits: (d.data || []).map((x) => ({
-      kind: x.kind === 'title' ? 'title' : 'message',
-      conversationId: String(x.conversation_uuid ?? ''),
+    hits: d.data.map((x) => ({
+      kind: x.kind,
+      conversationId: x.conversation_uuid,
       conversationTitle: x.conversation_title ?? '',
-      archived: Boolean(x.archived),
+      archived: x.archived,
       messageId: x.message_uuid ?? null,
       role: x.role ?? null,
-      snippet: typeof x.snippet === 'string' ? x.snippet : '',
-      highlights: Array.isArray(x.highlights) ? x.highlights : [],
+      snippet: x.snippet,
+      highlights: x.highlights,
       score: x.score ?? null,
       createdAt: x.created_at ?? null,
     })),
   };
 }
 
-function normalizeSnapshot(s) {
-  const x = s || {};
+// SnapshotPublic
+function normalizeSnapshot(x) {
   return {
-    id: String(x.uuid ?? x.id ?? ''),
-    name: x.name ?? '',
-    conversationId: x.conversation_uuid ?? null,
-    messageCount: x.message_count ?? 0,
-    createdAt: x.created_at ?? null,
+    id: x.uuid,
+    name: x.name,
+    conversationId: x.conversation_uuid,
+    messageCount: x.message_count,
+    createdAt: x.created_at,
+    title: null,
+    messages: null,
+  };
+}
+
+// SnapshotDetail: a snapshot with its title and messages.
+function normalizeSnapshotDetail(x) {
+  return {
+    ...normalizeSnapshot(x),
     title: x.title ?? null,
-    messages: Array.isArray(x.messages) ? x.messages.map((m) => ({ role: m.role, content: m.content ?? '' })) : null,
+    messages: x.messages.map((m) => ({ role: m.role, content: m.content })),
   };
 }
 
@@ -849,7 +829,7 @@ export async function createSnapshot(id, name) {
 }
 
 export async function getSnapshot(id, snapshotId) {
-  return normalizeSnapshot(await request('GET', `/api/conversations/${enc(id)}/snapshots/${enc(snapshotId)}`));
+  return normalizeSnapshotDetail(await request('GET', `/api/conversations/${enc(id)}/snapshots/${enc(snapshotId)}`));
 }
 
 export async function deleteSnapshot(id, snapshotId) {
@@ -874,13 +854,8 @@ export async function exportConversations() {
 
 // data: a parsed Open Chat export or a ChatGPT conversations.json list.
 export async function importConversations(data) {
-  const r = (await request('POST', '/api/import', { body: data })) || {};
-  return {
-    source: r.source ?? null,
-    imported: r.imported ?? 0,
-    skipped: r.skipped ?? 0,
-    conversations: Array.isArray(r.conversations) ? r.conversations : [],
-  };
+  const r = await request('POST', '/api/import', { body: data }); // ImportResult
+  return { source: r.source, imported: r.imported, skipped: r.skipped, conversations: r.conversations };
 }
 
 export async function adminArchiveIdle({ days, dryRun = true }) {

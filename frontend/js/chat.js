@@ -1,12 +1,12 @@
-// The chat page: sidebar of conversations, the history with paging, the composer and
-// token-by-token streaming.
+// The chat page: what happens when the user asks, edits, regenerates, switches versions or
+// opens a chat, the sidebar of conversations and the model picker. The thread (thread.js),
+// the answer being written (stream.js), the message box (composer.js) and versions
+// (versions.js) are modules of their own, each with its own state.
 import * as api from './api.js';
 import {
   $,
   confirmDialog,
-  copyText,
   dayGroup,
-  formatDuration,
   h,
   icon,
   initials,
@@ -16,13 +16,45 @@ import {
   signOut,
   toast,
 } from './common.js';
-import { renderMarkdown } from './markdown.js';
 import { openChatActions } from './snapshots.js';
 import * as tools from './tools.js';
+import * as thread from './thread.js';
+import {
+  adoptUser,
+  cutThreadAt,
+  fetchLatestPage,
+  fillViewport,
+  finishAnswer,
+  hasOlder,
+  loadOlder,
+  nodeFor,
+  nearBottom,
+  olderStatus,
+  pendingAssistant,
+  refreshActions,
+  revealMessage,
+  scrollToBottom,
+  showAnswerError,
+  typingNode,
+  userNode,
+} from './thread.js';
+import * as stream from './stream.js';
+import {
+  consume,
+  detachStream,
+  stopStreaming,
+} from './stream.js';
+import * as composer from './composer.js';
+import {
+  autosize,
+  draftKey,
+  putBackText,
+  restoreDraft,
+  saveDraft,
+  updateSendEnabled,
+} from './composer.js';
+import { editInPlace } from './versions.js';
 
-const PAGE = 50;
-const DRAFT_KEY = 'openchat.draft.';
-const STOPPED_NOTE = 'Stopped. What was written so far is saved.';
 
 const el = {
   app: $('#app'),
@@ -67,12 +99,6 @@ const state = {
   showArchived: false,
   query: '',
   current: null, // the open conversation, or null for a new chat
-  messages: [], // loaded messages, oldest first
-  oldestOffset: 0, // server offset of messages[0]
-  total: null,
-  loadingOlder: false,
-  olderBuffer: null, // when the server gives no total: older messages kept client-side
-  streaming: null, // {controller}
   started: false, // set once the first chat is shown
   openToken: 0,
   temporary: false, // a temporary chat: messages only in this page, never stored
@@ -103,64 +129,11 @@ function setStreamingUi(on) {
   el.stop.hidden = !on;
   el.messages.setAttribute('aria-busy', on ? 'true' : 'false');
   updateSendEnabled();
+  refreshActions();
   if (on) el.stop.focus({ preventScroll: true });
   else if (document.activeElement === el.stop || document.activeElement === document.body) {
     el.input.focus({ preventScroll: true });
   }
-}
-
-function updateSendEnabled() {
-  el.send.disabled = !el.input.value.trim() || !!state.streaming || !state.models.length;
-}
-
-function autosize() {
-  el.input.style.height = 'auto';
-  el.input.style.height = `${Math.min(el.input.scrollHeight, 240)}px`;
-}
-
-function draftKey() {
-  return DRAFT_KEY + (state.current ? state.current.id : 'new');
-}
-
-function saveDraft() {
-  if (state.temporary) return; // nothing of a temporary chat is kept, not even its draft
-  try {
-    if (el.input.value) localStorage.setItem(draftKey(), el.input.value);
-    else localStorage.removeItem(draftKey());
-  } catch {
-    /* storage full or disabled */
-  }
-}
-
-function restoreDraft() {
-  let text = '';
-  try {
-    text = localStorage.getItem(draftKey()) || '';
-  } catch {
-    text = '';
-  }
-  el.input.value = text;
-  autosize();
-  updateSendEnabled();
-}
-
-function putBackText(text) {
-  // Never lose what the user typed: put it back, ahead of anything typed since.
-  const now = el.input.value;
-  el.input.value = now.trim() ? `${text}\n${now}` : text;
-  autosize();
-  saveDraft();
-  updateSendEnabled();
-}
-
-function nearBottom() {
-  const m = el.messages;
-  return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
-}
-
-function scrollToBottom() {
-  el.messages.scrollTop = el.messages.scrollHeight;
-  el.jump.hidden = true;
 }
 
 function setTitle(text) {
@@ -494,97 +467,6 @@ el.model.addEventListener('change', async () => {
 
 /* ---------- messages ---------- */
 
-function metaText(meta) {
-  if (!meta) return '';
-  const parts = [];
-  if (meta.model) parts.push(meta.model);
-  const p = meta.promptTokens;
-  const c = meta.completionTokens;
-  if (p !== null && p !== undefined && c !== null && c !== undefined) {
-    parts.push(`${p} in · ${c} out tokens`);
-  } else if (meta.totalTokens !== null && meta.totalTokens !== undefined) {
-    parts.push(`${meta.totalTokens} tokens`);
-  }
-  const t = formatDuration(meta.timeMs);
-  if (t) parts.push(t);
-  return parts.join(' · ');
-}
-
-function userNode(m) {
-  return h('article', { class: 'msg user', dataset: { id: m.id || '' } }, h('div', { class: 'bubble' }, m.content));
-}
-
-function assistantNode(m) {
-  const content = h('div', { class: 'msg-content markdown' });
-  renderMarkdown(content, m.content);
-  const node = h(
-    'article',
-    { class: 'msg assistant', dataset: { id: m.id || '' } },
-    h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'AI'),
-    h('div', { class: 'msg-body' }, content, h('div', { class: 'msg-foot' })),
-  );
-  node._message = m;
-  fillFoot(node, m);
-  if (m.stopped) node.querySelector('.msg-body').append(stoppedNote());
-  return node;
-}
-
-function fillFoot(node, m) {
-  const foot = node.querySelector('.msg-foot');
-  const copyBtn = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Copy answer', title: 'Copy answer' }, icon('copy', 16));
-  copyBtn.addEventListener('click', async () => {
-    const ok = await copyText(node._message?.content ?? '');
-    toast(ok ? 'Copied' : 'Copy failed', ok ? 'info' : 'error', 1500);
-  });
-  const regen = h('button', { type: 'button', class: 'icon-btn regen', 'aria-label': 'Regenerate', title: 'Regenerate' }, icon('refresh', 16));
-  regen.addEventListener('click', () => regenerate(node));
-  const meta = metaText(m.meta);
-  const when = parseDate(m.createdAt);
-  const stamp = when
-    ? h(
-        'time',
-        { class: 'stamp', datetime: when.toISOString(), title: when.toLocaleString() },
-        when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
-      )
-    : null;
-  // replaceChildren() would write a missing part as the text "null": keep only real nodes.
-  foot.replaceChildren(...[copyBtn, regen, meta ? h('span', { class: 'meta' }, meta) : null, stamp].filter(Boolean));
-  markLastAnswer();
-}
-
-// The latest answer of the thread, if the thread ends with one.
-function latestAnswer() {
-  const answers = el.thread.querySelectorAll('.msg.assistant');
-  const last = answers[answers.length - 1];
-  return last && last === el.thread.querySelector('.msg:last-of-type') ? last : null;
-}
-
-// Only the latest answer carries a Regenerate button.
-function markLastAnswer() {
-  const latest = state.temporary ? null : latestAnswer();
-  el.thread.querySelectorAll('.msg.assistant').forEach((a) => {
-    const btn = a.querySelector('.regen');
-    if (btn) btn.hidden = a !== latest || !!state.streaming;
-  });
-}
-
-function nodeFor(m) {
-  return m.role === 'user' ? userNode(m) : assistantNode(m);
-}
-
-function olderStatus() {
-  let s = el.thread.querySelector('.older-status');
-  if (!s) {
-    s = h('div', { class: 'older-status', 'aria-live': 'polite' });
-    el.thread.prepend(s);
-  }
-  return s;
-}
-
-function hasOlder() {
-  return state.oldestOffset > 0 || (state.olderBuffer && state.olderBuffer.length > 0);
-}
-
 function renderEmpty() {
   const name = (state.me?.fullName || '').trim().split(/\s+/)[0] || state.me?.username || '';
   const ideas = [
@@ -632,36 +514,36 @@ function offlineHint() {
 }
 
 function renderThread() {
-  if (!state.messages.length && !state.current) {
+  if (!thread.state.messages.length && !state.current) {
     renderEmpty();
     return;
   }
-  el.thread.replaceChildren(...state.messages.map(nodeFor));
+  el.thread.replaceChildren(...thread.state.messages.map(nodeFor));
   if (hasOlder()) olderStatus().textContent = 'Scroll up for earlier messages';
-  const last = state.messages[state.messages.length - 1];
+  const last = thread.state.messages[thread.state.messages.length - 1];
   if (last && last.role === 'user') {
     // The last question has no answer yet: the server may still be writing it.
     const node = pendingAssistant();
     el.thread.append(node);
     followAnswer(node);
   }
-  markLastAnswer();
+  refreshActions();
 }
 
 // Shows the answer the server is writing (asked here before a reload, or on another
 // device) and follows it live; without one, the question gets a Retry.
 async function followAnswer(node) {
   const conv = state.current;
-  if (!conv || state.streaming) return;
+  if (!conv || stream.state.active) return;
   const controller = new AbortController();
-  state.streaming = { controller, conversationId: conv.id, confirmed: true };
+  stream.state.active = { controller, conversationId: conv.id, confirmed: true };
   setStreamingUi(true);
   const token = state.openToken;
   const result = await consume(api.followAnswer(conv.id, {}, controller.signal), node, controller, {
     conversationId: conv.id,
   });
-  if (state.streaming?.controller === controller) {
-    state.streaming = null;
+  if (stream.state.active?.controller === controller) {
+    stream.state.active = null;
     setStreamingUi(false);
   }
   if (token !== state.openToken || !node.isConnected) return;
@@ -671,7 +553,7 @@ async function followAnswer(node) {
   }
   if (result.ok) {
     const m = finishAnswer(node, result);
-    state.messages.push(m);
+    thread.state.messages.push(m);
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
     return;
@@ -688,31 +570,8 @@ async function followAnswer(node) {
   showAnswerError(node, result.error.message, '');
 }
 
-async function fetchLatestPage(id) {
-  // Ask for the first page; if the server reports a total beyond it, jump to the end.
-  let page = await api.listMessages(id, { limit: PAGE, offset: 0 });
-  if (page.total !== null) {
-    if (page.total > PAGE) {
-      const offset = page.total - PAGE;
-      const last = await api.listMessages(id, { limit: PAGE, offset });
-      return { items: last.items, offset, total: last.total ?? page.total, buffer: null };
-    }
-    return { items: page.items, offset: 0, total: page.total, buffer: null };
-  }
-  // No total: walk forward to the end, keep the last page on screen, the rest in memory.
-  const all = [...page.items];
-  let offset = page.items.length;
-  while (page.items.length === PAGE && offset < 100000) {
-    page = await api.listMessages(id, { limit: PAGE, offset });
-    all.push(...page.items);
-    offset += page.items.length;
-  }
-  const start = Math.max(0, all.length - PAGE);
-  return { items: all.slice(start), offset: 0, total: all.length, buffer: all.slice(0, start) };
-}
-
 async function openConversation(id, { push = false, replace = false } = {}) {
-  if (state.streaming) detachStream();
+  if (stream.state.active) detachStream();
   state.temporary = false;
   state.temporaryMessages = [];
   closeMenu(false);
@@ -723,8 +582,8 @@ async function openConversation(id, { push = false, replace = false } = {}) {
   else if (replace) history.replaceState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
   const known = state.conversations.find((c) => c.id === id);
   state.current = known ? { ...known } : { id, title: '' };
-  state.messages = [];
-  state.olderBuffer = null;
+  thread.state.messages = [];
+  thread.state.olderBuffer = null;
   setTitle(known?.title || '');
   renderConversations();
   el.thread.replaceChildren(h('p', { class: 'older-status' }, 'Loading…'));
@@ -733,10 +592,10 @@ async function openConversation(id, { push = false, replace = false } = {}) {
     const [conv, page] = await Promise.all([api.getConversation(id), fetchLatestPage(id)]);
     if (token !== state.openToken) return;
     state.current = conv;
-    state.messages = page.items;
-    state.oldestOffset = page.offset;
-    state.total = page.total;
-    state.olderBuffer = page.buffer;
+    thread.state.messages = page.items;
+    thread.state.oldestOffset = page.offset;
+    thread.state.total = page.total;
+    thread.state.olderBuffer = page.buffer;
     setTitle(conv.title);
     renderModelPicker();
     renderThread();
@@ -755,52 +614,11 @@ async function openConversation(id, { push = false, replace = false } = {}) {
   }
 }
 
-// Keep loading older pages until the history fills the screen (so scrolling works).
-async function fillViewport() {
-  for (let i = 0; i < 5; i += 1) {
-    if (!hasOlder() || el.messages.scrollHeight > el.messages.clientHeight + 40) return;
-    await loadOlder();
-  }
-}
-
-async function loadOlder() {
-  if (state.loadingOlder || !hasOlder() || !state.current) return;
-  state.loadingOlder = true;
-  const token = state.openToken;
-  const status = olderStatus();
-  status.textContent = 'Loading earlier messages…';
-  try {
-    let items;
-    if (state.olderBuffer && state.olderBuffer.length) {
-      items = state.olderBuffer.splice(Math.max(0, state.olderBuffer.length - PAGE));
-    } else {
-      const offset = Math.max(0, state.oldestOffset - PAGE);
-      const page = await api.listMessages(state.current.id, { limit: state.oldestOffset - offset, offset });
-      if (token !== state.openToken) return;
-      items = page.items;
-      state.oldestOffset = offset;
-    }
-    const m = el.messages;
-    const before = m.scrollHeight - m.scrollTop;
-    state.messages = [...items, ...state.messages];
-    const frag = document.createDocumentFragment();
-    for (const msg of items) frag.append(nodeFor(msg));
-    status.after(frag);
-    markLastAnswer(); // older answers are never the latest: they get no Regenerate button
-    m.scrollTop = m.scrollHeight - before;
-    status.textContent = hasOlder() ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
-  } catch (e) {
-    status.textContent = `Could not load earlier messages: ${e.message}`;
-  } finally {
-    state.loadingOlder = false;
-  }
-}
-
 el.messages.addEventListener(
   'scroll',
   () => {
     if (el.messages.scrollTop < 400 && hasOlder()) loadOlder();
-    el.jump.hidden = nearBottom() || !state.messages.length;
+    el.jump.hidden = nearBottom() || !thread.state.messages.length;
   },
   { passive: true },
 );
@@ -811,16 +629,16 @@ el.jump.addEventListener('click', () => {
 });
 
 function newChat({ push = false, replace = false, temporary = false } = {}) {
-  if (state.streaming) detachStream();
+  if (stream.state.active) detachStream();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
   state.temporary = temporary;
   state.temporaryMessages = [];
   state.openToken += 1;
   state.current = null;
-  state.messages = [];
-  state.olderBuffer = null;
-  state.oldestOffset = 0;
-  state.total = 0;
+  thread.state.messages = [];
+  thread.state.olderBuffer = null;
+  thread.state.oldestOffset = 0;
+  thread.state.total = 0;
   hideError();
   if (push) history.pushState({}, '', '/');
   else if (replace) history.replaceState({}, '', '/');
@@ -840,161 +658,6 @@ function newChat({ push = false, replace = false, temporary = false } = {}) {
 
 /* ---------- sending and streaming ---------- */
 
-function typingNode() {
-  return h('div', { class: 'typing', 'aria-label': 'Writing' }, h('span'), h('span'), h('span'));
-}
-
-function pendingAssistant() {
-  const content = h('div', { class: 'msg-content markdown' }, typingNode());
-  const node = h(
-    'article',
-    { class: 'msg assistant streaming' },
-    h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'AI'),
-    h('div', { class: 'msg-body' }, content, h('div', { class: 'msg-foot' })),
-  );
-  node._message = { role: 'assistant', content: '' };
-  return node;
-}
-
-// Stop asks the server: it ends the answer and stores what was written, which then arrives
-// as the stream's last event. Before the server confirmed the question there is nothing to
-// stop yet: the wish is kept and sent as soon as it does.
-function stopStreaming() {
-  const s = state.streaming;
-  if (!s || s.stopping) return;
-  s.stopping = true;
-  if (s.temporary) s.controller.abort(); // nothing goes on on the server
-  if (s.conversationId && s.confirmed) requestStop(s);
-}
-
-function requestStop(s) {
-  api.stopAnswer(s.conversationId).catch(() => s.controller.abort());
-}
-
-// Leaving a chat only stops watching: the server goes on writing (and storing) the answer.
-function detachStream() {
-  if (state.streaming) state.streaming.controller.abort();
-}
-
-// Called by consume() when the server confirms the question (its `start` event).
-function confirmStream() {
-  const s = state.streaming;
-  if (!s || s.confirmed) return;
-  s.confirmed = true;
-  if (s.stopping && s.conversationId) requestStop(s);
-}
-
-const RESUME_ATTEMPTS = 3;
-
-// Consumes one answer stream into `node`. Returns {ok, confirmed, error, detached, lost,
-// text, final}. A connection lost mid-answer is resumed from the characters already shown
-// (the answer goes on on the server); `lost` means it ended meanwhile and is stored.
-async function consume(stream, node, controller, { conversationId = null, onStart = null } = {}) {
-  const content = node.querySelector('.msg-content');
-  let text = '';
-  let confirmed = false;
-  let final = null;
-  let frame = 0;
-  const paint = () => {
-    frame = 0;
-    const stick = nearBottom();
-    renderMarkdown(content, text);
-    if (stick) scrollToBottom();
-  };
-  const confirm = () => {
-    if (!confirmed && onStart) onStart();
-    confirmed = true;
-    confirmStream();
-  };
-  try {
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        for await (const ev of stream) {
-          if (ev.type === 'delta') {
-            confirm();
-            text += ev.text;
-            node._message.content = text;
-            if (!frame) frame = requestAnimationFrame(paint);
-          } else if (ev.type === 'start') {
-            confirm();
-            if (ev.user?.id) node._userId = ev.user.id;
-            if (ev.title && state.current && !state.current.title) {
-              replaceConversation({ ...state.current, title: ev.title });
-              renderConversations();
-            }
-          } else if (ev.type === 'tool_call' || ev.type === 'tool_result') {
-            confirm();
-            tools.showExecution(node, ev.execution, decideTool);
-            if (stickNow()) scrollToBottom();
-          } else if (ev.type === 'title') {
-            if (state.current) replaceConversation({ ...state.current, title: ev.title });
-            renderConversations();
-          } else if (ev.type === 'done') {
-            confirm();
-            final = ev;
-          } else if (ev.type === 'error') {
-            throw new api.ApiError(ev.status, ev.message);
-          }
-        }
-      } catch (e) {
-        if (!(e instanceof api.ApiError) || e.status !== 0) throw e;
-      }
-      if (final) break;
-      if (!confirmed || !conversationId || attempt >= RESUME_ATTEMPTS || controller.signal.aborted) {
-        throw new api.ApiError(0, 'The connection was lost before the answer was complete. Reload to see it.');
-      }
-      // The server is still writing: follow it from where this page is.
-      await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
-      stream = guardFollow(api.followAnswer(conversationId, { after: text.length }, controller.signal));
-    }
-    if (frame) cancelAnimationFrame(frame);
-    if (final.assistant?.content && final.assistant.content.length >= text.length) text = final.assistant.content;
-    return { ok: true, confirmed, text, final, stopped: !!final.assistant?.stopped };
-  } catch (e) {
-    if (frame) cancelAnimationFrame(frame);
-    if (e?.name === 'AbortError' || controller.signal.aborted) return { ok: false, detached: true, confirmed, text };
-    if (e?.lost) return { ok: false, lost: true, confirmed, text };
-    return { ok: false, error: e, confirmed, text };
-  }
-}
-
-// A resumed follow that finds nothing running (404): the answer ended and is stored.
-async function* guardFollow(stream) {
-  try {
-    yield* stream;
-  } catch (e) {
-    if (e instanceof api.ApiError && e.status === 404) {
-      const lost = new Error('ended');
-      lost.lost = true;
-      throw lost;
-    }
-    throw e;
-  }
-}
-
-function stoppedNote() {
-  return h('p', { class: 'msg-note' }, STOPPED_NOTE);
-}
-
-function finishAnswer(node, result) {
-  node.classList.remove('streaming');
-  const content = node.querySelector('.msg-content');
-  const assistant = result.final?.assistant;
-  const m = {
-    id: assistant?.id || '',
-    role: 'assistant',
-    content: result.text,
-    meta: assistant?.meta || null,
-    createdAt: assistant?.createdAt || new Date().toISOString(),
-  };
-  node._message = m;
-  node.dataset.id = m.id;
-  renderMarkdown(content, m.content);
-  fillFoot(node, m);
-  node.querySelector('.msg-note')?.remove();
-  if (result.stopped) node.querySelector('.msg-body').append(stoppedNote());
-  return m;
-}
 
 async function refreshTitleSoon(id) {
   // The title is generated from the first exchange; it may land just after the answer.
@@ -1027,7 +690,7 @@ function bumpConversation(id) {
 
 async function submit() {
   const text = el.input.value;
-  if (!text.trim() || state.streaming) return;
+  if (!text.trim() || stream.state.active) return;
   if (!state.models.length) {
     showError('No models are enabled for your account. Ask an administrator to allow one.');
     return;
@@ -1039,7 +702,7 @@ async function submit() {
   }
   const model = el.model.value || undefined;
   const controller = new AbortController();
-  state.streaming = { controller, conversationId: state.current?.id || null };
+  stream.state.active = { controller, conversationId: state.current?.id || null };
   setStreamingUi(true);
 
   // The text stays in the box (read-only) until the server confirms it has the question.
@@ -1054,8 +717,8 @@ async function submit() {
     try {
       conv = await api.createConversation({ model });
       state.current = conv;
-      state.messages = [];
-      state.oldestOffset = 0;
+      thread.state.messages = [];
+      thread.state.oldestOffset = 0;
       history.pushState({ c: conv.id }, '', `/?c=${encodeURIComponent(conv.id)}`);
       if (!state.showArchived && !state.query) {
         state.conversations.unshift(conv);
@@ -1065,19 +728,19 @@ async function submit() {
       setTitle(conv.title);
       el.thread.replaceChildren();
     } catch (e) {
-      state.streaming = null;
+      stream.state.active = null;
       release();
       setStreamingUi(false);
       showError(e.message);
       return;
     }
-    state.streaming.conversationId = conv.id;
+    stream.state.active.conversationId = conv.id;
   }
   const userEl = userNode({ id: '', content: text });
   const asstEl = pendingAssistant();
   el.thread.querySelector('.empty')?.remove();
   el.thread.append(userEl, asstEl);
-  markLastAnswer();
+  refreshActions();
   scrollToBottom();
 
   const clearBox = () => {
@@ -1093,9 +756,13 @@ async function submit() {
       /* ignore */
     }
   };
-  const stream = api.streamMessage(conv.id, { content: text, model }, controller.signal);
-  const result = await consume(stream, asstEl, controller, { conversationId: conv.id, onStart: clearBox });
-  state.streaming = null;
+  const events = api.streamMessage(conv.id, { content: text, model }, controller.signal);
+  const result = await consume(events, asstEl, controller, {
+    conversationId: conv.id,
+    onStart: clearBox,
+    onUser: (user) => adoptUser(userEl, user),
+  });
+  stream.state.active = null;
   release();
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return; // the user moved elsewhere meanwhile
@@ -1104,11 +771,11 @@ async function submit() {
     return;
   }
 
-  const userMsg = { id: userEl.dataset.id || asstEl._userId || '', role: 'user', content: text };
+  const userMsg = { ...userEl._message, id: userEl.dataset.id || asstEl._userId || '', content: text };
   if (result.ok || result.confirmed) clearBox(); // the server has the question
   if (result.ok && result.final?.pending) {
     asstEl.remove();
-    state.messages.push(userMsg);
+    thread.state.messages.push(userMsg);
     awaitDecision();
     bumpConversation(conv.id);
     if (!result.final?.title) refreshTitleSoon(conv.id);
@@ -1116,7 +783,7 @@ async function submit() {
   }
   if (result.ok) {
     const m = finishAnswer(asstEl, result);
-    state.messages.push(userMsg, m);
+    thread.state.messages.push(userMsg, m);
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     if (result.final?.title) replaceConversation({ ...state.current, title: result.final.title });
     bumpConversation(conv.id);
@@ -1146,12 +813,12 @@ async function submit() {
       }
     }
     showError(result.error.message);
-    if (!el.thread.children.length && !state.messages.length) renderThread();
+    if (!el.thread.children.length && !thread.state.messages.length) renderThread();
     el.input.focus();
     return;
   }
   clearBox();
-  state.messages.push(userMsg);
+  thread.state.messages.push(userMsg);
   // Nothing of a failed answer is stored, so its partial text is not kept either. The
   // reason is shown in place of the answer (an alert), with Retry.
   showAnswerError(asstEl, result.error.message, '');
@@ -1163,7 +830,7 @@ async function submit() {
 async function submitTemporary(text) {
   const model = el.model.value || undefined;
   const controller = new AbortController();
-  state.streaming = { controller, conversationId: null, temporary: true };
+  stream.state.active = { controller, conversationId: null, temporary: true };
   setStreamingUi(true);
   el.input.readOnly = true;
   const userEl = userNode({ id: '', content: text });
@@ -1178,9 +845,9 @@ async function submitTemporary(text) {
     }
     el.input.readOnly = false;
   };
-  const stream = api.streamTemporary({ messages, model }, controller.signal);
-  const result = await consume(stream, asstEl, controller, { onStart: clearBox });
-  state.streaming = null;
+  const events = api.streamTemporary({ messages, model }, controller.signal);
+  const result = await consume(events, asstEl, controller, { onStart: clearBox });
+  stream.state.active = null;
   el.input.readOnly = false;
   setStreamingUi(false);
   if (!state.temporary) return; // left meanwhile: the chat is gone
@@ -1197,26 +864,16 @@ async function submitTemporary(text) {
   showError(result.error ? result.error.message : 'Stopped before the question was answered.');
 }
 
-function showAnswerError(node, message, partial, prefix = 'The answer failed: ') {
-  node.classList.remove('streaming');
-  const content = node.querySelector('.msg-content');
-  if (partial) renderMarkdown(content, partial);
-  else content.replaceChildren();
-  const retry = h('button', { type: 'button', class: 'btn' }, 'Retry');
-  retry.addEventListener('click', () => regenerate(node));
-  node.querySelector('.msg-foot').replaceChildren(
-    h('div', { class: 'msg-error', role: 'alert' }, `${prefix}${message}`, retry),
-  );
-  node._message = { role: 'assistant', content: partial || '', failed: true };
-}
-
+// Writes a new version of an answer (any answer; the old one is kept as a version). What
+// followed the old answer belongs to its branch and leaves the screen.
 async function regenerate(node) {
-  if (state.streaming || !state.current || node !== latestAnswer()) return;
+  if (stream.state.active || !state.current || state.temporary) return;
   hideError();
   const conv = state.current;
   const previous = node._message;
+  const kept = cutThreadAt(node, { keepNode: true });
   const controller = new AbortController();
-  state.streaming = { controller, conversationId: conv.id };
+  stream.state.active = { controller, conversationId: conv.id };
   setStreamingUi(true);
   node.classList.add('streaming');
   node.querySelector('.msg-note')?.remove();
@@ -1224,11 +881,11 @@ async function regenerate(node) {
   node.querySelector('.msg-foot').replaceChildren();
   node._message = { role: 'assistant', content: '' };
   const model = el.model.value || undefined;
-  // The server refuses (409) if this is no longer the conversation's latest answer.
+  // A failed answer has no id: its question (the message shown last) is answered again.
   const replaces = previous && !previous.failed ? previous.id || undefined : undefined;
-  const stream = api.streamRegenerate(conv.id, { model, replaces }, controller.signal);
-  const result = await consume(stream, node, controller, { conversationId: conv.id });
-  state.streaming = null;
+  const events = api.streamRegenerate(conv.id, { model, replaces }, controller.signal);
+  const result = await consume(events, node, controller, { conversationId: conv.id });
+  stream.state.active = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
   if (result.lost || result.detached) {
@@ -1237,29 +894,117 @@ async function regenerate(node) {
   }
   if (result.ok) {
     const m = finishAnswer(node, result);
-    const i = state.messages.lastIndexOf(previous);
-    if (i >= 0) state.messages[i] = m;
-    else state.messages.push(m);
+    thread.state.messages = [...kept, m];
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     bumpConversation(conv.id);
     return;
   }
-  showError(result.error.message);
-  if (previous && previous.content && !previous.failed) {
-    node._message = previous;
-    renderMarkdown(node.querySelector('.msg-content'), previous.content);
-    node.classList.remove('streaming');
-    fillFoot(node, previous);
-  } else {
-    showAnswerError(node, result.error.message, '');
+  if (previous && previous.id && !previous.failed) {
+    // Nothing new was stored: the server shows the earlier branch again, and so does the page.
+    await reloadThread();
+    showError(result.error.message);
+    return;
+  }
+  showAnswerError(node, result.error.message, '');
+}
+
+// Edit a question: Enter sends it as a new version (a branch with its own answer), Escape
+// puts it back. Focus returns to `back` (the Edit button, or the message box).
+function startEdit(node, back) {
+  if (stream.state.active || state.temporary || !node.dataset.id) return;
+  editInPlace(node, node._message.content, {
+    onSave: (text) => sendEdit(node, text),
+    onCancel: () => (back?.isConnected ? back : el.input).focus(),
+  });
+}
+
+async function sendEdit(node, text) {
+  if (stream.state.active || !state.current) return;
+  hideError();
+  const conv = state.current;
+  const edited = node._message;
+  const kept = cutThreadAt(node);
+  const userEl = userNode({ id: '', content: text });
+  const asstEl = pendingAssistant();
+  el.thread.append(userEl, asstEl);
+  scrollToBottom();
+  const controller = new AbortController();
+  stream.state.active = { controller, conversationId: conv.id };
+  setStreamingUi(true);
+  const model = el.model.value || undefined;
+  const events = api.streamMessage(conv.id, { content: text, model, editOf: edited.id }, controller.signal);
+  const result = await consume(events, asstEl, controller, {
+    conversationId: conv.id,
+    onUser: (user) => adoptUser(userEl, user),
+  });
+  stream.state.active = null;
+  setStreamingUi(false);
+  if (state.current?.id !== conv.id) return;
+  if (result.lost || result.detached || (result.ok && result.final?.pending)) {
+    openConversation(conv.id);
+    return;
+  }
+  if (result.ok) {
+    if (result.final?.user) adoptUser(userEl, result.final.user);
+    thread.state.messages = [...kept, userEl._message, finishAnswer(asstEl, result)];
+    announce(result.stopped ? 'Stopped' : 'Answer complete');
+    bumpConversation(conv.id);
+    return;
+  }
+  if (!result.confirmed) {
+    // Refused before it was stored: the branch as it was, and the edit is not lost.
+    await reloadThread();
+    showError(result.error.message);
+    putBackText(text);
+    return;
+  }
+  thread.state.messages = [...kept, userEl._message];
+  showAnswerError(asstEl, result.error.message, '');
+}
+
+// A version arrow: the server switches the branch shown; the thread is drawn again with the
+// message switched to in view and focus kept on the arrows.
+async function switchVersion(messageId) {
+  if (stream.state.active || !state.current) return;
+  const conv = state.current;
+  const wasNext = document.activeElement?.getAttribute('aria-label') === 'Next version';
+  try {
+    await api.showVersion(conv.id, messageId);
+  } catch (e) {
+    toast(e.message, 'error', 5000);
+    return;
+  }
+  if (state.current?.id !== conv.id) return;
+  await reloadThread({ reveal: messageId });
+  const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
+  const arrow = node?.querySelector(`.versions [aria-label="${wasNext ? 'Next' : 'Previous'} version"]`);
+  const target = arrow && !arrow.disabled ? arrow : node?.querySelector('.versions button:not([disabled])');
+  target?.focus({ preventScroll: true });
+  announce(`Version ${node?._message?.versions?.indexOf(messageId) + 1} of ${node?._message?.versions?.length}`);
+}
+
+// Draws the branch shown again from the server, in place (no "Loading…").
+async function reloadThread({ reveal = null } = {}) {
+  const conv = state.current;
+  if (!conv) return;
+  const token = ++state.openToken;
+  try {
+    const page = await fetchLatestPage(conv.id);
+    if (token !== state.openToken) return;
+    thread.state.messages = page.items;
+    thread.state.oldestOffset = page.offset;
+    thread.state.total = page.total;
+    thread.state.olderBuffer = page.buffer;
+    renderThread();
+    if (reveal) await revealMessage(reveal, { focus: false });
+    else scrollToBottom();
+    await loadToolLog(conv.id, token);
+  } catch (e) {
+    if (token === state.openToken) showError(e.message);
   }
 }
 
 /* ---------- tool calls, snapshots, search hits ---------- */
-
-function stickNow() {
-  return nearBottom();
-}
 
 function awaitDecision() {
   announce('A tool call is waiting for your approval');
@@ -1272,7 +1017,7 @@ function awaitDecision() {
 
 // Approve or reject a proposed tool call; the continuation streams into a new answer.
 async function decideTool(execution, approve, card, details) {
-  if (state.streaming || !state.current) {
+  if (stream.state.active || !state.current) {
     tools.setDeciding(card, false);
     return;
   }
@@ -1282,12 +1027,12 @@ async function decideTool(execution, approve, card, details) {
   const node = pendingAssistant();
   (block || el.thread.lastElementChild).after(node);
   const controller = new AbortController();
-  state.streaming = { controller, conversationId: conv.id };
+  stream.state.active = { controller, conversationId: conv.id };
   setStreamingUi(true);
   scrollToBottom();
-  const stream = api.streamToolDecision(conv.id, execution.id, approve, controller.signal, details);
-  const result = await consume(stream, node, controller, { conversationId: conv.id });
-  state.streaming = null;
+  const events = api.streamToolDecision(conv.id, execution.id, approve, controller.signal, details);
+  const result = await consume(events, node, controller, { conversationId: conv.id });
+  stream.state.active = null;
   setStreamingUi(false);
   if (state.current?.id !== conv.id) return;
   if (result.ok && result.final?.pending) {
@@ -1301,7 +1046,7 @@ async function decideTool(execution, approve, card, details) {
   }
   if (result.ok) {
     const m = finishAnswer(node, result);
-    state.messages.push(m);
+    thread.state.messages.push(m);
     announce(result.stopped ? 'Stopped' : 'Answer complete');
     bumpConversation(conv.id);
     return;
@@ -1320,27 +1065,10 @@ async function loadToolLog(id, token) {
     const executions = await api.listToolExecutions(id);
     if (token !== state.openToken || !executions.length) return;
     const pending = tools.attachToolLog(el.thread, executions, decideTool);
-    markLastAnswer();
+    refreshActions();
     if (pending.length) scrollToBottom();
   } catch {
     /* the log is extra information; the chat works without it */
-  }
-}
-
-// Scrolls to a message (a search hit), loading older pages until it is found.
-async function revealMessage(messageId) {
-  if (!messageId) return;
-  for (let i = 0; i < 60; i += 1) {
-    const node = el.thread.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
-    if (node) {
-      node.classList.add('found');
-      node.setAttribute('tabindex', '-1');
-      node.scrollIntoView({ block: 'center' });
-      node.focus({ preventScroll: true });
-      return;
-    }
-    if (!hasOlder()) return;
-    await loadOlder();
   }
 }
 
@@ -1365,6 +1093,12 @@ el.input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
     e.preventDefault();
     submit();
+  } else if (e.key === 'ArrowUp' && !el.input.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+    // In an empty box, ArrowUp edits the last question (as in ChatGPT and Open WebUI).
+    const last = [...el.thread.querySelectorAll('.msg.user')].pop();
+    if (!last?.dataset.id || stream.state.active || state.temporary) return;
+    e.preventDefault();
+    startEdit(last, el.input);
   }
 });
 
@@ -1398,6 +1132,7 @@ const SHORTCUTS = [
   ['Shift+Escape', 'Focus the message box'],
   ['Enter', 'Send the message'],
   ['Shift+Enter', 'New line in the message'],
+  ['ArrowUp', 'Edit the last question (in an empty message box)'],
   ['Escape', 'Close the open menu, dialog or sidebar (one at a time), else stop the answer'],
   ['Ctrl+/', 'Show these shortcuts'],
 ];
@@ -1441,7 +1176,7 @@ document.addEventListener('keydown', (e) => {
     el.openSidebar.focus();
     return;
   }
-  if (state.streaming && document.activeElement !== el.input) stopStreaming();
+  if (stream.state.active && document.activeElement !== el.input) stopStreaming();
 });
 
 let searchTimer = 0;
@@ -1470,6 +1205,34 @@ window.addEventListener('popstate', () => {
   else newChat();
 });
 
+/* ---------- the modules' part in the page ---------- */
+
+thread.configure({
+  busy: () => !!stream.state.active,
+  temporary: () => state.temporary,
+  conversationId: () => state.current?.id ?? null,
+  token: () => state.openToken,
+  regenerate: (node) => regenerate(node),
+  edit: (node, button) => startEdit(node, button),
+  switchVersion: (id) => switchVersion(id),
+});
+stream.configure({
+  onTitle: (title) => {
+    if (!state.current || state.current.title) return;
+    replaceConversation({ ...state.current, title });
+    renderConversations();
+  },
+  onTool: (node, execution) => {
+    tools.showExecution(node, execution, decideTool);
+    if (nearBottom()) scrollToBottom();
+  },
+});
+composer.configure({
+  scope: () => (state.current ? state.current.id : 'new'),
+  keepsDraft: () => !state.temporary,
+  canSend: () => !stream.state.active && state.models.length > 0,
+});
+
 /* ---------- start ---------- */
 
 function fillStatic() {
@@ -1492,6 +1255,19 @@ function fillStatic() {
   el.signOut.prepend(icon('out', 18));
 }
 
+// A search hit: shown in its branch. One on another branch than the one shown switches to it
+// (the server remembers that, as with the version arrows).
+async function revealHit(id, messageId) {
+  if (!messageId || (await revealMessage(messageId))) return;
+  try {
+    await api.showVersion(id, messageId);
+  } catch {
+    return; // not a message of this chat (any more)
+  }
+  await openConversation(id);
+  await revealMessage(messageId);
+}
+
 async function main() {
   fillStatic();
   const me = await requireUser();
@@ -1502,10 +1278,11 @@ async function main() {
   );
   el.adminLink.hidden = !me.admin;
   await Promise.all([loadModels(), loadConversations()]);
-  const id = new URLSearchParams(window.location.search).get('c');
+  const params = new URLSearchParams(window.location.search);
+  const id = params.get('c');
   if (id) {
     await openConversation(id);
-    await revealMessage(new URLSearchParams(window.location.search).get('m'));
+    await revealHit(id, params.get('m'));
   } else newChat();
   state.started = true;
   document.body.dataset.ready = 'true';

@@ -43,6 +43,8 @@ const ICONS = {
   edit: 'M4 20h4L19 9l-4-4L4 16zM14 6l4 4',
   back: 'M19 12H5M11 18l-6-6 6-6',
   chevron: 'M6 9l6 6 6-6',
+  left: 'M15 6l-6 6 6 6',
+  right: 'M9 6l6 6-6 6',
   close: 'M6 6l12 12M18 6L6 18',
   down: 'M12 5v14M6 13l6 6 6-6',
   chart: 'M4 20V10M10 20V4M16 20v-7M22 20H2',

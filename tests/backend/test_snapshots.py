@@ -65,3 +65,68 @@ def test_snapshot_permissions_and_input(client: TestClient) -> None:
     assert client.get(wrong, headers=alice.headers).status_code == 404
     assert client.delete(f"{base}/{snapshot['uuid']}", headers=alice.headers).status_code == 200
     assert client.get(base, headers=alice.headers).json()["count"] == 0
+
+
+def _branched_chat(client: TestClient, user) -> tuple[str, dict]:  # noqa: ANN001
+    uuid = create_conversation(client, user)["uuid"]
+    first = send_message(client, user, uuid, "first question").json()
+    send_message(client, user, uuid, "second question")
+    url = f"/api/conversations/{uuid}/regenerate"
+    body = {"message_uuid": first["assistant_message"]["uuid"]}
+    again = client.post(url, json=body, headers=user.headers).json()
+    return uuid, again
+
+
+def _branch(client: TestClient, user, uuid: str) -> list[tuple[str, int]]:  # noqa: ANN001
+    data = client.get(f"/api/conversations/{uuid}/messages", headers=user.headers).json()["data"]
+    return [(m["content"], len(m["versions"])) for m in data]
+
+
+def test_a_snapshot_keeps_every_branch_and_the_one_shown(client: TestClient) -> None:
+    alice = create_user()
+    uuid, _ = _branched_chat(client, alice)
+    shown = _branch(client, alice, uuid)
+    assert [versions for _, versions in shown] == [1, 2]
+    base = f"/api/conversations/{uuid}/snapshots"
+    snapshot = client.post(base, json={"name": "tree"}, headers=alice.headers).json()
+    assert snapshot["message_count"] == 5
+    copy = client.post(
+        f"{base}/{snapshot['uuid']}/restore", json={"mode": "new"}, headers=alice.headers
+    ).json()
+    assert _branch(client, alice, copy["uuid"]) == shown
+    first_answer = client.get(
+        f"/api/conversations/{copy['uuid']}/messages", headers=alice.headers
+    ).json()["data"][1]["versions"][0]
+    client.put(
+        f"/api/conversations/{copy['uuid']}/current",
+        json={"message_uuid": first_answer},
+        headers=alice.headers,
+    )
+    assert [c for c, _ in _branch(client, alice, copy["uuid"])][2] == "second question"
+
+
+def test_a_snapshot_from_before_trees_restores_as_one_branch(client: TestClient) -> None:
+    import json
+
+    from backend.core.db import SessionLocal
+    from backend.models import ConversationSnapshot
+
+    alice = create_user()
+    uuid = create_conversation(client, alice)["uuid"]
+    send_message(client, alice, uuid, "one")
+    send_message(client, alice, uuid, "two")
+    base = f"/api/conversations/{uuid}/snapshots"
+    snapshot = client.post(base, json={"name": "flat"}, headers=alice.headers).json()
+    with SessionLocal() as session:  # the shape snapshots had: no parents, no branch shown
+        row = session.query(ConversationSnapshot).filter_by(uuid=snapshot["uuid"]).one()
+        state = json.loads(row.data)
+        state.pop("current")
+        for message in state["messages"]:
+            message.pop("parent"), message.pop("uuid")
+        row.data = json.dumps(state)
+        session.commit()
+    copy = client.post(
+        f"{base}/{snapshot['uuid']}/restore", json={"mode": "new"}, headers=alice.headers
+    ).json()
+    assert [c for c, _ in _branch(client, alice, copy["uuid"])][::2] == ["one", "two"]
+    assert len(_branch(client, alice, copy["uuid"])) == 4

@@ -107,3 +107,45 @@ def test_malformed_imports_are_4xx(client: TestClient) -> None:
     weird = [{"id": "z", "mapping": {"a": {"message": {"author": "x"}}}, "current_node": "a"}]
     assert client.post("/api/import", json=weird, headers=alice.headers).status_code in (201, 400)
     assert client.get("/api/export").status_code == 401
+
+
+def _tree_chat(client: TestClient, user) -> str:  # noqa: ANN001
+    uuid = create_conversation(client, user, title="Tree")["uuid"]
+    first = send_message(client, user, uuid, "first question").json()
+    send_message(client, user, uuid, "second question")
+    send_message(client, user, uuid, "first, asked again", edit_of=first["user_message"]["uuid"])
+    return uuid
+
+
+def _shown(client: TestClient, user, uuid: str) -> list[tuple[str, int]]:  # noqa: ANN001
+    data = client.get(f"/api/conversations/{uuid}/messages", headers=user.headers).json()["data"]
+    return [(m["content"], len(m["versions"])) for m in data]
+
+
+def test_an_export_keeps_the_tree_and_the_branch_shown(client: TestClient) -> None:
+    alice, bob = create_user(), create_user()
+    uuid = _tree_chat(client, alice)
+    body = client.get("/api/export", headers=alice.headers).json()
+    (exported,) = body["conversations"]
+    assert len(exported["messages"]) == 6 and exported["current_message_uuid"]
+    assert [m["parent_uuid"] is None for m in exported["messages"]].count(True) == 2
+    assert client.post("/api/import", json=body, headers=bob.headers).json()["imported"] == 1
+    (copy,) = client.get("/api/conversations", headers=bob.headers).json()["data"]
+    assert _shown(client, bob, copy["uuid"]) == _shown(client, alice, uuid)
+    assert _shown(client, bob, copy["uuid"])[0] == ("first, asked again", 2)
+
+
+def test_a_flat_export_still_imports_as_one_branch(client: TestClient) -> None:
+    alice, bob = create_user(), create_user()
+    uuid = create_conversation(client, alice, title="Flat")["uuid"]
+    send_message(client, alice, uuid, "one")
+    send_message(client, alice, uuid, "two")
+    body = client.get("/api/export", headers=alice.headers).json()
+    for conversation in body["conversations"]:  # the shape exports had before trees
+        conversation.pop("current_message_uuid")
+        for message in conversation["messages"]:
+            message.pop("parent_uuid")
+    assert client.post("/api/import", json=body, headers=bob.headers).json()["imported"] == 1
+    (copy,) = client.get("/api/conversations", headers=bob.headers).json()["data"]
+    shown = _shown(client, bob, copy["uuid"])
+    assert [c for c, _ in shown][::2] == ["one", "two"] and len(shown) == 4

@@ -21,7 +21,7 @@ def _wait_idle(page: Page) -> None:
     expect(page.locator(".msg.streaming")).to_have_count(0, timeout=15_000)
 
 
-def test_regenerate_after_loading_older_messages_replaces_the_latest_answer(
+def test_regenerate_after_loading_older_messages_writes_a_version_of_that_answer(
     page_as: Callable[..., Page], make_user: Callable[..., User], server: Server
 ) -> None:
     user = make_user()
@@ -39,26 +39,25 @@ def test_regenerate_after_loading_older_messages_replaces_the_latest_answer(
     expect(messages).to_have_count(50)
     page.locator("#messages").evaluate("el => { el.scrollTop = 0; }")
     expect(messages).to_have_count(70)
-    # Only the latest answer offers Regenerate, also after older pages came in.
-    regenerate = page.get_by_role("button", name="Regenerate")
-    expect(regenerate).to_have_count(1)
-    latest = page.locator(".msg.assistant").last
-    assert latest.get_attribute("data-id") == stored[-1]["uuid"]
-    # Older answers carry a hidden button: clicking it by script changes nothing either.
-    page.locator(".msg.assistant").first.locator(".regen").dispatch_event("click")
-    page.wait_for_timeout(300)
-    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
-
-    latest.scroll_into_view_if_needed()
-    regenerate.click()
+    # Every answer offers Regenerate, also those of older pages, and each names its own.
+    expect(page.get_by_role("button", name="Regenerate")).to_have_count(35)
+    oldest = page.locator(".msg.assistant").first
+    assert oldest.get_attribute("data-id") == stored[1]["uuid"]
+    oldest.get_by_role("button", name="Regenerate").click()
     _wait_idle(page)
+
     after = user.api.get(f"/api/conversations/{conv}/messages?limit=500").json()["data"]
-    assert [m["uuid"] for m in after[:-1]] == [m["uuid"] for m in stored[:-1]]
-    assert after[-1]["uuid"] != stored[-1]["uuid"]
-    expect(page.locator(".msg.assistant").last).to_have_attribute("data-id", after[-1]["uuid"])
-    first_answer = page.locator(".msg.assistant").first
-    expect(first_answer).to_have_attribute("data-id", stored[1]["uuid"])
-    expect(first_answer.locator(".msg-content")).to_have_text(stored[1]["content"])
+    # The new version answers the first question; the rest of the chat is its old branch.
+    assert [m["uuid"] for m in after][:1] == [stored[0]["uuid"]] and len(after) == 2
+    assert after[1]["versions"] == [stored[1]["uuid"], after[1]["uuid"]]
+    expect(messages).to_have_count(2)
+    expect(page.locator(".msg.assistant")).to_have_attribute("data-id", after[1]["uuid"])
+    page.locator(".msg.assistant").get_by_role("button", name="Previous version").click()
+    expect(messages).to_have_count(50)  # the old branch again, its latest page
+    expect(page.locator(".msg.assistant").last).to_have_attribute("data-id", stored[-1]["uuid"])
+    expect(page.locator(".msg.assistant").last.locator(".msg-content")).to_have_text(
+        stored[-1]["content"]
+    )
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 

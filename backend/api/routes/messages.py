@@ -1,20 +1,23 @@
-"""A conversation's messages: read, ask (JSON or streamed), regenerate, clear."""
+"""A conversation's messages: read the branch shown, ask (JSON or streamed), edit, regenerate,
+switch versions, clear."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from backend.api.answers import EVENT_STREAM, answer, event_stream
+from backend.api.answers import EVENT_STREAM_CONTENT, answer, event_stream
 from backend.api.deps import CurrentOwner
 from backend.api.params import Offset
 from backend.core.db import run_in_session, run_quick_in_session
 from backend.schemas import (
     ChatTurnPublic,
+    ConversationPublic,
     MessageCreate,
     MessageOut,
     MessagesPublic,
     RegenerateRequest,
+    ShowMessage,
     ToolTurnPublic,
 )
 from backend.services import chat, generations, turns
@@ -25,7 +28,7 @@ router = APIRouter(prefix="/conversations/{uuid}", tags=["messages"])
 ANSWER_RESPONSES: dict[int | str, dict] = {
     200: {
         "description": "With `Accept: text/event-stream`: events start, delta*, then done or error",
-        "content": {"text/event-stream": {}},
+        "content": EVENT_STREAM_CONTENT,
     },
     502: {"description": "The model provider failed; the question is stored, no answer is"},
     504: {"description": "The model provider timed out; the question is stored, no answer is"},
@@ -55,7 +58,9 @@ async def send_message(
 ) -> ChatTurnPublic | ToolTurnPublic | StreamingResponse:
     """Ask a question. The answer comes as JSON, or streamed as server-sent events.
 
-    In a conversation with tools the model may call one first (see the tool-call events).
+    The question follows the message shown last (or `parent_uuid`); with `edit_of` it is a
+    new version of that question, a branch of its own. In a conversation with tools the
+    model may call one first (see the tool-call events).
     """
     prepared = await run_quick_in_session(
         turns.start_turn,
@@ -63,6 +68,8 @@ async def send_message(
         conversation_uuid=uuid,
         content=message_in.content,
         model=message_in.model,
+        parent_uuid=message_in.parent_uuid,
+        edit_of=message_in.edit_of,
     )
     return await answer(request, prepared)
 
@@ -73,7 +80,8 @@ async def send_message(
 async def regenerate(
     request: Request, owner: CurrentOwner, uuid: str, body: RegenerateRequest | None = None
 ) -> ChatTurnPublic | ToolTurnPublic | StreamingResponse:
-    """Answer the last question again, replacing the last answer once the new one is complete."""
+    """Write a new version of an answer (any answer: `message_uuid`; by default the one shown
+    last). Earlier versions are kept; the conversation shows the new one once complete."""
     prepared = await run_in_session(
         turns.start_regeneration,
         owner=owner,
@@ -82,6 +90,19 @@ async def regenerate(
         replaces=body.message_uuid if body else None,
     )
     return await answer(request, prepared)
+
+
+@router.put(
+    "/current",
+    response_model=ConversationPublic,
+    responses={404: {"description": "No such message in this conversation"}},
+)
+async def show_branch(owner: CurrentOwner, uuid: str, body: ShowMessage) -> ConversationPublic:
+    """Show the branch through a message (a version arrow): it ends at the newest message
+    below it, and the conversation remembers it (`current_message_uuid`)."""
+    return await run_quick_in_session(
+        chat.show_message, owner=owner, conversation_uuid=uuid, message_uuid=body.message_uuid
+    )
 
 
 @router.delete("/messages", response_model=MessageOut)
@@ -95,7 +116,7 @@ async def clear_messages(owner: CurrentOwner, uuid: str) -> MessageOut:
     responses={
         200: {
             "description": "Events as for a question, from `Last-Event-ID` characters on",
-            "content": {EVENT_STREAM: {}},
+            "content": EVENT_STREAM_CONTENT,
         },
         404: {"description": NOTHING_RUNNING},
     },
