@@ -13,7 +13,7 @@ them), so no request loads a whole conversation to walk it in Python.
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Integer, bindparam, func, literal, select, update
+from sqlalchemy import ColumnElement, Connection, Integer, bindparam, func, literal, select, update
 
 from backend.core.config import settings
 from backend.models import Conversation, Message
@@ -178,7 +178,7 @@ def versions(
     """For each parent, the uuids of its children (one message's versions), oldest first."""
     wanted = set(parent_ids)
     ids = [p for p in wanted if p is not None]
-    condition = _MESSAGES.c.parent_id.in_(ids)
+    condition: ColumnElement[bool] = _MESSAGES.c.parent_id.in_(ids)
     if None in wanted:
         condition = condition | _MESSAGES.c.parent_id.is_(None)
     rows = connection.execute(

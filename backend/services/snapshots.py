@@ -100,7 +100,10 @@ def take_snapshot(
         "title": conversation.title,
         "default_model": conversation.default_model,
         # Every branch, in creation order; the one shown is remembered too.
-        "messages": [message_state(m, parent=index.get(m.parent_id)) for m in messages],
+        "messages": [
+            message_state(m, parent=None if m.parent_id is None else index.get(m.parent_id))
+            for m in messages
+        ],
         "current": next(
             (i for i, m in enumerate(messages) if m.uuid == conversation.current_message_uuid),
             None,

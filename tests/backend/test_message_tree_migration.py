@@ -56,7 +56,9 @@ def _insert_chat(connection, *, conversation_id: int, roles: list[str]) -> None:
 def flat_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A store at the revision before trees, holding flat histories (one with a question
     whose answer failed, so two questions follow each other)."""
-    engine = make_engine(fresh_url(request.param, tmp_path, f"flat-{secrets.token_hex(4)}"))
+    # As alembic/env.py migrates: without foreign-key enforcement (SQLite's batch rebuilds).
+    url = fresh_url(request.param, tmp_path, f"flat-{secrets.token_hex(4)}")
+    engine = make_engine(url, enforce_foreign_keys=False)
     run_alembic(engine, "upgrade", BEFORE)
     with engine.begin() as connection:
         connection.execute(

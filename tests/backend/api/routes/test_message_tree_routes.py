@@ -103,7 +103,7 @@ def test_editing_the_first_question_makes_a_second_root(client: TestClient) -> N
     edited = send_message(client, user, uuid, "a different start", edit_of=q1["uuid"]).json()
     assert edited["user_message"]["parent_uuid"] is None
     listed = branch(client, user, uuid)
-    assert [m["content"] for m in listed["data"]][0] == "a different start"
+    assert listed["data"][0]["content"] == "a different start"
     assert listed["count"] == 2 and listed["data"][0]["versions"] == [
         q1["uuid"],
         edited["user_message"]["uuid"],
@@ -137,7 +137,7 @@ def test_the_branch_shown_is_where_the_chat_continues(
     client: TestClient, real_provider: FakeOpenAIServer
 ) -> None:
     user = create_user()
-    uuid, (q1, a1, _, _) = two_turns(client, user)
+    uuid, (_, a1, _, _) = two_turns(client, user)
     new = regenerate(client, user, uuid, message_uuid=a1["uuid"])["assistant_message"]
     show(client, user, uuid, a1["uuid"])
     show(client, user, uuid, new["uuid"])
