@@ -144,13 +144,18 @@ class ReplicaFiles:
 
     def current(self) -> str | None:
         """The current replica's file name, or None if there is none yet."""
+        name = self.named()
+        return name if name is not None and self.path(name).exists() else None
+
+    def named(self) -> str | None:
+        """The file name the pointer gives, whether or not that file is still there."""
         try:
             name = self.pointer.read_text().strip()
         except (FileNotFoundError, UnicodeDecodeError):
             return None
         if not name.startswith("replica-") or "/" in name:
             return None
-        return name if self.path(name).exists() else None
+        return name
 
     def pointer_id(self) -> tuple[int, int] | None:
         """Changes whenever a rebuild publishes another file (cheap: one stat)."""
