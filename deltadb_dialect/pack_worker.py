@@ -43,6 +43,8 @@ from deltadb_dialect.storage import Storage, open_storage
 PACK_CACHE_MB = 8.0
 _PR_SET_PDEATHSIG = 1
 
+METRICS: dict[str, int] = {"packed_in_child": 0}
+
 
 def pack_replica_file(*, storage: Storage, header: Header, keyring: Keyring, path: Path,
                       key: bytes, cache_mb: float = PACK_CACHE_MB,
@@ -89,6 +91,7 @@ def pack_in_child(*, location: Path, path: Path, store_key: bytes,
         raise StoreError("the checkpoint's packing process failed: "
                          + (lines[-1] if lines else f"exit status {done.returncode}"))
     answer = json.loads(done.stdout)
+    METRICS["packed_in_child"] += 1
     return answer["snapshot"], Position(**answer["position"])
 
 

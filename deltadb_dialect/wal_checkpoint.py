@@ -35,12 +35,12 @@ METRICS: dict[str, int] = {"wal_checkpoints": 0, "wal_checkpoints_inline": 0}
 class WalCheckpointer:
     """Checkpoints one replica file's WAL in the background, for one writing connection."""
 
-    def __init__(self, path: Path, key: bytes, *, pages: int = PAGES,
-                 limit: int = LIMIT) -> None:
+    def __init__(self, path: Path, key: bytes, *, pages: int | None = None,
+                 limit: int | None = None) -> None:
         self._path = path
         self._key = key
-        self._pages = pages
-        self._limit = limit
+        self._pages = PAGES if pages is None else pages
+        self._limit = LIMIT if limit is None else limit
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
