@@ -74,6 +74,10 @@ def open_connection(path: Path, key: bytes, *, cache_mb: float,
 
     ``building``: a file being filled from scratch, no journal and no syncs (it is
     published only once complete, see ``ReplicaFiles.publish``)."""
+    if building:
+        # owner-only, like the store's other files; SQLite gives its -wal and -shm the
+        # database file's mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     conn = apsw.Connection(str(path))
     conn.execute(f"PRAGMA hexkey = '{key.hex()}'")  # in memory only; never logged
     conn.execute("PRAGMA temp_store = MEMORY")
