@@ -139,6 +139,7 @@ class Store:
         self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
         self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_retry_at = 0  # after a failed checkpoint: the log offset to retry at
         self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
@@ -301,6 +302,7 @@ class Store:
         keyring.active_kid = header.active_kid
         self._header = header
         self._checkpointer.forget()
+        self._checkpoint_retry_at = 0  # the log may be another one now
 
     def _require_keyring(self) -> Keyring:
         if self._keyring is None:
@@ -620,8 +622,9 @@ class Store:
         self._schema_seen = self.replica.schema_version()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        if wrote and self._checkpoint_thread is None and self._checkpointer.due(
-                self.header, self._require_log(), self._require_replayer().log_end):
+        log_end = self._require_replayer().log_end
+        if (wrote and self._checkpoint_thread is None and log_end >= self._checkpoint_retry_at
+                and self._checkpointer.due(self.header, self._require_log(), log_end)):
             self._start_background_checkpoint()
 
     def rollback(self, capture: Capture | None, *, foreign_keys: bool) -> None:
@@ -810,6 +813,9 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - a checkpoint only saves work; commits go on
             if not self.closed:
                 logger.warning("a background checkpoint of %s failed: %s", self.location, exc)
+            # not again at every commit: once the log has grown by another checkpoint's worth
+            self._checkpoint_retry_at = (self._require_replayer().log_end
+                                         + self.options.checkpoint_bytes)
         finally:
             if prepared is not None:
                 prepared.log.close()

@@ -160,7 +160,9 @@ def test_a_failed_packing_process_is_reported_and_commits_go_on(master_key, stor
         for first in range(1, 2001, 200):
             _insert(engine, first, 200)
         engine.dispose()
-    assert any("background checkpoint" in r.getMessage() for r in caplog.records)
+    failures = [r for r in caplog.records if "background checkpoint" in r.getMessage()]
+    # retried once the log has grown by another checkpoint's worth, not at every commit
+    assert 1 <= len(failures) <= 5, len(failures)
     assert not list(store_dir.glob("snap-*")) and len(list(store_dir.glob("log-*"))) == 1
     assert _ids(store_dir) == list(range(1, 2001))
 
