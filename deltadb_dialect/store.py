@@ -100,6 +100,7 @@ def _cut_short(replica: Replica, path: Path) -> str | None:
 
 
 TAIL_UNDER_LOCK = 1 << 20  # a checkpoint's switch copies at most about this much log
+COPY_STEP = 16 << 20  # ... and copies the rest before it in steps of this much, each synced
 
 
 @dataclass
@@ -841,9 +842,11 @@ class Store:
                 end = self._known_end(point.log_file)
                 if end is None or end - prepared.copied_to < TAIL_UNDER_LOCK:
                     break
-                prepared.end = log.append_raw(old.read_range(prepared.copied_to, end),
-                                              prepared.end)
-                prepared.copied_to = end
+                while prepared.copied_to < end:  # in synced steps: few dirty pages at once
+                    step = min(end, prepared.copied_to + COPY_STEP)
+                    prepared.end = log.append_raw(old.read_range(prepared.copied_to, step),
+                                                  prepared.end)
+                    prepared.copied_to = step
         except BaseException:
             log.close()
             self.storage.discard([name])

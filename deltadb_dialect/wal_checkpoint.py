@@ -10,8 +10,8 @@ apsw releases the GIL while SQLite works, so the copy and its syncs overlap the 
 transaction instead of lengthening this one. A PASSIVE checkpoint never blocks readers
 or the writer; the next commit after a complete one starts the WAL from its beginning.
 
-Should the thread fall behind (``LIMIT`` pages), the committing connection checkpoints
-inline, as SQLite would have: the WAL stays bounded whatever the write rate.
+Should the thread fall behind (``LIMIT`` pages, 1 GiB), the committing connection
+checkpoints inline, as SQLite would have: the WAL stays bounded whatever the write rate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from deltadb_dialect.replica_file import UNUSABLE, open_connection
 logger = logging.getLogger("deltadb_dialect")
 
 PAGES = 4096  # WAL pages (16 MiB of 4 KiB pages) that start a background checkpoint
-LIMIT = 16 * PAGES  # ... and that the committing connection checkpoints itself past
+# ... and that the committing connection checkpoints itself past. A checkpoint packing the
+# replica holds one read snapshot for its whole run (tens of seconds at millions of rows),
+# and no checkpoint can copy frames past a reader's snapshot, so the WAL grows meanwhile by
+# what is committed: an inline checkpoint then would copy hundreds of megabytes inside one
+# commit for nothing a thread could not do. This bound is for a thread that truly falls
+# behind.
+LIMIT = 64 * PAGES
 
 METRICS: dict[str, int] = {"wal_checkpoints": 0, "wal_checkpoints_inline": 0}
 
