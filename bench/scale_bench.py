@@ -7,7 +7,8 @@ of text), each backend:
                 latency of each ``COMMIT`` is recorded (p99, p99.9, max)
 * ``open``      a fresh process: create the engine and answer the first query (after a
                 clean close, and again after a process that wrote one row was ``kill -9``'d);
-                the resident memory the opening and a round of reads added (VmRSS)
+                the resident memory the opening and a round of reads added (VmRSS); for
+                DeltaDB also with its replica file deleted (the open rebuilds it)
 * ``point``     one message by primary key, one connection per read (a request)
 * ``last_50``   a conversation's last 50 messages (ORDER BY id DESC LIMIT 50)
 * ``commit``    one-row durable commits
@@ -25,6 +26,7 @@ Every temporary file lives under one temporary directory (``--dir``), removed at
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -188,6 +190,16 @@ def open_costs(url: str, rows: int) -> dict[str, float]:
     return {"open_s": first, "open_after_kill_s": after_kill, "rss_mb": memory}
 
 
+def rebuild_cost(url: str, store: Path, rows: int) -> dict[str, float]:
+    """DeltaDB only: a new process's first query with the replica file deleted (the open
+    rebuilds it from the snapshot and the log), then again once it is rebuilt."""
+    (store / "store.replica").unlink()
+    for path in store.glob("replica-*"):
+        path.unlink()
+    rebuilt, _ = map(float, _python(_OPEN, url, str(rows)).split())
+    return {"rebuild_s": rebuilt}
+
+
 def disk_mb(path: Path) -> float:
     files = [path] if path.is_file() else list(path.rglob("*"))
     siblings = list(path.parent.glob(path.name + "-*")) if path.is_file() else []
@@ -207,6 +219,8 @@ def run_size(work: Path, key_file: Path, rows: int, args: argparse.Namespace
         figures = build(engine, rows, args.batch)
         engine.dispose()
         figures.update(open_costs(url, rows))
+        if name == "deltadb":
+            figures.update(rebuild_cost(url, work / "bench.deltadb", rows))
         engine = engine_for(url)
         figures.update(reads(engine, rows, count=args.reads, seed=rows))
         engine.dispose()
@@ -223,6 +237,7 @@ def run_size(work: Path, key_file: Path, rows: int, args: argparse.Namespace
 
 METRICS = [("open_s", "open: first query, new process (s)"),
            ("open_after_kill_s", "open after kill -9 (s)"),
+           ("rebuild_s", "open with the replica deleted: rebuild (s)"),
            ("rss_mb", "RSS added by opening and reading (MB)"),
            ("build_s", "build (s)"), ("commit_p99_ms", "build COMMIT p99 (ms)"),
            ("commit_p999_ms", "build COMMIT p99.9 (ms)"),
@@ -238,11 +253,14 @@ def report(rows: int, results: dict[str, dict[str, float]]) -> str:
         " | vs SQLCipher | vs SQLite |" if ratio else " |")
     lines = [head, "|---|" + "---:|" * (len(names) + (2 if ratio else 0))]
     for key, label in METRICS:
-        cells = [f"{results[n][key]:.3g}" for n in names]
+        if not any(key in results[n] for n in names):
+            continue
+        cells = [f"{results[n][key]:.3g}" if key in results[n] else "-" for n in names]
         if ratio:
             for other in ("sqlcipher", "sqlite"):
                 base = results.get(other, {}).get(key)
-                cells.append(f"{results['deltadb'][key] / base:.2f}x" if base else "-")
+                mine = results["deltadb"].get(key)
+                cells.append(f"{mine / base:.2f}x" if base and mine is not None else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -257,6 +275,9 @@ def main() -> int:
     parser.add_argument("--dir", help="where the temporary databases go (default: $TMPDIR)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
+    # An installed driver opens from compiled bytecode, as SQLAlchemy and sqlcipher3 do here;
+    # with PYTHONDONTWRITEBYTECODE set, every timed open would compile the driver's sources.
+    compileall.compile_dir(ROOT / "deltadb_dialect", quiet=1)
     work = Path(tempfile.mkdtemp(prefix="scale-bench-", dir=args.dir))
     try:
         key_file = work / "master.key"

@@ -8,16 +8,18 @@ from typing import Any
 
 from sqlalchemy.dialects import registry
 
+from deltadb_dialect.lazy_alembic import register_alembic_support
+
 __version__ = "0.1.0"
 
 registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
 registry.register("deltadb.pydeltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
 registry.register("deltadb.aiodeltadb", "deltadb_dialect.aiodeltadb", "DeltaDialect_aiodeltadb")
 
-try:  # Alembic is optional for users of the dialect alone
-    import deltadb_dialect.alembic_impl  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+# Alembic support is registered once Alembic is loaded, not here: Alembic and the
+# dialects it imports cost several times the rest of the driver to import, which every
+# process opening a store paid, migrating or not.
+register_alembic_support()
 
 
 

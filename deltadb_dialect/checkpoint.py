@@ -75,19 +75,25 @@ class Checkpointer:
             entries=_snapshot_entries(replayer, replica, seq, sealer),
         )
 
+    def new_log(self, *, header: Header, keyring: Keyring, seq: int) -> tuple[str, Log]:
+        """A new, empty log after sequence number ``seq``, named by nothing yet."""
+        name = self.storage.new_log_name()
+        return name, self.storage.create_log(name, store_id=header.store_id, base_seq=seq,
+                                             keyring=keyring)
+
     def switch(self, *, header: Header, keyring: Keyring, snapshot: dict[str, Any], log: Log,
-               tail: bytes = b"") -> Log:
+               tail: bytes = b"", new: tuple[str, Log] | None = None,
+               new_end: int | None = None) -> Log:
         """Make ``snapshot`` current with a new log holding ``tail`` (the records written
-        since the snapshot's point, as they are); the old files are gone (lock held)."""
-        seq = snapshot["seq"]
-        log_name = self.storage.new_log_name()
-        new_log = self.storage.create_log(log_name, store_id=header.store_id, base_seq=seq,
-                                          keyring=keyring)
+        since the snapshot's point, as they are, or those ``new`` does not hold yet: it
+        ends at ``new_end``); the old files are gone (lock held)."""
+        log_name, new_log = new or self.new_log(header=header, keyring=keyring,
+                                                seq=snapshot["seq"])
         if tail:
-            new_log.append_raw(tail, new_log.start)
+            new_log.append_raw(tail, new_log.start if new_end is None else new_end)
         old_files = [header.log["file"]] + ([header.snapshot["file"]] if header.snapshot else [])
         header.snapshot = snapshot
-        header.log = {"file": log_name, "base_seq": seq}
+        header.log = {"file": log_name, "base_seq": snapshot["seq"]}
         self.storage.write_header(header, keyring.header_mac)
         log.close()
         self.storage.discard(old_files)

@@ -74,6 +74,10 @@ def open_connection(path: Path, key: bytes, *, cache_mb: float,
 
     ``building``: a file being filled from scratch, no journal and no syncs (it is
     published only once complete, see ``ReplicaFiles.publish``)."""
+    if building:
+        # owner-only, like the store's other files; SQLite gives its -wal and -shm the
+        # database file's mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     conn = apsw.Connection(str(path))
     conn.execute(f"PRAGMA hexkey = '{key.hex()}'")  # in memory only; never logged
     conn.execute("PRAGMA temp_store = MEMORY")
@@ -145,13 +149,18 @@ class ReplicaFiles:
 
     def current(self) -> str | None:
         """The current replica's file name, or None if there is none yet."""
+        name = self.named()
+        return name if name is not None and self.path(name).exists() else None
+
+    def named(self) -> str | None:
+        """The file name the pointer gives, whether or not that file is still there."""
         try:
             name = self.pointer.read_text().strip()
         except (FileNotFoundError, UnicodeDecodeError):
             return None
         if not name.startswith("replica-") or "/" in name:
             return None
-        return name if self.path(name).exists() else None
+        return name
 
     def pointer_id(self) -> tuple[int, int] | None:
         """Changes whenever a rebuild publishes another file (cheap: one stat)."""

@@ -24,6 +24,7 @@ PACK_HEADER = struct.Struct(">8s16sQH")  # magic, store id, sequence, key id
 LENGTH = struct.Struct(">I")
 TRAILER = struct.Struct(">8sQ")  # end magic, entry count
 END_MAGIC = b"DDBEND\x00\x00"
+SYNC_EVERY = 32 * 1024 * 1024  # bytes written between syncs of a snapshot being written
 
 
 def write_snapshot(path: Path, *, store_id: bytes, seq: int, kid: int, sealed_catalog: bytes,
@@ -32,11 +33,21 @@ def write_snapshot(path: Path, *, store_id: bytes, seq: int, kid: int, sealed_ca
     digest = hashlib.sha256()
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
+    unsynced = 0
     try:
         with open(tmp, "wb", buffering=1 << 20) as out:
             def emit(data: bytes) -> None:
+                nonlocal unsynced
                 digest.update(data)
                 out.write(data)
+                unsynced += len(data)
+                if unsynced >= SYNC_EVERY:
+                    # A snapshot is written while commits go on: hundreds of megabytes of
+                    # dirty pages would make the kernel throttle every writer of the host,
+                    # and the commits' own log syncs wait behind them.
+                    out.flush()
+                    os.fdatasync(out.fileno())
+                    unsynced = 0
 
             emit(PACK_HEADER.pack(PACK_MAGIC, store_id, seq, kid))
             emit(LENGTH.pack(len(sealed_catalog)) + sealed_catalog)

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import orjson
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.anchor import Anchor
@@ -44,6 +43,7 @@ from deltadb_dialect.group_sync import DeferredCommits, GroupSync
 from deltadb_dialect.keys import Keyring, MasterKeySource, MasterWrap
 from deltadb_dialect.layout import Header, unb64
 from deltadb_dialect.lock import StoreLock
+from deltadb_dialect.pack_worker import PACK_CACHE_MB, pack_in_child, pack_replica_file
 from deltadb_dialect.records import RecordBuilder
 from deltadb_dialect.replay import Replayer
 from deltadb_dialect.replica import Capture, Replica
@@ -59,7 +59,8 @@ from deltadb_dialect.replica_file import (
     open_connection,
     read_state,
 )
-from deltadb_dialect.storage import Log, Storage, open_storage
+from deltadb_dialect.storage import DirectoryStorage, Log, Storage, open_storage
+from deltadb_dialect.wal_checkpoint import WalCheckpointer
 
 logger = logging.getLogger("deltadb_dialect")
 
@@ -79,6 +80,7 @@ class StoreOptions:
     cache_size: int = 1024
     cache_ttl: float = 300.0
     replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
+    pack_in_process: bool = True  # background checkpoints pack in a child process
 
 
 METRICS: dict[str, int] = {
@@ -96,6 +98,20 @@ def _cut_short(replica: Replica, path: Path) -> str | None:
     if path.stat().st_size % page_size:
         return "its file was cut short"
     return None
+
+
+TAIL_UNDER_LOCK = 1 << 20  # a checkpoint's switch copies at most about this much log
+COPY_STEP = 16 << 20  # ... and copies the rest before it in steps of this much, each synced
+
+
+@dataclass
+class _NewLog:
+    """A checkpoint's next log while it is filled: ``copied_to`` in the old log is ``end``."""
+
+    name: str
+    log: Log
+    copied_to: int
+    end: int
 
 
 class Store:
@@ -125,6 +141,8 @@ class Store:
         self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
         self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_retry_at = 0  # after a failed checkpoint: the log offset to retry at
+        self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
         self._checkpointer = Checkpointer(storage, CheckpointPolicy(
@@ -286,6 +304,7 @@ class Store:
         keyring.active_kid = header.active_kid
         self._header = header
         self._checkpointer.forget()
+        self._checkpoint_retry_at = 0  # the log may be another one now
 
     def _require_keyring(self) -> Keyring:
         if self._keyring is None:
@@ -335,8 +354,10 @@ class Store:
         files = self._replica_files
         name = files.current()
         if name is None:
-            # A new store, or one from before replica files: building it is expected.
-            self._rebuild("there is none yet", level=logging.INFO)
+            if files.named() is not None:
+                self._rebuild("its file is missing")
+            else:  # a new store, or one from before replica files: building it is expected
+                self._rebuild("there is none yet", level=logging.INFO)
             return
         replica = None
         try:
@@ -352,6 +373,7 @@ class Store:
             return
         assert replica is not None
         self._use_replica(replica)
+        self._watch_wal(files.path(name))
         self._replica_id = files.pointer_id()
         try:
             self._align(verify=True)
@@ -408,10 +430,18 @@ class Store:
                 leftover.unlink(missing_ok=True)
             raise
         files.publish(name)
+        self._watch_wal(path)
         self._replica_id = files.pointer_id()
         self._schema_seen = replica.schema_version()
         self._needs_rebuild = self._needs_reopen = False
         self._install_functions()
+
+    def _watch_wal(self, path: Path) -> None:
+        """Checkpoint the WAL of the replica now in use from a thread of its own."""
+        if self._wal is not None:
+            self._wal.stop()
+        self._wal = WalCheckpointer(path, self._replica_key)
+        self._wal.attach(self.replica.conn)
 
     def _reopen_log(self) -> None:
         if self._log is not None:
@@ -521,6 +551,9 @@ class Store:
         """A forked child must not use its parent's SQLite connection: it opens its own."""
         if self._lock is not None:
             self._lock.after_fork_in_child()
+        if self._wal is not None:
+            self._wal.forget_after_fork()
+            self._wal = None  # the parent's connection is not ours: the reopen watches anew
         self._needs_reopen = True
 
     def _catch_up(self) -> None:
@@ -591,8 +624,9 @@ class Store:
         self._schema_seen = self.replica.schema_version()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        if wrote and self._checkpoint_thread is None and self._checkpointer.due(
-                self.header, self._require_log(), self._require_replayer().log_end):
+        log_end = self._require_replayer().log_end
+        if (wrote and self._checkpoint_thread is None and log_end >= self._checkpoint_retry_at
+                and self._checkpointer.due(self.header, self._require_log(), log_end)):
             self._start_background_checkpoint()
 
     def rollback(self, capture: Capture | None, *, foreign_keys: bool) -> None:
@@ -764,59 +798,97 @@ class Store:
         thread.start()
 
     def _background_checkpoint(self) -> None:
-        """Pack the replica as of its last commit without the lock, then switch under it."""
+        """Pack the replica as of its last commit without the lock, copy the commits made
+        meanwhile into the new log, then switch under the lock (which copies the last few)."""
         snapshot: dict[str, Any] | None = None
+        prepared: _NewLog | None = None
         try:
             snapshot, point = self._pack_in_background()
+            prepared = self._prepare_new_log(snapshot, point)
             self.acquire()
             try:
                 if not self.closed:
-                    self._switch_to(snapshot, point)
-                    snapshot = None  # in use
+                    self._switch_to(snapshot, point, prepared)
+                    snapshot = prepared = None  # in use
             finally:
                 self.release()
         except Exception as exc:  # noqa: BLE001 - a checkpoint only saves work; commits go on
             if not self.closed:
                 logger.warning("a background checkpoint of %s failed: %s", self.location, exc)
+            # not again at every commit: once the log has grown by another checkpoint's worth
+            self._checkpoint_retry_at = (self._require_replayer().log_end
+                                         + self.options.checkpoint_bytes)
         finally:
+            if prepared is not None:
+                prepared.log.close()
+                self.storage.discard([prepared.name])
             if snapshot is not None:
                 self.storage.discard([snapshot["file"]])
             self._checkpoint_thread = None
+
+    def _prepare_new_log(self, snapshot: dict[str, Any], point: Position) -> _NewLog:
+        """The next log, already holding the records committed since the snapshot's point,
+        copied without the lock (records before the log's known end never change): the
+        switch then copies only what was committed during this copy."""
+        name, log = self._checkpointer.new_log(header=self.header,
+                                               keyring=self._require_keyring(),
+                                               seq=snapshot["seq"])
+        prepared = _NewLog(name, log, point.log_end, log.start)
+        old: Log | None = None
+        try:
+            # a descriptor of our own: the commits' one may be closed by a catch-up meanwhile
+            old = self.storage.open_log(point.log_file, store_id=self.header.store_id,
+                                        keyring=self._require_keyring())
+            for _round in range(4):
+                end = self._known_end(point.log_file)
+                if end is None or end - prepared.copied_to < TAIL_UNDER_LOCK:
+                    break
+                while prepared.copied_to < end:  # in synced steps: few dirty pages at once
+                    step = min(end, prepared.copied_to + COPY_STEP)
+                    prepared.end = log.append_raw(old.read_range(prepared.copied_to, step),
+                                                  prepared.end)
+                    prepared.copied_to = step
+        except BaseException:
+            log.close()
+            self.storage.discard([name])
+            raise
+        finally:
+            if old is not None:
+                old.close()
+        return prepared
+
+    def _known_end(self, log_file: str) -> int | None:
+        """Where this process's last known record of ``log_file`` ends (None: another log)."""
+        with self.lock.mutex:  # waits for a running transaction, holds no other process up
+            position = self._require_replayer().position()
+        return position.log_end if position.log_file == log_file else None
 
     def _pack_in_background(self) -> tuple[dict[str, Any], Position]:
         name = self._replica_files.current()
         if name is None:
             raise StoreError("the replica file is gone")
-        conn = open_connection(self._replica_files.path(name), self._replica_key,
-                               cache_mb=min(8.0, self.options.replica_cache_mb))
-        try:
-            conn.execute("BEGIN")  # one read snapshot: the rows and the position agree
-            state = read_state(conn)
-            if self._unfit(state) is not None or state is None or state.catalog is None:
-                raise StoreError("the replica file has no usable state")
-            view = Replica(conn)
-            view.schema_history = orjson.loads(state.catalog).get("history", {})
-            view.refresh_tables()
-            snapshot = self._checkpointer.pack(
-                header=self.header, keyring=self._require_keyring(),
-                replayer=self._require_replayer(), replica=view, seq=state.position.seq)
-            conn.execute("COMMIT")
-            return snapshot, state.position
-        finally:
-            conn.close()
+        path = self._replica_files.path(name)
+        if self.options.pack_in_process and isinstance(self.storage, DirectoryStorage):
+            # another core, and no GIL shared with the commits made meanwhile
+            return pack_in_child(location=self.location, path=path,
+                                 store_key=self._require_keyring().store_key)
+        return pack_replica_file(storage=self.storage, header=self.header,
+                                 keyring=self._require_keyring(), path=path,
+                                 key=self._replica_key,
+                                 cache_mb=min(PACK_CACHE_MB, self.options.replica_cache_mb))
 
-    def _switch_to(self, snapshot: dict[str, Any], point: Position) -> None:
-        """Name the snapshot in the header, with a new log holding what was committed since
-        its point (lock held)."""
+    def _switch_to(self, snapshot: dict[str, Any], point: Position, prepared: _NewLog) -> None:
+        """Name the snapshot in the header, with the new log completed by what was committed
+        since ``prepared`` was copied (lock held)."""
         if point.log_file != self.header.log["file"]:
             raise StoreError("another checkpoint came first")
         replayer = self._require_replayer()
         now = replayer.position()
         log = self._require_log()
-        tail = log.read_range(point.log_end, now.log_end)
+        tail = log.read_range(prepared.copied_to, now.log_end)
         self._log = new = self._checkpointer.switch(
             header=self.header, keyring=self._require_keyring(), snapshot=snapshot, log=log,
-            tail=tail)
+            tail=tail, new=(prepared.name, prepared.log), new_end=prepared.end)
         self._log_name = self.header.log["file"]
         shift = new.start - point.log_end
         if now.seq == point.seq:
@@ -869,6 +941,9 @@ class Store:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._wal is not None:
+            self._wal.stop()
+            self._wal = None
         if self._replayer is not None and not self._needs_reopen:
             self._replayer.replica.close()
         self.storage.close()  # gives the writer lock up and closes its file

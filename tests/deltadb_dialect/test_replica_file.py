@@ -359,3 +359,15 @@ def _drop_replica_files(store_dir: Path) -> None:
     (store_dir / "store.replica").unlink()
     for path in store_dir.glob("replica-*"):
         path.unlink()
+
+
+def test_the_replica_files_are_the_owners_alone(master_key, store_dir) -> None:
+    engine = create_engine(f"deltadb:///{store_dir}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+        conn.execute(text("INSERT INTO notes (body) VALUES ('x')"))
+        files = sorted(store_dir.glob("replica-*"))
+        assert {p.name.rsplit("-", 1)[-1] for p in files} >= {"wal", "shm"}
+        for path in files:
+            assert path.stat().st_mode & 0o777 == 0o600, path.name
+    engine.dispose()
