@@ -38,7 +38,7 @@ import psycopg
 from deltadb_dialect import pg_schema
 from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import Keyring
-from deltadb_dialect.layout import ANCHOR_NAME, LOCK_NAME, Header, new_file_name
+from deltadb_dialect.layout import ANCHOR_NAME, HEADER_NAME, LOCK_NAME, Header, new_file_name
 from deltadb_dialect.lock import StoreLock
 from deltadb_dialect.log import (
     CRC,
@@ -654,6 +654,11 @@ class PgStorage:
         """Write the named logs and snapshots, and the anchor, as a store directory's files
         (caller holds the store): the bytes are the same on both storages."""
         for name in names:
+            if name == HEADER_NAME:
+                body, mac = self.read_header()
+                (target / name).write_bytes(orjson.dumps({"body": body, "mac": mac},
+                                                         option=orjson.OPT_INDENT_2))
+                continue
             if name.startswith("snap-"):
                 self._download_snapshot(name, target / name)
                 continue

@@ -253,6 +253,19 @@ def split_location(path: str | os.PathLike[str]) -> tuple[str, str | None]:
     return (directory, url or None) if marker else (text, None)
 
 
+def describe_location(path: str | os.PathLike[str]) -> str:
+    """A location for messages: the storage URL's password left out."""
+    directory, url = split_location(path)
+    if not url:
+        return directory
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    return f"{directory}?storage={url}"
+
+
 def open_storage(path: str | os.PathLike[str], *, timeout: float, storage: str | None = None,
                  create: bool = True) -> Storage:
     """The storage a store's location names: a directory, or PostgreSQL (``storage``)."""

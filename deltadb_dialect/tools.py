@@ -24,7 +24,7 @@ from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import MasterKeySource
 from deltadb_dialect.layout import HEADER_NAME
 from deltadb_dialect.log import CATALOG, RESET, decode_entries, entity_aad
-from deltadb_dialect.storage import open_storage
+from deltadb_dialect.storage import describe_location, open_storage
 from deltadb_dialect.store import Store, StoreOptions
 
 
@@ -40,8 +40,14 @@ class VerifyReport:
 
 
 def open_existing(path: str | os.PathLike[str], source: MasterKeySource) -> Store:
-    if not open_storage(path, timeout=0).exists():
-        raise CorruptStoreError(f"{path} is not a DeltaDB store (no store.hdr)")
+    """An existing store: a directory, or ``DIRECTORY?storage=postgresql://...``."""
+    storage = open_storage(path, timeout=0, create=False)
+    try:
+        if not storage.exists():
+            raise CorruptStoreError(f"{describe_location(path)} is not a DeltaDB store "
+                                    "(no store.hdr)")
+    finally:
+        storage.close()
     return Store.open(path, source, StoreOptions(create=False))
 
 
@@ -58,7 +64,7 @@ def verify(path: str | os.PathLike[str], source: MasterKeySource) -> VerifyRepor
             _count_rows(store, report)
         finally:
             store.close()
-    _walk_files(Path(path), source, report)
+    _walk_files(path, source, report)
     return report
 
 
@@ -75,7 +81,8 @@ def _count_rows(store: Store, report: VerifyReport) -> None:
                 report.problems.append(str(exc))
 
 
-def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> None:
+def _walk_files(root: str | os.PathLike[str], source: MasterKeySource,
+                report: VerifyReport) -> None:
     """Check each record and entity on its own, so one bad one does not hide the others."""
     try:
         store = Store.inspect(root, source)
@@ -211,6 +218,9 @@ def _fsync_tree(directory: Path) -> None:
 
 # --- command line ------------------------------------------------------------------------
 
+LOCATION_HELP = ("the store directory, or a host's replica directory and the store's "
+                 "database: DIRECTORY?storage=postgresql://USER@HOST:PORT/DATABASE")
+
 def source_from_args(args: argparse.Namespace, *, prefix: str = "") -> MasterKeySource:
     passphrase = None
     if getattr(args, f"{prefix}passphrase", False):
@@ -232,7 +242,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ("checkpoint", _cmd_checkpoint, "pack the log into a new snapshot"),
     ):
         parser = sub.add_parser(name, help=text)
-        parser.add_argument("path", help="the store directory")
+        parser.add_argument("path", help=LOCATION_HELP)
         _add_key_options(parser)
         parser.set_defaults(handler=handler)
 

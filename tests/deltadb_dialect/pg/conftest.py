@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine
 
 from tests.pg_cluster import USER, PostgresCluster
 
-PASSWORD = "store-pw-" + secrets.token_hex(4)
+PASSWORD = "store-test-password"  # the throwaway cluster's, on loopback only
 
 
 class PasswordCluster(PostgresCluster):
@@ -30,6 +30,7 @@ class PasswordCluster(PostgresCluster):
             conn.execute(f"ALTER ROLE {USER} PASSWORD '{PASSWORD}'")
         hba = self.data / "pg_hba.conf"
         hba.write_text("local all all trust\n"
+                       "local replication all trust\n"
                        "host all all 127.0.0.1/32 scram-sha-256\n"
                        "host all all 0.0.0.0/0 scram-sha-256\n")
         self._run("pg_ctl", "-D", str(self.data), "reload")
@@ -53,10 +54,16 @@ class PasswordCluster(PostgresCluster):
     def pg_ctl(self, *argv: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), *argv)
 
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.root} -c listen_addresses='*' -c fsync=off"
+
     def restart(self) -> None:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses='*' -c fsync=off")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l",
                   str(self.root / "server.log"), "-w", "-m", "fast", "restart")
+
+    def restart_stopped(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-l",
+                  str(self.root / "server.log"), "-w", "start")
 
     def run_tool(self, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin / argv[0]), *argv[1:]]
