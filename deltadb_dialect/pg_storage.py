@@ -95,6 +95,22 @@ def split_records(data: bytes, at: int) -> list[tuple[int, int, bytes]]:
     return rows
 
 
+def whole_records_end(data: bytes, start: int) -> int:
+    """Where a log file's records end: before preallocated zeros, a torn write or the end."""
+    position = start
+    step = RECORD_HEADER.size + CRC.size
+    while position + step <= len(data):
+        header = data[position:position + RECORD_HEADER.size]
+        (crc,) = CRC.unpack_from(data, position + RECORD_HEADER.size)
+        if crc != zlib.crc32(header):
+            break
+        length = RECORD_HEADER.unpack(header)[5]
+        if position + step + length > len(data):
+            break
+        position += step + length
+    return position
+
+
 class PgLog(LogFile):
     """One log of the store: its records are rows, addressed by the offsets a log file
     would have (so the replica's positions mean the same on every storage)."""
@@ -679,6 +695,32 @@ class PgStorage:
         anchor = self.read_anchor()
         if anchor is not None:
             (target / ANCHOR_NAME).write_bytes(anchor)
+
+    def import_files(self, source: Path, *, log: str, snapshot: str | None) -> None:
+        """Take over a store directory's files (a new, empty store; caller holds it): the
+        header, the log's records, the snapshot and the anchor, as the same bytes."""
+        self._changing()
+        self._run(PUT_META, ("header", (source / HEADER_NAME).read_bytes()))
+        data = (source / log).read_bytes()
+        start = FILE_HEADER.size + CRC.size
+        self._run("INSERT INTO deltadb_logs (name, data) VALUES (%s, %s)", (log, data[:start]))
+        rows = split_records(data[start:whole_records_end(data, start)], start)
+        for first in range(0, len(rows), FETCH_ROWS):
+            self.insert_rows(log, rows[first:first + FETCH_ROWS])
+        end = rows[-1][0] + len(rows[-1][2]) if rows else start
+        base_seq = FILE_HEADER.unpack_from(data)[2]
+        self._run(MOVE_HEAD, (log, end, rows[-1][1] if rows else base_seq))
+        self._head = Head(log, end, rows[-1][1] if rows else base_seq)
+        if snapshot is not None:
+            with open(source / snapshot, "rb") as handle:
+                part = 0
+                while chunk := handle.read(SNAPSHOT_PART):
+                    self._run("INSERT INTO deltadb_snapshots (name, part, data) "
+                              "VALUES (%s, %s, %s)", (snapshot, part, chunk))
+                    part += 1
+        anchor = source / ANCHOR_NAME
+        if anchor.exists():
+            self._run(PUT_META, ("anchor", anchor.read_bytes()))
 
     def sizes(self) -> dict[str, int]:
         rows = self._run(

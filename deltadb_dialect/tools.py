@@ -229,7 +229,7 @@ def source_from_args(args: argparse.Namespace, *, prefix: str = "") -> MasterKey
                                key_file=getattr(args, f"{prefix}key_file", None))
 
 
-def _add_key_options(parser: argparse.ArgumentParser) -> None:
+def add_key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", help=f"master key file (default: ${keys.MASTER_KEY_ENV})")
     parser.add_argument("--passphrase", action="store_true",
                         help="prompt for the store's passphrase")
@@ -243,13 +243,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ):
         parser = sub.add_parser(name, help=text)
         parser.add_argument("path", help=LOCATION_HELP)
-        _add_key_options(parser)
+        add_key_options(parser)
         parser.set_defaults(handler=handler)
 
     rotate = sub.add_parser("rotate-key", help="re-wrap the store under a new master key")
     rotate.add_argument("path", nargs="?", default=os.environ.get("DELTADB_STORE"),
                         help="the store directory (default: $DELTADB_STORE)")
-    _add_key_options(rotate)
+    add_key_options(rotate)
     rotate.add_argument("--new-key-file", help="the new master key (made with keygen)")
     rotate.add_argument("--new-passphrase", action="store_true", help="prompt for a new passphrase")
     rotate.set_defaults(handler=_cmd_rotate)
@@ -257,13 +257,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     backup_parser = sub.add_parser("backup", help="consistent encrypted copy while writes go on")
     backup_parser.add_argument("path")
     backup_parser.add_argument("destination")
-    _add_key_options(backup_parser)
+    add_key_options(backup_parser)
     backup_parser.set_defaults(handler=_cmd_backup)
 
     restore_parser = sub.add_parser("restore", help="verify a backup and copy it into place")
     restore_parser.add_argument("backup")
     restore_parser.add_argument("destination")
-    _add_key_options(restore_parser)
+    add_key_options(restore_parser)
     restore_parser.set_defaults(handler=_cmd_restore)
 
 

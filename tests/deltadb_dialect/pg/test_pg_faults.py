@@ -54,7 +54,8 @@ def test_an_unreachable_server_is_one_sentence(master_key, tmp_path) -> None:
 def test_a_wrong_password_is_one_sentence(master_key, tmp_path, pg_url) -> None:
     wrong = pg_url.replace(PASSWORD, "not-the-password")
     message = _open_error(_url(tmp_path / "a", wrong))
-    assert message.startswith("PostgreSQL at openchat@127.0.0.1:") and "refused the password" in message
+    assert message.startswith("PostgreSQL at openchat@127.0.0.1:")
+    assert "refused the password" in message
     assert "not-the-password" not in message
 
 
