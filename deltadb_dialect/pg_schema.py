@@ -37,7 +37,10 @@ DDL = (
     "INSERT INTO deltadb_head VALUES (1, '', 0, 0) ON CONFLICT (id) DO NOTHING",
 )
 
-CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it is unreachable
+CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it is unreachable
+# A cut-off link: sent data unacknowledged this long ends the connection (both ends), so a
+# host that lost its link fails its requests in bounded time and frees the head row.
+TCP_USER_TIMEOUT_MS = 5000
 
 
 class StorageUnavailableError(StoreError):
@@ -62,14 +65,20 @@ def connect(url: str, *, timeout: float) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
                                application_name="deltadb", keepalives=1, keepalives_idle=5,
-                               keepalives_interval=2, keepalives_count=3, tcp_user_timeout=10000)
+                               keepalives_interval=2, keepalives_count=3,
+                               tcp_user_timeout=TCP_USER_TIMEOUT_MS)
     except psycopg.OperationalError as exc:
         raise connect_error(url, exc) from None
     # Bounded waits: for the head row (other hosts' transactions), and for any statement (a
-    # server that stopped answering); both surface as clean errors the caller may retry.
-    conn.execute(f"SET lock_timeout = {int(timeout * 1000) or 1}")
-    conn.execute(f"SET statement_timeout = {int(max(timeout, 30) * 2000)}")
-    conn.execute("SET idle_in_transaction_session_timeout = '10min'")
+    # server that stopped answering); both surface as clean errors the caller may retry. A
+    # transaction idle in PostgreSQL for longer than others wait for the head row is ended
+    # by the server (its host is stuck or cut off): the head row is free again.
+    wait_ms = int(timeout * 1000) or 1
+    conn.execute(f"SET lock_timeout = {wait_ms}")
+    conn.execute(f"SET statement_timeout = {max(wait_ms, 30_000) * 2}")
+    conn.execute(f"SET idle_in_transaction_session_timeout = {max(wait_ms, 1000)}")
+    conn.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
+                 f"SET tcp_keepalives_count = 3; SET tcp_user_timeout = {TCP_USER_TIMEOUT_MS}")
     return conn
 
 
