@@ -9,6 +9,8 @@ PostgreSQL can see is the number, sizes and timing of commits.
 ``deltadb_head`` is the store's head: which log is current, where its next record goes
 and the last committed sequence number. Every transaction of every host locks that one
 row (``SELECT ... FOR UPDATE``), so writers on all hosts are serialized by PostgreSQL.
+``deltadb_flush`` holds counters only: a commit's durability is waited for by updating one
+of them after the commit (see ``PgStorage.commit_records``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from psycopg import errors as pgerrors
 
 from deltadb_dialect.errors import CorruptStoreError, LockTimeoutError, StoreError
 
-TABLES = ("deltadb_meta", "deltadb_head", "deltadb_logs", "deltadb_records", "deltadb_snapshots")
+TABLES = ("deltadb_meta", "deltadb_head", "deltadb_logs", "deltadb_records", "deltadb_snapshots",
+          "deltadb_flush")
+FLUSH_SLOTS = 64
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS deltadb_meta (name text PRIMARY KEY, data bytea NOT NULL)",
@@ -35,6 +39,9 @@ DDL = (
     "data bytea NOT NULL, created timestamptz NOT NULL DEFAULT now(), "
     "PRIMARY KEY (name, part))",
     "INSERT INTO deltadb_head VALUES (1, '', 0, 0) ON CONFLICT (id) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS deltadb_flush (slot integer PRIMARY KEY, n bigint NOT NULL)",
+    f"INSERT INTO deltadb_flush SELECT slot, 0 FROM generate_series(0, {FLUSH_SLOTS - 1}) slot "
+    "ON CONFLICT (slot) DO NOTHING",
 )
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it is unreachable

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import struct
 import threading
 import zlib
@@ -57,6 +58,9 @@ HEAD_SQL = ("SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_recor
 INSERT_RECORD = ("INSERT INTO deltadb_records (log, off, seq, digest, data) "
                  "VALUES (%s, %s, %s, %s, %s)")
 MOVE_HEAD = "UPDATE deltadb_head SET log = %s, log_end = %s, seq = %s WHERE id = 1"
+# One of FLUSH_SLOTS rows (a slot per process, chosen at random): a tiny synchronous write
+# whose commit waits for the WAL flush that makes the commit before it durable.
+FLUSH_SQL = "UPDATE deltadb_flush SET n = n + 1 WHERE slot = %s"
 PUT_META = ("INSERT INTO deltadb_meta (name, data) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data")
 
@@ -93,6 +97,7 @@ class PgStorage:
         self._head: Head | None = None  # as locked by the open (or last) transaction
         self._seen_head: Head | None = None  # the head this process's view is at
         self._seen_fd = -1
+        self._flush_slot = secrets.randbelow(pg_schema.FLUSH_SLOTS)
         self.divergence: str | None = None  # why the host's replica must be rebuilt
 
     # --- the connection -----------------------------------------------------------------
@@ -210,7 +215,16 @@ class PgStorage:
 
     def commit_records(self, log: str, at: int, rows: list[tuple[int, int, bytes]], *,
                        end: int, seq: int, anchor: bytes) -> None:
-        """The commit point: the records, the head and the anchor, committed together."""
+        """The commit point: the records, the head and the anchor, committed together.
+
+        The transaction commits without waiting for its WAL to reach the disk
+        (``synchronous_commit`` off for it alone), so the head row is free for the next
+        host at once; the flush row update that follows in the same round trip is an
+        ordinary synchronous commit, which returns only once the WAL up to it, this
+        commit's included, is on disk. PostgreSQL flushes the waiting sessions' WAL
+        together: durable commits of several hosts share their fsyncs, as group commit
+        does on one host.
+        """
         head = self._head
         if not self._in_txn or head is None or (head.log, head.end) != (log, at):
             raise StoreError("a commit was attempted without holding the store's head")
@@ -219,6 +233,7 @@ class PgStorage:
             conn = self._connection()
             try:
                 with conn.pipeline():
+                    conn.execute("SET LOCAL synchronous_commit = off")
                     with conn.cursor() as cur:
                         cur.executemany(INSERT_RECORD, [
                             (log, off, rseq, digest, data)
@@ -226,9 +241,13 @@ class PgStorage:
                     conn.execute(MOVE_HEAD, (log, end, seq))
                     conn.execute(PUT_META, ("anchor", anchor))
                     conn.execute("COMMIT")
+                    flushed = conn.execute(FLUSH_SQL, (self._flush_slot,))
             except psycopg.Error as exc:
                 raise self._failed(exc) from None
             self._in_txn = self._dirty = False
+            if flushed.rowcount != 1:
+                raise CorruptStoreError(f"the PostgreSQL database at {self.where} lacks the "
+                                        "store's flush rows")
         self._head = self._seen_head = Head(log, end, seq)
         METRICS["pg_commits"] += 1
         self.saw(seq, digests[-1])
