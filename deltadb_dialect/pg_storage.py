@@ -151,7 +151,10 @@ class PgStorage:
 
     def begin(self) -> bool:
         """Open the PostgreSQL transaction holding the head row (one round trip); True when
-        the head moved since this process's view was last current."""
+        the head moved since this process's view was last current. A transaction left open
+        by a batch of reads (see ``pg_lock.py``) still holds the head row: nothing moved."""
+        if self._in_txn and not self._dirty:
+            return False
         seen_seq, seen_digest = self._read_seen()
         with self._conn_lock:
             conn = self._connection()
@@ -178,6 +181,10 @@ class PgStorage:
             self._write_seen(0, bytes(32))
             METRICS["pg_rebuilds_for_lost_history"] += 1
         return head != self._seen_head
+
+    def read_only(self) -> bool:
+        """Whether the open PostgreSQL transaction has changed nothing."""
+        return self._in_txn and not self._dirty
 
     def take_divergence(self) -> str | None:
         reason, self.divergence = self.divergence, None

@@ -191,3 +191,43 @@ def test_plaintext_never_reaches_postgresql(master_key, tmp_path, pg_url,
         assert needle not in dump
         for path in files:
             assert needle.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_threads_reading_in_batches_and_another_host_lose_no_update(master_key, tmp_path,
+                                                                    pg_url) -> None:
+    """Threads of one process: runs of reads share one head check (a batch), writes between
+    them; another host increments meanwhile. Every increment counts, every read is current."""
+    import threading
+
+    engine = create_engine(_url(tmp_path / "a", pg_url), pool_size=8)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INT)"))
+        conn.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_INCREMENT),
+                              _url(tmp_path / "b", pg_url), "60"])
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                for _ in range(3):
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT n FROM counter")).scalar()
+                with engine.begin() as conn:
+                    value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
+                    conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"),
+                                 {"n": value + 1})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert other.wait(timeout=300) == 0
+    assert not failures, failures[0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar() == 6 * 15 + 60
+    engine.dispose()
