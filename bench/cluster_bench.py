@@ -139,11 +139,11 @@ _COMMITTER = """
     engine = create_engine(sys.argv[1])
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, v TEXT)"))
-    start = float(sys.argv[2])
-    while time.time() < start:
-        time.sleep(0.01)
+    print("READY", flush=True)
+    sys.stdin.readline()  # every writer has opened the store: go
+    end = time.time() + float(sys.argv[2])
     done = 0
-    while time.time() < start + float(sys.argv[3]):
+    while time.time() < end:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO c (v) VALUES ('x')"))
         done += 1
@@ -158,15 +158,19 @@ def commit_ceiling(cluster: PostgresCluster, workdir: Path, seconds: float,
                          dbname="postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {database}")
     pg = f"postgresql://{USER}@127.0.0.1:{cluster.port}/{database}"
-    setup = subprocess.run([sys.executable, "-c", textwrap.dedent(_COMMITTER),
-                            f"deltadb:///{workdir / database / 'setup'}?storage={pg}", "0", "0"],
-                           env=os.environ, check=True, capture_output=True)
-    assert setup.returncode == 0
-    start = time.time() + 5  # every writer opened before the clock starts
+    subprocess.run([sys.executable, "-c", textwrap.dedent(_COMMITTER),
+                    f"deltadb:///{workdir / database / 'setup'}?storage={pg}", "0"],
+                   input="go\n", env=os.environ, check=True, capture_output=True, text=True)
     children = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_COMMITTER),
                                   f"deltadb:///{workdir / database / f'w{i}'}?storage={pg}",
-                                  str(start), str(seconds)], env=os.environ,
+                                  str(seconds)], env=os.environ, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True) for i in range(writers)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "READY"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
     total = sum(int(child.communicate(timeout=seconds + 120)[0].split()[-1])
                 for child in children)
     return total / seconds
