@@ -159,9 +159,10 @@ class PgStorage:
         with self._conn_lock:
             conn = self._connection()
             try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    cur = conn.execute(HEAD_SQL, (seen_seq,))
+                # One simple-protocol query for both statements (an integer inlined): the
+                # cheapest round trip psycopg makes, in CPU as in time.
+                cur = conn.execute(f"BEGIN; {HEAD_SQL % int(seen_seq)}".encode())
+                cur.nextset()
                 row = cur.fetchone()
             except psycopg.Error as exc:
                 if self._conn is not None and not self._conn.broken:
