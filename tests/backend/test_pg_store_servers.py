@@ -139,3 +139,16 @@ def test_three_servers_share_one_store_and_postgresql_sees_only_ciphertext(
     assert _words_in(data_files(), canaries) == set()
     assert _words_in(data_files(), tables) <= before
 
+
+
+@pytest.mark.slow
+def test_an_unreachable_storage_stops_the_server_with_one_sentence(tmp_path: Path) -> None:
+    pg = f"postgresql://openchat:secret-pw@127.0.0.1:{free_port()}/openchat"
+    env = {**_env(tmp_path / "host", pg), "LOG_LEVEL": "INFO"}
+    done = subprocess.run([sys.executable, "-m", "uvicorn", "backend.main:app", "--port",
+                           str(free_port())], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "cannot reach PostgreSQL at openchat@127.0.0.1:" in output
+    assert "Traceback" not in output and "secret-pw" not in output
