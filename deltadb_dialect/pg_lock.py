@@ -71,6 +71,12 @@ class PgLock(StoreLock):
             raise
         return fresh or moved
 
+    def would_wait(self) -> bool:
+        """Always: every transaction begins with a round trip to PostgreSQL (so callers that
+        run short work on an event loop when the store is free hand it to a thread instead,
+        and a server cut off from PostgreSQL never stalls its loop)."""
+        return True
+
     def abort(self) -> None:
         try:
             self._storage.end(commit=False)
