@@ -14,7 +14,7 @@ DATA_DIR ?= $(CURDIR)/data
 KEY_FILE ?= $(CURDIR)/.secrets/deltadb-master.key
 DATABASE_URL ?= deltadb:///$(DATA_DIR)/openchat?key_file=$(KEY_FILE)
 
-.PHONY: run test test-container venv dev-deps system-tools postgresql smoke-runtime lint bench screenshots clean help
+.PHONY: run test compliance-pg test-container venv dev-deps system-tools postgresql smoke-runtime lint bench screenshots clean help
 
 help:
 	@echo "make run   - set up and serve Open Chat on http://$(HOST):$(PORT)"
@@ -96,6 +96,11 @@ test: $(VENV)/.dev-stamp system-tools postgresql
 	OPENCHAT_TEST_DB=sqlite $(PY) -m pytest -q tests/backend/api
 	OPENCHAT_TEST_DB=postgresql $(PY) -m pytest -q tests/backend/api
 	$(PY) -m pytest tests/deltadb_dialect/compliance
+	$(MAKE) --no-print-directory compliance-pg
+
+# The same compliance suites on a store kept in PostgreSQL (a throwaway cluster for the run).
+compliance-pg: $(VENV)/.dev-stamp postgresql
+	$(PY) -m pytest -q tests/deltadb_dialect/compliance --db deltadb_pg
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check .

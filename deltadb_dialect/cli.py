@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_store_commands(sub: argparse._SubParsersAction) -> None:
-    from deltadb_dialect import tools
+    from deltadb_dialect import migrate, tools
 
     tools.add_commands(sub)
+    migrate.add_command(sub)
 
 
 def _add_server_commands(sub: argparse._SubParsersAction) -> None:

@@ -204,6 +204,7 @@ def connect(
     checkpoint_bytes: int = 64 * 1024 * 1024,
     replica_cache_mb: float = DEFAULT_CACHE_MB,
     create: bool = True,
+    storage: str | None = None,
     **_ignored: Any,
 ) -> Connection:
     """Open (creating if needed) the store at ``database`` and return a connection."""
@@ -211,7 +212,7 @@ def connect(
         source = resolve_source(passphrase=passphrase, key_file=key_file)
         options = StoreOptions(timeout=timeout, checkpoint_bytes=checkpoint_bytes, create=create,
                                cache_size=cache_size, cache_ttl=cache_ttl,
-                               replica_cache_mb=replica_cache_mb)
+                               replica_cache_mb=replica_cache_mb, storage=storage)
         store = connect_store(database, source, options)
     except (store_errors.StoreError, apsw.Error) as exc:
         raise translate(exc) from exc

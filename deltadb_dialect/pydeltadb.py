@@ -33,13 +33,15 @@ _OPTIONS: dict[str, type] = {
     "checkpoint_mb": float,
     "replica_cache_mb": float,
     "create": bool,
+    "storage": str,
 }
 
 URL_FORMS = (
     "Valid DeltaDB URL forms are:\n"
     " deltadb:///relative/path/to/store\n"
     " deltadb:////absolute/path/to/store?key_file=/path/to/master.key\n"
-    " deltadb://:passphrase@/relative/path/to/store"
+    " deltadb://:passphrase@/relative/path/to/store\n"
+    " deltadb:////host/replica/directory?storage=postgresql://user@host:5432/database"
 )
 
 

@@ -10,7 +10,7 @@ from deltadb_dialect import checkpoint, lock, replay
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.errors import WrongKeyError
 from deltadb_dialect.keys import MasterKeySource, MasterWrap
-from deltadb_dialect.layout import StoreLayout, unb64
+from deltadb_dialect.layout import unb64
 from deltadb_dialect.store import METRICS, Store, StoreOptions
 
 _registry: dict[str, Store] = {}
@@ -26,7 +26,7 @@ def connect_store(path: str, source: MasterKeySource, options: StoreOptions) -> 
             _registry[real] = store
         elif not secrets.compare_digest(store.key_fingerprint, source.fingerprint()):
             # Same process, same store, another key: check it properly instead of trusting it.
-            _check_key_only(real, source)
+            _check_key_only(store, source)
         store.refcount += 1
         return store
 
@@ -66,8 +66,9 @@ def store_metrics() -> dict[str, int]:
     return metrics
 
 
-def _check_key_only(path: str, source: MasterKeySource) -> None:
-    body, _ = StoreLayout(path).read_header_json()
+def _check_key_only(store: Store, source: MasterKeySource) -> None:
+    path = store.location
+    body, _ = store.storage.read_header()
     master = keymod.master_key_for(source, body.get("kdf"))
     if MasterWrap(master, bytes.fromhex(body["store_id"])).unwrap_store_key(
         unb64(body["store_key"])

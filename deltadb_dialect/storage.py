@@ -101,6 +101,8 @@ class Storage(Protocol):
 
     def sizes(self) -> dict[str, int]: ...
 
+    def take_divergence(self) -> str | None: ...
+
     def close(self) -> None: ...
 
 
@@ -232,14 +234,50 @@ class DirectoryStorage:
     def sizes(self) -> dict[str, int]:
         return {p.name: p.stat().st_size for p in self.location.iterdir() if p.is_file()}
 
+    def take_divergence(self) -> str | None:
+        """Why the replica holds commits the storage no longer has (a directory's replica
+        is checked against its log at open instead)."""
+        return None
+
     def close(self) -> None:
         self._close_anchor()
         if self._lock is not None:
             self._lock.close()
 
 
-def open_storage(path: str | os.PathLike[str], *, timeout: float) -> DirectoryStorage:
-    """The storage a store's location names (today: always a directory)."""
-    if not str(path):
+def split_location(path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """A location is a directory, or ``DIRECTORY?storage=URL`` (a host's replica directory
+    and the database server that holds the store)."""
+    text = os.fspath(path)
+    directory, marker, url = text.partition("?storage=")
+    return (directory, url or None) if marker else (text, None)
+
+
+def describe_location(path: str | os.PathLike[str]) -> str:
+    """A location for messages: the storage URL's password left out."""
+    directory, url = split_location(path)
+    if not url:
+        return directory
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    return f"{directory}?storage={url}"
+
+
+def open_storage(path: str | os.PathLike[str], *, timeout: float, storage: str | None = None,
+                 create: bool = True) -> Storage:
+    """The storage a store's location names: a directory, or PostgreSQL (``storage``)."""
+    directory, named = split_location(path)
+    url = storage or named
+    if not directory:
         raise CorruptStoreError("a store location is required")
-    return DirectoryStorage(path, timeout=timeout)
+    if url:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(f"unknown storage {url.split(':', 1)[0]!r}: a storage URL "
+                             "starts with postgresql://")
+        from deltadb_dialect.pg_storage import PgStorage  # psycopg only when it is used
+
+        return PgStorage(directory, url, timeout=timeout, create=create)
+    return DirectoryStorage(directory, timeout=timeout)

@@ -81,6 +81,7 @@ class StoreOptions:
     cache_ttl: float = 300.0
     replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
     pack_in_process: bool = True  # background checkpoints pack in a child process
+    storage: str | None = None  # a database server's URL (postgresql://...); None: a directory
 
 
 METRICS: dict[str, int] = {
@@ -140,6 +141,7 @@ class Store:
         self._needs_reopen = False  # forked: open the replica file afresh
         self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
+        self._rebuild_reason: str | None = None  # why, when not a page that failed
         self._checkpoint_thread: threading.Thread | None = None
         self._checkpoint_retry_at = 0  # after a failed checkpoint: the log offset to retry at
         self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
@@ -193,7 +195,8 @@ class Store:
     def open(cls, path: str | os.PathLike[str], source: MasterKeySource,
              options: StoreOptions | None = None) -> Store:
         options = options or StoreOptions()
-        store = cls(open_storage(path, timeout=options.timeout), options)
+        store = cls(open_storage(path, timeout=options.timeout, storage=options.storage,
+                                 create=options.create), options)
         try:
             store._open(source)
         except BaseException:
@@ -205,7 +208,7 @@ class Store:
     def inspect(cls, path: str | os.PathLike[str], source: MasterKeySource) -> Store:
         """The store's header and keys only: no replica, no lock (for checking its files one
         by one, as ``verify`` does, when a full open may fail). Close it after use."""
-        store = cls(open_storage(path, timeout=0), StoreOptions(create=False))
+        store = cls(open_storage(path, timeout=0, create=False), StoreOptions(create=False))
         try:
             if not store.storage.exists():
                 raise CorruptStoreError(f"{path} is not a DeltaDB store")
@@ -229,7 +232,11 @@ class Store:
             if not storage.exists():
                 self._initialize(source)
             self.unlock_keys(source)
-            self._open_replica()
+            lost = storage.take_divergence()
+            if lost is not None:
+                self._rebuild(lost)
+            else:
+                self._open_replica()
             self._require_anchor().check(self.seq)
             self._drop_torn_tail(full=True)
             self._remove_orphans()
@@ -524,6 +531,9 @@ class Store:
             raise StoreError(self._sync.failure)
         lock = self.lock
         fresh = lock.acquire(self.options.timeout if timeout is None else timeout)
+        lost = self.storage.take_divergence() if fresh else None
+        if lost is not None:
+            self._needs_rebuild, self._rebuild_reason = True, lost
         try:
             if fresh or self._needs_rebuild or self._needs_realign or self._needs_reopen:
                 self._catch_up()
@@ -560,7 +570,8 @@ class Store:
         try:
             if self._needs_rebuild:
                 self._reload_header()
-                self._rebuild("a page of it failed to authenticate")
+                reason, self._rebuild_reason = self._rebuild_reason, None
+                self._rebuild(reason or "a page of it failed to authenticate")
             elif self._needs_reopen or self._replica_files.pointer_id() != self._replica_id:
                 self._open_replica()  # forked, or another process rebuilt it
             else:

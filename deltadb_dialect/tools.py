@@ -25,7 +25,7 @@ from deltadb_dialect.keys import MasterKeySource
 from deltadb_dialect.layout import HEADER_NAME
 from deltadb_dialect.log import CATALOG, RESET, decode_entries, entity_aad
 from deltadb_dialect.replica import quote
-from deltadb_dialect.storage import open_storage
+from deltadb_dialect.storage import describe_location, open_storage
 from deltadb_dialect.store import Store, StoreOptions
 
 
@@ -41,8 +41,14 @@ class VerifyReport:
 
 
 def open_existing(path: str | os.PathLike[str], source: MasterKeySource) -> Store:
-    if not open_storage(path, timeout=0).exists():
-        raise CorruptStoreError(f"{path} is not a DeltaDB store (no store.hdr)")
+    """An existing store: a directory, or ``DIRECTORY?storage=postgresql://...``."""
+    storage = open_storage(path, timeout=0, create=False)
+    try:
+        if not storage.exists():
+            raise CorruptStoreError(f"{describe_location(path)} is not a DeltaDB store "
+                                    "(no store.hdr)")
+    finally:
+        storage.close()
     return Store.open(path, source, StoreOptions(create=False))
 
 
@@ -59,7 +65,7 @@ def verify(path: str | os.PathLike[str], source: MasterKeySource) -> VerifyRepor
             _count_rows(store, report)
         finally:
             store.close()
-    _walk_files(Path(path), source, report)
+    _walk_files(path, source, report)
     return report
 
 
@@ -76,7 +82,8 @@ def _count_rows(store: Store, report: VerifyReport) -> None:
                 report.problems.append(str(exc))
 
 
-def _walk_files(root: Path, source: MasterKeySource, report: VerifyReport) -> None:
+def _walk_files(root: str | os.PathLike[str], source: MasterKeySource,
+                report: VerifyReport) -> None:
     """Check each record and entity on its own, so one bad one does not hide the others."""
     try:
         store = Store.inspect(root, source)
@@ -213,6 +220,9 @@ def _fsync_tree(directory: Path) -> None:
 
 # --- command line ------------------------------------------------------------------------
 
+LOCATION_HELP = ("the store directory, or a host's replica directory and the store's "
+                 "database: DIRECTORY?storage=postgresql://USER@HOST:PORT/DATABASE")
+
 def source_from_args(args: argparse.Namespace, *, prefix: str = "") -> MasterKeySource:
     passphrase = None
     if getattr(args, f"{prefix}passphrase", False):
@@ -221,7 +231,7 @@ def source_from_args(args: argparse.Namespace, *, prefix: str = "") -> MasterKey
                                key_file=getattr(args, f"{prefix}key_file", None))
 
 
-def _add_key_options(parser: argparse.ArgumentParser) -> None:
+def add_key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", help=f"master key file (default: ${keys.MASTER_KEY_ENV})")
     parser.add_argument("--passphrase", action="store_true",
                         help="prompt for the store's passphrase")
@@ -234,14 +244,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ("checkpoint", _cmd_checkpoint, "pack the log into a new snapshot"),
     ):
         parser = sub.add_parser(name, help=text)
-        parser.add_argument("path", help="the store directory")
-        _add_key_options(parser)
+        parser.add_argument("path", help=LOCATION_HELP)
+        add_key_options(parser)
         parser.set_defaults(handler=handler)
 
     rotate = sub.add_parser("rotate-key", help="re-wrap the store under a new master key")
     rotate.add_argument("path", nargs="?", default=os.environ.get("DELTADB_STORE"),
                         help="the store directory (default: $DELTADB_STORE)")
-    _add_key_options(rotate)
+    add_key_options(rotate)
     rotate.add_argument("--new-key-file", help="the new master key (made with keygen)")
     rotate.add_argument("--new-passphrase", action="store_true", help="prompt for a new passphrase")
     rotate.set_defaults(handler=_cmd_rotate)
@@ -249,13 +259,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     backup_parser = sub.add_parser("backup", help="consistent encrypted copy while writes go on")
     backup_parser.add_argument("path")
     backup_parser.add_argument("destination")
-    _add_key_options(backup_parser)
+    add_key_options(backup_parser)
     backup_parser.set_defaults(handler=_cmd_backup)
 
     restore_parser = sub.add_parser("restore", help="verify a backup and copy it into place")
     restore_parser.add_argument("backup")
     restore_parser.add_argument("destination")
-    _add_key_options(restore_parser)
+    add_key_options(restore_parser)
     restore_parser.set_defaults(handler=_cmd_restore)
 
 

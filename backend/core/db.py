@@ -64,7 +64,11 @@ SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)
 # every few statements, and each transaction takes many times its CPU cost. One at a time
 # keeps each transaction as short as its work; the others wait their turn on the event loop.
 # Servers with concurrent transactions (PostgreSQL, SQLite in WAL) keep anyio's pool.
-database_threads = CapacityLimiter(1 if engine.dialect.name == "deltadb" else 40)
+# A store kept in PostgreSQL (``?storage=``) is the exception: there a transaction's thread
+# waits for the network (without the GIL), and threads waiting their turn let the store run
+# their reads in one PostgreSQL transaction (deltadb_dialect/pg_lock.py).
+_LOCAL_STORE = engine.dialect.name == "deltadb" and "storage" not in engine.url.query
+database_threads = CapacityLimiter(1 if _LOCAL_STORE else 40)
 
 
 async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:

@@ -134,6 +134,11 @@ def _store_problem(error: BaseException, *, url: URL) -> str | None:
     exists = store.is_dir() and any(store.iterdir())
     if isinstance(error, store_errors.KeyMissingError | store_errors.WrongKeyError):
         return _key_problem(error, url=url, store=store, exists=exists)
+    if url.query.get("storage") and isinstance(error, store_errors.StoreError) and (
+        "PostgreSQL" in str(error)
+    ):
+        # The store's own sentence: which server, what is wrong, what to do (no password).
+        return f"The store's database cannot be used: {error}."
     if isinstance(error, store_errors.LockTimeoutError):
         return (
             f"The store at {store} is held by another process that did not let go in time: "

@@ -6,6 +6,7 @@ directory, see ``tests/deltadb_dialect/conftest.py``)::
 
     .venv/bin/python -m pytest tests/deltadb_dialect/compliance
     .venv/bin/python -m pytest tests/deltadb_dialect/compliance --db sqlite   # stock SQLite
+    .venv/bin/python -m pytest tests/deltadb_dialect/compliance --db deltadb_pg  # on PostgreSQL
 
 Configuration lives here rather than in a root ``setup.cfg``: the plugin reads
 ``[sqla_testing]`` and ``[db]`` from the rootdir, and this conftest fills in
@@ -19,6 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from typing import Any
 
 import pytest
 
@@ -35,7 +37,7 @@ from sqlalchemy.testing.plugin.pytestplugin import (  # noqa: E402
 
 import deltadb_dialect  # noqa: E402,F401  (registers the deltadb dialect)
 
-_state: dict[str, str] = {}
+_state: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,10 +49,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # Throwaway stores, throwaway key: never the developer's own key.
     os.environ["DELTADB_MASTER_KEY"] = secrets.token_hex(32)
     _sqla_pytest_configure(config)
-    _fill_sqla_testing_config(plugin_base.file_config, work)
+    storage = _start_postgresql() if "deltadb_pg" in (config.getoption("db") or []) else ""
+    _fill_sqla_testing_config(plugin_base.file_config, work, storage)
 
 
-def _fill_sqla_testing_config(file_config, work: str) -> None:
+def _start_postgresql() -> str:
+    """``--db deltadb_pg``: the store kept in a throwaway PostgreSQL cluster (its replica in
+    the run's directory), stopped at the end of the run."""
+    from tests.pg_cluster import DATABASE, USER, PostgresCluster
+
+    cluster = PostgresCluster().start()
+    _state["cluster"] = cluster
+    return f"postgresql://{USER}@127.0.0.1:{cluster.port}/{DATABASE}"
+
+
+def _fill_sqla_testing_config(file_config, work: str, storage: str = "") -> None:
     wanted = {
         "sqla_testing": {
             "requirement_cls": "deltadb_dialect.requirements:Requirements",
@@ -60,6 +73,7 @@ def _fill_sqla_testing_config(file_config, work: str) -> None:
             "default": f"deltadb:///{os.path.join(work, 'store')}",
             "deltadb": f"deltadb:///{os.path.join(work, 'store')}",
             "sqlite": "sqlite:///compliance.db",
+            "deltadb_pg": f"deltadb:///{os.path.join(work, 'replica')}?storage={storage}",
         },
     }
     for section, options in wanted.items():
@@ -72,6 +86,9 @@ def _fill_sqla_testing_config(file_config, work: str) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _sqla_pytest_unconfigure(config)
+    cluster = _state.pop("cluster", None)
+    if cluster is not None:
+        cluster.stop()
     if "work" in _state:
         os.chdir(_state["cwd"])
         shutil.rmtree(_state["work"], ignore_errors=True)

@@ -1,0 +1,233 @@
+"""The store on PostgreSQL: several hosts (replica directories) and processes on one store."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.deltadb_dialect.pg.conftest import PasswordCluster
+
+HERE = Path(__file__).parent
+
+
+def _url(replica: Path, pg_url: str, options: str = "") -> str:
+    return f"deltadb:///{replica}?storage={pg_url}" + (f"&{options}" if options else "")
+
+
+def _run_python(code: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=120, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_new_host_builds_its_replica_from_postgresql_alone(master_key, tmp_path,
+                                                             pg_url) -> None:
+    engine = create_engine(_url(tmp_path / "a", pg_url, "checkpoint_mb=0.01"))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE n (id INTEGER PRIMARY KEY, v TEXT)"))
+    for i in range(200):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO n (v) VALUES (:v)"), {"v": f"value {i}" * 5})
+    engine.dispose()
+    with psycopg.connect(pg_url) as pg:
+        snapshots = pg.execute("SELECT count(DISTINCT name) FROM deltadb_snapshots").fetchone()
+        logs = pg.execute("SELECT count(*) FROM deltadb_logs").fetchone()
+    assert snapshots == (1,) and logs == (1,)  # checkpointed; the old log and snapshot gone
+    other = create_engine(_url(tmp_path / "b", pg_url))
+    with other.connect() as conn:
+        assert conn.execute(text("SELECT count(*), max(id) FROM n")).one() == (200, 200)
+    other.dispose()
+
+
+_WRITE_THEN_READ = """
+    import sys
+    from sqlalchemy import create_engine, text
+    engine = create_engine(sys.argv[1])
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (v) VALUES ('b')"))
+    with engine.connect() as conn:
+        print(conn.execute(text("SELECT group_concat(v, '') FROM (SELECT v FROM t ORDER BY id)"))
+              .scalar())
+"""
+
+
+def test_a_commit_on_one_host_is_seen_by_the_next_transaction_on_another(
+        master_key, tmp_path, pg_url) -> None:
+    host_a = create_engine(_url(tmp_path / "a", pg_url))
+    with host_a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 'a')"))
+    for i in range(1, 5):
+        # host B (another replica directory, another process) sees A's last commit ...
+        assert _run_python(_WRITE_THEN_READ, _url(tmp_path / "b", pg_url)).strip() == "ab" * i
+        # ... and A's next transaction (its engine kept open, its replica current until B
+        # wrote) sees B's
+        with host_a.begin() as conn:
+            assert conn.execute(text("SELECT v FROM t ORDER BY id DESC LIMIT 1")).scalar() == "b"
+            conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+    host_a.dispose()
+
+
+_INCREMENT = """
+    import sys
+    from sqlalchemy import create_engine, text
+    engine = create_engine(sys.argv[1])
+    for _ in range(int(sys.argv[2])):
+        with engine.begin() as conn:
+            value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
+            conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": value + 1})
+"""
+
+
+@pytest.mark.slow
+def test_writers_on_several_hosts_lose_no_update(master_key, tmp_path, pg_url) -> None:
+    engine = create_engine(_url(tmp_path / "a", pg_url))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INT)"))
+        conn.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    engine.dispose()
+    hosts = ["a", "a", "b", "c"]  # two processes share host a's replica
+    workers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_INCREMENT),
+                                 _url(tmp_path / host, pg_url), "100"]) for host in hosts]
+    assert [w.wait(timeout=300) for w in workers] == [0] * len(hosts)
+    engine = create_engine(_url(tmp_path / "d", pg_url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar() == 400
+    engine.dispose()
+
+
+def _writer(url: str, first: int, *, retry: bool = False) -> subprocess.Popen[str]:
+    child = subprocess.Popen([sys.executable, str(HERE / "pg_writer.py"), url, str(first)]
+                             + (["retry"] if retry else []),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=os.environ)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "READY", child.stderr.read() if child.stderr else ""
+    return child
+
+
+def _lines(child: subprocess.Popen[str]) -> list[str]:
+    out, _ = child.communicate(timeout=60)
+    return out.split()
+
+
+def _acked(lines: list[str]) -> list[int]:
+    return [int(lines[i + 1]) for i, word in enumerate(lines) if word == "ACK"]
+
+
+def _check_whole(url: str, acknowledged: list[int]) -> int:
+    """Every acknowledged batch is there with all its rows, and no batch is partial."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        batches = dict(conn.execute(text("SELECT id, size FROM batches")).all())
+        counts = dict(conn.execute(text("SELECT batch, count(*) FROM items GROUP BY batch")).all())
+    engine.dispose()
+    assert set(acknowledged) <= set(batches)
+    assert all(counts.get(batch) == size for batch, size in batches.items())
+    return max(batches, default=0)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_commit_loses_nothing_acknowledged_and_others_go_on(
+        master_key, tmp_path, pg_url) -> None:
+    options = "checkpoint_mb=0.25"  # checkpoints (snapshot uploads) under the kills too
+    steady = _writer(_url(tmp_path / "steady", pg_url, options), 1_000_000)
+    victim_url = _url(tmp_path / "victim", pg_url, options)
+    acknowledged: list[int] = []
+    next_batch = 1
+    for _ in range(6):
+        child = _writer(victim_url, next_batch)
+        time.sleep(random.uniform(0.3, 1.2))
+        child.send_signal(signal.SIGKILL)
+        acknowledged += _acked(_lines(child))
+        next_batch = _check_whole(_url(tmp_path / "check", pg_url), acknowledged) + 1
+        next_batch = max(next_batch, max(acknowledged, default=0) + 1)
+        if next_batch >= 1_000_000:
+            next_batch = max(acknowledged, default=0) + 1
+    steady.send_signal(signal.SIGTERM)
+    steady_acked = _acked(_lines(steady))
+    assert len(steady_acked) > 20  # the other host went on committing throughout
+    assert len(acknowledged) > 10
+    _check_whole(_url(tmp_path / "victim", pg_url), acknowledged + steady_acked)
+
+
+def _canaries() -> dict[str, str]:
+    return {"table": "canarytablezq", "column": "canarycolumnzq", "text": "canary-text-qq7",
+            "email": "canary.person@example.org"}
+
+
+def test_plaintext_never_reaches_postgresql(master_key, tmp_path, pg_url,
+                                            pg_cluster: PasswordCluster) -> None:
+    canary = _canaries()
+    engine = create_engine(_url(tmp_path / "a", pg_url, "checkpoint_mb=0.01"))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {canary['table']} (id INTEGER PRIMARY KEY, "
+                          f"{canary['column']} TEXT, email TEXT)"))
+    for i in range(60):  # enough for a checkpoint: the snapshot is scanned too
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO {canary['table']} VALUES (:i, :t, :e)"),
+                         {"i": i, "t": f"{canary['text']} {i}", "e": canary["email"]})
+    engine.dispose()
+    database = pg_url.rsplit("/", 1)[1]
+    with pg_cluster.admin(database) as admin:
+        admin.execute("CHECKPOINT")  # everything into the data files
+    dump = pg_cluster.run_tool("pg_dump", "-h", str(pg_cluster.root), "-p", str(pg_cluster.port),
+                               "-U", "openchat", database).stdout
+    assert "deltadb_records" in dump and len(dump) > 10_000
+    files = [p for p in pg_cluster.data.rglob("*") if p.is_file()]
+    files += [p for p in (tmp_path / "a").rglob("*") if p.is_file()]
+    for needle in canary.values():
+        assert needle not in dump
+        for path in files:
+            assert needle.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_threads_reading_in_batches_and_another_host_lose_no_update(master_key, tmp_path,
+                                                                    pg_url) -> None:
+    """Threads of one process: runs of reads share one head check (a batch), writes between
+    them; another host increments meanwhile. Every increment counts, every read is current."""
+    import threading
+
+    engine = create_engine(_url(tmp_path / "a", pg_url), pool_size=8)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INT)"))
+        conn.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_INCREMENT),
+                              _url(tmp_path / "b", pg_url), "60"])
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                for _ in range(3):
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT n FROM counter")).scalar()
+                with engine.begin() as conn:
+                    value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
+                    conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"),
+                                 {"n": value + 1})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert other.wait(timeout=300) == 0
+    assert not failures, failures[0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar() == 6 * 15 + 60
+    engine.dispose()
