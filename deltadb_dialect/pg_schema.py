@@ -40,9 +40,12 @@ DDL = (
     "PRIMARY KEY (name, part))",
     "INSERT INTO deltadb_head VALUES (1, '', 0, 0) ON CONFLICT (id) DO NOTHING",
     "CREATE TABLE IF NOT EXISTS deltadb_flush (slot integer PRIMARY KEY, n bigint NOT NULL)",
-    f"INSERT INTO deltadb_flush SELECT slot, 0 FROM generate_series(0, {FLUSH_SLOTS - 1}) slot "
+    f"INSERT INTO deltadb_flush SELECT slot, 0 FROM generate_series(0, {FLUSH_SLOTS - 1}) slot "  # noqa: S608 - a constant
     "ON CONFLICT (slot) DO NOTHING",
 )
+
+# The advisory lock that serializes creating the store's tables (an arbitrary constant).
+CREATE_LOCK_ID = 0x64656C7461  # "delta"
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it is unreachable
 # A cut-off link: sent data unacknowledged this long ends the connection (both ends), so a
@@ -118,6 +121,10 @@ def missing_tables(conn: psycopg.Connection[Any]) -> list[str]:
 def create_tables(conn: psycopg.Connection[Any], url: str) -> None:
     try:
         with conn.transaction():
+            # App servers starting together on an empty database all create the tables:
+            # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator (both pass
+            # the check, one fails on the catalog's unique index), so creators take turns.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK_ID,))
             for statement in DDL:
                 conn.execute(statement)
     except pgerrors.InsufficientPrivilege:

@@ -486,8 +486,9 @@ class PgStorage:
         self._changing()
         self._run("DELETE FROM deltadb_records WHERE log <> ALL(%s)", (names,))
         self._run("DELETE FROM deltadb_logs WHERE name <> ALL(%s)", (names,))
-        self._run("DELETE FROM deltadb_snapshots WHERE name <> ALL(%s) "
-                  f"AND created < now() - interval '{LEFTOVER_AGE}'", (names,))
+        old_enough = f"created < now() - interval '{LEFTOVER_AGE}'"  # a constant
+        self._run(f"DELETE FROM deltadb_snapshots WHERE name <> ALL(%s) AND {old_enough}",  # noqa: S608
+                  (names,))
         for path in self.location.glob("pgcache-*"):
             if path.name.removeprefix("pgcache-") not in live:
                 path.unlink(missing_ok=True)

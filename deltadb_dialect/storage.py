@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from deltadb_dialect.errors import CorruptStoreError, StorageFullError
+from deltadb_dialect.errors import CorruptStoreError, StorageFullError, StoreError
 from deltadb_dialect.keys import Keyring
 from deltadb_dialect.layout import Header, StoreLayout, new_file_name
 from deltadb_dialect.lock import StoreLock
