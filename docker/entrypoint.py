@@ -26,6 +26,8 @@ SECRET_SETTINGS = {
     "ADMIN_PASSWORD": None,
     "OPENAI_API_KEY": None,
     "DELTADB_ADMIN_KEY": None,
+    # The password of a PostgreSQL-backed store (libpq reads PGPASSWORD itself).
+    "PGPASSWORD": "/run/secrets/postgres_password",
 }
 KEYGEN_HINT = (
     "make one with `docker run --rm IMAGE deltadb keygen > deltadb_master_key` and mount it "
@@ -180,7 +182,9 @@ def migrate(environ: Environ) -> None:
         return
     if environ.get("OPENCHAT_DEBUG") == "1":
         sys.stderr.write(done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # SQLAlchemy ends its errors with a pointer to its docs; the reason is the line before.
+    lines = [line for line in done.stderr.splitlines()
+             if line.strip() and not line.startswith("(Background on this error")]
     reason = lines[-1] if lines else f"exit status {done.returncode}"
     raise Refusal(f"Migrations failed: {reason} (OPENCHAT_DEBUG=1 shows all).")
 

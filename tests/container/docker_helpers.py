@@ -83,9 +83,11 @@ def make_secret_files(directory: Path) -> dict[str, Path]:
     image's user and mode 0400, as an operator would prepare Docker secrets."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {"deltadb_master_key": directory / "deltadb_master_key",
-             "openchat_secret_key": directory / "openchat_secret_key"}
+             "openchat_secret_key": directory / "openchat_secret_key",
+             "postgres_password": directory / "postgres_password"}
     files["deltadb_master_key"].write_text(docker("run", "--rm", IMAGE, "deltadb", "keygen").stdout)
     files["openchat_secret_key"].write_text(secrets.token_urlsafe(32) + "\n")
+    files["postgres_password"].write_text(secrets.token_hex(24) + "\n")
     for path in files.values():
         os.chown(path, IMAGE_UID, IMAGE_UID)
         path.chmod(0o400)
