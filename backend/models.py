@@ -406,3 +406,39 @@ class AnswerGeneration(Base):
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SearchTerm(Base):
+    """One word of one message, for search: a per-user inverted index kept on write.
+
+    `term` is a lower-cased word of the message (at most 64 characters), `occurrences` how
+    often it occurs there and `words` the message's length in words (for ranking). Each row
+    is an entity of the store like any other, sealed on its own: it holds nothing the message
+    row it points at does not already hold.
+    """
+
+    __tablename__ = "search_terms"
+    # A query reads words by prefix within one user's rows, (user, term) ranges, from the
+    # index alone: it holds every column a query needs (no table row is read per hit).
+    __table_args__ = (
+        Index(
+            "ix_search_terms_lookup",
+            "user_id",
+            "term",
+            "message_id",
+            "conversation_id",
+            "occurrences",
+            "words",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    # The message's conversation (a message never moves), so archived chats can be left out.
+    conversation_id: Mapped[int] = mapped_column(Integer)
+    term: Mapped[str] = mapped_column(String(64))
+    occurrences: Mapped[int] = mapped_column(Integer)
+    words: Mapped[int] = mapped_column(Integer)

@@ -1,7 +1,8 @@
 """Search latency at 100,000 messages: `services.search.search` on a throw-away store.
 
 Builds a store (deltadb by default) with one user owning N messages (default 100,000) in
-conversations of 50 messages, plus a second user's messages that must never be returned,
+conversations of 50 messages, plus a second user's messages that must never be returned, each
+message with its search index rows (as the chat writes them),
 then times a mix of queries (rare word, common word, two words, a phrase, a miss) the way
 `GET /api/search` runs them (one short session each). Prints p50/p95 per query kind and overall.
 
@@ -87,8 +88,32 @@ def _populate(*, messages: int, others: int, seed: int) -> int:
                     for index in batch
                 ]
                 session.execute(insert(Message), rows)
+                _index(session, user_id=user_id, conversation_ids=list(conversations.values()))
                 session.commit()
     return owner_ids[0]
+
+
+def _index(session, *, user_id: int, conversation_ids: list[int]) -> None:  # noqa: ANN001
+    """What storing each message through the chat does: its words into the search index."""
+    from sqlalchemy import insert, select
+
+    from backend.models import Message, SearchTerm
+    from backend.services.search_index import index_rows
+
+    stored = session.execute(
+        select(Message.id, Message.conversation_id, Message.content).where(
+            Message.conversation_id.in_(conversation_ids)
+        )
+    )
+    rows = [
+        row
+        for m in stored
+        for row in index_rows(
+            user_id=user_id, message_id=m.id, conversation_id=m.conversation_id, content=m.content
+        )
+    ]
+    for start in range(0, len(rows), 20_000):
+        session.execute(insert(SearchTerm), rows[start : start + 20_000])
 
 
 def _percentile(values: list[float], fraction: float) -> float:

@@ -22,7 +22,7 @@ from backend.schemas import (
     MessagesPublic,
     ResponsePublic,
 )
-from backend.services import model_access, usage, user_settings
+from backend.services import model_access, search_index, usage, user_settings
 from backend.services.conversations import (
     Owner,
     delete_messages,
@@ -169,7 +169,14 @@ def start_turn(
         "position": history[-1].position + 1 if history else 0,
         "created_at": now,
     }
-    connection.execute(_INSERT_MESSAGE, question)
+    question_id = connection.execute(_INSERT_MESSAGE, question).scalar_one()
+    search_index.index_message(
+        connection=connection,
+        user_id=conversation.user_id,
+        conversation_id=conversation.id,
+        message_id=question_id,
+        content=content,
+    )
     # The title comes with the question, so a chat whose first answer is stopped or fails is
     # still named after what was asked (a title set meanwhile is kept by the COALESCE).
     title = conversation.title or derive_title(content)
@@ -249,6 +256,13 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         _INSERT_ANSWER, {**message, "in_conversation": turn.conversation_id}
     ).one()
     message_id, message["position"] = inserted.id, inserted.position
+    search_index.index_message(
+        connection=connection,
+        user_id=turn.owner_id,
+        conversation_id=turn.conversation_id,
+        message_id=message_id,
+        content=completion.content,
+    )
     response = {
         "model_used": completion.model,
         "tokens_prompt": completion.tokens_prompt,

@@ -1,12 +1,28 @@
-"""Whole words and word prefixes: what a search term matches in a text.
+"""Whole words and word prefixes: how texts are cut into words and what a term matches.
 
 A term matches where a word starts with it: "42" finds "42" and "420" but not "142", and
-"tom" finds "Tomato" but not "custom". Case folding is Python's (Unicode). The SQL side only
-narrows the rows with a substring `LIKE`; these patterns decide.
+"tom" finds "Tomato" but not "custom". A word is a run of letters, digits and "_" (Python's
+Unicode `\\w`), compared lower-cased; the search index stores these words and the snippets
+highlight with the same patterns, so what is found and what is marked agree.
 """
 
 import re
+from collections import Counter
 from functools import lru_cache
+
+MAX_TERM = 64  # longer words are indexed (and looked up) by their first 64 characters
+_WORD = re.compile(r"\w+")
+
+
+def split(text: str) -> list[str]:
+    """The words of a text, lower-cased, each cut to MAX_TERM characters."""
+    return [w[:MAX_TERM] for w in _WORD.findall(text.lower())]
+
+
+def term_counts(text: str) -> tuple[Counter[str], int]:
+    """How often each word occurs in the text, and how many words it has."""
+    found = split(text)
+    return Counter(found), len(found)
 
 
 def _alternative(term: str) -> str:
