@@ -183,6 +183,9 @@ class Conversation(Base):
     # Built-in tools offered to the model; with approval on, each proposed call waits for the user.
     tools_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     tool_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The owner's folder holding the chat, if any (no foreign key: the column is added in
+    # place, and deleting a folder moves its chats out in the same transaction).
+    folder_id: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship(back_populates="conversations")
     messages: Mapped[list["Message"]] = relationship(
@@ -442,3 +445,16 @@ class SearchTerm(Base):
     term: Mapped[str] = mapped_column(String(64))
     occurrences: Mapped[int] = mapped_column(Integer)
     words: Mapped[int] = mapped_column(Integer)
+
+
+class Folder(Base):
+    """A user's folder of chats (a chat is in at most one); names are unique per user."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1221,7 +1221,7 @@ async function main() {
     },
     actions: showChatActions,
   });
-  await Promise.all([loadModels(), sidebar.load()]);
+  await Promise.all([loadModels(), sidebar.load(), sidebar.loadFolders()]);
   const id = new URLSearchParams(window.location.search).get('c');
   if (id) {
     await openConversation(id);

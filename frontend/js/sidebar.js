@@ -16,6 +16,8 @@ const el = {
   archived: $('#toggle-archived'),
   newChat: $('#new-chat'),
   openSidebar: $('#open-sidebar'),
+  folder: $('#folder-filter'),
+  manageFolders: $('#manage-folders'),
 };
 
 const state = {
@@ -24,6 +26,8 @@ const state = {
   loading: false,
   showArchived: false,
   query: '',
+  folder: '', // the folder whose chats are listed ('' for all chats)
+  folders: [], // the user's folders: {id, name, chats}
   activeId: null,
   token: 0,
   rows: [], // [{key, kind: 'group' | 'chat', label?, c?}] in display order
@@ -79,6 +83,7 @@ export async function load({ more = false } = {}) {
     const { items, total } = await api.listConversations({
       q: state.query.trim() || undefined,
       archived: state.showArchived,
+      folder: state.folder || undefined,
       limit: PAGE,
       offset: more ? state.conversations.length : 0,
     });
@@ -100,7 +105,7 @@ export async function load({ more = false } = {}) {
 }
 
 function unfiltered() {
-  return !state.showArchived && !state.query.trim();
+  return !state.showArchived && !state.query.trim() && !state.folder;
 }
 
 // A conversation created or changed elsewhere on the page (a new chat, its title): added to
@@ -180,6 +185,8 @@ function rowAt(y) {
 
 function emptyText() {
   if (state.query.trim()) return 'No chats match your search.';
+  if (state.folder && state.showArchived) return 'No archived chats in this folder.';
+  if (state.folder) return 'No chats in this folder yet. Move one here from its menu (Move to folder).';
   if (state.showArchived) return 'No archived chats.';
   return 'No chats yet. Start one with New chat.';
 }
@@ -376,6 +383,7 @@ function openMenu(button, c) {
     item('Rename', 'edit', () => startRename(c)),
     state.showArchived ? null : item(c.pinned ? 'Unpin' : 'Pin', 'pin', () => patch(c, { pinned: !c.pinned })),
     item(c.archived ? 'Unarchive' : 'Archive', 'archive', () => patch(c, { archived: !c.archived })),
+    item('Move to folder', 'folder', () => moveDialog(c)),
     item('Snapshots and tools', 'camera', () => {
       closeMenu(false);
       hooks.actions(c);
@@ -520,6 +528,175 @@ el.archived.addEventListener('click', () => {
   el.archived.setAttribute('aria-label', label);
   el.archived.title = label;
   load();
+});
+
+/* ---------- folders ---------- */
+
+function folderLabel(f) {
+  return `${f.name} (${f.chats})`;
+}
+
+function fillFolderFilter() {
+  if (state.folder && !state.folders.some((f) => f.id === state.folder)) {
+    state.folder = ''; // deleted meanwhile
+    load();
+  }
+  el.folder.replaceChildren(
+    h('option', { value: '' }, 'All chats'),
+    ...state.folders.map((f) => h('option', { value: f.id }, folderLabel(f))),
+  );
+  el.folder.value = state.folder;
+}
+
+export async function loadFolders() {
+  try {
+    state.folders = await api.listFolders();
+  } catch (e) {
+    toast(e.message, 'error', 5000);
+    return;
+  }
+  fillFolderFilter();
+}
+
+el.folder.addEventListener('change', () => {
+  state.folder = el.folder.value;
+  load();
+});
+
+// A <dialog> with a title, a body and buttons; focus goes back where it was when it closes.
+function openDialog(title, ...content) {
+  const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': 'folder-dlg-title' }, h('h2', { id: 'folder-dlg-title' }, title), ...content);
+  const before = document.activeElement;
+  dlg.addEventListener('close', () => {
+    dlg.remove();
+    if (before instanceof HTMLElement && before.isConnected) before.focus();
+  });
+  document.body.append(dlg);
+  dlg.showModal();
+  return dlg;
+}
+
+function moveDialog(c) {
+  const select = h(
+    'select',
+    { id: 'move-folder' },
+    h('option', { value: '' }, 'No folder'),
+    ...state.folders.map((f) => h('option', { value: f.id }, f.name)),
+  );
+  select.value = state.folder;
+  const fresh = h('input', { type: 'text', id: 'move-new-folder', maxlength: '80', autocomplete: 'off' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const cancel = h('button', { type: 'button', class: 'btn' }, 'Cancel');
+  const move = h('button', { type: 'submit', class: 'btn primary' }, 'Move');
+  const form = h(
+    'form',
+    {},
+    h('div', { class: 'field' }, h('label', { for: 'move-folder' }, 'Folder'), select),
+    h('div', { class: 'field' }, h('label', { for: 'move-new-folder' }, 'Or a new folder named'), fresh),
+    error,
+    h('div', { class: 'dialog-actions' }, cancel, move),
+  );
+  const dlg = openDialog(`Move “${c.title || 'Untitled chat'}”`, form);
+  cancel.addEventListener('click', () => dlg.close());
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    move.disabled = true;
+    try {
+      let target = state.folders.find((f) => f.id === select.value) || null;
+      if (fresh.value.trim()) target = await api.createFolder(fresh.value.trim());
+      await api.moveToFolder(c.id, target ? target.id : null);
+      dlg.close();
+      toast(target ? `Moved to ${target.name}` : 'Taken out of its folder');
+      if (state.folder && state.folder !== (target ? target.id : '')) {
+        state.conversations = state.conversations.filter((x) => x.id !== c.id);
+        state.total = Math.max(0, state.total - 1);
+        render();
+      }
+      await loadFolders();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+      move.disabled = false;
+    }
+  });
+  select.focus();
+}
+
+function folderRow(f, refresh) {
+  const name = h('input', { type: 'text', value: f.name, maxlength: '80', 'aria-label': `Name of the folder ${f.name}` });
+  const rename = h('button', { type: 'button', class: 'btn' }, 'Rename');
+  const remove = h('button', { type: 'button', class: 'btn danger', 'aria-label': `Delete the folder ${f.name}` }, 'Delete');
+  const save = async () => {
+    const wanted = name.value.trim();
+    if (!wanted || wanted === f.name) return;
+    try {
+      await api.renameFolder(f.id, wanted);
+      toast('Folder renamed');
+      await refresh();
+    } catch (err) {
+      toast(err.message, 'error', 5000);
+    }
+  };
+  rename.addEventListener('click', save);
+  name.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      save();
+    }
+  });
+  remove.addEventListener('click', async () => {
+    try {
+      toast(await api.deleteFolder(f.id));
+      await refresh();
+    } catch (err) {
+      toast(err.message, 'error', 5000);
+    }
+  });
+  return h('li', {}, name, rename, remove);
+}
+
+function manageDialog() {
+  const list = h('ul', { class: 'folder-list' });
+  const name = h('input', { type: 'text', id: 'new-folder-name', maxlength: '80', autocomplete: 'off' });
+  const create = h('button', { type: 'submit', class: 'btn primary' }, 'Create');
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const close = h('button', { type: 'button', class: 'btn' }, 'Close');
+  const refresh = async () => {
+    await loadFolders();
+    list.replaceChildren(...state.folders.map((f) => folderRow(f, refresh)));
+    if (!state.folders.length) list.replaceChildren(h('li', { class: 'muted' }, 'No folders yet.'));
+  };
+  const form = h(
+    'form',
+    { class: 'folder-new' },
+    h('label', { for: 'new-folder-name', class: 'visually-hidden' }, 'New folder name'),
+    name,
+    create,
+  );
+  name.placeholder = 'New folder name';
+  const dlg = openDialog('Folders', form, error, list, h('div', { class: 'dialog-actions' }, close));
+  close.addEventListener('click', () => dlg.close());
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.hidden = true;
+    try {
+      const made = await api.createFolder(name.value);
+      name.value = '';
+      toast(`Folder ${made.name} created`);
+      await refresh();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    }
+  });
+  refresh();
+  name.focus();
+}
+
+el.manageFolders.replaceChildren(icon('folder', 18));
+el.manageFolders.addEventListener('click', () => {
+  closeMenu(false);
+  manageDialog();
 });
 
 // open(id), changed(conversation), deleted(id), actions(conversation): what the page does.
