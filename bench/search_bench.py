@@ -3,7 +3,8 @@
 Builds a store (deltadb by default) with one user owning N messages (default 100,000) in
 conversations of 50 messages, plus a second user's messages that must never be returned, each
 message with its search index rows (as the chat writes them),
-then times a mix of queries (rare word, common word, two words, a phrase, a miss) the way
+then times a mix of queries (rare word, common word, two words, a phrase, word prefixes, a
+miss) the way
 `GET /api/search` runs them (one short session each). Prints p50/p95 per query kind and overall.
 
     .venv/bin/python bench/search_bench.py
@@ -35,6 +36,8 @@ QUERIES = {
     "common word": ["water", "people", "garden", "python"],
     "two words": ["garden tomato", "python migration", "water people", "kernel database"],
     "phrase": ["encryption python snapshot", "bicycle recipe garden"],
+    # "wa" stands for several words (was, way, water): the slower path, scored over each.
+    "prefix": ["tom", "encr", "wa"],
     "no match": ["nonexistentword", "qqqzzz"],
 }
 

@@ -21,6 +21,11 @@ depends_on: str | Sequence[str] | None = None
 # this revision was written, so a later change there does not change what it does).
 _WORD = re.compile(r"\w+")
 MAX_TERM, MAX_TERMS_PER_MESSAGE, BATCH = 64, 2000, 500
+K1, B, AVERAGE_WORDS = 1.2, 0.75, 60.0
+
+
+def _weight(occurrences: int, length: int) -> float:
+    return occurrences * (K1 + 1) / (occurrences + K1 * (1 - B + B * length / AVERAGE_WORDS))
 
 
 def _rows(
@@ -35,6 +40,7 @@ def _rows(
             "term": term,
             "occurrences": n,
             "words": len(found),
+            "weight": _weight(n, len(found)),
         }
         for term, n in Counter(found).most_common(MAX_TERMS_PER_MESSAGE)
     ]
@@ -50,6 +56,7 @@ def upgrade() -> None:
         sa.Column("term", sa.String(length=64), nullable=False),
         sa.Column("occurrences", sa.Integer(), nullable=False),
         sa.Column("words", sa.Integer(), nullable=False),
+        sa.Column("weight", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],
@@ -68,9 +75,14 @@ def upgrade() -> None:
         op.f("ix_search_terms_message_id"), "search_terms", ["message_id"], unique=False
     )
     op.create_index(
-        "ix_search_terms_lookup",
+        "ix_search_terms_by_weight",
         "search_terms",
-        ["user_id", "term", "message_id", "conversation_id", "occurrences", "words"],
+        ["user_id", "term", "weight", "message_id", "conversation_id"],
+    )
+    op.create_index(
+        "ix_search_terms_by_message",
+        "search_terms",
+        ["user_id", "term", "message_id", "weight", "conversation_id"],
     )
     # Messages stored before this revision are indexed now, a batch at a time.
     connection = op.get_bind()
@@ -93,6 +105,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_search_terms_lookup", table_name="search_terms")
+    op.drop_index("ix_search_terms_by_message", table_name="search_terms")
+    op.drop_index("ix_search_terms_by_weight", table_name="search_terms")
     op.drop_index(op.f("ix_search_terms_message_id"), table_name="search_terms")
     op.drop_table("search_terms")

@@ -16,7 +16,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Float, and_, cast, func, literal, select, union_all
+from sqlalchemy import and_, func, intersect, select, union_all
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message, SearchTerm
@@ -27,7 +27,8 @@ from backend.services.errors import BadRequest
 MAX_TERMS = 8
 SNIPPET_CHARS = 160
 TITLE_BOOST = 3.0
-K1, B, AVERAGE_WORDS = 1.2, 0.75, 60.0
+OWNED_TTL_S = 60.0
+_OWNED: dict[int, tuple[float, int]] = {}  # user id -> (when counted, messages)
 
 
 def query_terms(q: str) -> list[str]:
@@ -63,64 +64,141 @@ def _term_range(term: str, *, like: bool):  # noqa: ANN202 - a SQL expression
     return column.startswith(term, autoescape=True)
 
 
-def _idf(*, session: Session, user_id: int, terms: list[str], like: bool) -> list[float]:
+def _owned_messages(session: Session, user_id: int) -> int:
+    """How many messages the user has (BM25's N), counted at most once a minute per user:
+    it only weighs the query's words against each other, so a recent count is enough."""
+    now = time.monotonic()
+    cached = _OWNED.get(user_id)
+    if cached is None or now - cached[0] > OWNED_TTL_S:
+        owned = select(func.count(Message.id)).join(Conversation)
+        cached = (now, session.scalar(owned.where(Conversation.user_id == user_id)) or 0)
+        _OWNED[user_id] = cached
+    return cached[1]
+
+
+def _in_range(*, user_id: int, term: str, like: bool, archived: Any):  # noqa: ANN202
     index = SearchTerm.__table__
-    owned = select(func.count(Message.id)).join(Conversation).where(Conversation.user_id == user_id)
-    total = session.scalar(owned) or 0
-    weights = []
-    for term in terms:
-        found = (
-            session.scalar(
-                select(func.count()).where(index.c.user_id == user_id, _term_range(term, like=like))
-            )
-            or 0
-        )
-        weights.append(math.log(1 + (total - found + 0.5) / (found + 0.5)))
-    return weights
+    where = [index.c.user_id == user_id, _term_range(term, like=like)]
+    if archived is not None:
+        where.append(index.c.conversation_id.not_in(archived))
+    return and_(*where)
 
 
-def _ranked_messages(  # noqa: ANN202 - a SQL statement
+def _ranked_messages(
     *, session: Session, user_id: int, terms: list[str], include_archived: bool, top: int
-):
-    """The `top` message ids holding every term, best first, with their BM25 score and the
-    number of matching messages; read from the index alone."""
+) -> tuple[list[Any], int]:
+    """The `top` message ids holding every term, best first, with their BM25 score, and the
+    number of messages holding every term; read from the index alone."""
     index = SearchTerm.__table__
     like = session.get_bind().dialect.name != "postgresql"
-    weights = _idf(session=session, user_id=user_id, terms=terms, like=like)
-    archived = select(Conversation.id).where(
-        Conversation.user_id == user_id, Conversation.archived.is_(True)
-    )
+    archived = None
+    if not include_archived:
+        archived = select(Conversation.id).where(
+            Conversation.user_id == user_id, Conversation.archived.is_(True)
+        )
+    ranges = [_in_range(user_id=user_id, term=t, like=like, archived=archived) for t in terms]
+    stats = [
+        session.execute(
+            select(func.count(), func.min(index.c.term), func.max(index.c.term)).where(r)
+        ).one()
+        for r in ranges
+    ]
+    if not all(found for found, _, _ in stats):  # a word nobody wrote: nothing to rank
+        return [], 0
+    total = _owned_messages(session, user_id)
+    weights = [math.log(1 + (total - found + 0.5) / (found + 0.5)) for found, _, _ in stats]
+    if all(first == last for _, first, last in stats):  # each term is one word of the index
+        return _rank_words(
+            session=session,
+            user_id=user_id,
+            found=[
+                (found, word, weight)
+                for (found, word, _), weight in zip(stats, weights, strict=True)
+            ],
+            archived=archived,
+            top=top,
+        )
+    return _rank_prefixes(session=session, ranges=ranges, weights=weights, top=top)
+
+
+def _rank_words(
+    *, session: Session, user_id: int, found: list[tuple[int, str, float]], archived: Any, top: int
+) -> tuple[list[Any], int]:
+    """Whole words: the rarest one's messages, each looked up in the other words' ranges
+    (by message id); a single word's best messages come in weight order from its index."""
+    index = SearchTerm.__table__
+    found = sorted(found)  # the rarest word first: it drives the lookups
+    first = index.alias("first")
+    where = [first.c.user_id == user_id, first.c.term == found[0][1]]
+    if archived is not None:
+        where.append(first.c.conversation_id.not_in(archived))
+    if len(found) == 1:
+        ranked = session.execute(
+            select(first.c.message_id, (first.c.weight * found[0][2]).label("score"))
+            .where(*where)
+            .order_by(first.c.weight.desc(), first.c.message_id.desc())
+            .limit(top)
+        ).all()
+        count = (
+            found[0][0] if archived is None else session.scalar(select(func.count()).where(*where))
+        )
+        return ranked, count or 0
+    score = first.c.weight * found[0][2]
+    statement = select(first.c.message_id).where(*where)
+    for position, (_, word, weight) in enumerate(found[1:]):
+        other = index.alias(f"other{position}")
+        statement = statement.join(
+            other,
+            and_(
+                other.c.user_id == user_id,
+                other.c.term == word,
+                other.c.message_id == first.c.message_id,
+            ),
+        )
+        score = score + other.c.weight * weight
+    rows = session.execute(
+        statement.add_columns(score.label("score"), func.count().over().label("total"))
+        .order_by(score.desc(), first.c.message_id.desc())
+        .limit(top)
+    ).all()
+    return rows, rows[0].total if rows else 0
+
+
+def _rank_prefixes(
+    *, session: Session, ranges: list[Any], weights: list[float], top: int
+) -> tuple[list[Any], int]:
+    """Prefixes that stand for several words ("tom": tom, tomato, tomatoes): the messages
+    holding every term, scored over all the words each term stands for."""
+    index = SearchTerm.__table__
+    matching = (
+        intersect(*[select(index.c.message_id).where(r) for r in ranges])
+        if len(ranges) > 1
+        else select(index.c.message_id).where(ranges[0]).distinct()
+    ).cte("matching")
     parts = []
-    for i, (term, weight) in enumerate(zip(terms, weights, strict=True)):
-        part = select(
-            index.c.message_id,
-            literal(i).label("i"),
-            (literal(weight) * index.c.occurrences).label("weighted"),
-            index.c.occurrences,
-            index.c.words,
-        ).where(index.c.user_id == user_id, _term_range(term, like=like))
-        if not include_archived:
-            part = part.where(index.c.conversation_id.not_in(archived))
+    for where, weight in zip(ranges, weights, strict=True):
+        part = select(index.c.message_id, (index.c.weight * weight).label("score")).where(where)
+        if len(ranges) > 1:
+            part = part.where(index.c.message_id.in_(select(matching.c.message_id)))
         parts.append(part)
     hits = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    norm = K1 * (1 - B + B * cast(hits.c.words, Float) / AVERAGE_WORDS)
-    score = func.sum(hits.c.weighted * (K1 + 1) / (hits.c.occurrences + norm)).label("score")
+    score = func.sum(hits.c.score).label("score")
     statement = (
-        select(hits.c.message_id, score, func.count().over().label("total"))
+        select(hits.c.message_id, score)
         .group_by(hits.c.message_id)
         .order_by(score.desc(), hits.c.message_id.desc())
         .limit(top)
     )
-    if len(terms) > 1:
-        statement = statement.having(func.count(func.distinct(hits.c.i)) == len(terms))
-    return session.execute(statement).all()
+    ranked = session.execute(statement).all()
+    count = session.scalar(select(func.count()).select_from(matching)) or 0
+    return ranked, count
 
 
 def _message_hits(
     *, session: Session, user_id: int, terms: list[str], include_archived: bool, top: int
 ) -> tuple[list[tuple], int]:
     """[(message, conversation uuid, title, archived, score)] best first, and how many match."""
-    ranked = _ranked_messages(
+    ranked, count = _ranked_messages(
         session=session,
         user_id=user_id,
         terms=terms,
@@ -136,12 +214,7 @@ def _message_hits(
     )
     found = {row[0].id: tuple(row) for row in session.execute(statement)}
     hits = [(*found[r.message_id], r.score) for r in ranked if r.message_id in found]
-    return hits, ranked[0].total
-
-
-def _bm25(occurrences: float, length: int) -> float:
-    norm = K1 * (1 - B + B * length / AVERAGE_WORDS)
-    return occurrences * (K1 + 1) / (occurrences + norm)
+    return hits, count
 
 
 def _title_hits(*, session: Session, user_id: int, terms: list[str], include_archived: bool):  # noqa: ANN202
@@ -151,12 +224,17 @@ def _title_hits(*, session: Session, user_id: int, terms: list[str], include_arc
     ).where(Conversation.user_id == user_id, Conversation.title.is_not(None))
     if not include_archived:
         statement = statement.where(Conversation.archived.is_(False))
+    for term in terms:
+        # A substring LIKE narrows cheaply (its case folding is ASCII only, so other terms
+        # are left to the word test below, which folds Unicode).
+        if term.isascii():
+            statement = statement.where(Conversation.title.icontains(term, autoescape=True))
     found = []
     for row in session.execute(statement):
         title_words = words.split(row.title)
         counted = [sum(w.startswith(t) for w in title_words) for t in terms]
         if all(counted):
-            score = TITLE_BOOST + sum(_bm25(n, len(title_words)) for n in counted)
+            score = TITLE_BOOST + sum(words.weight(n, len(title_words)) for n in counted)
             found.append((row, score))
     return found
 

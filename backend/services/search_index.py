@@ -39,6 +39,7 @@ def index_rows(
             "term": term,
             "occurrences": occurrences,
             "words": length,
+            "weight": words.weight(occurrences, length),
         }
         for term, occurrences in counted.most_common(MAX_TERMS_PER_MESSAGE)
     ]

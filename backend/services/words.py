@@ -11,6 +11,8 @@ from collections import Counter
 from functools import lru_cache
 
 MAX_TERM = 64  # longer words are indexed (and looked up) by their first 64 characters
+# BM25's constants: term-count saturation, length normalisation, a typical message's words.
+K1, B, AVERAGE_WORDS = 1.2, 0.75, 60.0
 _WORD = re.compile(r"\w+")
 
 
@@ -23,6 +25,12 @@ def term_counts(text: str) -> tuple[Counter[str], int]:
     """How often each word occurs in the text, and how many words it has."""
     found = split(text)
     return Counter(found), len(found)
+
+
+def weight(occurrences: int, length: int) -> float:
+    """BM25's term part: more occurrences count for less and less, long texts for less."""
+    norm = K1 * (1 - B + B * length / AVERAGE_WORDS)
+    return occurrences * (K1 + 1) / (occurrences + norm)
 
 
 def _alternative(term: str) -> str:
