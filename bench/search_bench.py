@@ -176,6 +176,64 @@ def main() -> None:
         every += timings
         print(f"{kind:12s} {_figures(timings)}   hits {int(statistics.mean(counts))}")
     print(f"{'all':12s} {_figures(every)}   ({len(every)} queries)")
+    _write_cost(user_id=user_id, rounds=arguments.rounds * 5)
+
+
+def _write_cost(*, user_id: int, rounds: int) -> None:
+    """What the index adds to storing an answer: one transaction per message, with and
+    without its index rows (a 150-word answer has about 80 distinct words)."""
+    from sqlalchemy import insert, select
+
+    from backend.core.db import SessionLocal
+    from backend.models import Conversation, Message, new_uuid, utcnow
+    from backend.services import search_index
+
+    rng = random.Random(7)
+    with SessionLocal() as session:
+        conversation_id = session.scalar(
+            select(Conversation.id).where(Conversation.user_id == user_id).limit(1)
+        )
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    rows_per_message = []
+    for round_ in range(rounds):
+        for indexed in (False, True):
+            text = " ".join(_sentence(rng) for _ in range(10))
+            began = time.perf_counter()
+            with SessionLocal() as session:
+                connection = session.connection()
+                message_id = connection.execute(
+                    insert(Message).returning(Message.id),
+                    {
+                        "uuid": new_uuid(),
+                        "conversation_id": conversation_id,
+                        "role": "assistant",
+                        "content": text,
+                        "position": 1000 + 2 * round_ + indexed,
+                        "created_at": utcnow(),
+                    },
+                ).scalar_one()
+                if indexed:
+                    search_index.index_message(
+                        connection=connection,
+                        user_id=user_id,
+                        conversation_id=conversation_id,
+                        message_id=message_id,
+                        content=text,
+                    )
+                    rows_per_message.append(len(set(words_of(text))))
+                session.commit()
+            timings[indexed].append((time.perf_counter() - began) * 1000)
+    print(
+        f"store an answer: {_figures(timings[False])} without its index rows, "
+        f"{_figures(timings[True])} with them "
+        f"(~{int(statistics.mean(rows_per_message))} rows each, {rounds} answers)"
+    )
+
+
+def words_of(text: str) -> list[str]:
+    from backend.services.words import split
+
+    return split(text)
 
 
 def _figures(timings: list[float]) -> str:

@@ -28,6 +28,7 @@ MAX_TERMS = 8
 SNIPPET_CHARS = 160
 TITLE_BOOST = 3.0
 OWNED_TTL_S = 60.0
+MAX_EXPANSION = 20  # the words a one-term prefix query reads, commonest first
 _OWNED: dict[int, tuple[float, int]] = {}  # user id -> (when counted, messages)
 
 
@@ -97,28 +98,61 @@ def _ranked_messages(
             Conversation.user_id == user_id, Conversation.archived.is_(True)
         )
     ranges = [_in_range(user_id=user_id, term=t, like=like, archived=archived) for t in terms]
-    stats = [
+    # Per term: the words of the index it stands for, commonest first, with their counts.
+    expansions = [
         session.execute(
-            select(func.count(), func.min(index.c.term), func.max(index.c.term)).where(r)
-        ).one()
+            select(index.c.term, func.count().label("found"))
+            .where(r)
+            .group_by(index.c.term)
+            .order_by(func.count().desc(), index.c.term)
+        ).all()
         for r in ranges
     ]
-    if not all(found for found, _, _ in stats):  # a word nobody wrote: nothing to rank
+    if not all(expansions):  # a word nobody wrote: nothing to rank
         return [], 0
     total = _owned_messages(session, user_id)
-    weights = [math.log(1 + (total - found + 0.5) / (found + 0.5)) for found, _, _ in stats]
-    if all(first == last for _, first, last in stats):  # each term is one word of the index
+    found = [sum(row.found for row in words_) for words_ in expansions]
+    weights = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in found]
+    if all(len(words_) == 1 for words_ in expansions):  # each term is one word of the index
         return _rank_words(
             session=session,
             user_id=user_id,
             found=[
-                (found, word, weight)
-                for (found, word, _), weight in zip(stats, weights, strict=True)
+                (words_[0].found, words_[0].term, weight)
+                for words_, weight in zip(expansions, weights, strict=True)
             ],
             archived=archived,
             top=top,
         )
+    if len(terms) == 1:
+        return _rank_prefix(
+            session=session, where=ranges[0], words_=expansions[0], weight=weights[0], top=top
+        )
     return _rank_prefixes(session=session, ranges=ranges, weights=weights, top=top)
+
+
+def _rank_prefix(
+    *, session: Session, where: Any, words_: list[Any], weight: float, top: int
+) -> tuple[list[Any], int]:
+    """One prefix standing for several words ("wa": was, water, way): each word's best
+    messages in weight order (from the index, `top` each), merged; a message holding several
+    of the words adds their weights. Only the commonest MAX_EXPANSION words are read (a
+    one-letter prefix stands for thousands). The count is of (message, word) pairs: an upper
+    bound on the messages, exact unless a message holds several of the words."""
+    index = SearchTerm.__table__
+    scores: dict[int, float] = {}
+    for word in words_[:MAX_EXPANSION]:
+        best = session.execute(
+            select(index.c.message_id, index.c.weight)
+            .where(where, index.c.term == word.term)
+            .order_by(index.c.weight.desc(), index.c.message_id.desc())
+            .limit(top)
+        )
+        for message_id, word_weight in best:
+            scores[message_id] = scores.get(message_id, 0.0) + word_weight * weight
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))[:top]
+    count = sum(word.found for word in words_)
+    return [SimpleNamespace(message_id=m, score=score) for m, score in ranked], count
 
 
 def _rank_words(
