@@ -110,8 +110,9 @@ def _ranked_messages(
     ]
     if not all(expansions):  # a word nobody wrote: nothing to rank
         return [], 0
-    total = _owned_messages(session, user_id)
     found = [sum(row.found for row in words_) for words_ in expansions]
+    # The count may be a minute old: never below what the index just showed.
+    total = max(_owned_messages(session, user_id), *found)
     weights = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in found]
     if all(len(words_) == 1 for words_ in expansions):  # each term is one word of the index
         return _rank_words(
