@@ -297,7 +297,8 @@ def search(
         bonus = 1.0 if len(terms) > 1 and phrase in message.content.lower() else 0.0
         owner = SimpleNamespace(uuid=uuid, title=title, archived=archived)
         found.append((score + bonus, message.created_at.timestamp(), owner, message))
-    found.sort(key=lambda hit: (-hit[0], -hit[1]))
+    # Titles first (a chat named for the words is what people look for), then by score.
+    found.sort(key=lambda hit: (hit[3] is not None, -hit[0], -hit[1]))
     page = [
         _hit(owner, message, score, terms) for score, _, owner, message in found[offset:][:limit]
     ]
