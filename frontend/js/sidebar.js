@@ -222,7 +222,6 @@ function paint() {
   const top = el.list.scrollTop;
   const first = rowAt(Math.max(0, top - OVERSCAN));
   const last = Math.min(rows.length, rowAt(top + el.list.clientHeight + OVERSCAN) + 1);
-  const focusedKey = document.activeElement?.closest?.('.conv-rows > [data-key]')?.dataset.key;
   const wanted = new Map();
   for (let i = first; i < last; i += 1) wanted.set(rows[i].key, i);
   for (const [key, node] of state.rendered) {
@@ -246,10 +245,27 @@ function paint() {
     }
     previous = node;
   }
-  if (focusedKey && !frame.contains(document.activeElement)) {
-    state.rendered.get(focusedKey)?.querySelector('.conv-link')?.focus({ preventScroll: true });
-  }
+  restoreFocus();
   if (tops[rows.length] - (top + el.list.clientHeight) < LOAD_AHEAD) load({ more: true });
+}
+
+// Where the keyboard is in the list ({key, menu}): a row rebuilt or moved while focused gets
+// its focus back, on the same control (a row scrolled out of the page lets it go).
+let focused = null;
+
+el.list.addEventListener('focusin', (e) => {
+  const row = e.target.closest?.('.conv-rows > [data-key]');
+  focused = row ? { key: row.dataset.key, menu: e.target.classList.contains('conv-menu-btn') } : null;
+});
+el.list.addEventListener('focusout', (e) => {
+  if (e.relatedTarget && !el.list.contains(e.relatedTarget)) focused = null; // left the list
+});
+
+function restoreFocus() {
+  if (!focused || el.list.contains(document.activeElement)) return;
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const row = state.rendered.get(focused.key);
+  row?.querySelector(focused.menu ? '.conv-menu-btn' : '.conv-link')?.focus({ preventScroll: true });
 }
 
 function signature(row) {
@@ -306,7 +322,7 @@ function conversationItem(c) {
 }
 
 // Arrow keys, Home and End move between chats; the target row is scrolled into view (and so
-// put in the page) before it is focused. Tab works too: OVERSCAN keeps the next row present.
+// put in the page) before it is focused.
 function chatIndexes() {
   const out = [];
   state.rows.forEach((row, i) => {
@@ -315,7 +331,7 @@ function chatIndexes() {
   return out;
 }
 
-function focusRow(index) {
+function focusRow(index, { menu = false } = {}) {
   const row = state.rows[index];
   const top = state.tops[index];
   const bottom = state.tops[index + 1];
@@ -323,20 +339,39 @@ function focusRow(index) {
   if (top < l.scrollTop) l.scrollTop = top;
   else if (bottom > l.scrollTop + l.clientHeight) l.scrollTop = bottom - l.clientHeight;
   paint();
-  state.rendered.get(row.key)?.querySelector('.conv-link')?.focus();
+  state.rendered.get(row.key)?.querySelector(menu ? '.conv-menu-btn' : '.conv-link')?.focus({ preventScroll: true });
+}
+
+// Tab between rows is done here too (menu button -> next chat, link -> previous chat's menu
+// button): the row is scrolled into view and drawn first, so focus never lands on a row
+// about to leave the page. Tab past the last loaded chat leaves the list as usual.
+function tabKey(e, at, chats) {
+  if (e.altKey || e.ctrlKey || e.metaKey) return false;
+  const onMenu = e.target.classList.contains('conv-menu-btn');
+  const onLink = e.target.classList.contains('conv-link');
+  if (!e.shiftKey && onMenu && at < chats.length - 1) focusRow(chats[at + 1]);
+  else if (e.shiftKey && onLink && at > 0) focusRow(chats[at - 1], { menu: true });
+  else return false;
+  return true;
 }
 
 el.list.addEventListener('keydown', (e) => {
-  const item = e.target.closest?.('.conv-item');
-  if (!item || !e.target.classList.contains('conv-link')) return;
+  const item = e.target.closest?.('.conv-rows > .conv-item');
+  if (!item || !e.target.matches('.conv-link, .conv-menu-btn')) return;
   const chats = chatIndexes();
   const at = chats.indexOf(state.rows.findIndex((r) => r.key === item.dataset.key));
+  if (at < 0) return;
+  if (e.key === 'Tab') {
+    if (tabKey(e, at, chats)) e.preventDefault();
+    return;
+  }
+  if (!e.target.classList.contains('conv-link')) return;
   let next = null;
   if (e.key === 'ArrowDown') next = Math.min(chats.length - 1, at + 1);
   else if (e.key === 'ArrowUp') next = Math.max(0, at - 1);
   else if (e.key === 'Home') next = 0;
   else if (e.key === 'End') next = chats.length - 1;
-  if (next === null || at < 0) return;
+  if (next === null) return;
   e.preventDefault();
   focusRow(chats[next]);
 });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -112,9 +113,11 @@ def test_five_thousand_chats_keep_the_page_small_and_the_end_reachable(
     assert page.locator(f"text=Chat number {CHATS}").count() == 0  # the top left the page
     height = page.locator("#conv-list").evaluate("el => el.scrollHeight")
     assert height > CHATS * 30  # the scrollbar tells how long the list is
-    page.get_by_text("Chat number 1", exact=True).click()
-    expect(page.locator("#chat-title")).to_have_text("Chat number 1")
+    oldest = page.locator(".conv-link").filter(has=page.get_by_text("Chat number 1", exact=True))
+    oldest.click()
+    expect(page).to_have_url(re.compile(r"\?c="))
     expect(page.locator('.conv-link[aria-current="page"]')).to_have_text("Chat number 1")
+    expect(page.locator("#chat-title")).to_have_text("Chat number 1")
 
 
 def test_the_keyboard_walks_the_list_beyond_what_is_drawn(
@@ -133,6 +136,12 @@ def test_the_keyboard_walks_the_list_beyond_what_is_drawn(
         page.keyboard.press("Tab")
         page.keyboard.press("Tab")
     expect(page.locator(".conv-link:focus")).to_have_text(f"Chat number {CHATS - 120}")
+    page.keyboard.press("Shift+Tab")  # back to the previous chat's menu button
+    expect(page.locator(".conv-menu-btn:focus")).to_have_attribute(
+        "aria-describedby", re.compile("^conv-")
+    )
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator(".conv-link:focus")).to_have_text(f"Chat number {CHATS - 119}")
     page.keyboard.press("Home")
     expect(page.locator(".conv-link:focus")).to_have_text(f"Chat number {CHATS}")
     page.keyboard.press("ArrowUp")
