@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -195,6 +196,9 @@ class Conversation(Base):
     # answer is being written). No foreign key: conversations and messages would depend on
     # each other. Null or gone: the newest message (backend/services/message_tree.py).
     current_message_uuid: Mapped[str | None] = mapped_column(String(36))
+    # The owner's folder holding the chat, if any (no foreign key: the column is added in
+    # place, and deleting a folder moves its chats out in the same transaction).
+    folder_id: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship(back_populates="conversations")
     messages: Mapped[list["Message"]] = relationship(
@@ -482,4 +486,63 @@ class SessionContentKey(Base):
     )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     wrapped_key: Mapped[str] = mapped_column(String(128))  # base64
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SearchTerm(Base):
+    """One word of one message, for search: a per-user inverted index kept on write.
+
+    `term` is a lower-cased word of the message (at most 64 characters), `occurrences` how
+    often it occurs there and `words` the message's length in words (for ranking). Each row
+    is an entity of the store like any other, sealed on its own: it holds nothing the message
+    row it points at does not already hold.
+    """
+
+    __tablename__ = "search_terms"
+    # Queries read (user, term) ranges from these indexes alone (no table row per hit): one
+    # in weight order (a word's best messages first, so a common word costs what a page
+    # does), one in message order (to find the messages holding several words).
+    __table_args__ = (
+        Index(
+            "ix_search_terms_by_weight",
+            "user_id",
+            "term",
+            "weight",
+            "message_id",
+            "conversation_id",
+        ),
+        Index(
+            "ix_search_terms_by_message",
+            "user_id",
+            "term",
+            "message_id",
+            "weight",
+            "conversation_id",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    # The message's conversation (a message never moves), so archived chats can be left out.
+    conversation_id: Mapped[int] = mapped_column(Integer)
+    term: Mapped[str] = mapped_column(String(64))
+    occurrences: Mapped[int] = mapped_column(Integer)
+    words: Mapped[int] = mapped_column(Integer)
+    # BM25's term part, from `occurrences` and `words`: saturated, normalised by length.
+    weight: Mapped[float] = mapped_column(Float)
+
+
+class Folder(Base):
+    """A user's folder of chats (a chat is in at most one); names are unique per user."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -743,3 +743,37 @@ class ZeroAccessStatus(BaseModel):
 class ZeroAccessTurnedOn(BaseModel):
     recovery_key: str
     message: str
+
+
+# --- folders of chats -------------------------------------------------------------------
+
+FolderName = Annotated[
+    SafeStr,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(_require_visible_text),
+]
+
+
+class FolderCreate(Strict):
+    name: FolderName
+
+
+class FolderUpdate(Strict):
+    name: FolderName
+
+
+class FolderPublic(Public):
+    uuid: str
+    name: str
+    created_at: datetime
+    chats: int = 0  # how many of the owner's chats it holds (archived ones included)
+
+
+class FoldersPublic(BaseModel):
+    data: list[FolderPublic]
+
+
+class ChatFolder(Strict):
+    """Where a chat goes: a folder's uuid, or null to take it out of its folder."""
+
+    folder: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None

@@ -1,8 +1,10 @@
 """Search latency at 100,000 messages: `services.search.search` on a throw-away store.
 
 Builds a store (deltadb by default) with one user owning N messages (default 100,000) in
-conversations of 50 messages, plus a second user's messages that must never be returned,
-then times a mix of queries (rare word, common word, two words, a phrase, a miss) the way
+conversations of 50 messages, plus a second user's messages that must never be returned, each
+message with its search index rows (as the chat writes them),
+then times a mix of queries (rare word, common word, two words, a phrase, word prefixes, a
+miss) the way
 `GET /api/search` runs them (one short session each). Prints p50/p95 per query kind and overall.
 
     .venv/bin/python bench/search_bench.py
@@ -34,6 +36,8 @@ QUERIES = {
     "common word": ["water", "people", "garden", "python"],
     "two words": ["garden tomato", "python migration", "water people", "kernel database"],
     "phrase": ["encryption python snapshot", "bicycle recipe garden"],
+    # "wa" stands for several words (was, way, water): the slower path, scored over each.
+    "prefix": ["tom", "encr", "wa"],
     "no match": ["nonexistentword", "qqqzzz"],
 }
 
@@ -87,8 +91,32 @@ def _populate(*, messages: int, others: int, seed: int) -> int:
                     for index in batch
                 ]
                 session.execute(insert(Message), rows)
+                _index(session, user_id=user_id, conversation_ids=list(conversations.values()))
                 session.commit()
     return owner_ids[0]
+
+
+def _index(session, *, user_id: int, conversation_ids: list[int]) -> None:  # noqa: ANN001
+    """What storing each message through the chat does: its words into the search index."""
+    from sqlalchemy import insert, select
+
+    from backend.models import Message, SearchTerm
+    from backend.services.search_index import index_rows
+
+    stored = session.execute(
+        select(Message.id, Message.conversation_id, Message.content).where(
+            Message.conversation_id.in_(conversation_ids)
+        )
+    )
+    rows = [
+        row
+        for m in stored
+        for row in index_rows(
+            user_id=user_id, message_id=m.id, conversation_id=m.conversation_id, content=m.content
+        )
+    ]
+    for start in range(0, len(rows), 20_000):
+        session.execute(insert(SearchTerm), rows[start : start + 20_000])
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -148,6 +176,64 @@ def main() -> None:
         every += timings
         print(f"{kind:12s} {_figures(timings)}   hits {int(statistics.mean(counts))}")
     print(f"{'all':12s} {_figures(every)}   ({len(every)} queries)")
+    _write_cost(user_id=user_id, rounds=arguments.rounds * 5)
+
+
+def _write_cost(*, user_id: int, rounds: int) -> None:
+    """What the index adds to storing an answer: one transaction per message, with and
+    without its index rows (a 150-word answer has about 80 distinct words)."""
+    from sqlalchemy import insert, select
+
+    from backend.core.db import SessionLocal
+    from backend.models import Conversation, Message, new_uuid, utcnow
+    from backend.services import search_index
+
+    rng = random.Random(7)
+    with SessionLocal() as session:
+        conversation_id = session.scalar(
+            select(Conversation.id).where(Conversation.user_id == user_id).limit(1)
+        )
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    rows_per_message = []
+    for round_ in range(rounds):
+        for indexed in (False, True):
+            text = " ".join(_sentence(rng) for _ in range(10))
+            began = time.perf_counter()
+            with SessionLocal() as session:
+                connection = session.connection()
+                message_id = connection.execute(
+                    insert(Message).returning(Message.id),
+                    {
+                        "uuid": new_uuid(),
+                        "conversation_id": conversation_id,
+                        "role": "assistant",
+                        "content": text,
+                        "position": 1000 + 2 * round_ + indexed,
+                        "created_at": utcnow(),
+                    },
+                ).scalar_one()
+                if indexed:
+                    search_index.index_message(
+                        connection=connection,
+                        user_id=user_id,
+                        conversation_id=conversation_id,
+                        message_id=message_id,
+                        content=text,
+                    )
+                    rows_per_message.append(len(set(words_of(text))))
+                session.commit()
+            timings[indexed].append((time.perf_counter() - began) * 1000)
+    print(
+        f"store an answer: {_figures(timings[False])} without its index rows, "
+        f"{_figures(timings[True])} with them "
+        f"(~{int(statistics.mean(rows_per_message))} rows each, {rounds} answers)"
+    )
+
+
+def words_of(text: str) -> list[str]:
+    from backend.services.words import split
+
+    return split(text)
 
 
 def _figures(timings: list[float]) -> str:

@@ -8,6 +8,7 @@ from backend.api.routes import (
     auth,
     connections,
     conversations,
+    folders,
     health,
     mcp,
     mcp_oauth,
@@ -34,6 +35,7 @@ api_router.include_router(connections.router)
 api_router.include_router(health.router)
 api_router.include_router(usage.router)
 api_router.include_router(search.router)
+api_router.include_router(folders.router)
 api_router.include_router(tools.router)
 api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)

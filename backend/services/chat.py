@@ -22,7 +22,7 @@ from backend.schemas import (
     MessagesPublic,
     ResponsePublic,
 )
-from backend.services import message_tree, model_access, usage, user_settings
+from backend.services import message_tree, model_access, search_index, usage, user_settings
 from backend.services.conversations import (
     Owner,
     delete_messages,
@@ -163,6 +163,13 @@ def start_turn(
         "created_at": now,
     }
     question_id = _write_message(connection=connection, message=question)
+    search_index.index_message(
+        connection=connection,
+        user_id=conversation.user_id,
+        conversation_id=conversation.id,
+        message_id=question_id,
+        content=content,
+    )
     # The title comes with the question, so a chat whose first answer is stopped or fails is
     # still named after what was asked (a title set meanwhile is kept by the COALESCE).
     title = conversation.title or derive_title(content)
@@ -251,6 +258,13 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         "created_at": now,
     }
     message_id = _write_message(connection=connection, message=message)
+    search_index.index_message(
+        connection=connection,
+        user_id=turn.owner_id,
+        conversation_id=turn.conversation_id,
+        message_id=message_id,
+        content=completion.content,
+    )
     response: dict[str, Any] = {
         "model_used": completion.model,
         "tokens_prompt": completion.tokens_prompt,

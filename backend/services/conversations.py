@@ -84,9 +84,20 @@ def create_conversation(
 
 
 def list_conversations(
-    *, session: Session, user: User, limit: int, offset: int, q: str | None, archived: bool
+    *,
+    session: Session,
+    user: User,
+    limit: int,
+    offset: int,
+    q: str | None,
+    archived: bool,
+    folder: str | None = None,
 ) -> tuple[list[Conversation], int]:
     condition = (Conversation.user_id == user.id) & (Conversation.archived == archived)
+    if folder is not None:  # the caller's own folder, or 404
+        from backend.services.folders import folder_id  # folders builds on this module
+
+        condition &= Conversation.folder_id == folder_id(session=session, user=user, uuid=folder)
     order = (Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id.desc())
     terms = tuple(w.lower() for w in (q or "").split())
     if terms:

@@ -1,60 +1,102 @@
-"""Search for zero-access users: the same matching and ranking as backend/services/search.py,
-run in Python over the caller's own content, opened with their key.
+"""Search for a zero-access user: their own sealed text, opened in this request, searched here.
 
-Sealed text cannot be searched by SQL, and a keyed index of words would still tell whoever
-holds the database which messages share words and how often. So the user's messages and
-titles are read (through the sealed columns, opened in this request only) and matched here,
-with the SQL search's rules as SQLite runs them: a substring test folded to ASCII lower case,
-then every term at a word start, then the same saturated count, length normalisation, phrase
-bonus and title boost. The cost is one read of all the user's messages per search (measured in
-docs/PRIVACY.md); nothing about the words is stored.
+A zero-access user's words are not in the word index (it would hold them readable with the
+master key), so their messages and titles are read, opened with the session's key and matched
+in Python with the index's own rules: the same words (`words.split`), the same prefixes, the
+same BM25 weights and document frequencies, the same order. Results are the ones the index
+gives for the same text; the cost grows with the user's own messages (docs/PRIVACY.md).
 """
 
-import re
+import math
 import time
+from collections import Counter
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.models import Conversation, Message
-from backend.schemas import SearchHit, SearchResults
-from backend.services.search import AVERAGE_LENGTH, K1, TITLE_BOOST, _hit, query_terms, snippet
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _lower(text: str) -> str:
-    return text.translate(_ASCII_LOWER)  # SQLite's lower(): ASCII only
-
-
-def _word_start(term: str) -> re.Pattern[str]:
-    # GLOB 'term*' or '*[^a-z0-9_]term*' on the lower-cased text
-    return re.compile(rf"(?:^|[^a-z0-9_]){re.escape(term)}", re.DOTALL)
+from backend.schemas import SearchResults
+from backend.services import words
+from backend.services.search import (
+    MAX_EXPANSION,
+    _hit,
+    _title_hits,
+    query_terms,
+)
+from backend.services.search_index import MAX_TERMS_PER_MESSAGE
 
 
-def _matches(lowered: str, terms: list[str], starts: list[re.Pattern[str] | None]) -> bool:
-    for term in terms:  # loops, not all(): this runs once per message of the user
-        if term not in lowered:
-            return False
-    for start in starts:  # noqa: SIM110 - the same reason
-        if start is not None and start.search(lowered) is None:
-            return False
-    return True
+@dataclass
+class _Opened:
+    """One message, opened, as the index would hold it."""
+
+    row: Any
+    counts: dict[str, int]  # word -> occurrences (at most MAX_TERMS_PER_MESSAGE words)
+    length: int
 
 
-def _score(text: str, lowered: str, terms: list[str], phrase: str) -> float:
-    norm = K1 * (0.25 + 0.75 * float(len(text)) / AVERAGE_LENGTH)
-    spaced, score = " " + lowered, 0.0
-    for term in terms:
-        after_space = len(spaced) - len(spaced.replace(" " + term, ""))
-        counted = float(after_space) / (len(term) + 1)
-        tf = 1.0 if counted < 1.0 else counted
-        score = score + tf * (K1 + 1) / (tf + norm)
-    if len(terms) > 1:
-        score = score + (1.0 if phrase in lowered else 0.0)
-    return score
+def _opened_messages(*, session: Session, user_id: int) -> list[_Opened]:
+    # A Core statement on the connection: the ORM's result machinery costs more than the rows.
+    rows = session.connection().execute(
+        select(
+            Message.id,
+            Message.uuid,
+            Message.role,
+            Message.content,
+            Message.created_at,
+            Message.conversation_id,
+        )
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.user_id == user_id)
+    )
+    opened = []
+    for row in rows:
+        counted, length = words.term_counts(row.content)
+        kept = dict(counted.most_common(MAX_TERMS_PER_MESSAGE))
+        opened.append(_Opened(row=row, counts=kept, length=length))
+    return opened
+
+
+def _expansion(term: str, messages: list[_Opened]) -> list[tuple[str, int]]:
+    """The words `term` stands for, commonest first, with how many messages hold each."""
+    found: Counter[str] = Counter()
+    for message in messages:
+        found.update(word for word in message.counts if word.startswith(term))
+    return sorted(found.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _ranked(
+    *, terms: list[str], messages: list[_Opened], owned: int
+) -> tuple[list[tuple[_Opened, float]], int]:
+    """The messages holding every term, best first, and how many the index would count."""
+    expansions = [_expansion(term, messages) for term in terms]
+    if not all(expansions):
+        return [], 0
+    found = [sum(count for _, count in words_) for words_ in expansions]
+    total = max(owned, *found)
+    idf = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in found]
+    single_prefix = len(terms) == 1 and len(expansions[0]) > 1
+    allowed = [
+        {word for word, _ in (words_[:MAX_EXPANSION] if single_prefix else words_)}
+        for words_ in expansions
+    ]
+    ranked = []
+    for message in messages:
+        score, holds_all = 0.0, True
+        for wanted, weight in zip(allowed, idf, strict=True):
+            matched = [w for w in message.counts if w in wanted]
+            if not matched:
+                holds_all = False
+                break
+            score += sum(words.weight(message.counts[w], message.length) * weight for w in matched)
+        if holds_all:
+            ranked.append((message, score))
+    ranked.sort(key=lambda hit: (-hit[1], -hit[0].row.id))
+    # One prefix standing for several words is counted in (message, word) pairs, as there.
+    return ranked, found[0] if single_prefix else len(ranked)
 
 
 def search(
@@ -62,71 +104,41 @@ def search(
 ) -> SearchResults:
     started, terms = time.perf_counter(), query_terms(q)
     phrase = " ".join(terms)
-    starts = [_word_start(term) if term[:1].isalnum() else None for term in terms]
-    scope = Conversation.user_id == user_id
-    if not include_archived:
-        scope = scope & Conversation.archived.is_(False)
-    conversations = session.scalars(select(Conversation).where(scope)).all()
-    titles = []
-    for conversation in conversations:
-        title = conversation.title or ""
-        lowered = _lower(title)
-        if _matches(lowered, terms, starts):
-            titles.append((conversation, _score(title, lowered, terms, phrase) + TITLE_BOOST))
-    titles.sort(key=lambda found: (-found[1], -found[0].updated_at.timestamp()))
-    hits: list[SearchHit] = []
-    for conversation, score in titles:
-        plain, spans, marked = snippet(conversation.title or "", terms)
-        hits.append(_hit("title", conversation, None, plain, spans, marked, score))
-    by_id = {conversation.id: conversation for conversation in conversations}
-    messages = _message_hits(
-        session=session, scope=scope, terms=terms, starts=starts, phrase=phrase, by_id=by_id
+    conversations = {
+        c.id: c
+        for c in session.scalars(select(Conversation).where(Conversation.user_id == user_id))
+    }
+    titles = _title_hits(
+        session=session,
+        user_id=user_id,
+        terms=terms,
+        include_archived=include_archived,
+        narrow_in_sql=False,  # sealed titles: the database sees ciphertext
     )
-    for message, owner, score in messages[: offset + limit]:
-        plain, spans, marked = snippet(message.content, terms)
-        hits.append(_hit("message", owner, message, plain, spans, marked, score))
-    hits.sort(key=lambda hit: (-hit.score, -hit.created_at.timestamp()))
-    count = len(titles) + len(messages)
+    everything = _opened_messages(session=session, user_id=user_id)
+    in_scope = [
+        m
+        for m in everything
+        if include_archived or not conversations[m.row.conversation_id].archived
+    ]
+    ranked, matching = _ranked(terms=terms, messages=in_scope, owned=len(everything))
+    found: list[tuple[float, float, Any, Any]] = [
+        (score, row.updated_at.timestamp(), row, None) for row, score in titles
+    ]
+    for message, score in ranked[: offset + limit + 20]:
+        content = message.row.content
+        bonus = 1.0 if len(terms) > 1 and phrase in content.lower() else 0.0
+        owner = conversations[message.row.conversation_id]
+        hit: Any = SimpleNamespace(  # Message-shaped, for _hit
+            uuid=message.row.uuid,
+            role=message.row.role,
+            content=content,
+            created_at=message.row.created_at,
+        )
+        found.append((score + bonus, message.row.created_at.timestamp(), owner, hit))
+    found.sort(key=lambda hit: (hit[3] is not None, -hit[0], -hit[1]))
+    page = [
+        _hit(owner, message, score, terms) for score, _, owner, message in found[offset:][:limit]
+    ]
     took = round((time.perf_counter() - started) * 1000, 2)
-    return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
-
-
-def _message_hits(
-    *,
-    session: Session,
-    scope: ColumnElement[bool],
-    terms: list[str],
-    starts: list[re.Pattern[str] | None],
-    phrase: str,
-    by_id: dict[int, Conversation],
-) -> list[tuple[Any, Conversation, float]]:  # Any: a Message-shaped namespace
-    # Titles come from the conversations already read: opened once each, not once per message.
-    # A Core statement on the connection: the ORM's result machinery costs more than the rows.
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                Message.id,
-                Message.uuid,
-                Message.role,
-                Message.content,
-                Message.created_at,
-                Message.conversation_id,
-            )
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(scope)
-        )
-        .all()
-    )
-    found: list[tuple[SimpleNamespace, Conversation, float, int]] = []
-    for row in rows:
-        lowered = _lower(row.content)
-        if not _matches(lowered, terms, starts):
-            continue
-        owner = by_id[row.conversation_id]
-        message = SimpleNamespace(
-            uuid=row.uuid, role=row.role, content=row.content, created_at=row.created_at
-        )
-        found.append((message, owner, _score(row.content, lowered, terms, phrase), row.id))
-    found.sort(key=lambda hit: (-hit[2], -hit[0].created_at.timestamp(), -hit[3]))
-    return [(message, owner, score) for message, owner, score, _id in found]
+    return SearchResults(query=q, data=page, count=len(titles) + matching, took_ms=took)

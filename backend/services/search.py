@@ -1,106 +1,46 @@
 """Search in one user's message contents and conversation titles, ranked, with snippets.
 
-No FTS5 on deltadb (virtual tables are not in its change log), and a maintained inverted
-index would multiply the encrypted rows written per answer. The replica is in memory, so one
-scan is fast (see docs/BACKEND.md for the figure): a substring `LIKE` per term narrows the rows
-cheaply, then a word-start test (`GLOB` on SQLite and deltadb, a regular expression on
-PostgreSQL) keeps those where every term starts a word ("42" finds "420", never "142"). The
-score is a BM25-like saturated count of word starts with length normalisation, a bonus when
-the whole phrase occurs, and titles above messages. Only rows of the caller's own
-conversations are ever read. Case folding is ASCII (SQLite's `lower`).
+Messages are found through the search index (`search_index.py`: one row per distinct word of
+each message, with the owner's id), not by reading every message: each query word is a range
+of the (user, term) index ("tom" reads the terms from "tom" up to the last word starting with
+it), so a word starts where a term does ("42" finds "420", never "142"). Every word must occur;
+the score is BM25 (inverse document frequency from the index, saturated term counts, length
+normalisation), with a bonus when the whole phrase occurs and titles above messages. Only the
+best `offset + limit` messages are read, for their snippets. Titles are few (one per chat) and
+are matched by a scan. Only the caller's own rows are ever read.
 """
 
 import html
-import re
+import math
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any
 
-from sqlalchemy import (
-    Float,
-    Row,
-    SQLColumnExpression,
-    and_,
-    case,
-    cast,
-    func,
-    literal,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import and_, func, intersect, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.core import sealing
-from backend.models import Conversation, Message
+from backend.models import Conversation, Message, SearchTerm
 from backend.schemas import SearchHit, SearchResults
-from backend.services import words
+from backend.services import search_index, words  # noqa: F401 - the index's write hook
 from backend.services.errors import BadRequest
 
 MAX_TERMS = 8
 SNIPPET_CHARS = 160
 TITLE_BOOST = 3.0
-K1, AVERAGE_LENGTH = 1.2, 400.0
+OWNED_TTL_S = 60.0
+MAX_EXPANSION = 20  # the words a one-term prefix query reads, commonest first
+_OWNED: dict[int, tuple[float, int]] = {}  # user id -> (when counted, messages)
 
 
 def query_terms(q: str) -> list[str]:
-    words = [w.strip("\"'“”‘’.,;:!?()[]{}").lower() for w in q.split()]
-    terms = list(dict.fromkeys(w for w in words if w))
+    """The query's words as the index holds them (lower-cased, cut to 64 characters)."""
+    terms = list(dict.fromkeys(words.split(q)))
     if not terms:
-        raise BadRequest("Give at least one word to search for")
+        raise BadRequest("Give at least one word (letters or digits) to search for")
     return terms[:MAX_TERMS]
-
-
-def _score(text: SQLColumnExpression[str], terms: list[str], phrase: str) -> ColumnElement[float]:
-    lowered, length = func.lower(text), cast(func.length(text), Float)
-    spaced = literal(" ") + lowered
-    norm = K1 * (0.25 + 0.75 * length / AVERAGE_LENGTH)
-    score: ColumnElement[float] = literal(0.0)
-    for term in terms:
-        # Word starts after a space (or at the start); at least one, which the filter ensured
-        # (a word after "(" or a line break is found, just not counted twice).
-        after_space = func.length(spaced) - func.length(func.replace(spaced, " " + term, ""))
-        counted = cast(after_space, Float) / (len(term) + 1)
-        tf = case((counted < 1.0, 1.0), else_=counted)
-        score = score + tf * (K1 + 1) / (tf + norm)
-    if len(terms) > 1:
-        # LIKE, not instr(): PostgreSQL has no instr.
-        phrase_found = lowered.contains(phrase, autoescape=True)
-        score = score + case((phrase_found, 1.0), else_=0.0)
-    return score
-
-
-def _glob_literal(term: str) -> str:
-    # GLOB's wildcards and sets, escaped by putting them in a set of their own.
-    return re.sub(r"([*?\[])", r"[\1]", term)
-
-
-def _starts_a_word(
-    text: SQLColumnExpression[str], term: str, *, sqlite_like: bool
-) -> ColumnElement[bool]:
-    if not term[:1].isalnum():  # "#42" or "(x": no word boundary to ask for
-        return true()
-    if sqlite_like:
-        lowered = func.lower(text)
-        glob = _glob_literal(term)
-        return or_(lowered.op("GLOB")(f"{glob}*"), lowered.op("GLOB")(f"*[^a-z0-9_]{glob}*"))
-    return text.regexp_match(rf"(^|[^[:alnum:]_]){re.escape(term)}", flags="i")
-
-
-def _matches_all(
-    text: SQLColumnExpression[str], terms: list[str], *, sqlite_like: bool
-) -> ColumnElement[bool]:
-    # SQLite's LIKE is ASCII case-insensitive and needs no lower-cased copy of each row, so it
-    # narrows first (AND is evaluated in order); the word-start test runs on what is left.
-    narrow = (
-        [text.contains(term, autoescape=True) for term in terms]
-        if sqlite_like
-        else [text.icontains(term, autoescape=True) for term in terms]
-    )
-    exact = [_starts_a_word(text, term, sqlite_like=sqlite_like) for term in terms]
-    return and_(*narrow, *exact)
 
 
 def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], str]:
@@ -121,45 +61,233 @@ def snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]], st
     return plain, spans, "".join(pieces) + html.escape(plain[last:])
 
 
-def _scope(user_id: int, include_archived: bool) -> ColumnElement[bool]:
-    own = Conversation.user_id == user_id
-    return own if include_archived else and_(own, Conversation.archived.is_(False))
+def _term_range(term: str, *, like: bool) -> ColumnElement[bool]:
+    column = SearchTerm.__table__.c.term
+    if like:  # SQLite compares bytes: every word starting with `term` sorts in this range
+        return and_(column >= term, column < term + "\U0010ffff")
+    return column.startswith(term, autoescape=True)
+
+
+def _owned_messages(session: Session, user_id: int) -> int:
+    """How many messages the user has (BM25's N), counted at most once a minute per user:
+    it only weighs the query's words against each other, so a recent count is enough."""
+    now = time.monotonic()
+    cached = _OWNED.get(user_id)
+    if cached is None or now - cached[0] > OWNED_TTL_S:
+        owned = select(func.count(Message.id)).join(Conversation)
+        cached = (now, session.scalar(owned.where(Conversation.user_id == user_id)) or 0)
+        _OWNED[user_id] = cached
+    return cached[1]
+
+
+def _in_range(*, user_id: int, term: str, like: bool, archived: Any) -> ColumnElement[bool]:
+    index = SearchTerm.__table__
+    where = [index.c.user_id == user_id, _term_range(term, like=like)]
+    if archived is not None:
+        where.append(index.c.conversation_id.not_in(archived))
+    return and_(*where)
+
+
+def _ranked_messages(
+    *, session: Session, user_id: int, terms: list[str], include_archived: bool, top: int
+) -> tuple[Sequence[Any], int]:
+    """The `top` message ids holding every term, best first, with their BM25 score, and the
+    number of messages holding every term; read from the index alone."""
+    index = SearchTerm.__table__
+    like = session.get_bind().dialect.name != "postgresql"
+    archived = None
+    if not include_archived:
+        archived = select(Conversation.id).where(
+            Conversation.user_id == user_id, Conversation.archived.is_(True)
+        )
+    ranges = [_in_range(user_id=user_id, term=t, like=like, archived=archived) for t in terms]
+    # Per term: the words of the index it stands for, commonest first, with their counts.
+    expansions = [
+        session.execute(
+            select(index.c.term, func.count().label("found"))
+            .where(r)
+            .group_by(index.c.term)
+            .order_by(func.count().desc(), index.c.term)
+        ).all()
+        for r in ranges
+    ]
+    if not all(expansions):  # a word nobody wrote: nothing to rank
+        return [], 0
+    found = [sum(row.found for row in words_) for words_ in expansions]
+    # The count may be a minute old: never below what the index just showed.
+    total = max(_owned_messages(session, user_id), *found)
+    weights = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in found]
+    if all(len(words_) == 1 for words_ in expansions):  # each term is one word of the index
+        return _rank_words(
+            session=session,
+            user_id=user_id,
+            found=[
+                (words_[0].found, words_[0].term, weight)
+                for words_, weight in zip(expansions, weights, strict=True)
+            ],
+            archived=archived,
+            top=top,
+        )
+    if len(terms) == 1:
+        return _rank_prefix(
+            session=session, where=ranges[0], words_=expansions[0], weight=weights[0], top=top
+        )
+    return _rank_prefixes(session=session, ranges=ranges, weights=weights, top=top)
+
+
+def _rank_prefix(
+    *, session: Session, where: Any, words_: Sequence[Any], weight: float, top: int
+) -> tuple[Sequence[Any], int]:
+    """One prefix standing for several words ("wa": was, water, way): each word's best
+    messages in weight order (from the index, `top` each), merged; a message holding several
+    of the words adds their weights. Only the commonest MAX_EXPANSION words are read (a
+    one-letter prefix stands for thousands). The count is of (message, word) pairs: an upper
+    bound on the messages, exact unless a message holds several of the words."""
+    index = SearchTerm.__table__
+    scores: dict[int, float] = {}
+    for word in words_[:MAX_EXPANSION]:
+        best = session.execute(
+            select(index.c.message_id, index.c.weight)
+            .where(where, index.c.term == word.term)
+            .order_by(index.c.weight.desc(), index.c.message_id.desc())
+            .limit(top)
+        )
+        for message_id, word_weight in best:
+            scores[message_id] = scores.get(message_id, 0.0) + word_weight * weight
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))[:top]
+    count = sum(word.found for word in words_)
+    return [SimpleNamespace(message_id=m, score=score) for m, score in ranked], count
+
+
+def _rank_words(
+    *, session: Session, user_id: int, found: list[tuple[int, str, float]], archived: Any, top: int
+) -> tuple[Sequence[Any], int]:
+    """Whole words: the rarest one's messages, each looked up in the other words' ranges
+    (by message id); a single word's best messages come in weight order from its index."""
+    index = SearchTerm.__table__
+    found = sorted(found)  # the rarest word first: it drives the lookups
+    first = index.alias("first")
+    where = [first.c.user_id == user_id, first.c.term == found[0][1]]
+    if archived is not None:
+        where.append(first.c.conversation_id.not_in(archived))
+    if len(found) == 1:
+        ranked = session.execute(
+            select(first.c.message_id, (first.c.weight * found[0][2]).label("score"))
+            .where(*where)
+            .order_by(first.c.weight.desc(), first.c.message_id.desc())
+            .limit(top)
+        ).all()
+        count = (
+            found[0][0] if archived is None else session.scalar(select(func.count()).where(*where))
+        )
+        return ranked, count or 0
+    score = first.c.weight * found[0][2]
+    statement = select(first.c.message_id).where(*where)
+    for position, (_, word, weight) in enumerate(found[1:]):
+        other = index.alias(f"other{position}")
+        statement = statement.join(
+            other,
+            and_(
+                other.c.user_id == user_id,
+                other.c.term == word,
+                other.c.message_id == first.c.message_id,
+            ),
+        )
+        score = score + other.c.weight * weight
+    rows = session.execute(
+        statement.add_columns(score.label("score"), func.count().over().label("total"))
+        .order_by(score.desc(), first.c.message_id.desc())
+        .limit(top)
+    ).all()
+    return rows, rows[0].total if rows else 0
+
+
+def _rank_prefixes(
+    *, session: Session, ranges: list[Any], weights: list[float], top: int
+) -> tuple[Sequence[Any], int]:
+    """Prefixes that stand for several words ("tom": tom, tomato, tomatoes): the messages
+    holding every term, scored over all the words each term stands for."""
+    index = SearchTerm.__table__
+    matching = (
+        intersect(*[select(index.c.message_id).where(r) for r in ranges])
+        if len(ranges) > 1
+        else select(index.c.message_id).where(ranges[0]).distinct()
+    ).cte("matching")
+    parts = []
+    for where, weight in zip(ranges, weights, strict=True):
+        part = select(index.c.message_id, (index.c.weight * weight).label("score")).where(where)
+        if len(ranges) > 1:
+            part = part.where(index.c.message_id.in_(select(matching.c.message_id)))
+        parts.append(part)
+    hits = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    score = func.sum(hits.c.score).label("score")
+    statement = (
+        select(hits.c.message_id, score)
+        .group_by(hits.c.message_id)
+        .order_by(score.desc(), hits.c.message_id.desc())
+        .limit(top)
+    )
+    ranked = session.execute(statement).all()
+    count = session.scalar(select(func.count()).select_from(matching)) or 0
+    return ranked, count
 
 
 def _message_hits(
-    *, session: Session, scope: ColumnElement[bool], terms: list[str], phrase: str, top: int
-) -> Sequence[Row[Message, str, str | None, bool, float, int]]:
-    like = session.get_bind().dialect.name != "postgresql"
-    score = _score(Message.content, terms, phrase).label("score")
-    statement = (
-        select(Message, Conversation.uuid, Conversation.title, Conversation.archived, score)
-        .add_columns(func.count().over().label("total"))
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(scope, _matches_all(Message.content, terms, sqlite_like=like))
-        .order_by(score.desc(), Message.created_at.desc(), Message.id.desc())
-        .limit(top)
+    *, session: Session, user_id: int, terms: list[str], include_archived: bool, top: int
+) -> tuple[list[tuple], int]:
+    """[(message, conversation uuid, title, archived, score)] best first, and how many match."""
+    ranked, count = _ranked_messages(
+        session=session,
+        user_id=user_id,
+        terms=terms,
+        include_archived=include_archived,
+        top=top,
     )
-    return session.execute(statement).all()
+    if not ranked:
+        return [], 0
+    statement = (
+        select(Message, Conversation.uuid, Conversation.title, Conversation.archived)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id.in_([row.message_id for row in ranked]))
+    )
+    found = {row[0].id: tuple(row) for row in session.execute(statement)}
+    hits = [(*found[r.message_id], r.score) for r in ranked if r.message_id in found]
+    return hits, count
 
 
 def _title_hits(
-    *, session: Session, scope: ColumnElement[bool], terms: list[str], phrase: str
-) -> Sequence[Row[Conversation, float]]:
-    like = session.get_bind().dialect.name != "postgresql"
-    title = func.coalesce(Conversation.title, "")
-    score = (_score(title, terms, phrase) + TITLE_BOOST).label("score")
-    statement = (
-        select(Conversation, score)
-        .where(scope, _matches_all(title, terms, sqlite_like=like))
-        .order_by(score.desc(), Conversation.updated_at.desc())
-    )
-    return session.execute(statement).all()
+    *,
+    session: Session,
+    user_id: int,
+    terms: list[str],
+    include_archived: bool,
+    narrow_in_sql: bool = True,
+) -> list[tuple[Any, float]]:
+    """[(conversation row, score)] whose title holds every term at a word start."""
+    statement = select(
+        Conversation.uuid, Conversation.title, Conversation.archived, Conversation.updated_at
+    ).where(Conversation.user_id == user_id, Conversation.title.is_not(None))
+    if not include_archived:
+        statement = statement.where(Conversation.archived.is_(False))
+    for term in terms:
+        # A substring LIKE narrows cheaply (its case folding is ASCII only, so other terms
+        # are left to the word test below, which folds Unicode).
+        if term.isascii() and narrow_in_sql:
+            statement = statement.where(Conversation.title.icontains(term, autoescape=True))
+    found = []
+    for row in session.execute(statement):
+        title_words = words.split(row.title)
+        counted = [sum(w.startswith(t) for w in title_words) for t in terms]
+        if all(counted):
+            score = TITLE_BOOST + sum(words.weight(n, len(title_words)) for n in counted)
+            found.append((row, score))
+    return found
 
 
 def search(
     *, session: Session, user_id: int, q: str, limit: int, offset: int, include_archived: bool
 ) -> SearchResults:
-    if sealing.current() is not None:  # zero-access: sealed text is searched in Python
+    if sealing.current() is not None:  # zero-access: the user's sealed text, opened, in Python
         from backend.services import sealed_search
 
         return sealed_search.search(
@@ -171,37 +299,39 @@ def search(
             include_archived=include_archived,
         )
     started, terms = time.perf_counter(), query_terms(q)
-    phrase, scope = " ".join(terms), _scope(user_id, include_archived)
-    hits: list[SearchHit] = []
-    for conversation, score in _title_hits(
-        session=session, scope=scope, terms=terms, phrase=phrase
-    ):
-        plain, spans, marked = snippet(conversation.title or "", terms)
-        hits.append(_hit("title", conversation, None, plain, spans, marked, score))
-    rows = _message_hits(
-        session=session, scope=scope, terms=terms, phrase=phrase, top=offset + limit
+    phrase = " ".join(terms)
+    titles = _title_hits(
+        session=session, user_id=user_id, terms=terms, include_archived=include_archived
     )
-    for message, uuid, title, archived, score, _total in rows:
-        plain, spans, marked = snippet(message.content, terms)
+    # A few more messages than asked for, so the phrase bonus can lift one into the page.
+    messages, matching = _message_hits(
+        session=session,
+        user_id=user_id,
+        terms=terms,
+        include_archived=include_archived,
+        top=offset + limit + 20,
+    )
+    found: list[tuple[float, float, Any, Any]] = [
+        (score, row.updated_at.timestamp(), row, None) for row, score in titles
+    ]
+    for message, uuid, title, archived, score in messages:
+        bonus = 1.0 if len(terms) > 1 and phrase in message.content.lower() else 0.0
         owner = SimpleNamespace(uuid=uuid, title=title, archived=archived)
-        hits.append(_hit("message", owner, message, plain, spans, marked, score))
-    hits.sort(key=lambda hit: (-hit.score, -hit.created_at.timestamp()))
-    count = len(hits) - len(rows) + (rows[0].total if rows else 0)
+        found.append((score + bonus, message.created_at.timestamp(), owner, message))
+    # Titles first (a chat named for the words is what people look for), then by score.
+    found.sort(key=lambda hit: (hit[3] is not None, -hit[0], -hit[1]))
+    page = [
+        _hit(owner, message, score, terms) for score, _, owner, message in found[offset:][:limit]
+    ]
     took = round((time.perf_counter() - started) * 1000, 2)
-    return SearchResults(query=q, data=hits[offset : offset + limit], count=count, took_ms=took)
+    return SearchResults(query=q, data=page, count=len(titles) + matching, took_ms=took)
 
 
-def _hit(
-    kind: Literal["message", "title"],
-    conversation: Conversation | SimpleNamespace,
-    message: Message | None,
-    plain: str,
-    spans: list[tuple[int, int]],
-    marked: str,
-    score: float,
-) -> SearchHit:
+def _hit(conversation: Any, message: Message | None, score: float, terms: list[str]) -> SearchHit:
+    # Snippets only for the page returned: the candidates beyond it cost nothing more.
+    plain, spans, marked = snippet(message.content if message else conversation.title, terms)
     return SearchHit(
-        kind=kind,
+        kind="message" if message else "title",
         conversation_uuid=conversation.uuid,
         conversation_title=conversation.title,
         archived=bool(conversation.archived),

@@ -1,12 +1,36 @@
-"""Whole words and word prefixes: what a search term matches in a text.
+"""Whole words and word prefixes: how texts are cut into words and what a term matches.
 
 A term matches where a word starts with it: "42" finds "42" and "420" but not "142", and
-"tom" finds "Tomato" but not "custom". Case folding is Python's (Unicode). The SQL side only
-narrows the rows with a substring `LIKE`; these patterns decide.
+"tom" finds "Tomato" but not "custom". A word is a run of letters, digits and "_" (Python's
+Unicode `\\w`), compared lower-cased; the search index stores these words and the snippets
+highlight with the same patterns, so what is found and what is marked agree.
 """
 
 import re
+from collections import Counter
 from functools import lru_cache
+
+MAX_TERM = 64  # longer words are indexed (and looked up) by their first 64 characters
+# BM25's constants: term-count saturation, length normalisation, a typical message's words.
+K1, B, AVERAGE_WORDS = 1.2, 0.75, 60.0
+_WORD = re.compile(r"\w+")
+
+
+def split(text: str) -> list[str]:
+    """The words of a text, lower-cased, each cut to MAX_TERM characters."""
+    return [w[:MAX_TERM] for w in _WORD.findall(text.lower())]
+
+
+def term_counts(text: str) -> tuple[Counter[str], int]:
+    """How often each word occurs in the text, and how many words it has."""
+    found = split(text)
+    return Counter(found), len(found)
+
+
+def weight(occurrences: int, length: int) -> float:
+    """BM25's term part: more occurrences count for less and less, long texts for less."""
+    norm = K1 * (1 - B + B * length / AVERAGE_WORDS)
+    return occurrences * (K1 + 1) / (occurrences + norm)
 
 
 def _alternative(term: str) -> str:

@@ -42,13 +42,14 @@ from backend.models import (
     Conversation,
     ConversationSnapshot,
     Message,
+    SearchTerm,
     SessionContentKey,
     ToolExecution,
     User,
     UserContentKey,
 )
 from backend.schemas import ZeroAccessStatus
-from backend.services import auth_sessions, throttle
+from backend.services import auth_sessions, search_index, throttle
 from backend.services.auth_sessions import ContentKeyRow
 from backend.services.errors import BadRequest, Conflict
 
@@ -390,11 +391,40 @@ def _convert_batch(*, session: Session, user_id: int, limit: int) -> bool:
             .values({name: bindparam(f"new_{name}", type_=SealedText()) for name in part.columns})
         )
         session.execute(statement, changes)
+    if part.name == "messages":
+        _follow_in_search_index(
+            session=session, user_id=user_id, found=found, sealing_now=sealing_now
+        )
     done = _advance(row, found=found, index=index, limit=limit, part=part)
     if done:
         _finish(session=session, row=row)
     session.commit()
     return done
+
+
+def _follow_in_search_index(
+    *, session: Session, user_id: int, found: Sequence[Row[Any]], sealing_now: bool
+) -> None:
+    """Sealed messages leave the word index (their words would stay readable there); opened
+    ones enter it again, so search finds them once the mode is off."""
+    ids = [row.id for row in found]
+    if not ids:
+        return
+    session.execute(delete(SearchTerm).where(SearchTerm.message_id.in_(ids)))
+    if sealing_now:
+        return
+    connection = session.connection()
+    rows = session.execute(
+        select(Message.id, Message.conversation_id, Message.content).where(Message.id.in_(ids))
+    )
+    for message_id, conversation_id, content in rows:
+        search_index.index_message(
+            connection=connection,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            content=content,
+        )
 
 
 def _converted(found_row: Row[Any], part: _Part, sealing_now: bool) -> dict[str, object] | None:

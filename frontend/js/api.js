@@ -294,9 +294,9 @@ export async function config() {
 
 /* ---------- conversations ---------- */
 
-export async function listConversations({ q, archived = false, limit = 100, offset = 0 } = {}) {
+export async function listConversations({ q, archived = false, folder, limit = 100, offset = 0 } = {}) {
   const data = await request('GET', '/api/conversations', {
-    query: { q, archived: archived ? 'true' : 'false', limit, offset },
+    query: { q, archived: archived ? 'true' : 'false', folder, limit, offset },
   });
   const { items, total } = listOf(data);
   return { items: items.map(normalizeConversation), total };
@@ -867,4 +867,37 @@ export async function adminArchiveIdle({ days, dryRun = true }) {
       id: c.uuid, title: c.title ?? '', userId: c.user_id ?? null, updatedAt: c.updated_at ?? null,
     })),
   };
+}
+
+/* ---------- folders of chats ---------- */
+
+function normalizeFolder(f) {
+  return { id: String(f.uuid), name: f.name ?? '', chats: f.chats ?? 0 };
+}
+
+export async function listFolders() {
+  const r = (await request('GET', '/api/folders')) || {};
+  return (r.data || []).map(normalizeFolder);
+}
+
+export async function createFolder(name) {
+  return normalizeFolder(await request('POST', '/api/folders', { body: { name } }));
+}
+
+export async function renameFolder(id, name) {
+  return normalizeFolder(await request('PATCH', `/api/folders/${encodeURIComponent(id)}`, { body: { name } }));
+}
+
+export async function deleteFolder(id) {
+  const r = (await request('DELETE', `/api/folders/${encodeURIComponent(id)}`)) || {};
+  return r.message ?? 'Folder deleted';
+}
+
+// folderId: a folder's id, or null to take the chat out of its folder.
+export async function moveToFolder(conversationId, folderId) {
+  return normalizeConversation(
+    await request('PUT', `/api/conversations/${encodeURIComponent(conversationId)}/folder`, {
+      body: { folder: folderId },
+    }),
+  );
 }

@@ -16,6 +16,7 @@ import {
   signOut,
   toast,
 } from './common.js';
+import * as sidebar from './sidebar.js';
 import { openChatActions } from './snapshots.js';
 import * as tools from './tools.js';
 import * as thread from './thread.js';
@@ -59,9 +60,6 @@ import { editInPlace } from './versions.js';
 const el = {
   app: $('#app'),
   sidebar: $('#sidebar'),
-  convList: $('#conv-list'),
-  search: $('#search'),
-  archived: $('#toggle-archived'),
   newChat: $('#new-chat'),
   who: $('#who'),
   adminLink: $('#admin-link'),
@@ -93,11 +91,6 @@ const state = {
   models: [],
   serverDefault: null,
   userDefault: null,
-  conversations: [],
-  convTotal: 0,
-  convLoading: false,
-  showArchived: false,
-  query: '',
   current: null, // the open conversation, or null for a new chat
   started: false, // set once the first chat is shown
   openToken: 0,
@@ -144,268 +137,6 @@ function setTitle(text) {
   if (actions) actions.hidden = !state.current;
   el.temporary.hidden = !!state.current;
   el.temporary.setAttribute('aria-pressed', state.temporary ? 'true' : 'false');
-}
-
-/* ---------- sidebar ---------- */
-
-function openSidebar(open) {
-  el.app.classList.toggle('sidebar-open', open);
-  el.openSidebar.setAttribute('aria-expanded', open ? 'true' : 'false');
-  if (open) el.newChat.focus();
-}
-
-function isPhone() {
-  return window.matchMedia('(max-width: 767px)').matches;
-}
-
-function sortConversations(list) {
-  const time = (c) => parseDate(c.updatedAt)?.getTime() ?? 0;
-  return [...list].sort((a, b) => (b.pinned - a.pinned) || time(b) - time(a));
-}
-
-const CONV_PAGE = 100;
-let convToken = 0;
-
-// Loads the first page of the sidebar (reset) or the next one (when scrolled to the end).
-async function loadConversations({ more = false } = {}) {
-  if (more && (state.convLoading || state.conversations.length >= (state.convTotal ?? 0))) return;
-  const token = more ? convToken : ++convToken;
-  state.convLoading = true;
-  try {
-    const { items, total } = await api.listConversations({
-      q: state.query.trim() || undefined,
-      archived: state.showArchived,
-      limit: CONV_PAGE,
-      offset: more ? state.conversations.length : 0,
-    });
-    if (token !== convToken) return;
-    const known = more ? state.conversations : [];
-    const ids = new Set(known.map((c) => c.id));
-    state.conversations = sortConversations([...known, ...items.filter((c) => !ids.has(c.id))]);
-    state.convTotal = total ?? state.conversations.length;
-    renderConversations();
-  } catch (e) {
-    if (token === convToken && !more) {
-      el.convList.replaceChildren(h('p', { class: 'conv-empty', role: 'alert' }, e.message));
-    }
-  } finally {
-    if (token === convToken) state.convLoading = false;
-  }
-}
-
-function renderConversations() {
-  const list = state.conversations;
-  const out = [];
-  if (!list.length) {
-    let text = 'No chats yet. Start one with New chat.';
-    if (state.query.trim()) text = 'No chats match your search.';
-    else if (state.showArchived) text = 'No archived chats.';
-    out.push(h('p', { class: 'conv-empty' }, text));
-  }
-  let group = null;
-  for (const c of list) {
-    const g = state.showArchived ? 'Archived' : c.pinned ? 'Pinned' : dayGroup(c.updatedAt);
-    if (g !== group) {
-      group = g;
-      out.push(h('h2', { class: 'conv-group' }, g));
-    }
-    out.push(conversationItem(c));
-  }
-  el.convList.replaceChildren(...out);
-}
-
-function conversationItem(c) {
-  const active = state.current && state.current.id === c.id;
-  const linkId = `conv-${c.id}`;
-  const link = h(
-    'a',
-    {
-      class: 'conv-link',
-      id: linkId,
-      href: `/?c=${encodeURIComponent(c.id)}`,
-      'aria-current': active ? 'page' : null,
-      title: c.title || 'Untitled chat',
-    },
-    c.pinned && !state.showArchived ? icon('pin', 14) : null,
-    h('span', { class: 't' }, c.title || 'Untitled chat'),
-  );
-  link.addEventListener('click', (e) => {
-    if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
-    e.preventDefault();
-    openConversation(c.id, { push: true });
-    if (isPhone()) openSidebar(false);
-  });
-  const menuBtn = h(
-    'button',
-    {
-      type: 'button',
-      class: 'icon-btn conv-menu-btn',
-      'aria-label': 'Chat options',
-      'aria-describedby': linkId,
-      'aria-haspopup': 'menu',
-      'aria-expanded': 'false',
-      title: 'Chat options',
-    },
-    icon('dots', 18),
-  );
-  menuBtn.addEventListener('click', () => openMenu(menuBtn, c));
-  return h('div', { class: `conv-item${active ? ' active' : ''}`, dataset: { id: c.id } }, link, menuBtn);
-}
-
-let openMenuEl = null;
-
-function closeMenu(focusBack = true) {
-  if (!openMenuEl) return;
-  const { menu, button } = openMenuEl;
-  menu.remove();
-  button.setAttribute('aria-expanded', 'false');
-  openMenuEl = null;
-  if (focusBack && button.isConnected) button.focus();
-}
-
-function openMenu(button, c) {
-  if (openMenuEl && openMenuEl.button === button) {
-    closeMenu();
-    return;
-  }
-  closeMenu(false);
-  const item = (label, iconName, action, cls = '') =>
-    h('li', { role: 'none' }, h('button', { type: 'button', role: 'menuitem', class: cls, onclick: () => { closeMenu(true); action(); } }, icon(iconName, 16), label));
-  const menu = h(
-    'ul',
-    { class: 'menu', role: 'menu', 'aria-label': 'Chat options' },
-    item('Rename', 'edit', () => startRename(c)),
-    state.showArchived ? null : item(c.pinned ? 'Unpin' : 'Pin', 'pin', () => patchConversation(c, { pinned: !c.pinned })),
-    item(c.archived ? 'Unarchive' : 'Archive', 'archive', () => patchConversation(c, { archived: !c.archived })),
-    item('Snapshots and tools', 'camera', () => showChatActions(c)),
-    item('Delete', 'trash', () => removeConversation(c), 'danger'),
-  );
-  document.body.append(menu);
-  const r = button.getBoundingClientRect();
-  const mh = menu.offsetHeight;
-  const top = r.bottom + 4 + mh > window.innerHeight ? r.top - mh - 4 : r.bottom + 4;
-  menu.style.top = `${Math.max(8, top)}px`;
-  menu.style.left = `${Math.max(8, Math.min(r.left, window.innerWidth - menu.offsetWidth - 8))}px`;
-  button.setAttribute('aria-expanded', 'true');
-  openMenuEl = { menu, button };
-  const items = [...menu.querySelectorAll('[role=menuitem]')];
-  items[0].focus();
-  menu.addEventListener('keydown', (e) => {
-    const i = items.indexOf(document.activeElement);
-    if (e.key === 'ArrowDown') items[(i + 1) % items.length].focus();
-    else if (e.key === 'ArrowUp') items[(i - 1 + items.length) % items.length].focus();
-    else if (e.key === 'Home') items[0].focus();
-    else if (e.key === 'End') items[items.length - 1].focus();
-    else if (e.key === 'Escape' || e.key === 'Tab') closeMenu();
-    else return;
-    e.preventDefault();
-  });
-}
-
-document.addEventListener('pointerdown', (e) => {
-  if (openMenuEl && !openMenuEl.menu.contains(e.target) && !openMenuEl.button.contains(e.target)) {
-    closeMenu(false);
-  }
-});
-window.addEventListener('resize', () => closeMenu(false));
-el.convList.addEventListener(
-  'scroll',
-  () => {
-    closeMenu(false);
-    const l = el.convList;
-    if (l.scrollHeight - l.scrollTop - l.clientHeight < 200) loadConversations({ more: true });
-  },
-  { passive: true },
-);
-
-function replaceConversation(updated) {
-  state.conversations = state.conversations.map((c) => (c.id === updated.id ? { ...c, ...updated } : c));
-  if (state.current && state.current.id === updated.id) {
-    state.current = { ...state.current, ...updated };
-    setTitle(state.current.title);
-  }
-}
-
-async function patchConversation(c, changes) {
-  try {
-    const updated = await api.updateConversation(c.id, changes);
-    replaceConversation({ ...c, ...changes, ...(updated || {}) });
-    if ('archived' in changes) {
-      state.conversations = state.conversations.filter((x) => x.id !== c.id || x.archived === state.showArchived);
-      toast(changes.archived ? 'Chat archived' : 'Chat restored');
-    } else if ('pinned' in changes) {
-      toast(changes.pinned ? 'Chat pinned' : 'Chat unpinned');
-    }
-    state.conversations = sortConversations(state.conversations);
-    renderConversations();
-    return true;
-  } catch (e) {
-    toast(e.message, 'error', 5000);
-    return false;
-  }
-}
-
-function startRename(c) {
-  const item = el.convList.querySelector(`.conv-item[data-id="${CSS.escape(c.id)}"]`);
-  if (!item) return;
-  const input = h('input', {
-    type: 'text',
-    class: 'conv-rename',
-    'aria-label': 'Chat title',
-    maxlength: '200',
-  });
-  input.value = c.title || '';
-  item.replaceChildren(input);
-  input.focus();
-  input.select();
-  let done = false;
-  const finish = async (save) => {
-    if (done) return;
-    done = true;
-    const title = input.value.trim();
-    if (save && title && title !== c.title) {
-      const ok = await patchConversation(c, { title });
-      if (ok) toast('Chat renamed');
-      else renderConversations();
-    } else {
-      renderConversations();
-    }
-    const link = el.convList.querySelector(`.conv-item[data-id="${CSS.escape(c.id)}"] .conv-link`);
-    if (link) link.focus();
-  };
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') {
-      e.preventDefault();
-      finish(true);
-    } else if (e.key === 'Escape') {
-      e.preventDefault();
-      finish(false);
-    }
-  });
-  input.addEventListener('blur', () => finish(true));
-}
-
-async function removeConversation(c) {
-  const ok = await confirmDialog({
-    title: 'Delete chat?',
-    body: `“${c.title || 'Untitled chat'}” and all its messages will be deleted. This cannot be undone.`,
-    confirmLabel: 'Delete',
-    danger: true,
-  });
-  if (!ok) return;
-  try {
-    await api.deleteConversation(c.id);
-  } catch (e) {
-    if (e.status !== 404) {
-      toast(e.message, 'error', 5000);
-      return;
-    }
-  }
-  state.conversations = state.conversations.filter((x) => x.id !== c.id);
-  state.convTotal = Math.max(0, state.convTotal - 1);
-  renderConversations();
-  toast('Chat deleted');
-  if (state.current && state.current.id === c.id) newChat({ push: true });
 }
 
 /* ---------- models ---------- */
@@ -574,18 +305,18 @@ async function openConversation(id, { push = false, replace = false } = {}) {
   if (stream.state.active) detachStream();
   state.temporary = false;
   state.temporaryMessages = [];
-  closeMenu(false);
+  sidebar.closeMenu(false);
   hideError();
   if (state.started) saveDraft(); // keep what was typed in the chat being left
   const token = ++state.openToken;
   if (push) history.pushState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
   else if (replace) history.replaceState({ c: id }, '', `/?c=${encodeURIComponent(id)}`);
-  const known = state.conversations.find((c) => c.id === id);
+  const known = sidebar.find(id);
   state.current = known ? { ...known } : { id, title: '' };
   thread.state.messages = [];
   thread.state.olderBuffer = null;
   setTitle(known?.title || '');
-  renderConversations();
+  sidebar.setActive(id);
   el.thread.replaceChildren(h('p', { class: 'older-status' }, 'Loading…'));
   restoreDraft();
   try {
@@ -643,7 +374,7 @@ function newChat({ push = false, replace = false, temporary = false } = {}) {
   if (push) history.pushState({}, '', '/');
   else if (replace) history.replaceState({}, '', '/');
   setTitle('');
-  renderConversations();
+  sidebar.setActive(null);
   renderModelPicker();
   renderEmpty();
   if (temporary) {
@@ -666,14 +397,9 @@ async function refreshTitleSoon(id) {
     if (!state.current || state.current.id !== id) return;
     try {
       const conv = await api.getConversation(id);
-      const known = state.conversations.some((c) => c.id === id);
-      if (!known) {
-        state.conversations.unshift(conv);
-        state.convTotal += 1;
-      }
-      replaceConversation({ ...conv, updatedAt: conv.updatedAt || new Date().toISOString() });
-      state.conversations = sortConversations(state.conversations);
-      renderConversations();
+      const updated = { ...conv, updatedAt: conv.updatedAt || new Date().toISOString() };
+      sidebar.upsert(updated);
+      showChanged(updated);
       if (conv.title) return;
     } catch {
       return;
@@ -682,10 +408,21 @@ async function refreshTitleSoon(id) {
 }
 
 function bumpConversation(id) {
-  const c = state.conversations.find((x) => x.id === id);
-  if (c) c.updatedAt = new Date().toISOString();
-  state.conversations = sortConversations(state.conversations);
-  renderConversations();
+  sidebar.bump(id);
+}
+
+// A conversation changed in the sidebar (renamed, pinned, archived): the header follows.
+function showChanged(updated) {
+  if (state.current && state.current.id === updated.id) {
+    state.current = { ...state.current, ...updated };
+    setTitle(state.current.title);
+  }
+}
+
+// A conversation changed here (its title, its model): the sidebar's row and the header.
+function replaceConversation(updated) {
+  sidebar.update(updated);
+  showChanged(updated);
 }
 
 async function submit() {
@@ -720,11 +457,8 @@ async function submit() {
       thread.state.messages = [];
       thread.state.oldestOffset = 0;
       history.pushState({ c: conv.id }, '', `/?c=${encodeURIComponent(conv.id)}`);
-      if (!state.showArchived && !state.query) {
-        state.conversations.unshift(conv);
-        state.convTotal += 1;
-      }
-      renderConversations();
+      sidebar.upsert(conv);
+      sidebar.setActive(conv.id);
       setTitle(conv.title);
       el.thread.replaceChildren();
     } catch (e) {
@@ -1073,10 +807,10 @@ async function loadToolLog(id, token) {
 }
 
 function showChatActions(c) {
-  closeMenu(false);
+  sidebar.closeMenu(false);
   openChatActions(c, {
     onRestored: async (conv, mode) => {
-      await loadConversations();
+      await sidebar.load();
       openConversation(conv.id, { push: mode === 'new', replace: mode !== 'new' });
     },
   });
@@ -1118,14 +852,14 @@ el.temporary.addEventListener('click', () => {
 });
 el.newChat.addEventListener('click', () => {
   newChat({ push: true });
-  if (isPhone()) openSidebar(false);
+  if (sidebar.isPhone()) sidebar.openSidebar(false);
 });
-el.openSidebar.addEventListener('click', () => openSidebar(true));
+el.openSidebar.addEventListener('click', () => sidebar.openSidebar(true));
 el.closeSidebar.addEventListener('click', () => {
-  openSidebar(false);
+  sidebar.openSidebar(false);
   el.openSidebar.focus();
 });
-el.scrim.addEventListener('click', () => openSidebar(false));
+el.scrim.addEventListener('click', () => sidebar.openSidebar(false));
 const SHORTCUTS = [
   ['Ctrl+Shift+O', 'New chat'],
   ['Ctrl+K', 'Search chats'],
@@ -1153,9 +887,7 @@ document.addEventListener('keydown', (e) => {
   }
   if (ctrl && !e.shiftKey && (e.key === 'k' || e.key === 'K')) {
     e.preventDefault();
-    if (isPhone()) openSidebar(true);
-    el.search.focus();
-    el.search.select();
+    sidebar.focusSearch();
     return;
   }
   if (ctrl && e.key === '/') {
@@ -1164,7 +896,7 @@ document.addEventListener('keydown', (e) => {
     return;
   }
   if (e.key !== 'Escape' || e.defaultPrevented || e.isComposing) return;
-  if (document.querySelector('dialog[open]') || openMenuEl) return;
+  if (document.querySelector('dialog[open]') || sidebar.menuOpen()) return;
   if (e.shiftKey) {
     e.preventDefault();
     el.input.focus();
@@ -1172,29 +904,11 @@ document.addEventListener('keydown', (e) => {
   }
   if (el.app.classList.contains('sidebar-open')) {
     e.preventDefault();
-    openSidebar(false);
+    sidebar.openSidebar(false);
     el.openSidebar.focus();
     return;
   }
   if (stream.state.active && document.activeElement !== el.input) stopStreaming();
-});
-
-let searchTimer = 0;
-el.search.addEventListener('input', () => {
-  clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => {
-    state.query = el.search.value;
-    loadConversations();
-  }, 220);
-});
-
-el.archived.addEventListener('click', () => {
-  state.showArchived = !state.showArchived;
-  el.archived.setAttribute('aria-pressed', state.showArchived ? 'true' : 'false');
-  const label = state.showArchived ? 'Show current chats' : 'Show archived';
-  el.archived.setAttribute('aria-label', label);
-  el.archived.title = label;
-  loadConversations();
 });
 
 el.signOut.addEventListener('click', () => signOut());
@@ -1220,7 +934,6 @@ stream.configure({
   onTitle: (title) => {
     if (!state.current || state.current.title) return;
     replaceConversation({ ...state.current, title });
-    renderConversations();
   },
   onTool: (node, execution) => {
     tools.showExecution(node, execution, decideTool);
@@ -1239,7 +952,7 @@ function fillStatic() {
   el.newChat.replaceChildren(icon('plus', 18), 'New chat');
   el.openSidebar.replaceChildren(icon('menu', 20));
   el.closeSidebar.replaceChildren(icon('close', 20));
-  el.archived.replaceChildren(icon('archive', 18));
+  $('#toggle-archived').replaceChildren(icon('archive', 18));
   $('#search-box').prepend(icon('search', 16));
   el.send.replaceChildren(icon('send', 18));
   el.stop.replaceChildren(icon('stop', 16));
@@ -1277,7 +990,15 @@ async function main() {
     h('div', { class: 'who-text' }, h('div', { class: 'name' }, me.fullName || me.username), h('div', { class: 'role' }, me.admin ? 'Administrator' : me.email || 'Member')),
   );
   el.adminLink.hidden = !me.admin;
-  await Promise.all([loadModels(), loadConversations()]);
+  sidebar.connect({
+    open: (id) => openConversation(id, { push: true }),
+    changed: showChanged,
+    deleted: (id) => {
+      if (state.current && state.current.id === id) newChat({ push: true });
+    },
+    actions: showChatActions,
+  });
+  await Promise.all([loadModels(), sidebar.load(), sidebar.loadFolders()]);
   const params = new URLSearchParams(window.location.search);
   const id = params.get('c');
   if (id) {

@@ -49,6 +49,7 @@ const ICONS = {
   down: 'M12 5v14M6 13l6 6 6-6',
   chart: 'M4 20V10M10 20V4M16 20v-7M22 20H2',
   camera: 'M4 8h3l2-3h6l2 3h3v11H4zM12 17a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7z',
+  folder: 'M3 6h6l2 2h10v11H3z',
 };
 
 export function icon(name, size = 18) {

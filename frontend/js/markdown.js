@@ -5,6 +5,7 @@
 import { Marked } from '../vendor/marked-18.2.1/marked.esm.js';
 import DOMPurify from '../vendor/dompurify-3.4.18/purify.es.mjs';
 import hljs from '../vendor/highlightjs-11.11.1/highlight.min.js';
+import katex from '../vendor/katex-0.19.1/katex.mjs';
 import { copyText, h, icon } from './common.js';
 
 const marked = new Marked({ gfm: true, breaks: true, async: false });
@@ -16,6 +17,49 @@ marked.use({
       return `<span class="task-marker ${checked ? 'task-done' : 'task-open'}"></span> `;
     },
   },
+});
+
+// Math: `$…$` inline and `$$…$$` on their own lines (or inline) for display. marked only
+// marks the TeX source (escaped text in a span or div, so it is sanitized like any text);
+// decorateMath() renders it with KaTeX after sanitizing, into DOM nodes whose few styles are
+// set through the CSSOM (allowed by the CSP, unlike style attributes). Code spans and blocks
+// are tokenized before math, so `$x$` inside code stays code. A `$` before a digit or space
+// does not open math ("$5 and $10"), and a closing `$` must follow a non-space.
+const escapeHtml = (text) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+marked.use({
+  extensions: [
+    {
+      name: 'mathBlock',
+      level: 'block',
+      start: (src) => src.match(/^ {0,3}\$\$/m)?.index,
+      tokenizer(src) {
+        const m = /^ {0,3}\$\$([\s\S]+?)\$\$ *(?:\n+|$)/.exec(src);
+        if (m && m[1].trim()) return { type: 'mathBlock', raw: m[0], tex: m[1].trim() };
+        return undefined;
+      },
+      renderer: (token) => `<div class="math-display">${escapeHtml(token.tex)}</div>\n`,
+    },
+    {
+      name: 'mathInline',
+      level: 'inline',
+      start: (src) => src.indexOf('$') < 0 ? undefined : src.indexOf('$'),
+      tokenizer(src) {
+        const display = /^\$\$([^$]+?)\$\$/.exec(src);
+        if (display && display[1].trim()) {
+          return { type: 'mathInline', raw: display[0], tex: display[1].trim(), display: true };
+        }
+        const m = /^\$(?![\s\d$])((?:\\.|[^\\$\n])+?)(?<!\s)\$(?!\d)/.exec(src);
+        if (m) return { type: 'mathInline', raw: m[0], tex: m[1], display: false };
+        return undefined;
+      },
+      renderer: (token) =>
+        token.display
+          ? `<span class="math-display">${escapeHtml(token.tex)}</span>`
+          : `<span class="math-inline">${escapeHtml(token.tex)}</span>`,
+    },
+  ],
 });
 
 const ALLOWED_URL = /^(?:https?:|mailto:|#|\/(?!\/))/i;
@@ -49,6 +93,24 @@ const PURIFY = {
 
 export function sanitizeToFragment(html) {
   return DOMPurify.sanitize(html, PURIFY);
+}
+
+// Errors are thrown and shown here, as the source in a span styled by app.css: KaTeX's own
+// error node carries a style attribute, which the CSP refuses.
+const KATEX = { throwOnError: true, strict: 'ignore', trust: false, maxSize: 50, maxExpand: 500 };
+
+function decorateMath(root) {
+  for (const node of root.querySelectorAll('.math-inline, .math-display')) {
+    if (node.closest('pre, code')) continue; // written as HTML inside code: left as text
+    const tex = node.textContent;
+    const displayMode = node.classList.contains('math-display');
+    try {
+      katex.render(tex, node, { ...KATEX, displayMode });
+    } catch (e) {
+      const reason = e instanceof katex.ParseError ? e.message : 'This formula could not be drawn';
+      node.replaceChildren(h('span', { class: 'math-error', title: reason }, tex));
+    }
+  }
 }
 
 function decorateTasks(root) {
@@ -111,5 +173,6 @@ export function renderMarkdown(target, text) {
   const frag = sanitizeToFragment(html);
   decorateCode(frag);
   decorateTasks(frag);
+  decorateMath(frag);
   target.replaceChildren(frag);
 }

@@ -8,6 +8,7 @@ message, and chunks are sent with a delay so the browser can be watched while it
 - ``[markdown]`` (or "reverse a list"): a short document with a heading, a list,
   a table and a fenced code block;
 - ``[xss]``: hostile HTML and links that must come out inert;
+- ``[math]``: inline and display TeX;
 - anything else: a short answer.
 """
 
@@ -54,6 +55,10 @@ XSS_ANSWER = (
     "Done."
 )
 
+MATH_ANSWER = (
+    "The area is $\\pi r^2$, and\n\n$$\n\\sum_{k=1}^{n} k = \\frac{n(n+1)}{2}\n$$\n\nDone."
+)
+
 WORD = re.compile(r"\S+\s*|\s+")
 
 
@@ -64,6 +69,8 @@ def _answer_for(question: str) -> tuple[str, float]:
         return MARKDOWN_ANSWER, 0.005
     if "[xss]" in question:
         return XSS_ANSWER, 0.005
+    if "[math]" in question:
+        return MATH_ANSWER, 0.005
     return "A short answer from the fake provider.", 0.005
 
 

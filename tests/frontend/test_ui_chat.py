@@ -330,20 +330,3 @@ def test_500_message_conversation_opens_at_the_end_and_pages_back(
     expect(page.locator(".older-status")).to_have_text("Beginning of the conversation")
     bubbles = page.locator(".msg.user .bubble").all_inner_texts()
     assert bubbles == [f"Question {i}" for i in range(1, 251)]
-
-
-def test_sidebar_loads_more_chats_on_scroll(
-    page_as: Callable[..., Page], make_user: Callable[..., User]
-) -> None:
-    user = make_user()
-    for i in range(1, 131):
-        r = user.api.post("/api/conversations", json={"title": f"Chat number {i}"})
-        assert r.status_code == 201, r.text
-    page = page_as(user)
-    open_chat(page)
-    links = page.locator(".conv-link")
-    expect(links).to_have_count(100)
-    expect(links.first).to_have_text("Chat number 130")
-    page.locator("#conv-list").evaluate("el => { el.scrollTop = el.scrollHeight; }")
-    expect(links).to_have_count(130)
-    expect(links.last).to_have_text("Chat number 1")

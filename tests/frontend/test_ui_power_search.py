@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
-from .ui_helpers import PHONE, User, open_chat, shot
+from .accessibility import serious_violations
+from .ui_helpers import DESKTOP, PHONE, User, open_chat, shot
 
 
 def chat(user: User, title: str, *questions: str, archived: bool = False) -> str:
@@ -122,3 +124,26 @@ def test_highlights_meet_wcag_aa_contrast_in_light_and_dark(
         lighter, darker = sorted((_luminance(fg), _luminance(bg)), reverse=True)
         ratio = (lighter + 0.05) / (darker + 0.05)
         assert ratio >= 4.5, (scheme, fg, bg, ratio)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "viewport"),
+    [("light", DESKTOP), ("dark", DESKTOP), ("light", PHONE), ("dark", PHONE)],
+)
+def test_search_results_pass_axe(
+    page_as: Callable[..., Page],
+    make_user: Callable[..., User],
+    scheme: str,
+    viewport: dict[str, int],
+) -> None:
+    user = make_user()
+    chat(user, "Ticket 42 notes", "ticket 42 is open", "ticket 142 is closed")
+    page = page_as(user, color_scheme=scheme, viewport=viewport, mobile=viewport is PHONE)
+    page.goto("/search.html")
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_label("Search words").fill("42")
+    page.get_by_role("button", name="Search", exact=True).click()
+    results = page.get_by_role("list", name="Results")
+    expect(results.locator("mark").first).to_have_text("42")
+    assert "142" not in results.inner_text()  # whole words and prefixes only
+    assert serious_violations(page) == []

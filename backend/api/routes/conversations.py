@@ -36,6 +36,9 @@ async def list_conversations(
     offset: Offset = 0,
     q: Annotated[str | None, Query(max_length=200, description="Title contains")] = None,
     archived: Annotated[bool, Query(description="List archived instead of active ones")] = False,
+    folder: Annotated[
+        str | None, Query(max_length=36, description="Only the chats in this folder (its uuid)")
+    ] = None,
 ) -> ConversationsPublic:
     found, count = await run_quick_in_session(
         conversations.list_conversations,
@@ -44,6 +47,7 @@ async def list_conversations(
         offset=offset,
         q=q,
         archived=archived,
+        folder=folder,
     )
     return ConversationsPublic(
         data=[ConversationPublic.model_validate(c) for c in found], count=count
