@@ -9,6 +9,7 @@ from backend.api.routes import (
     connections,
     conversations,
     health,
+    imports,
     mcp,
     messages,
     models,
@@ -35,6 +36,7 @@ api_router.include_router(search.router)
 api_router.include_router(tools.router)
 api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
+api_router.include_router(imports.router)
 api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
 api_router.include_router(temporary.router)
