@@ -34,6 +34,7 @@ class Batch:
     conversations: list[ExportConversation] = field(default_factory=list)
     items_done: int = 0  # conversations of the export handled once this batch is written
     bytes_read: int = 0
+    weight: int = 0  # rows to write: conversations and messages
     skipped_conversations: Counter[str] = field(default_factory=Counter)
     skipped_messages: Counter[str] = field(default_factory=Counter)
 

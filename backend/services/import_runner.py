@@ -38,6 +38,10 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 # A batch is written at least this often, even a small one: progress shows, and the job's
 # heartbeat tells other processes it is alive.
 PROGRESS_SECONDS = 2.0
+# A write transaction of a job aims at this length (see ExportReader.adapt), within
+# MIN_BATCH_WEIGHT and IMPORT_BATCH_MESSAGES rows (conversations + messages).
+BATCH_SECONDS = 0.15
+FIRST_BATCH_WEIGHT, MIN_BATCH_WEIGHT = 200, 20
 # How often a server looks for jobs whose runner died (another worker, say).
 RESUME_SECONDS = 60.0
 
@@ -58,6 +62,7 @@ class ExportReader:
         self._index = 0
         self._reader: SpoolReader | None = None
         self._broken: import_sources.UnreadableExport | None = None
+        self.max_weight = FIRST_BATCH_WEIGHT
 
     def open(self) -> None:
         key = job_key(self._claimed.salt)
@@ -95,7 +100,7 @@ class ExportReader:
                     weight += self._add(batch, source, value)
                 if (
                     len(batch.conversations) >= settings.IMPORT_BATCH_CONVERSATIONS
-                    or weight >= settings.IMPORT_BATCH_MESSAGES
+                    or weight >= self.max_weight
                     or time.monotonic() - started > PROGRESS_SECONDS
                 ):
                     break
@@ -105,12 +110,13 @@ class ExportReader:
             self._broken = error  # what came before the broken part is written first
         if batch is None:
             return None
+        batch.weight = weight
         batch.items_done = max(self._index, self._claimed.items_done)
         batch.bytes_read = self._reader.tell() if self._reader else 0
         return batch
 
     def _add(self, batch: Batch, source: str, value: Any) -> int:
-        """Parse one conversation into the batch; the messages it adds (its weight)."""
+        """Parse one conversation into the batch; the rows it adds (its weight)."""
         try:
             if source == "chatgpt":
                 conversation, skipped = chatgpt_import.to_export(value)
@@ -125,6 +131,16 @@ class ExportReader:
             return 0
         batch.conversations.append(conversation)
         return 1 + len(conversation.messages)
+
+    def adapt(self, *, written: int, seconds: float) -> None:
+        """Size the next batch so that its transaction takes about BATCH_SECONDS: how long
+        a row takes varies with the store, its size and the load, and a transaction that
+        runs long keeps every other user waiting that long."""
+        if written and seconds > 0:
+            wanted = int(written * BATCH_SECONDS / seconds)
+            self.max_weight = max(MIN_BATCH_WEIGHT, min(wanted, settings.IMPORT_BATCH_MESSAGES))
+        if seconds > 4 * BATCH_SECONDS:
+            logger.info("import_batch_slow", extra={"rows": written, "seconds": round(seconds, 2)})
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -168,9 +184,11 @@ async def _run(job_uuid: str) -> None:
 async def _import(reader: ExportReader, claimed: Claimed) -> None:
     await to_thread.run_sync(reader.open)
     while (batch := await to_thread.run_sync(reader.next_batch)) is not None:
+        started = time.perf_counter()
         await run_in_session(
             import_jobs.record_batch, job_id=claimed.id, user_id=claimed.user_id, batch=batch
         )
+        reader.adapt(written=batch.weight, seconds=time.perf_counter() - started)
     await run_in_session(import_jobs.finish, job_id=claimed.id, bytes_read=claimed.bytes_total)
     logger.info("import_done", extra={"job": claimed.uuid})
 

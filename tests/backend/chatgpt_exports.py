@@ -52,8 +52,13 @@ def _message(node_id: str, role: str, text: str, at: float, **extra: Any) -> dic
         **extra.pop("metadata", {}),
     }
     if role == "assistant":
-        metadata.update(model_slug="gpt-4o", default_model_slug="gpt-4o", finish_details={
-            "type": "stop", "stop_tokens": [200002]}, is_complete=True, parent_id=None)
+        metadata.update(
+            model_slug="gpt-4o",
+            default_model_slug="gpt-4o",
+            finish_details={"type": "stop", "stop_tokens": [200002]},
+            is_complete=True,
+            parent_id=None,
+        )
     return {
         "id": node_id,
         "author": {"role": role, "name": extra.pop("name", None), "metadata": {}},
@@ -79,23 +84,55 @@ def conversation(index: int, shape: Shape = Shape(), *, archived: bool = False) 
         nodes.append((node_id, parent, message))
         return node_id
 
-    last = add("sys", "root", _message("sys", "system", "", at, metadata={
-        "is_visually_hidden_from_conversation": True}))
-    last = add("ctx", last, _message("ctx", "user", "I like short answers.", at,
-                                     content_type="user_editable_context"))
+    last = add(
+        "sys",
+        "root",
+        _message("sys", "system", "", at, metadata={"is_visually_hidden_from_conversation": True}),
+    )
+    last = add(
+        "ctx",
+        last,
+        _message("ctx", "user", "I like short answers.", at, content_type="user_editable_context"),
+    )
     for turn in range(shape.turns):
         t = at + turn * 60
-        question = add(f"q{turn}", last, _message(f"q{turn}", "user", _text(index + turn, shape.words), t + 1))
+        question = add(
+            f"q{turn}", last, _message(f"q{turn}", "user", _text(index + turn, shape.words), t + 1)
+        )
         last = question
         if turn == 0:  # a tool call and its output before the first answer
-            last = add("call", last, _message("call", "assistant", "search('fox')", t + 2,
-                                              content_type="code", recipient="browser"))
-            last = add("out", last, _message("out", "tool", "results: ...", t + 3,
-                                             name="browser", content_type="execution_output"))
+            last = add(
+                "call",
+                last,
+                _message(
+                    "call",
+                    "assistant",
+                    "search('fox')",
+                    t + 2,
+                    content_type="code",
+                    recipient="browser",
+                ),
+            )
+            last = add(
+                "out",
+                last,
+                _message(
+                    "out",
+                    "tool",
+                    "results: ...",
+                    t + 3,
+                    name="browser",
+                    content_type="execution_output",
+                ),
+            )
             last = add("blank", last, _message("blank", "assistant", "", t + 4))
         if turn == shape.turns - 1:  # an abandoned regenerated answer, a sibling branch
             add("alt", last, _message("alt", "assistant", "An answer replaced by another.", t + 5))
-        last = add(f"a{turn}", last, _message(f"a{turn}", "assistant", _text(index * 31 + turn, shape.words), t + 6))
+        last = add(
+            f"a{turn}",
+            last,
+            _message(f"a{turn}", "assistant", _text(index * 31 + turn, shape.words), t + 6),
+        )
     mapping: dict[str, Any] = {}
     for node_id, parent, message in nodes:
         mapping[node_id] = {"id": node_id, "message": message, "parent": parent, "children": []}
@@ -132,6 +169,19 @@ def write_export(path: Path, count: int, shape: Shape = Shape()) -> int:
             out.write(("," if index else "") + json.dumps(item, ensure_ascii=False))
         out.write("]")
     return path.stat().st_size
+
+
+def write_export_of_size(path: Path, min_bytes: int, shape: Shape = Shape()) -> tuple[int, int]:
+    """`conversations.json` of at least `min_bytes`; (conversations, size)."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("[")
+        while out.tell() < min_bytes:
+            item = conversation(count, shape, archived=count % 10 == 9)
+            out.write(("," if count else "") + json.dumps(item, ensure_ascii=False))
+            count += 1
+        out.write("]")
+    return count, path.stat().st_size
 
 
 def write_zip(path: Path, json_path: Path) -> int:

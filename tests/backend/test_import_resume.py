@@ -1,13 +1,8 @@
 """An import survives `kill -9` of the server: a restarted server resumes the job after its
 last committed batch, adds every conversation exactly once, and leaves no upload behind."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +11,9 @@ import pytest
 from chat_factories import DEFAULT_PASSWORD
 from chatgpt_exports import write_export, write_zip
 from fake_openai_server import free_port
-from live_server import REPO, _wait_until_up, make_run_limits, service_env
+from import_service import migrated_env, server
 
 CONVERSATIONS = 3_000
-
-
-@contextmanager
-def server(workdir: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """uvicorn as `make run` starts it; the caller may kill it (then nothing is left to stop)."""
-    command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
-    with open(workdir / "uvicorn.log", "ab") as log:
-        process = subprocess.Popen(
-            [*command, *make_run_limits()], cwd=REPO, env=env, stdout=log, stderr=log
-        )
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}", process, workdir)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def _client(base: str) -> httpx.Client:
@@ -66,15 +44,7 @@ def test_kill_9_mid_import_then_restart_resumes_and_adds_each_once(tmp_path: Pat
     write_export(tmp_path / "conversations.json", CONVERSATIONS)
     write_zip(tmp_path / "export.zip", tmp_path / "conversations.json")
     spool = tmp_path / "spool"
-    env = service_env(
-        tmp_path,
-        IMPORT_SPOOL_DIR=str(spool),
-        IMPORT_BATCH_CONVERSATIONS="20",
-        SECRET_KEY="a-secret-key-for-this-test-only-0123456789",
-    )
-    env.setdefault("DELTADB_MASTER_KEY", os.urandom(32).hex())
-    alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
-    subprocess.run(alembic, cwd=REPO, env=env, check=True, capture_output=True)
+    env = migrated_env(tmp_path, IMPORT_SPOOL_DIR=str(spool), IMPORT_BATCH_CONVERSATIONS="20")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with server(tmp_path, env, port) as process:
