@@ -23,7 +23,7 @@ from anyio import to_thread
 from pydantic import ValidationError
 
 from backend.core.config import settings
-from backend.core.db import run_in_session
+from backend.core.db import database_threads, run_in_session
 from backend.schemas import ExportConversation
 from backend.services import chatgpt_import, import_jobs, import_sources
 from backend.services.errors import ServiceError
@@ -188,9 +188,20 @@ async def _import(reader: ExportReader, claimed: Claimed) -> None:
         await run_in_session(
             import_jobs.record_batch, job_id=claimed.id, user_id=claimed.user_id, batch=batch
         )
-        reader.adapt(written=batch.weight, seconds=time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        reader.adapt(written=batch.weight, seconds=seconds)
+        if _others_use_the_store():
+            # Leave the store to them for as long as the batch had it, so that a request
+            # needing several transactions (a question, then its answer) finishes between two
+            # batches instead of waiting for one at each step.
+            await asyncio.sleep(seconds)
     await run_in_session(import_jobs.finish, job_id=claimed.id, bytes_read=claimed.bytes_total)
     logger.info("import_done", extra={"job": claimed.uuid})
+
+
+def _others_use_the_store() -> bool:
+    """Whether other work took or waits for a database thread as this job's batch ended."""
+    return database_threads.borrowed_tokens > 0 or database_threads.statistics().tasks_waiting > 0
 
 
 async def _fail(claimed: Claimed, error: str, path: Path) -> None:

@@ -74,10 +74,13 @@ def _message(node_id: str, role: str, text: str, at: float, **extra: Any) -> dic
     }
 
 
-def conversation(index: int, shape: Shape = Shape(), *, archived: bool = False) -> dict[str, Any]:
-    """One conversation as in `conversations.json`; its shown branch alternates user/assistant."""
+def conversation(
+    index: int, shape: Shape = Shape(), *, archived: bool = False, start: float = START
+) -> dict[str, Any]:
+    """One conversation as in `conversations.json`; its shown branch alternates user/assistant.
+    Conversation `index` starts `index` seconds after `start`."""
     cid = f"6740{index:08x}-0000-4000-8000-{index:012x}"
-    at = START + index * 3600
+    at = start + index
     nodes: list[tuple[str, str | None, dict[str, Any] | None]] = [("root", None, None)]
 
     def add(node_id: str, parent: str, message: dict[str, Any]) -> str:
@@ -156,16 +159,18 @@ def conversation(index: int, shape: Shape = Shape(), *, archived: bool = False) 
     }
 
 
-def conversations(count: int, shape: Shape = Shape()) -> Iterator[dict[str, Any]]:
+def conversations(
+    count: int, shape: Shape = Shape(), *, start: float = START
+) -> Iterator[dict[str, Any]]:
     for index in range(count):
-        yield conversation(index, shape, archived=index % 10 == 9)
+        yield conversation(index, shape, archived=index % 10 == 9, start=start)
 
 
-def write_export(path: Path, count: int, shape: Shape = Shape()) -> int:
+def write_export(path: Path, count: int, shape: Shape = Shape(), *, start: float = START) -> int:
     """`conversations.json` with `count` conversations, written as a stream; its size."""
     with open(path, "w", encoding="utf-8") as out:
         out.write("[")
-        for index, item in enumerate(conversations(count, shape)):
+        for index, item in enumerate(conversations(count, shape, start=start)):
             out.write(("," if index else "") + json.dumps(item, ensure_ascii=False))
         out.write("]")
     return path.stat().st_size
