@@ -135,13 +135,16 @@ class SpoolReader(io.RawIOBase):
         return self._cached[1]
 
     def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
-        if self._position >= self._size:
-            return 0
-        index, start = divmod(self._position, SEGMENT)
-        chunk = self._segment(index)[start : start + len(buffer)]
-        buffer[: len(chunk)] = chunk
-        self._position += len(chunk)
-        return len(chunk)
+        """Fill `buffer` across segments: a short read before the end would look like a cut
+        file to `zipfile` (a header read in one call)."""
+        done = 0
+        while done < len(buffer) and self._position < self._size:
+            index, start = divmod(self._position, SEGMENT)
+            chunk = self._segment(index)[start : start + len(buffer) - done]
+            buffer[done : done + len(chunk)] = chunk
+            self._position += len(chunk)
+            done += len(chunk)
+        return done
 
     def close(self) -> None:
         if not self.closed:
