@@ -94,34 +94,39 @@ def _is_uuid(value: str) -> bool:
 def _add_conversation(
     *, session: Session, user_id: int, uuid: str, item: ExportConversation
 ) -> None:
-    conversation = Conversation(
-        uuid=uuid,
-        user_id=user_id,
-        title=item.title,
-        default_model=item.default_model,
-        pinned=item.pinned,
-        archived=item.archived,
-        created_at=item.created_at or utcnow(),
-        updated_at=item.updated_at or item.created_at or utcnow(),
-    )
-    session.add(conversation)
-    session.flush()
+    """Add the conversation with its messages; written at the next flush. No flush here: a
+    batch of conversations goes to the store in one flush (a flush per conversation cost
+    most of a large import's time)."""
+    created = item.created_at or utcnow()
+    messages = []
     for position, m in enumerate(item.messages):
         response = m.response.model_dump() if m.response and m.role == "assistant" else None
-        session.add(
+        messages.append(
             Message(
                 uuid=str(uuid_lib.uuid5(NAMESPACE, f"{uuid}:{position}")),
-                conversation_id=conversation.id,
                 role=m.role,
                 content=m.content,
                 model=m.model,
                 position=position,
-                created_at=m.created_at or conversation.created_at,
+                created_at=m.created_at or created,
                 response=Response(model_used=m.model or "unknown", **response)
                 if response
                 else None,
             )
         )
+    session.add(
+        Conversation(
+            uuid=uuid,
+            user_id=user_id,
+            title=item.title,
+            default_model=item.default_model,
+            pinned=item.pinned,
+            archived=item.archived,
+            created_at=created,
+            updated_at=item.updated_at or item.created_at or utcnow(),
+            messages=messages,
+        )
+    )
 
 
 def parse_import(payload: Any) -> tuple[str, list[ExportConversation]]:
