@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.models import ImportJob, utcnow
@@ -66,9 +66,13 @@ def _mine(*, session: Session, user_id: int, job_uuid: str) -> ImportJob:
 
 def create(*, session: Session, user_id: int, filename: str, runner: str) -> ImportJob:
     """A new job receiving its upload; 409 while the user has another one under way."""
-    if active := session.scalars(
+    active = session.scalars(
         select(ImportJob).where(ImportJob.user_id == user_id, ImportJob.status.in_(ACTIVE))
-    ).first():
+    ).first()
+    if active is not None and _abandoned(active):
+        _end(active, "failed", "The server running this import stopped and did not resume it.")
+        active = None
+    if active is not None:
         raise Conflict(
             f"An import of {active.filename} is already under way: wait until it ends "
             "(Settings shows its progress), then import the next file."
@@ -85,8 +89,21 @@ def create(*, session: Session, user_id: int, filename: str, runner: str) -> Imp
     return job
 
 
+def beat(*, session: Session, job_uuid: str) -> None:
+    """The uploader is alive (a long upload must not look like a crashed one)."""
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.uuid == job_uuid)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
 def queue(*, session: Session, job_uuid: str, size: int) -> None:
     job = session.scalars(select(ImportJob).where(ImportJob.uuid == job_uuid)).one()
+    if job.status != "uploading":  # given up meanwhile (see `_abandoned`)
+        raise Conflict("The upload took too long and was given up: upload the file again.")
     job.status, job.bytes_total = "queued", size
     session.commit()
 
@@ -99,20 +116,42 @@ def discard(*, session: Session, job_uuid: str) -> None:
 
 
 def claim(*, session: Session, job_uuid: str, runner: str) -> Claimed | None:
-    """Take a queued job, or a running one whose runner is gone (see `runner_gone`)."""
+    """Take a job of this runner (queued by its upload), or one whose runner is gone (see
+    `runner_gone`). The change is conditional on the row as read, so of two processes trying
+    at once only one gets it."""
     job = session.scalars(select(ImportJob).where(ImportJob.uuid == job_uuid)).first()
     if job is None or job.status not in ("queued", "running"):
         return None
-    if job.status == "running" and job.runner != runner and not runner_gone(job, me=runner):
+    if job.runner != runner and not runner_gone(job, me=runner):
         return None
-    job.status, job.runner, job.heartbeat_at = "running", runner, utcnow()
+    taken = session.execute(
+        update(ImportJob)
+        .where(
+            ImportJob.id == job.id,
+            ImportJob.status == job.status,
+            ImportJob.runner == job.runner if job.runner else ImportJob.runner.is_(None),
+        )
+        .values(status="running", runner=runner, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
     return Claimed(job.id, job.uuid, job.user_id, job.salt, job.bytes_total, job.items_done)
 
 
 # A runner that has not written progress for this long is taken for dead (a live one writes
 # at least every few seconds, see import_runner.PROGRESS_SECONDS).
 STALE_AFTER = timedelta(seconds=60)
+
+
+# A job silent this long is given up: no server resumed it (its upload was on a host that is
+# gone, say), and it must not keep its user from importing again.
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
+def _abandoned(job: ImportJob) -> bool:
+    return job.heartbeat_at is None or utcnow() - job.heartbeat_at > ABANDONED_AFTER
 
 
 def runner_gone(job: ImportJob, *, me: str) -> bool:

@@ -220,7 +220,8 @@ async def resume() -> None:
             if await run_in_session(import_jobs.abandon_upload, job_uuid=job_uuid, runner=RUNNER):
                 import_jobs.spool_path(job_uuid).unlink(missing_ok=True)
             continue
-        start(job_uuid)
+        if import_jobs.spool_path(job_uuid).exists():  # else its upload is on another host
+            start(job_uuid)
     await run_in_session(import_jobs.remove_ended_spools)
 
 

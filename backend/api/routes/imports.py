@@ -1,5 +1,6 @@
 """Imports of large exports as background jobs: upload the file, then follow its progress."""
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,8 @@ router = APIRouter(tags=["export and import"])
 # The upload's path: the body size limit and the JSON guard let it through (it is streamed
 # to disk encrypted, up to MAX_IMPORT_BYTES, and parsed incrementally).
 UPLOAD_PATH = "/api/imports"
+# An upload under way says so this often (other processes take a silent one for crashed).
+HEARTBEAT_SECONDS = 10.0
 
 
 @router.post(
@@ -54,7 +57,7 @@ async def start_import(
     )
     path = import_jobs.spool_path(job.uuid)
     try:
-        size = await _receive(request, path, salt=job.salt)
+        size = await _receive(request, path, salt=job.salt, job_uuid=job.uuid)
         await to_thread.run_sync(_check_upload, path, job.salt, size)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -70,17 +73,21 @@ async def start_import(
     )
 
 
-async def _receive(request: Request, path: Path, *, salt: str) -> int:
+async def _receive(request: Request, path: Path, *, salt: str, job_uuid: str) -> int:
     """The body, sealed segment by segment into `path`; its size. Encryption and writing run
     in a worker thread a segment at a time, never on the event loop."""
     writer = SpoolWriter(path, key=job_key(salt))
     pending = bytearray()
+    beat = time.monotonic()
     try:
         async for chunk in request.stream():
             pending += chunk
             if len(pending) >= SEGMENT:
                 await to_thread.run_sync(writer.write, bytes(pending))
                 pending.clear()
+                if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                    await run_in_session(import_jobs.beat, job_uuid=job_uuid)
+                    beat = time.monotonic()
         await to_thread.run_sync(writer.write, bytes(pending))
         await to_thread.run_sync(writer.close)
     except ClientDisconnect:

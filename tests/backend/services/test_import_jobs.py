@@ -65,3 +65,15 @@ def test_files_of_ended_jobs_are_removed_and_others_left(spool: Path) -> None:
     with SessionLocal() as session:
         import_jobs.remove_ended_spools(session=session)
     assert sorted(p.stem for p in spool.iterdir()) == sorted([active, "not-a-job-of-this-database"])
+
+
+def test_a_job_no_server_resumed_does_not_block_the_next_import() -> None:
+    stuck = _job("host-b:1:x", silent_for=20 * 60)  # its server, on another host, is gone
+    with SessionLocal() as session:
+        user_id = session.query(ImportJob).filter_by(uuid=stuck).one().user_id
+        fresh = import_jobs.create(session=session, user_id=user_id, filename="y", runner="h:1:y")
+        old = session.query(ImportJob).filter_by(uuid=stuck).one()
+        assert old.status == "failed" and "did not resume" in (old.error or "")
+        with pytest.raises(import_jobs.Conflict):  # the new one is under way now
+            import_jobs.create(session=session, user_id=user_id, filename="z", runner="h:1:y")
+        assert fresh.status == "uploading"

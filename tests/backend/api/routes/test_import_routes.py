@@ -179,3 +179,17 @@ def test_one_import_at_a_time_and_only_ones_own(
     assert [j["uuid"] for j in listed] == [job]
     assert wait_for(client, alice, job)["imported"] == 400
     assert upload(client, alice, zipped).status_code == 202  # once it ended, the next may go
+
+
+def test_a_storage_limit_ends_the_job_with_its_sentence(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = create_user()
+    _, zipped = _export(tmp_path, 12)
+    monkeypatch.setattr(settings, "MAX_CONVERSATIONS_PER_USER", 5)
+    monkeypatch.setattr(settings, "IMPORT_BATCH_CONVERSATIONS", 2)
+    state = imported(client, alice, zipped)
+    assert state["status"] == "failed"
+    assert state["error"].startswith("Conversation limit reached"), state["error"]
+    assert state["imported"] == 4 and "4 conversations were imported before" in state["error"]
+    assert client.get("/api/conversations", headers=alice.headers).json()["count"] == 4
