@@ -8,6 +8,8 @@ user's message latency before and during the import.
 
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from chat_factories import DEFAULT_PASSWORD
 from chatgpt_exports import Shape, write_export_of_size
 from fake_openai_server import free_port
 from import_service import migrated_env, server
+from live_server import REPO
 
 SIZE = 200 * 2**20
 SHAPE = Shape(turns=8, words=150)
@@ -56,10 +59,78 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
 
+@pytest.fixture(scope="module")
+def export_200(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """The 200 MiB `conversations.json`, made once for this module: (path, count, size)."""
+    export = tmp_path_factory.mktemp("export") / "conversations.json"
+    return (export, *write_export_of_size(export, SIZE, SHAPE))
+
+
+# Parses an export the way a job does (spool, then batches), in a process of its own, and
+# prints how many conversations it read and its peak RSS in KiB.
+PARSE_ONLY = """
+import sys
+from pathlib import Path
+from backend.services import import_spool
+from backend.services.import_jobs import Claimed
+from backend.services.import_runner import ExportReader
+
+source, spool = Path(sys.argv[1]), Path(sys.argv[2])
+salt = import_spool.new_salt()
+writer = import_spool.SpoolWriter(spool, key=import_spool.job_key(salt))
+with open(source, "rb") as data:
+    while chunk := data.read(1 << 20):
+        writer.write(chunk)
+writer.close()
+reader = ExportReader(path=spool, claimed=Claimed(1, "job", 1, salt, writer.size, 0))
+reader.open()
+count = 0
+while (batch := reader.next_batch()) is not None:
+    count += len(batch.conversations)
+reader.close()
+spool.unlink()
+status = Path("/proc/self/status").read_text().splitlines()
+print(count, next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))
+"""
+
+
+def _parse_only(export: Path, workdir: Path) -> tuple[int, int]:
+    env = {**migrated_env(workdir), "IMPORT_SPOOL_DIR": str(workdir)}
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_ONLY, str(export), str(workdir / "spool")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, peak = done.stdout.split()
+    return int(count), int(peak)
+
+
 @pytest.mark.slow
-def test_a_200_mb_export_with_bounded_memory_while_others_chat(tmp_path: Path) -> None:
-    export = tmp_path / "conversations.json"
-    count, size = write_export_of_size(export, SIZE, SHAPE)
+def test_parsing_memory_does_not_grow_with_the_file(
+    export_200: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    small = tmp_path / "small.json"
+    small_count, _ = write_export_of_size(small, 10 * 2**20, SHAPE)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    assert _parse_only(small, tmp_path / "a")[0] == small_count
+    large_count, large_peak = _parse_only(export_200[0], tmp_path / "b")
+    _, small_peak = _parse_only(small, tmp_path / "a")
+    print(
+        f"\nparse only: peak RSS {small_peak / 1024:.0f} MiB for 10 MiB, "
+        f"{large_peak / 1024:.0f} MiB for {export_200[2] / 2**20:.0f} MiB"
+    )
+    assert large_count == export_200[1]
+    assert large_peak - small_peak < 16 * 1024, (small_peak, large_peak)
+
+
+@pytest.mark.slow
+def test_a_200_mb_export_with_bounded_memory_while_others_chat(
+    export_200: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    export, count, size = export_200
     env = migrated_env(tmp_path, IMPORT_SPOOL_DIR=str(tmp_path / "spool"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
