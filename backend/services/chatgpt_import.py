@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from backend.core.config import settings
 from backend.schemas import ExportConversation, ExportMessage
@@ -91,35 +91,38 @@ def _text(content: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _why_skipped(message: dict[str, Any], role: Any, text: str) -> str | None:
-    metadata = message.get("metadata") if isinstance(message.get("metadata"), dict) else {}
-    content = message.get("content") if isinstance(message.get("content"), dict) else {}
+def _obj(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: a malformed field is no field."""
+    return value if isinstance(value, dict) else {}
+
+
+def _why_skipped(message: dict[str, Any], role: str | None, text: str) -> str | None:
+    content_type = _obj(message.get("content")).get("content_type")
     if role == "tool" or (role == "assistant" and message.get("recipient", "all") != "all"):
         return TOOL
-    if content.get("content_type") in _PLUMBING_CONTENT:
+    if isinstance(content_type, str) and content_type in _PLUMBING_CONTENT:
         return HIDDEN_SYSTEM if role in ("system", "user") else TOOL
-    if role not in ("user", "assistant") or metadata.get("is_visually_hidden_from_conversation"):
+    hidden = _obj(message.get("metadata")).get("is_visually_hidden_from_conversation")
+    if role not in ("user", "assistant") or hidden:
         return HIDDEN_SYSTEM
     return EMPTY if not text.strip() else None
 
 
 def read_node(node_id: str, raw: Any) -> Node:
-    raw = raw if isinstance(raw, dict) else {}
-    parent = raw.get("parent")
-    message = raw.get("message")
+    node = _obj(raw)
+    parent = node.get("parent")
     parent_id = parent if isinstance(parent, str) else None
+    message = node.get("message")
     if not isinstance(message, dict):  # the root and other structural nodes carry nothing
         return Node(node_id, parent_id, None, "", None, None, EMPTY)
-    author = message.get("author") if isinstance(message.get("author"), dict) else {}
-    role = author.get("role")
-    content = message.get("content") if isinstance(message.get("content"), dict) else {}
-    text = clean(_text(content)).strip()
-    metadata = message.get("metadata") if isinstance(message.get("metadata"), dict) else {}
-    model = metadata.get("model_slug")
+    author_role = _obj(message.get("author")).get("role")
+    role = author_role if isinstance(author_role, str) else None
+    text = clean(_text(_obj(message.get("content")))).strip()
+    model = _obj(message.get("metadata")).get("model_slug")
     return Node(
         id=node_id,
         parent=parent_id,
-        role=role if isinstance(role, str) else None,
+        role=role,
         text=text,
         created_at=timestamp(message.get("create_time")),
         model=model[:128] if isinstance(model, str) and model else None,
@@ -192,7 +195,7 @@ def to_messages(conversation: SourceConversation) -> tuple[list[ExportMessage], 
         if len(text) > _MAX_CHARS:
             text = text[:_MAX_CHARS]
             skipped[SHORTENED] += 1
-        role = "user" if node.role == "user" else "assistant"
+        role: Literal["user", "assistant"] = "user" if node.role == "user" else "assistant"
         messages.append(
             ExportMessage(role=role, content=text, model=node.model, created_at=node.created_at)
         )

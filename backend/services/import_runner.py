@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from anyio import to_thread
 from pydantic import ValidationError
@@ -70,7 +70,8 @@ class ExportReader:
         self._closers.append(self._reader)
         self._items = self._all_items(self._reader)
 
-    def _all_items(self, reader: SpoolReader) -> Iterator[tuple[str, Any]]:
+    def _all_items(self, spool: SpoolReader) -> Iterator[tuple[str, Any]]:
+        reader = cast(IO[bytes], spool)  # a file in all but name: read, seek, tell
         head = reader.read(4)
         reader.seek(0)
         if not import_sources.is_zip(head):

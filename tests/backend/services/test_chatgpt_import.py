@@ -113,8 +113,25 @@ def test_garbage_inside_a_conversation_is_skipped_not_fatal() -> None:
         "id": "c",
         "title": 5,
         "create_time": "yesterday",
-        "mapping": {"a": 1, "b": {"message": {"author": "x", "content": []}}, "c": None},
+        "mapping": {
+            "a": 1,
+            "b": {"message": {"author": "x", "content": [], "metadata": 7}},
+            "c": None,
+            "d": {"parent": ["b"], "message": {"author": {"role": ["user"]}}},
+        },
     }
     exported, _ = to_export(item)
     assert exported.messages == [] and exported.title is None and exported.created_at is None
+    odd_type = {
+        "id": "c",
+        "mapping": {
+            "u": {
+                "message": {
+                    "author": {"role": "user"},
+                    "content": {"content_type": ["text"], "parts": ["still a question"]},
+                }
+            }
+        },
+    }
+    assert [m.content for m in to_export(odd_type)[0].messages] == ["still a question"]
     assert chatgpt_import.timestamp(1e300) is None
