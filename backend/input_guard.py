@@ -77,8 +77,11 @@ async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
 
 
 class InputGuardMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, streamed_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        # Uploads read as a stream by their route, which cleans what it stores itself: never
+        # read whole into memory here.
+        self.streamed_paths = streamed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +93,11 @@ class InputGuardMiddleware:
         if _NUL_IN_QUERY.search(scope["query_string"]):
             await send_json(send, *_refusal(scope, "query", NUL_MESSAGE))
             return
-        if scope["method"] in ("GET", "HEAD", "OPTIONS") or not _is_json(scope):
+        if (
+            scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not _is_json(scope)
+            or scope["path"] in self.streamed_paths
+        ):
             await self.app(scope, receive, send)
             return
         body, ended = await _read_body(receive)

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.api.docs import mount_api_docs
 from backend.api.main import api_router
-from backend.api.routes import mock_openai, quickchat
+from backend.api.routes import imports, mock_openai, quickchat
 from backend.core import metrics
 from backend.core.config import settings
 from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
@@ -24,7 +24,7 @@ from backend.mcp import runtime as mcp_runtime
 from backend.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from backend.models import Response as AnswerRow
 from backend.security_headers import SecurityHeadersMiddleware
-from backend.services import users
+from backend.services import import_runner, users
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise
         raise ConfigurationError(sentence) from error
     _freeze_startup_objects()
-    async with mcp_runtime.running():
+    async with mcp_runtime.running(), import_runner.running():
         _log_started()
         yield
 
@@ -118,8 +118,12 @@ def create_app() -> FastAPI:
     )
     register_exception_handlers(app)
     # Innermost first: the guard reads bodies through the size limit.
-    app.add_middleware(InputGuardMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
+    app.add_middleware(InputGuardMiddleware, streamed_paths=frozenset({imports.UPLOAD_PATH}))
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.MAX_REQUEST_BYTES,
+        path_limits={imports.UPLOAD_PATH: settings.MAX_IMPORT_BYTES},
+    )
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https_only=settings.cookie_secure)
     mount_metrics(app)

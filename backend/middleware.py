@@ -29,17 +29,22 @@ class RequestTooLarge(HTTPException):
 class BodySizeLimitMiddleware:
     """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is honest."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Exact paths with a limit of their own (an upload streamed to disk).
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(send, limit)
             return
         received = 0
 
@@ -47,17 +52,17 @@ class BodySizeLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise RequestTooLarge(self.max_bytes)
+            if received > limit:
+                raise RequestTooLarge(limit)
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except RequestTooLarge:
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"Request body larger than {self.max_bytes} bytes"}).encode()
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = json.dumps({"detail": f"Request body larger than {limit} bytes"}).encode()
         await send_json(send, 413, body)
 
 

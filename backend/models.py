@@ -546,3 +546,36 @@ class Folder(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportJob(Base):
+    """An uploaded export being imported in the background, and what became of it.
+
+    `items_done` counts the export's conversations handled by committed batches: each batch
+    commits its conversations and this row together, so a restarted server resumes after the
+    last one. `salt` (with SECRET_KEY) opens the encrypted upload (`import_spool`); `runner`
+    and `heartbeat_at` tell whether the process running the job is still alive.
+    """
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    # uploading, queued, running, done or failed
+    status: Mapped[str] = mapped_column(String(16), default="uploading")
+    source: Mapped[str | None] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(64))
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    items_done: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    # {"conversations": {reason: count}, "messages": {reason: count}}
+    skipped: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

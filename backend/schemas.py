@@ -630,6 +630,27 @@ class ImportResult(BaseModel):
     conversations: list[str]
 
 
+class ImportJobPublic(BaseModel):
+    """An import of an uploaded export running in the background, and its progress."""
+
+    uuid: str
+    filename: str
+    status: Literal["uploading", "queued", "running", "done", "failed"]
+    source: Literal["openchat", "chatgpt"] | None = Field(
+        description="The export's format, once its first conversations are read"
+    )
+    bytes_total: int = Field(description="Bytes uploaded")
+    bytes_read: int = Field(description="Bytes of the upload read so far")
+    conversations_done: int = Field(description="Conversations of the file handled so far")
+    imported: int = Field(description="Conversations added")
+    messages: int = Field(description="Messages added")
+    skipped_conversations: dict[str, int] = Field(description="Conversations left out, by reason")
+    skipped_messages: dict[str, int] = Field(description="Messages left out, by reason")
+    error: str | None = Field(description="Why a failed import stopped (what it imported stays)")
+    created_at: datetime
+    finished_at: datetime | None
+
+
 # --- archiving ----------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from backend.api.routes import (
     conversations,
     folders,
     health,
+    imports,
     mcp,
     mcp_oauth,
     messages,
@@ -39,6 +40,7 @@ api_router.include_router(folders.router)
 api_router.include_router(tools.router)
 api_router.include_router(snapshots.router)
 api_router.include_router(transfer.router)
+api_router.include_router(imports.router)
 api_router.include_router(archive.router)
 api_router.include_router(mcp.router)
 api_router.include_router(mcp_oauth.router)

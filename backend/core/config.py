@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # Conversations (and messages) one import transaction writes before letting others in.
     IMPORT_BATCH_CONVERSATIONS: int = Field(default=200, ge=1)
     IMPORT_BATCH_MESSAGES: int = Field(default=2_000, ge=1)
+    # Uploaded exports (ChatGPT's zip or conversations.json) imported as background jobs: the
+    # largest accepted, and where the encrypted upload waits while it is imported.
+    MAX_IMPORT_BYTES: int = Field(default=2 * 1024**3, ge=1024)
+    IMPORT_SPOOL_DIR: str | None = None
 
     # Tools from MCP servers: a `{"mcpServers": {...}}` file (Claude Desktop's format), added
     # to those the admin configures in the UI; each call's time and result size are bounded.

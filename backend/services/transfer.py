@@ -11,7 +11,6 @@ what is there).
 """
 
 import uuid as uuid_lib
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.models import Conversation, Message, Response, ToolExecution, User, utcnow
 from backend.schemas import ExportConversation, ExportFile, ExportMessage, ExportToolCall
-from backend.services import message_tree, quotas, storage
+from backend.services import chatgpt_import, message_tree, quotas, storage
 from backend.services.errors import BadRequest
 from backend.services.usage import SKIP_USAGE
 
@@ -69,67 +68,12 @@ def _export_messages(messages: list[Message]) -> list[ExportMessage]:
     ]
 
 
-def _timestamp(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(value), UTC) if value is not None else None
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
-def _chatgpt_chain(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """The nodes of the conversation's current branch, oldest first."""
-    mapping = item.get("mapping") or {}
-    if not isinstance(mapping, dict):
-        raise ValueError("mapping is not an object")
-    chain, node_id, seen = [], item.get("current_node"), set()
-    while isinstance(node_id, str) and node_id in mapping and node_id not in seen:
-        seen.add(node_id)
-        chain.append(mapping[node_id])
-        node_id = (mapping[node_id] or {}).get("parent")
-    if not chain:  # no current node: every node, by time
-        chain = sorted(
-            (n for n in mapping.values() if isinstance(n, dict)),
-            key=lambda n: _timestamp((n.get("message") or {}).get("create_time")) or utcnow(),
-            reverse=True,
-        )
-    return list(reversed(chain))
-
-
-def _chatgpt_message(node: Any) -> ExportMessage | None:
-    message = (node or {}).get("message") if isinstance(node, dict) else None
-    if not isinstance(message, dict):
-        return None
-    role = (message.get("author") or {}).get("role")
-    parts = (message.get("content") or {}).get("parts") or []
-    text = "\n".join(p for p in parts if isinstance(p, str)).replace("\x00", "").strip()
-    if role not in ("user", "assistant") or not text:
-        return None
-    model = (message.get("metadata") or {}).get("model_slug")
-    created = _timestamp(message.get("create_time"))
-    return ExportMessage(role=role, content=text, model=model, created_at=created)
-
-
 def from_chatgpt(items: list[Any]) -> list[ExportConversation]:
     conversations = []
     for index, item in enumerate(items):
         try:
-            if not isinstance(item, dict):
-                raise ValueError("not an object")
-            source_id = str(item.get("conversation_id") or item.get("id") or "")
-            if not source_id:
-                raise ValueError("no id")
-            messages = [m for n in _chatgpt_chain(item) if (m := _chatgpt_message(n))]
-            title = str(item.get("title") or "").replace("\x00", "")[:200] or None
-            conversations.append(
-                ExportConversation(
-                    uuid=source_id[:64],
-                    title=title,
-                    created_at=_timestamp(item.get("create_time")),
-                    updated_at=_timestamp(item.get("update_time")),
-                    messages=messages,
-                )
-            )
-        except (ValueError, ValidationError, AttributeError, TypeError) as error:
+            conversations.append(chatgpt_import.to_export(item)[0])
+        except (chatgpt_import.NotAConversation, ValidationError) as error:
             reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
             raise BadRequest(
                 f"Conversation {index + 1} is not a ChatGPT conversation ({reason})"
@@ -162,18 +106,10 @@ def _is_uuid(value: str) -> bool:
 def _add_conversation(
     *, session: Session, user_id: int, uuid: str, item: ExportConversation
 ) -> None:
-    conversation = Conversation(
-        uuid=uuid,
-        user_id=user_id,
-        title=item.title,
-        default_model=item.default_model,
-        pinned=item.pinned,
-        archived=item.archived,
-        created_at=item.created_at or utcnow(),
-        updated_at=item.updated_at or item.created_at or utcnow(),
-    )
-    session.add(conversation)
-    session.flush()
+    """Add the conversation with its messages (every branch); written at the next flush. No
+    flush here: a batch of conversations goes to the store in one flush (a flush per
+    conversation cost most of a large import's time)."""
+    created = item.created_at or utcnow()
     tree = any("parent_uuid" in m.model_fields_set for m in item.messages)
     parents = (
         message_tree.parents_by_uuid(
@@ -188,23 +124,34 @@ def _add_conversation(
         rows.append(
             Message(
                 uuid=str(uuid_lib.uuid5(NAMESPACE, f"{uuid}:{position}")),
-                conversation_id=conversation.id,
                 parent=rows[parent] if parent is not None else None,
                 role=m.role,
                 content=m.content,
                 model=m.model,
                 position=position,
-                created_at=m.created_at or conversation.created_at,
+                created_at=m.created_at or created,
                 response=Response(model_used=m.model or "unknown", **response)
                 if response
                 else None,
             )
         )
-    session.add_all(rows)
     wanted = item.current_message_uuid
     pairs = zip(rows, item.messages, strict=True)
     shown = next((r for r, m in pairs if wanted and m.uuid == wanted), rows[-1] if rows else None)
-    conversation.current_message_uuid = shown.uuid if shown else None
+    session.add(
+        Conversation(
+            uuid=uuid,
+            user_id=user_id,
+            title=item.title,
+            default_model=item.default_model,
+            pinned=item.pinned,
+            archived=item.archived,
+            created_at=created,
+            updated_at=item.updated_at or item.created_at or utcnow(),
+            messages=rows,
+            current_message_uuid=shown.uuid if shown else None,
+        )
+    )
 
 
 def parse_import(payload: Any) -> tuple[str, list[ExportConversation]]:
@@ -233,22 +180,36 @@ def import_batch(
 ) -> list[str]:
     """Add the conversations of `batch` the user does not have yet, in one transaction, within
     the user's storage limits; their uuids. `imported` holds the uuids of earlier batches."""
+    new = add_batch(session=session, user_id=user.id, source=source, batch=batch, imported=imported)
+    session.commit()
+    imported.update(new)
+    return list(new)
+
+
+def add_batch(
+    *,
+    session: Session,
+    user_id: int,
+    source: str,
+    batch: list[ExportConversation],
+    imported: set[str],
+) -> dict[str, ExportConversation]:
+    """`import_batch` without the commit, for callers that record more in the same
+    transaction (an import job's progress): the conversations added, by uuid."""
     session.info[SKIP_USAGE] = True
     new: dict[str, ExportConversation] = {}
     for item in batch:
-        uuid = _stable_uuid(session=session, user_id=user.id, source=source, original=item.uuid)
+        uuid = _stable_uuid(session=session, user_id=user_id, source=source, original=item.uuid)
         if uuid is not None and uuid not in imported and uuid not in new:
             new[uuid] = item
     if new:
         storage.ensure_room(
             session=session,
-            user_id=user.id,
-            limits=quotas.effective_limits(session=session, user_id=user.id),
+            user_id=user_id,
+            limits=quotas.effective_limits(session=session, user_id=user_id),
             new_conversations=len(new),
             new_bytes=sum(conversation_bytes(item) for item in new.values()),
         )
     for uuid, item in new.items():
-        _add_conversation(session=session, user_id=user.id, uuid=uuid, item=item)
-    session.commit()
-    imported.update(new)
-    return list(new)
+        _add_conversation(session=session, user_id=user_id, uuid=uuid, item=item)
+    return new

@@ -901,3 +901,63 @@ export async function moveToFolder(conversationId, folderId) {
     }),
   );
 }
+
+// --- imports of uploaded exports (background jobs) -------------------------------------------
+
+function normalizeImportJob(j) {
+  return {
+    uuid: j.uuid,
+    filename: j.filename,
+    status: j.status,
+    source: j.source ?? null,
+    bytesTotal: j.bytes_total ?? 0,
+    bytesRead: j.bytes_read ?? 0,
+    conversationsDone: j.conversations_done ?? 0,
+    imported: j.imported ?? 0,
+    messages: j.messages ?? 0,
+    skippedConversations: j.skipped_conversations || {},
+    skippedMessages: j.skipped_messages || {},
+    error: j.error ?? null,
+  };
+}
+
+// The file itself is the body, sent with XMLHttpRequest: fetch cannot report how much of a
+// large upload has gone. onProgress(sentBytes, totalBytes) while it uploads.
+export function uploadImport(file, { onProgress } = {}) {
+  const PATH = '/api/imports';
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', buildUrl(PATH, { filename: file.name }));
+    const headers = headersFor('POST', false);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.upload.addEventListener('progress', (e) => {
+      if (onProgress && e.lengthComputable) onProgress(e.loaded, e.total);
+    });
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      if (xhr.status === 202 && data) resolve(normalizeImportJob(data));
+      else {
+        const err = new ApiError(xhr.status, describeError(xhr.status, data), data);
+        if (xhr.status === 401 && unauthorizedHandler) unauthorizedHandler(err);
+        reject(err);
+      }
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, FALLBACK[0])));
+    xhr.send(file);
+  });
+}
+
+export async function importJob(uuid) {
+  return normalizeImportJob(await request('GET', `/api/imports/${encodeURIComponent(uuid)}`));
+}
+
+export async function recentImports() {
+  const list = (await request('GET', '/api/imports')) || [];
+  return Array.isArray(list) ? list.map(normalizeImportJob) : [];
+}

@@ -106,6 +106,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "DEFAULT_MODEL": "gpt-4o-mini",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        # Uploaded exports wait here (encrypted) while imported; the import test looks in.
+        "IMPORT_SPOOL_DIR": str(tmp / "import-spool"),
     }
     bindir = Path(sys.executable).parent
     alembic = shutil.which("alembic", path=str(bindir)) or "alembic"
