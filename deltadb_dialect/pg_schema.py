@@ -76,7 +76,11 @@ def connect(url: str, *, timeout: float) -> psycopg.Connection[Any]:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
                                application_name="deltadb", keepalives=1, keepalives_idle=5,
                                keepalives_interval=2, keepalives_count=3,
-                               tcp_user_timeout=TCP_USER_TIMEOUT_MS)
+                               tcp_user_timeout=TCP_USER_TIMEOUT_MS,
+                               # Names travel as UTF-8 text whatever the database's encoding:
+                               # in a SQL_ASCII database (initdb without a locale) psycopg
+                               # would hand them back as bytes.
+                               client_encoding="UTF8")
     except psycopg.OperationalError as exc:
         raise connect_error(url, exc) from None
     # Bounded waits: for the head row (other hosts' transactions), and for any statement (a

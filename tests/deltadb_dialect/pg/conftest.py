@@ -45,10 +45,11 @@ class PasswordCluster(PostgresCluster):
             host: str = "127.0.0.1") -> str:
         return f"postgresql://{user}:{password}@{host}:{self.port}/{database}"
 
-    def new_database(self) -> str:
+    def new_database(self, *, encoding: str | None = None) -> str:
         name = "store_" + secrets.token_hex(4)
+        options = f" ENCODING '{encoding}' TEMPLATE template0" if encoding else ""
         with self.admin() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}{options}")
         return name
 
     def pg_ctl(self, *argv: str) -> None:

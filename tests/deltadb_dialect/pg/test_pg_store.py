@@ -260,3 +260,20 @@ def test_hosts_starting_together_on_an_empty_database_make_one_store(
     with engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT name FROM hosts")).scalars()) == hosts
     engine.dispose()
+
+
+def test_a_sql_ascii_database_holds_a_store(master_key, tmp_path,
+                                            pg_cluster: PasswordCluster) -> None:
+    # initdb without a locale (a minimal container image) makes SQL_ASCII databases, whose
+    # text columns psycopg returns as bytes unless the connection asks for UTF-8.
+    url = pg_cluster.dsn(pg_cluster.new_database(encoding="SQL_ASCII"))
+    engine = create_engine(_url(tmp_path / "a", url))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1, 'é')"))
+    engine.dispose()
+    other = create_engine(_url(tmp_path / "b", url))
+    with other.connect() as conn:
+        assert conn.execute(text("SELECT v FROM t")).scalar() == "é"
+    other.dispose()
