@@ -334,3 +334,87 @@ def test_tool_calls_waiting_for_approval_are_sealed_and_decided_by_the_owner(
     stored = raw_column("tool_executions", "arguments") + raw_column("tool_executions", "result")
     stored += raw_column("tool_executions", "reason") + raw_column("messages", "content")
     assert stored and all(value.startswith("zs1:") for value in stored)
+
+
+def _chatgpt_export(text_: str, title: str) -> bytes:
+    import json
+
+    def node(node_id: str, parent: str | None, role: str, words: str) -> dict[str, Any]:
+        return {
+            "id": node_id,
+            "parent": parent,
+            "children": [],
+            "message": {
+                "id": node_id,
+                "author": {"role": role},
+                "create_time": 1_700_000_000,
+                "content": {"content_type": "text", "parts": [words]},
+                "metadata": {},
+            },
+        }
+
+    mapping = {
+        "q": node("q", None, "user", text_),
+        "a": node("a", "q", "assistant", "an answer about " + text_),
+    }
+    item = {"id": "c-zero", "title": title, "create_time": 1_700_000_000,
+            "update_time": 1_700_000_100, "mapping": mapping, "current_node": "a"}
+    return json.dumps([item]).encode()
+
+
+def test_a_background_import_of_a_zero_access_user_is_sealed(
+    client: TestClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "IMPORT_SPOOL_DIR", str(tmp_path / "spool"))
+    user = create_user()
+    headers = sign_in(client, user.username)
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    headers = sign_in(client, user.username)
+    started = client.post(
+        "/api/imports?filename=conversations.json",
+        content=_chatgpt_export(CANARY_TEXT, CANARY_TITLE),
+        headers={**headers, "Content-Type": "application/octet-stream"},
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(f"/api/imports/{started.json()['uuid']}", headers=headers).json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert job["status"] == "done" and job["imported"] == 1, job
+    # The database holds neither the text nor the title; the owner reads both.
+    assert not any(CANARY_TEXT in value for value in raw_column("messages", "content"))
+    assert not any(CANARY_TITLE in value for value in raw_column("conversations", "title"))
+    assert "7f3a" not in raw_column("search_terms", "term")  # a word of CANARY_TEXT
+    listed = client.get("/api/conversations", headers=headers).json()["data"]
+    assert [c["title"] for c in listed] == [CANARY_TITLE]
+    messages = client.get(f"/api/conversations/{listed[0]['uuid']}/messages", headers=headers)
+    assert CANARY_TEXT in messages.text
+    found = client.get("/api/search", params={"q": CANARY_TEXT}, headers=headers).json()
+    assert found["count"] >= 1, found
+
+
+def test_the_word_index_never_holds_a_zero_access_users_words(client: TestClient) -> None:
+    user = create_user()
+    headers = sign_in(client, user.username)
+    chat_with(client, headers, "before " + CANARY_TEXT)  # indexed while the mode is off
+    assert "7f3a" in raw_column("search_terms", "term")
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    headers = sign_in(client, user.username)
+    chat_with(client, headers, "after " + CANARY_TEXT)
+    assert "7f3a" not in raw_column("search_terms", "term")  # sealed: its rows left the index
+    sealed = client.get("/api/search", params={"q": "7f3a"}, headers=headers).json()
+    assert sealed["count"] >= 2, sealed  # both questions (and answers), in their opened text
+    off = client.post("/api/privacy/off", json={"password": DEFAULT_PASSWORD}, headers=headers)
+    assert off.status_code in (200, 202), off.text
+    wait_for_state(client, headers, "off")
+    # Opened: every message holding the word is in the index again, found as it was sealed.
+    assert raw_column("search_terms", "term").count("7f3a") == sealed["count"]
+    found = client.get("/api/search", params={"q": "7f3a"}, headers=headers).json()
+    assert found["count"] == sealed["count"], found
+    assert [h["message_uuid"] for h in found["data"]] == [
+        h["message_uuid"] for h in sealed["data"]
+    ]
