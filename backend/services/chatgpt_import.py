@@ -6,7 +6,9 @@ what the user and the model said, the tree holds plumbing no one was shown: hidd
 messages (custom instructions, context), tool calls and their output (browsing, code, image
 generation), reasoning summaries and empty placeholder nodes. `read_nodes` keeps every node and
 says of each whether it is a chat message and, if not, why; `to_messages` is the one place
-where nodes become the messages stored, which today is the branch that ends at `current_node`.
+where nodes become the messages stored: every branch, each message under its nearest ancestor
+that is one (plumbing between a question and its answer drops out of the path), the
+conversation opening on the message `current_node` leads to.
 """
 
 from collections import Counter
@@ -22,7 +24,6 @@ from backend.schemas import ExportConversation, ExportMessage
 HIDDEN_SYSTEM = "hidden system messages"
 TOOL = "tool calls and tool output"
 EMPTY = "empty messages"
-OTHER_BRANCH = "messages on other branches (edits and regenerated answers)"
 SHORTENED = f"messages shortened to {settings.MAX_MESSAGE_CHARS * 4:,} characters"
 
 # Content types that are never a message shown as text in the conversation.
@@ -177,16 +178,53 @@ def shown_branch(conversation: SourceConversation) -> list[Node]:
     return branch[::-1]
 
 
-def to_messages(conversation: SourceConversation) -> tuple[list[ExportMessage], Counter[str]]:
-    """The messages stored for a conversation, and what was left out, by reason."""
+def _in_tree_order(conversation: SourceConversation) -> list[Node]:
+    """Every node, parents before children, siblings oldest first (a cycle or a parent that
+    is not in the mapping makes a node a root)."""
+    nodes = conversation.nodes
+    children: dict[str | None, list[Node]] = {}
+    for node in nodes.values():
+        parent = node.parent if node.parent in nodes and node.parent != node.id else None
+        children.setdefault(parent, []).append(node)
+    for siblings in children.values():
+        siblings.sort(key=lambda n: (n.created_at or _EPOCH, n.id))
+    ordered: list[Node] = []
+    seen: set[str] = set()
+    todo = list(reversed(children.get(None, [])))
+    while todo:
+        node = todo.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        ordered.append(node)
+        todo.extend(reversed(children.get(node.id, [])))
+    # Nodes only reachable through a cycle: kept, after the rest, as roots.
+    ordered += [n for n in nodes.values() if n.id not in seen]
+    return ordered
+
+
+def _nearest_kept(node: Node, conversation: SourceConversation, kept: set[str]) -> str | None:
+    nodes, seen = conversation.nodes, {node.id}
+    parent = node.parent
+    while parent is not None and parent in nodes and parent not in seen:
+        if parent in kept:
+            return parent
+        seen.add(parent)
+        parent = nodes[parent].parent
+    return None
+
+
+def to_messages(
+    conversation: SourceConversation,
+) -> tuple[list[ExportMessage], str | None, Counter[str]]:
+    """The messages stored for a conversation (every branch, each naming its parent), the one
+    it opens on, and what was left out, by reason."""
     skipped: Counter[str] = Counter()
+    ordered = _in_tree_order(conversation)
+    kept = {node.id for node in ordered if node.skip is None}
     messages: list[ExportMessage] = []
-    branch = shown_branch(conversation)
-    on_branch = {node.id for node in branch}
-    for node in conversation.nodes.values():
-        if node.id not in on_branch and node.skip is None:
-            skipped[OTHER_BRANCH] += 1
-    for node in branch:
+    written: set[str] = set()
+    for node in ordered:
         if node.skip is not None:
             if node.role is not None:  # structural nodes (the root) are no one's message
                 skipped[node.skip] += 1
@@ -196,16 +234,26 @@ def to_messages(conversation: SourceConversation) -> tuple[list[ExportMessage], 
             text = text[:_MAX_CHARS]
             skipped[SHORTENED] += 1
         role: Literal["user", "assistant"] = "user" if node.role == "user" else "assistant"
+        parent = _nearest_kept(node, conversation, kept)
         messages.append(
-            ExportMessage(role=role, content=text, model=node.model, created_at=node.created_at)
+            ExportMessage(
+                uuid=node.id[:64],
+                parent_uuid=parent[:64] if parent in written else None,
+                role=role,
+                content=text,
+                model=node.model,
+                created_at=node.created_at,
+            )
         )
-    return messages, skipped
+        written.add(node.id)
+    shown = [node.id for node in shown_branch(conversation) if node.id in written]
+    return messages, (shown[-1][:64] if shown else None), skipped
 
 
 def to_export(item: Any) -> tuple[ExportConversation, Counter[str]]:
     """One item of `conversations.json` as the conversation imported, and what it left out."""
     conversation = read_conversation(item)
-    messages, skipped = to_messages(conversation)
+    messages, shown, skipped = to_messages(conversation)
     exported = ExportConversation(
         uuid=conversation.source_id,
         title=conversation.title,
@@ -213,5 +261,6 @@ def to_export(item: Any) -> tuple[ExportConversation, Counter[str]]:
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
         messages=messages,
+        current_message_uuid=shown,
     )
     return exported, skipped

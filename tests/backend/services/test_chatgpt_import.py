@@ -12,7 +12,6 @@ from backend.services import chatgpt_import
 from backend.services.chatgpt_import import (
     EMPTY,
     HIDDEN_SYSTEM,
-    OTHER_BRANCH,
     SHORTENED,
     TOOL,
     NotAConversation,
@@ -29,13 +28,26 @@ def _node(parent: str | None, role: str, text: Any, at: float = 1.0, **message: 
     return {"parent": parent, "message": body}
 
 
-def test_the_shown_branch_becomes_the_messages_and_the_rest_is_counted() -> None:
+def _path_to(messages: list[Any], uuid: str | None) -> list[Any]:
+    by_uuid = {m.uuid: m for m in messages}
+    path = []
+    while uuid is not None:
+        path.append(by_uuid[uuid])
+        uuid = by_uuid[uuid].parent_uuid
+    return path[::-1]
+
+
+def test_every_branch_becomes_messages_and_the_plumbing_is_counted() -> None:
     exported, skipped = to_export(conversation(4, archived=True))
     assert exported.archived and exported.title == "Chat number 4"
-    assert [m.role for m in exported.messages] == ["user", "assistant"] * 3
-    assert exported.messages[1].model == "gpt-4o"
+    shown = _path_to(exported.messages, exported.current_message_uuid)
+    assert [m.role for m in shown] == ["user", "assistant"] * 3
+    assert shown[1].model == "gpt-4o"
+    # The answer on the other branch is kept, beside the shown one, under the same question.
+    others = [m for m in exported.messages if m not in shown]
+    assert [(m.uuid, m.role, m.parent_uuid) for m in others] == [("alt", "assistant", "q2")]
     assert exported.created_at is not None and exported.updated_at > exported.created_at
-    assert skipped == {HIDDEN_SYSTEM: 2, TOOL: 2, EMPTY: 1, OTHER_BRANCH: 1}
+    assert skipped == {HIDDEN_SYSTEM: 2, TOOL: 2, EMPTY: 1}
 
 
 def test_nodes_keep_their_parents_for_every_branch() -> None:
@@ -55,9 +67,10 @@ def test_without_a_current_node_the_newest_leaf_is_shown() -> None:
             "new": _node("u", "assistant", "second answer", at=3.0),
         },
     }
-    messages, skipped = to_messages(read_conversation(item))
-    assert [m.content for m in messages] == ["question", "second answer"]
-    assert skipped == {OTHER_BRANCH: 1}
+    messages, shown, skipped = to_messages(read_conversation(item))
+    assert [m.content for m in messages] == ["question", "first answer", "second answer"]
+    assert [m.content for m in _path_to(messages, shown)] == ["question", "second answer"]
+    assert skipped == {}
 
 
 def test_multimodal_parts_keep_their_text_and_odd_text_is_cleaned() -> None:
@@ -78,7 +91,7 @@ def test_multimodal_parts_keep_their_text_and_odd_text_is_cleaned() -> None:
             "a": _node("u", "assistant", "x" * (settings.MAX_MESSAGE_CHARS * 4 + 10)),
         },
     }
-    messages, skipped = to_messages(read_conversation(item))
+    messages, _, skipped = to_messages(read_conversation(item))
     assert messages[0].content == "what is this??"  # NUL dropped, the lone surrogate replaced
     assert len(messages[1].content) == settings.MAX_MESSAGE_CHARS * 4
     assert skipped == {SHORTENED: 1}
@@ -90,7 +103,7 @@ def test_a_cycle_in_the_mapping_ends_the_branch() -> None:
         "current_node": "b",
         "mapping": {"a": _node("b", "user", "one"), "b": _node("a", "assistant", "two")},
     }
-    messages, _ = to_messages(read_conversation(item))
+    messages, _, _ = to_messages(read_conversation(item))
     assert [m.content for m in messages] == ["one", "two"]
 
 

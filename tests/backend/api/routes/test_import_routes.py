@@ -62,13 +62,13 @@ def test_a_chatgpt_zip_is_imported_with_titles_times_and_archive(
     state = imported(client, alice, zipped)
     assert state["status"] == "done", state
     assert state["source"] == "chatgpt"
-    assert (state["imported"], state["conversations_done"], state["messages"]) == (12, 12, 72)
+    # Every branch: 6 messages shown and the regenerated answer beside one, per conversation.
+    assert (state["imported"], state["conversations_done"], state["messages"]) == (12, 12, 84)
     assert state["bytes_read"] == state["bytes_total"] == len(zipped)
     assert state["skipped_messages"] == {
         "hidden system messages": 24,
         "tool calls and tool output": 24,
         "empty messages": 12,
-        "messages on other branches (edits and regenerated answers)": 12,
     }
     assert state["skipped_conversations"] == {}
     assert list(spool_dir.iterdir()) == []  # the upload is gone once imported
@@ -85,6 +85,19 @@ def test_a_chatgpt_zip_is_imported_with_titles_times_and_archive(
     assert rows[0]["content"] == source["mapping"]["q0"]["message"]["content"]["parts"][0]
     assert rows[-1]["content"] == source["mapping"]["a2"]["message"]["content"]["parts"][0]
     assert "replaced by another" not in json.dumps(rows)
+    # It opens on ChatGPT's current node; the other answer is a version beside it.
+    with_versions = [m for m in rows if len(m["versions"]) > 1]
+    assert len(with_versions) == 1 and with_versions[0]["role"] == "assistant", rows
+    other = next(v for v in with_versions[0]["versions"] if v != with_versions[0]["uuid"])
+    shown = client.put(
+        f"/api/conversations/{first['uuid']}/current",
+        json={"message_uuid": other},
+        headers=alice.headers,
+    )
+    assert shown.status_code == 200, shown.text
+    branch = client.get(f"/api/conversations/{first['uuid']}/messages", headers=alice.headers)
+    answer = source["mapping"]["alt"]["message"]["content"]["parts"][0]
+    assert answer in [m["content"] for m in branch.json()["data"]]
 
 
 def test_importing_the_same_export_twice_adds_nothing(client: TestClient, tmp_path: Path) -> None:
