@@ -418,3 +418,39 @@ def test_the_word_index_never_holds_a_zero_access_users_words(client: TestClient
     assert [h["message_uuid"] for h in found["data"]] == [
         h["message_uuid"] for h in sealed["data"]
     ]
+
+
+def test_editing_and_regenerating_stay_sealed_and_readable(client: TestClient) -> None:
+    user = create_user()
+    headers = sign_in(client, user.username)
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    headers = sign_in(client, user.username)
+    made = chat_with(client, headers, "first " + CANARY_TEXT)
+    uuid = made["uuid"]
+    listed = client.get(f"/api/conversations/{uuid}/messages", headers=headers).json()["data"]
+    question, answer = listed[0], listed[1]
+    edited = client.post(
+        f"/api/conversations/{uuid}/messages",
+        json={"content": "edited " + CANARY_TEXT, "edit_of": question["uuid"]},
+        headers=headers,
+    )
+    assert edited.status_code == 201, edited.text
+    again = client.post(
+        f"/api/conversations/{uuid}/regenerate",
+        json={"message_uuid": edited.json()["assistant_message"]["uuid"]},
+        headers=headers,
+    )
+    assert again.status_code == 201, again.text
+    shown = client.get(f"/api/conversations/{uuid}/messages", headers=headers).json()["data"]
+    assert shown[0]["content"] == "edited " + CANARY_TEXT
+    assert len(shown[0]["versions"]) == 2 and len(shown[1]["versions"]) == 2
+    back = client.put(
+        f"/api/conversations/{uuid}/current",
+        json={"message_uuid": answer["uuid"]},
+        headers=headers,
+    )
+    assert back.status_code == 200, back.text
+    old = client.get(f"/api/conversations/{uuid}/messages", headers=headers).json()["data"]
+    assert old[0]["content"] == "first " + CANARY_TEXT
+    assert not any(CANARY_TEXT in value for value in raw_column("messages", "content"))
