@@ -81,17 +81,25 @@ def start_server(store: str, workdir: Path, workers: int) -> tuple[subprocess.Po
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    wait_until_serving(process, base, workdir, timeout=30)
+    return process, base
+
+
+def wait_until_serving(
+    process: subprocess.Popen[bytes], base: str, workdir: Path, *, timeout: float
+) -> None:
+    """Until the server answers its health check; stops the run if it exits or never does."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited; see {workdir / 'server.log'}")
         try:
             if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return process, base
+                return
         except httpx.HTTPError:
             time.sleep(0.1)
     process.terminate()
-    raise SystemExit("server did not start within 30 s")
+    raise SystemExit(f"server did not start within {timeout:.0f} s")
 
 
 class LeanResponse:

@@ -29,6 +29,9 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # the API benchmark beside this one
+from api_bench import wait_until_serving  # noqa: E402
+
 PASSWORD = "bench-password-1"
 WORDS = (
     "the a of to and in is it you that he was for on are with as his they be at one have this"
@@ -59,17 +62,8 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited; see {workdir / 'server.log'}")
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("server did not start")
+    wait_until_serving(process, base, workdir, timeout=90)
+    return process, base
 
 
 def sentence(rng: random.Random) -> str:

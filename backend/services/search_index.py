@@ -106,16 +106,10 @@ def _index_flushed_messages(session: Session, _flush_context: Any) -> None:
         return
     connection = session.connection()
     owners = _owners(connection, {m.conversation_id for m in added + changed})
-    for message in added:
-        index_message(
-            connection=connection,
-            user_id=owners.get(message.conversation_id),
-            conversation_id=message.conversation_id,
-            message_id=message.id,
-            content=message.content,
-        )
-    for message in changed:
-        reindex_message(
+    for message, index in [(m, index_message) for m in added] + [
+        (m, reindex_message) for m in changed
+    ]:
+        index(
             connection=connection,
             user_id=owners.get(message.conversation_id),
             conversation_id=message.conversation_id,
