@@ -342,14 +342,16 @@ function focusRow(index, { menu = false } = {}) {
   state.rendered.get(row.key)?.querySelector(menu ? '.conv-menu-btn' : '.conv-link')?.focus({ preventScroll: true });
 }
 
-// Tab between rows is done here too (menu button -> next chat, link -> previous chat's menu
-// button): the row is scrolled into view and drawn first, so focus never lands on a row
-// about to leave the page. Tab past the last loaded chat leaves the list as usual.
+// Tab within and between rows is done here too (link -> its menu button -> next chat, and
+// back): the row is scrolled into view and drawn first, so focus never lands on a row about
+// to leave the page (left to the browser, a Tab that scrolled the list could lose focus). Tab past the last loaded chat leaves the list as usual.
 function tabKey(e, at, chats) {
   if (e.altKey || e.ctrlKey || e.metaKey) return false;
   const onMenu = e.target.classList.contains('conv-menu-btn');
   const onLink = e.target.classList.contains('conv-link');
   if (!e.shiftKey && onMenu && at < chats.length - 1) focusRow(chats[at + 1]);
+  else if (!e.shiftKey && onLink) focusRow(chats[at], { menu: true });
+  else if (e.shiftKey && onMenu) focusRow(chats[at]);
   else if (e.shiftKey && onLink && at > 0) focusRow(chats[at - 1], { menu: true });
   else return false;
   return true;
