@@ -28,13 +28,14 @@ class Shape:
     turns: int = 3  # question and answer pairs on the shown branch
     words: int = 60  # words per message
 
-    @property
-    def messages(self) -> int:
-        return 2 * self.turns
-
     # Per conversation: system + custom instructions hidden; one tool call and one tool
     # output; one empty node; one regenerated answer on another branch.
     hidden, tools, empty, other_branch = 2, 2, 1, 1
+
+    @property
+    def messages(self) -> int:
+        """The messages an import stores: the branch shown and the other branch's answer."""
+        return 2 * self.turns + self.other_branch
 
 
 def _text(seed: int, words: int) -> str:

@@ -74,7 +74,8 @@ def test_kill_9_mid_import_then_restart_resumes_and_adds_each_once(tmp_path: Pat
         done = _wait(http, job, lambda s: s["status"] in ("done", "failed"))
         assert done["status"] == "done", done
         assert done["imported"] == CONVERSATIONS == done["conversations_done"]
-        assert done["messages"] == CONVERSATIONS * 6
+        # Six messages on the branch shown and a regenerated answer beside it, each.
+        assert done["messages"] == CONVERSATIONS * 7
         # Resumed after the last committed batch: nothing was read twice as "already there".
         assert done["skipped_conversations"] == {}
         listed = http.get("/api/conversations?limit=1").json()

@@ -14,7 +14,9 @@ from backend.core.db import make_engine
 
 @pytest.fixture(params=sorted({"sqlite", TEST_DB} - {"postgresql"}))
 def engine_at_0005(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(fresh_url(request.param, tmp_path, f"idx-{secrets.token_hex(4)}"))
+    # As alembic/env.py migrates: without foreign-key enforcement (SQLite's batch rebuilds).
+    url = fresh_url(request.param, tmp_path, f"idx-{secrets.token_hex(4)}")
+    engine = make_engine(url, enforce_foreign_keys=False)
     run_alembic(engine, "upgrade", "0005_mcp_servers")
     stamp = "'2026-01-01 10:00:00'"
     with engine.begin() as connection:
