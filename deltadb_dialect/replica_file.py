@@ -95,13 +95,18 @@ def open_connection(path: Path, key: bytes, *, cache_mb: float,
 
 def finish_build(conn: apsw.Connection, path: Path) -> None:
     """Make a freshly built replica a shared one: WAL mode, its pages on stable storage."""
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    # The pages on stable storage first, while the connection holds no lock: closing any
+    # descriptor of a file drops every POSIX lock this process holds on it, SQLite's too,
+    # and another process could then take the WAL index for unused and reset it under this
+    # connection's mapping of it (a SIGBUS at its next commit).
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+    conn.execute("PRAGMA synchronous = FULL")  # the switch to WAL is synced too
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
 
 
 def create_state(conn: apsw.Connection, *, store_id: bytes, position: Position) -> None:
