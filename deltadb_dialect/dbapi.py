@@ -205,6 +205,7 @@ def connect(
     replica_cache_mb: float = DEFAULT_CACHE_MB,
     create: bool = True,
     storage: str | None = None,
+    wal_thread: bool = False,
     **_ignored: Any,
 ) -> Connection:
     """Open (creating if needed) the store at ``database`` and return a connection."""
@@ -212,7 +213,8 @@ def connect(
         source = resolve_source(passphrase=passphrase, key_file=key_file)
         options = StoreOptions(timeout=timeout, checkpoint_bytes=checkpoint_bytes, create=create,
                                cache_size=cache_size, cache_ttl=cache_ttl,
-                               replica_cache_mb=replica_cache_mb, storage=storage)
+                               replica_cache_mb=replica_cache_mb, storage=storage,
+                               wal_thread=wal_thread)
         store = connect_store(database, source, options)
     except (store_errors.StoreError, apsw.Error) as exc:
         raise translate(exc) from exc

@@ -10,7 +10,8 @@ Connection URL forms (modelled on ``sqlite+pysqlcipher``)::
 Query options: ``key_file``, ``timeout`` (seconds to wait for the store's
 lock), ``cache_size``, ``cache_ttl``, ``checkpoint_mb``, ``replica_cache_mb`` (the
 replica file's page cache in this process, in MB), ``create`` (false to refuse
-a missing store). The passphrase and key file are consumed here and handed to
+a missing store), ``wal_thread`` (true: the replica's WAL is copied back by a thread
+of its own, an experimental setting). The passphrase and key file are consumed here and handed to
 the driver as a key source, never as part of a logged string.
 """
 
@@ -34,6 +35,7 @@ _OPTIONS: dict[str, type] = {
     "replica_cache_mb": float,
     "create": bool,
     "storage": str,
+    "wal_thread": bool,
 }
 
 URL_FORMS = (

@@ -81,6 +81,10 @@ class StoreOptions:
     cache_ttl: float = 300.0
     replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
     pack_in_process: bool = True  # background checkpoints pack in a child process
+    # The replica's WAL copied back by a thread of its own instead of by the commit that
+    # filled it. Off by default: under the full backend suite it ended in a SIGBUS inside a
+    # commit that is not understood yet (see docs/PERFORMANCE.md).
+    wal_thread: bool = False
     storage: str | None = None  # a database server's URL (postgresql://...); None: a directory
 
 
@@ -447,6 +451,9 @@ class Store:
         """Checkpoint the WAL of the replica now in use from a thread of its own."""
         if self._wal is not None:
             self._wal.stop()
+            self._wal = None
+        if not self.options.wal_thread:
+            return  # SQLite's own checkpoint after the commit that fills its WAL page budget
         self._wal = WalCheckpointer(path, self._replica_key)
         self._wal.attach(self.replica.conn)
 

@@ -62,7 +62,7 @@ def test_the_wal_is_checkpointed_by_a_thread_not_the_commit(master_key, store_di
     monkeypatch.setattr(wal_checkpoint, "PAGES", 64)
     monkeypatch.setattr(wal_checkpoint, "LIMIT", 10**9)  # never inline
     before = dict(wal_checkpoint.METRICS)
-    engine = create_engine(f"deltadb:///{store_dir}")
+    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=true")
     _create(engine)
     for first in range(1, 6001, 300):
         _insert(engine, first, 300)
@@ -82,7 +82,7 @@ def test_a_wal_the_thread_cannot_keep_up_with_is_checkpointed_inline(master_key,
     monkeypatch.setattr(wal_checkpoint, "PAGES", 10**9)  # the thread never starts
     monkeypatch.setattr(wal_checkpoint, "LIMIT", 64)
     before = wal_checkpoint.METRICS["wal_checkpoints_inline"]
-    engine = create_engine(f"deltadb:///{store_dir}")
+    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=true")
     _create(engine)
     for first in range(1, 3001, 300):
         _insert(engine, first, 300)
@@ -96,7 +96,7 @@ _WAL_WRITER = """
     from sqlalchemy import create_engine, text
     from deltadb_dialect import wal_checkpoint
     wal_checkpoint.PAGES = 16  # a checkpoint after nearly every commit
-    engine = create_engine("deltadb:///" + sys.argv[1])
+    engine = create_engine("deltadb:///" + sys.argv[1] + "?wal_thread=true")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE IF NOT EXISTS notes "
                           "(id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))

@@ -19,7 +19,7 @@ def _indexed_terms(user_id: int) -> dict[str, int]:
             .where(SearchTerm.user_id == user_id)
             .group_by(SearchTerm.term)
         )
-        return dict(rows.tuples().all())
+        return {term: count for term, count in rows}  # noqa: C416 - rows are Row objects
 
 
 def _search(client: TestClient, headers: dict[str, str], q: str, **query: Any) -> dict:
