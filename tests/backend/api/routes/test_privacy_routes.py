@@ -41,6 +41,15 @@ def wait_for_state(client: TestClient, headers: dict[str, str], state: str) -> d
     raise AssertionError(f"still {found}")
 
 
+def zero_access_user(client: TestClient) -> dict[str, str]:
+    """A new user with the mode on, signed in again so the session holds the key."""
+    user = create_user()
+    headers = sign_in(client, user.username)
+    turn_on(client, headers)
+    wait_for_state(client, headers, "on")
+    return sign_in(client, user.username)
+
+
 def raw_column(table: str, column: str) -> list[str]:
     """What the database holds, bypassing the sealed column type."""
     with engine.connect() as connection:
@@ -366,11 +375,7 @@ def test_a_background_import_of_a_zero_access_user_is_sealed(
     client: TestClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings, "IMPORT_SPOOL_DIR", str(tmp_path / "spool"))
-    user = create_user()
-    headers = sign_in(client, user.username)
-    turn_on(client, headers)
-    wait_for_state(client, headers, "on")
-    headers = sign_in(client, user.username)
+    headers = zero_access_user(client)
     started = client.post(
         "/api/imports?filename=conversations.json",
         content=_chatgpt_export(CANARY_TEXT, CANARY_TITLE),
@@ -421,11 +426,7 @@ def test_the_word_index_never_holds_a_zero_access_users_words(client: TestClient
 
 
 def test_editing_and_regenerating_stay_sealed_and_readable(client: TestClient) -> None:
-    user = create_user()
-    headers = sign_in(client, user.username)
-    turn_on(client, headers)
-    wait_for_state(client, headers, "on")
-    headers = sign_in(client, user.username)
+    headers = zero_access_user(client)
     made = chat_with(client, headers, "first " + CANARY_TEXT)
     uuid = made["uuid"]
     listed = client.get(f"/api/conversations/{uuid}/messages", headers=headers).json()["data"]
