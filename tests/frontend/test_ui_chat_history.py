@@ -53,7 +53,11 @@ def test_regenerate_after_loading_older_messages_writes_a_version_of_that_answer
     expect(messages).to_have_count(2)
     expect(page.locator(".msg.assistant")).to_have_attribute("data-id", after[1]["uuid"])
     page.locator(".msg.assistant").get_by_role("button", name="Previous version").click()
-    expect(messages).to_have_count(50)  # the old branch again, its latest page
+    # The old branch again, drawn with the answer switched to in view: that answer is the
+    # branch's second message, so every page of the branch is loaded back.
+    expect(messages).to_have_count(70)
+    switched = page.locator(f'.msg[data-id="{stored[1]["uuid"]}"]')
+    expect(switched).to_be_in_viewport()
     expect(page.locator(".msg.assistant").last).to_have_attribute("data-id", stored[-1]["uuid"])
     expect(page.locator(".msg.assistant").last.locator(".msg-content")).to_have_text(
         stored[-1]["content"]
