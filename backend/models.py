@@ -139,6 +139,18 @@ class AvailableModel(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ServerSetting(Base):
+    """A server-wide setting an admin changes in the admin UI (JSON `value`), with who changed
+    it last and when (backend/services/server_settings.py)."""
+
+    __tablename__ = "server_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class ProviderConnection(Base):
     """A model provider an admin connected in the UI: its URL, key and the models it offers.
 

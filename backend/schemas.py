@@ -8,6 +8,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -759,6 +760,23 @@ class ZeroAccessStatus(BaseModel):
     required: bool
     converting: bool
     cursor: str = ""
+
+
+class ZeroAccessRequirement(Strict):
+    """The admin's switch: zero-access conversations required for everyone, or not."""
+
+    required: StrictBool
+
+
+class ZeroAccessRequirementPublic(BaseModel):
+    required: bool
+    # "configuration": ZERO_ACCESS_REQUIRED is set, and wins (the switch cannot change it);
+    # "admin": an admin's choice, stored in the database; "default": nobody chose yet.
+    source: Literal["configuration", "admin", "default"]
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+    # Users who have not turned the mode on (asked to at their next sign-in when required).
+    users_without: int
 
 
 class ZeroAccessTurnedOn(BaseModel):

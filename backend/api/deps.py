@@ -18,7 +18,7 @@ from backend.core.config import settings
 from backend.core.db import run_quick_in_session
 from backend.core.security import csrf_token_matches
 from backend.models import User
-from backend.services import auth_sessions, zero_access
+from backend.services import zero_access
 from backend.services.conversations import Owner
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -66,7 +66,7 @@ async def get_optional_user(request: Request, bearer: BearerDep) -> User | None:
         cookie=request.cookies.get(settings.CSRF_COOKIE_NAME),
     ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
-    found = await run_quick_in_session(auth_sessions.user_and_content_key_for_token, token=value)
+    found = await run_quick_in_session(zero_access.session_for_token, token=value)
     user = found[0] if found is not None else None
     if found is None or user is None or not user.is_active:
         raise HTTPException(
@@ -75,7 +75,7 @@ async def get_optional_user(request: Request, bearer: BearerDep) -> User | None:
             headers={"WWW-Authenticate": "Bearer"},
         )
     # Zero-access: this session's content key (if it holds one) for this request only.
-    zero_access.enter_request(user=user, token=value, row=found[1])
+    zero_access.enter_request(user=user, token=value, row=found[1], awaited=found[2])
     return user
 
 

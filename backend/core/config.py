@@ -103,7 +103,9 @@ class Settings(BaseSettings):
     # Zero-access conversations (docs/PRIVACY.md): required for everyone (turned on at each
     # user's next sign-in), and how existing conversations are converted: this many rows per
     # transaction, with a pause between batches so other users' transactions get their turn.
-    ZERO_ACCESS_REQUIRED: bool = False
+    # Unset, an admin decides in the admin UI; set (true or false), it wins and the UI shows it
+    # as fixed by the server's configuration.
+    ZERO_ACCESS_REQUIRED: bool | None = None
     ZERO_ACCESS_BATCH_ROWS: int = Field(default=200, ge=1, le=100_000)
     ZERO_ACCESS_BATCH_PAUSE_MS: int = Field(default=0, ge=0, le=60_000)
 

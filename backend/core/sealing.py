@@ -5,7 +5,9 @@ Which key applies is request-scoped state (a context variable) set once the call
 authenticated (backend/services/zero_access.py): a zero-access user's session holding their
 key seals every content value it writes and opens what it reads; a zero-access session
 without the key (after an admin's password reset, before the recovery key) may read only
-placeholders and may not write content at all; everyone else reads and writes plain text.
+placeholders and may not write content at all; a user without the mode on a server that
+requires it may read their plain content but not write any until they turn the mode on;
+everyone else reads and writes plain text.
 Tasks started from a request (answers generated in the background) inherit the state, so
 they hold the key while they run, and only then.
 """
@@ -37,6 +39,16 @@ class ContentLocked(ServiceError):
         )
 
 
+class ZeroAccessRequired(ServiceError):
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The administrator requires zero-access conversations on this server: turn it on "
+            "in Settings, Privacy (your password, then a recovery key to save) before chatting."
+        )
+
+
 @dataclass(frozen=True)
 class Sealing:
     """The caller's sealing: their key (if this session holds it) and whether writes seal."""
@@ -52,15 +64,29 @@ class Sealing:
 
 
 _current: ContextVar[Sealing | None] = ContextVar("openchat_sealing", default=None)
+# True for a request of a user without the mode while the server requires it: their content
+# cannot be written (plain) until they turn the mode on; reading it still works.
+_awaiting: ContextVar[bool] = ContextVar("openchat_sealing_awaited", default=False)
 
 
 def current() -> Sealing | None:
     return _current.get()
 
 
-def enter(state: Sealing | None) -> None:
+def awaiting() -> bool:
+    return _current.get() is None and _awaiting.get()
+
+
+def enter(state: Sealing | None, *, awaited: bool = False) -> None:
     """Set for the rest of this request (and the tasks it starts)."""
     _current.set(state)
+    _awaiting.set(awaited and state is None)
+
+
+def refuse_if_awaiting() -> None:
+    """For routes that start writing content later (an import): refuse at once."""
+    if awaiting():
+        raise ZeroAccessRequired
 
 
 @contextmanager
@@ -75,6 +101,8 @@ def sealing(state: Sealing | None) -> Iterator[None]:
 
 def seal_for_write(value: str) -> str:
     state = _current.get()
+    if state is None and _awaiting.get():
+        raise ZeroAccessRequired
     if state is None or not state.seal_writes:
         return _ESCAPE + value if value.startswith("zs") else value
     if state.sealer is None:

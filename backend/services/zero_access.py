@@ -49,7 +49,7 @@ from backend.models import (
     UserContentKey,
 )
 from backend.schemas import ZeroAccessStatus
-from backend.services import auth_sessions, search_index, throttle
+from backend.services import auth_sessions, search_index, server_settings, throttle
 from backend.services.auth_sessions import ContentKeyRow
 from backend.services.errors import BadRequest, Conflict
 
@@ -112,11 +112,23 @@ def _sealing_of(user_id: int, token: str, row: ContentKeyRow) -> Sealing | None:
     return Sealing(user_id=user_id, key=key, seal_writes=state != OPENING)
 
 
-def enter_request(*, user: User, token: str, row: ContentKeyRow) -> None:
+def session_for_token(*, session: Session, token: str) -> tuple[User, ContentKeyRow, bool] | None:
+    """The session's user, their mode and wrapped key (one query), and whether the server
+    requires the mode of a user who has not turned it on (cached: no query most of the time)."""
+    found = auth_sessions.user_and_content_key_for_token(session=session, token=token)
+    if found is None:
+        return None
+    user, row = found
+    awaited = row[0] is None and server_settings.zero_access_required(session=session)
+    return user, row, awaited
+
+
+def enter_request(*, user: User, token: str, row: ContentKeyRow, awaited: bool = False) -> None:
     """Set the caller's sealing for this request (and what it starts); resume a conversion.
-    `row` came with the session's own lookup (auth_sessions.user_and_content_key_for_token)."""
+    `row` came with the session's own lookup (session_for_token); `awaited`: the server
+    requires the mode and this user has not turned it on, so no content may be written."""
     state = _sealing_of(user.id, token, row)
-    enter(state)
+    enter(state, awaited=awaited)
     if state is not None and state.key is not None and row[0] != ON:
         ensure_converting(user_id=user.id, content_key=state.key)
 
@@ -180,7 +192,7 @@ async def unlock_at_sign_in(*, user: User, password: str, hashing: Admission) ->
     """After a correct password: the user's content key (None when the mode is off)."""
     row = await run_quick_in_session(_material_detached, user_id=user.id)
     if row is None:
-        if not settings.ZERO_ACCESS_REQUIRED:
+        if not await run_quick_in_session(server_settings.zero_access_required):
             return None
         new, made, recovery = await hashing.run(_new_material_for, user.id, password)
         await run_in_session(_store_material, row=new)
@@ -280,7 +292,7 @@ async def turn_off(*, user: User, password: str, address: str, held: bytes | Non
         raise Conflict("This session does not hold your key: restore it with your recovery key.")
     with password_pool.admit() as hashing:
         await _check_password(user=user, password=password, address=address, hashing=hashing)
-    if settings.ZERO_ACCESS_REQUIRED:
+    if await run_quick_in_session(server_settings.zero_access_required):
         raise BadRequest("The administrator requires zero-access conversations on this server.")
     await run_in_session(_start_opening, user_id=user.id)
     ensure_converting(user_id=user.id, content_key=held)
@@ -319,7 +331,7 @@ def status(*, session: Session, user_id: int, held: bool) -> ZeroAccessStatus:
     return ZeroAccessStatus(
         state="off" if row is None else row.state,  # type: ignore[arg-type]
         session_holds_key=held,
-        required=settings.ZERO_ACCESS_REQUIRED,
+        required=server_settings.zero_access_required(session=session),
         converting=row is not None and row.state != ON,
         cursor=row.cursor if row is not None else "",
     )

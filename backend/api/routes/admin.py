@@ -1,4 +1,5 @@
-"""Administration: users (active, admin, allowed models) and the global model list."""
+"""Administration: users (active, admin, allowed models), the global model list, and whether
+zero-access conversations are required for everyone."""
 
 from typing import Annotated
 
@@ -15,8 +16,10 @@ from backend.schemas import (
     AdminUserPublic,
     AdminUsersPublic,
     AdminUserUpdate,
+    ZeroAccessRequirement,
+    ZeroAccessRequirementPublic,
 )
-from backend.services import model_access, users
+from backend.services import model_access, server_settings, users
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -55,3 +58,25 @@ async def read_models(admin: AdminUser) -> AdminModelsPublic:
 @router.put("/models", response_model=AdminModelsPublic)
 async def replace_models(admin: AdminUser, body: AdminModels) -> AdminModelsPublic:
     return await run_in_session(model_access.set_global_models, models=body.models)
+
+
+@router.get("/zero-access", response_model=ZeroAccessRequirementPublic)
+async def read_zero_access_requirement(admin: AdminUser) -> ZeroAccessRequirementPublic:
+    return await run_in_session(server_settings.zero_access_requirement)
+
+
+@router.put(
+    "/zero-access",
+    response_model=ZeroAccessRequirementPublic,
+    responses={409: {"description": "The server's configuration (ZERO_ACCESS_REQUIRED) decides"}},
+)
+async def set_zero_access_requirement(
+    admin: AdminUser, body: ZeroAccessRequirement
+) -> ZeroAccessRequirementPublic:
+    """Required: every user who has not turned zero-access on is asked to at their next
+    sign-in (which turns it on and shows their recovery key) and cannot write content until
+    then; users who have it keep it and cannot turn it off. Not required: nothing changes for
+    anyone, and users may turn it off again."""
+    return await run_in_session(
+        server_settings.set_zero_access_required, admin=admin, required=body.required
+    )

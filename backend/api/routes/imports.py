@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from backend.api.deps import CurrentUser
+from backend.core import sealing
 from backend.core.db import run_in_session
 from backend.schemas import ImportJobPublic
 from backend.services import import_jobs, import_runner, import_sources
@@ -52,6 +53,7 @@ async def start_import(
 ) -> JSONResponse:
     """Store the upload (encrypted) and import it in the background; poll the job it returns.
     Conversations already imported (same ChatGPT conversation id) are skipped."""
+    sealing.refuse_if_awaiting()  # the import would write plain content the server refuses
     job = await run_in_session(
         import_jobs.create, user_id=user.id, filename=filename, runner=import_runner.RUNNER
     )

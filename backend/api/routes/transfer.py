@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import CurrentUser
+from backend.core import sealing
 from backend.core.config import settings
 from backend.core.db import run_in_session
 from backend.schemas import ExportFile, ImportResult
@@ -42,6 +43,7 @@ async def import_conversations(
     ),
 ) -> ImportResult:
     """Conversations already imported (same stable id) are skipped, so re-importing is safe."""
+    sealing.refuse_if_awaiting()
     # Parsing and validating is CPU work without the database: it never holds the store.
     source, items = await run_in_threadpool(transfer.parse_import, payload)
     imported: set[str] = set()
