@@ -981,6 +981,17 @@ async function revealHit(id, messageId) {
   await revealMessage(messageId);
 }
 
+// The administrator requires zero-access and this user has not turned it on (a session
+// opened before it was required): nothing can be written until they do, so say so up front.
+async function checkZeroAccess() {
+  try {
+    const status = await api.request('GET', '/api/privacy');
+    $('#zero-access-needed').hidden = !(status.required && status.state === 'off');
+  } catch {
+    /* the server's refusal, should they write, says the same */
+  }
+}
+
 async function main() {
   fillStatic();
   const me = await requireUser();
@@ -998,7 +1009,7 @@ async function main() {
     },
     actions: showChatActions,
   });
-  await Promise.all([loadModels(), sidebar.load(), sidebar.loadFolders()]);
+  await Promise.all([loadModels(), sidebar.load(), sidebar.loadFolders(), checkZeroAccess()]);
   const params = new URLSearchParams(window.location.search);
   const id = params.get('c');
   if (id) {

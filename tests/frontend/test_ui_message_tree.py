@@ -157,8 +157,8 @@ def test_arrow_up_in_an_empty_box_edits_the_last_question(
 
 @pytest.mark.parametrize(
     ("scheme", "viewport"),
-    [("light", DESKTOP), ("dark", DESKTOP), ("dark", PHONE)],
-    ids=["light-desktop", "dark-desktop", "dark-phone"],
+    [("light", DESKTOP), ("dark", DESKTOP), ("light", PHONE), ("dark", PHONE)],
+    ids=["light-desktop", "dark-desktop", "light-phone", "dark-phone"],
 )
 def test_versions_and_the_editor_have_no_serious_accessibility_violations(
     page_as: Callable[..., Page],
