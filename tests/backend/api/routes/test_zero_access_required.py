@@ -205,3 +205,30 @@ def test_lifting_the_requirement_changes_nothing_for_those_who_have_it(
     off = client.post("/api/privacy/off", json={"password": DEFAULT_PASSWORD}, headers=headers)
     assert off.status_code == 200, off.text
     wait_for_state(client, headers, "off")
+
+
+def test_a_tool_call_waiting_since_before_is_not_decided_until_the_mode_is_on(
+    client: TestClient,
+) -> None:
+    admin = create_user(username="root", is_admin=True)
+    user = create_user(username="gus")
+    uuid = client.post("/api/conversations", json={}, headers=user.headers).json()["uuid"]
+    base = f"/api/conversations/{uuid}"
+    assert client.patch(base, json={"tool_approval": True}, headers=user.headers).status_code == 200
+    waiting = []
+    for question in ("calculate (1+2)^3", "calculate 7*6"):
+        turn = client.post(f"{base}/messages", json={"content": question}, headers=user.headers)
+        assert turn.status_code == 201, turn.text
+        waiting.append(turn.json()["tool_executions"][0]["uuid"])
+    require(client, admin.headers, True)
+    for execution, decision, body in [
+        (waiting[0], "approve", None),
+        (waiting[1], "reject", {"reason": "not now"}),
+    ]:
+        decided = client.post(
+            f"{base}/tool-executions/{execution}/{decision}", json=body, headers=user.headers
+        )
+        assert decided.status_code == 403, decided.text
+        assert "requires zero-access" in decided.json()["detail"]
+    listed = client.get(f"{base}/tool-executions", headers=user.headers).json()["data"]
+    assert {e["status"] for e in listed} == {"pending"}
