@@ -27,7 +27,13 @@ from backend.core import sealing
 from backend.core.config import settings
 from backend.core.db import database_threads, run_in_session
 from backend.schemas import ExportConversation
-from backend.services import chatgpt_import, import_jobs, import_sources, zero_access
+from backend.services import (
+    chatgpt_import,
+    import_jobs,
+    import_sources,
+    server_settings,
+    zero_access,
+)
 from backend.services.errors import ServiceError
 from backend.services.import_jobs import Batch, Claimed
 from backend.services.import_spool import SpoolReader, SpoolUnreadable, job_key
@@ -166,15 +172,16 @@ async def _run(job_uuid: str) -> None:
     if claimed is None:
         return
     path = import_jobs.spool_path(job_uuid)
-    if await run_in_session(_needs_a_key_it_lacks, user_id=claimed.user_id):
-        await _fail(claimed, _SEALED_ELSEWHERE, path)
+    refusal = await run_in_session(_why_it_cannot_write, user_id=claimed.user_id)
+    if refusal is not None:
+        await _fail(claimed, refusal, path)
         return
     reader = ExportReader(path=path, claimed=claimed)
     try:
         await _import(reader, claimed)
     except asyncio.CancelledError:  # the server stops: the job resumes when it starts again
         raise
-    except (import_sources.UnreadableExport, SpoolUnreadable, ServiceError) as error:
+    except (import_sources.UnreadableExport, SpoolUnreadable, ServiceError, ImportRefused) as error:
         await _fail(claimed, str(getattr(error, "detail", error)), path)
     except FileNotFoundError:
         await _fail(claimed, "The uploaded file is gone from the server: upload it again.", path)
@@ -195,16 +202,35 @@ _SEALED_ELSEWHERE = (
 )
 
 
-def _needs_a_key_it_lacks(*, session: Session, user_id: int) -> bool:
+class ImportRefused(Exception):
+    """The job may no longer write the user's conversations; the sentence says why."""
+
+
+_MODE_REQUIRED = (
+    "The import stopped: zero-access conversations are now required on this server. Turn the "
+    "mode on in Settings, Privacy, then upload the file again."
+)
+
+
+def _why_it_cannot_write(*, session: Session, user_id: int) -> str | None:
+    """Why this job may not write the user's conversations now, or None when it may."""
     if zero_access.material(session=session, user_id=user_id) is None:
-        return False
+        # Plain text is allowed only while the server does not require the mode.
+        required = server_settings.zero_access_required(session=session)
+        return _MODE_REQUIRED if required else None
     held = sealing.current()
-    return held is None or held.user_id != user_id or held.key is None
+    if held is None or held.user_id != user_id or held.key is None:
+        return _SEALED_ELSEWHERE
+    return None
 
 
 async def _import(reader: ExportReader, claimed: Claimed) -> None:
     await to_thread.run_sync(reader.open)
     while (batch := await to_thread.run_sync(reader.next_batch)) is not None:
+        # The admin may require zero-access while a job runs: it stops before the next batch.
+        refusal = await run_in_session(_why_it_cannot_write, user_id=claimed.user_id)
+        if refusal is not None:
+            raise ImportRefused(refusal)
         started = time.perf_counter()
         await run_in_session(
             import_jobs.record_batch, job_id=claimed.id, user_id=claimed.user_id, batch=batch

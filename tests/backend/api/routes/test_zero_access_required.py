@@ -232,3 +232,16 @@ def test_a_tool_call_waiting_since_before_is_not_decided_until_the_mode_is_on(
         assert "requires zero-access" in decided.json()["detail"]
     listed = client.get(f"{base}/tool-executions", headers=user.headers).json()["data"]
     assert {e["status"] for e in listed} == {"pending"}
+
+
+def test_an_import_job_stops_once_the_mode_is_required_of_its_user(client: TestClient) -> None:
+    from backend.services import import_runner
+
+    admin = create_user(username="root", is_admin=True)
+    user = create_user(username="bo")
+    with SessionLocal() as session:
+        assert import_runner._why_it_cannot_write(session=session, user_id=user.id) is None
+    require(client, admin.headers, True)
+    with SessionLocal() as session:
+        refusal = import_runner._why_it_cannot_write(session=session, user_id=user.id)
+    assert refusal is not None and "Turn the mode on in Settings, Privacy" in refusal
