@@ -80,6 +80,11 @@ def _owned_messages(session: Session, user_id: int) -> int:
     return cached[1]
 
 
+def forget_counts() -> None:
+    """Forget the cached message counts (when the tables were emptied under them)."""
+    _OWNED.clear()
+
+
 def _in_range(*, user_id: int, term: str, like: bool, archived: Any) -> ColumnElement[bool]:
     index = SearchTerm.__table__
     where = [index.c.user_id == user_id, _term_range(term, like=like)]

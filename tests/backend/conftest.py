@@ -67,7 +67,7 @@ from sqlalchemy import Engine, delete  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
-from backend.services import connections, model_access, storage  # noqa: E402
+from backend.services import connections, model_access, search, storage  # noqa: E402
 
 
 def pytest_report_header() -> str:
@@ -96,6 +96,7 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
     model_access.forget_cached_models()
     connections.forget_cached_connections()
     storage.forget_counts()
+    search.forget_counts()
 
 
 @pytest.fixture
