@@ -511,18 +511,10 @@ class SearchTerm(Base):
     """
 
     __tablename__ = "search_terms"
-    # Queries read (user, term) ranges from these indexes alone (no table row per hit): one
-    # in weight order (a word's best messages first, so a common word costs what a page
-    # does), one in message order (to find the messages holding several words).
+    # Queries read (user, term) ranges from this index alone (no table row per hit), in
+    # message order (to find the messages holding several words). It is the only index keyed
+    # by term: each one costs a page write per distinct word of every stored message.
     __table_args__ = (
-        Index(
-            "ix_search_terms_by_weight",
-            "user_id",
-            "term",
-            "weight",
-            "message_id",
-            "conversation_id",
-        ),
         Index(
             "ix_search_terms_by_message",
             "user_id",

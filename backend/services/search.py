@@ -80,6 +80,11 @@ def _owned_messages(session: Session, user_id: int) -> int:
     return cached[1]
 
 
+def forget_counts() -> None:
+    """Forget the cached message counts (when the tables were emptied under them)."""
+    _OWNED.clear()
+
+
 def _in_range(*, user_id: int, term: str, like: bool, archived: Any) -> ColumnElement[bool]:
     index = SearchTerm.__table__
     where = [index.c.user_id == user_id, _term_range(term, like=like)]
@@ -139,7 +144,7 @@ def _rank_prefix(
     *, session: Session, where: Any, words_: Sequence[Any], weight: float, top: int
 ) -> tuple[Sequence[Any], int]:
     """One prefix standing for several words ("wa": was, water, way): each word's best
-    messages in weight order (from the index, `top` each), merged; a message holding several
+    messages by weight (`top` each, from its range of the index), merged; a message holding several
     of the words adds their weights. Only the commonest MAX_EXPANSION words are read (a
     one-letter prefix stands for thousands). The count is of (message, word) pairs: an upper
     bound on the messages, exact unless a message holds several of the words."""
@@ -163,7 +168,8 @@ def _rank_words(
     *, session: Session, user_id: int, found: list[tuple[int, str, float]], archived: Any, top: int
 ) -> tuple[Sequence[Any], int]:
     """Whole words: the rarest one's messages, each looked up in the other words' ranges
-    (by message id); a single word's best messages come in weight order from its index."""
+    (by message id); a single word's best messages are its range of the index sorted by
+    weight (SQLite keeps only the `top` best while it reads)."""
     index = SearchTerm.__table__
     found = sorted(found)  # the rarest word first: it drives the lookups
     first = index.alias("first")
@@ -235,7 +241,8 @@ def _rank_prefixes(
 def _message_hits(
     *, session: Session, user_id: int, terms: list[str], include_archived: bool, top: int
 ) -> tuple[list[tuple], int]:
-    """[(message, conversation uuid, title, archived, score)] best first, and how many match."""
+    """[(message row, conversation uuid, title, archived, score)] best first, and how many
+    match."""
     ranked, count = _ranked_messages(
         session=session,
         user_id=user_id,
@@ -245,13 +252,27 @@ def _message_hits(
     )
     if not ranked:
         return [], 0
+    # The columns a hit shows, as Core rows: ORM instances would cost more than the rows.
     statement = (
-        select(Message, Conversation.uuid, Conversation.title, Conversation.archived)
+        select(
+            Message.id,
+            Message.uuid,
+            Message.role,
+            Message.content,
+            Message.created_at,
+            Conversation.uuid.label("conversation_uuid"),
+            Conversation.title,
+            Conversation.archived,
+        )
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Message.id.in_([row.message_id for row in ranked]))
     )
-    found = {row[0].id: tuple(row) for row in session.execute(statement)}
-    hits = [(*found[r.message_id], r.score) for r in ranked if r.message_id in found]
+    found = {row.id: row for row in session.connection().execute(statement)}
+    hits = [
+        (found[r.message_id], *found[r.message_id][-3:], r.score)
+        for r in ranked
+        if r.message_id in found
+    ]
     return hits, count
 
 
@@ -274,12 +295,17 @@ def _title_hits(
         # are left to the word test below, which folds Unicode).
         if term.isascii() and narrow_in_sql:
             statement = statement.where(Conversation.title.icontains(term, autoescape=True))
+    # Each term is a run of word characters, so where it occurs in the lower-cased title not
+    # after a word character, a word starts with it: the count is `words.split`'s, found by
+    # one C-level scan per term instead of a Python loop over the title's words.
+    starts = [words.word_start_pattern(t) for t in terms]
     found = []
-    for row in session.execute(statement):
-        title_words = words.split(row.title)
-        counted = [sum(w.startswith(t) for w in title_words) for t in terms]
+    for row in session.connection().execute(statement):
+        lowered = row.title.lower()
+        counted = [len(start.findall(lowered)) for start in starts]
         if all(counted):
-            score = TITLE_BOOST + sum(words.weight(n, len(title_words)) for n in counted)
+            length = words.word_count(lowered)
+            score = TITLE_BOOST + sum(words.weight(n, length) for n in counted)
             found.append((row, score))
     return found
 
@@ -327,7 +353,7 @@ def search(
     return SearchResults(query=q, data=page, count=len(titles) + matching, took_ms=took)
 
 
-def _hit(conversation: Any, message: Message | None, score: float, terms: list[str]) -> SearchHit:
+def _hit(conversation: Any, message: Any, score: float, terms: list[str]) -> SearchHit:
     # Snippets only for the page returned: the candidates beyond it cost nothing more.
     plain, spans, marked = snippet(message.content if message else conversation.title, terms)
     return SearchHit(

@@ -45,6 +45,18 @@ def term_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(_alternative(t) for t in ordered), re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
+def word_start_pattern(term: str) -> re.Pattern[str]:
+    """Where `term` (a word as `split` gives it) starts a word of a lower-cased text: in
+    such a text, `len(findall)` is how many of its `split` words start with the term."""
+    return re.compile(rf"(?<!\w){re.escape(term)}")
+
+
+def word_count(text: str) -> int:
+    """How many words `split` finds in the text."""
+    return len(_WORD.findall(text))
+
+
 def counts(text: str, terms: tuple[str, ...]) -> list[int]:
     """How often each term starts a word in the text, in the order of the terms."""
     return [len(term_pattern((term,)).findall(text)) for term in terms]

@@ -67,7 +67,13 @@ from sqlalchemy import Engine, delete  # noqa: E402
 from backend.core.db import alembic_config, engine  # noqa: E402
 from backend.main import app  # noqa: E402
 from backend.models import Base  # noqa: E402
-from backend.services import connections, model_access, server_settings, storage  # noqa: E402
+from backend.services import (  # noqa: E402
+    connections,
+    model_access,
+    search,
+    server_settings,
+    storage,
+)
 
 
 def pytest_report_header() -> str:
@@ -97,6 +103,7 @@ def clean_database(migrated_engine: Engine) -> Iterator[None]:
     connections.forget_cached_connections()
     storage.forget_counts()
     server_settings.forget_cached()
+    search.forget_counts()
 
 
 @pytest.fixture

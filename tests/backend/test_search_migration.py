@@ -73,3 +73,62 @@ def test_upgrade_indexes_existing_messages_and_downgrade_drops_the_index(
             text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'search_terms'")
         ).all()
     assert tables == []
+
+
+def _search_indexes(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return [
+            row.name
+            for row in connection.execute(
+                text(
+                    "SELECT name FROM sqlite_master WHERE type = 'index'"
+                    " AND tbl_name = 'search_terms' AND sql IS NOT NULL ORDER BY name"
+                )
+            )
+        ]
+
+
+def _postings(engine: Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                text(
+                    "SELECT message_id, term, weight FROM search_terms"
+                    " WHERE user_id = 1 AND term >= 'qu' AND term < 'qv' ORDER BY message_id"
+                )
+            )
+        ]
+
+
+def test_revision_0010_keeps_one_index_by_term_and_the_rows(engine_at_0005: Engine) -> None:
+    run_alembic(engine_at_0005, "upgrade", "0009_server_settings")
+    assert _search_indexes(engine_at_0005) == [
+        "ix_search_terms_by_message",
+        "ix_search_terms_by_weight",
+        "ix_search_terms_message_id",
+    ]
+    before = _postings(engine_at_0005)
+    assert [(m, t) for m, t, _ in before] == [(1, "quokka")]
+
+    run_alembic(engine_at_0005, "upgrade", "head")
+    assert _search_indexes(engine_at_0005) == [
+        "ix_search_terms_by_message",
+        "ix_search_terms_message_id",
+    ]
+    assert _postings(engine_at_0005) == before  # the rows stay; a range still reads them
+    with engine_at_0005.connect() as connection:
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT message_id, weight FROM search_terms"
+                    " WHERE user_id = 1 AND term = 'quokka' ORDER BY weight DESC LIMIT 20"
+                )
+            )
+        )
+    assert "COVERING INDEX ix_search_terms_by_message" in plan
+
+    run_alembic(engine_at_0005, "downgrade", "0009_server_settings")
+    assert "ix_search_terms_by_weight" in _search_indexes(engine_at_0005)
+    assert _postings(engine_at_0005) == before
