@@ -129,6 +129,12 @@ def create_tables(conn: psycopg.Connection[Any], url: str) -> None:
             # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator (both pass
             # the check, one fails on the catalog's unique index), so creators take turns.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK_ID,))
+            # Another creator may have finished while this one waited: then nothing is run.
+            # Its DDL would lock tables that host may already use (CREATE INDEX takes a share
+            # lock on the records, the head row's INSERT waits for its transaction), and the
+            # host's next statement waiting for this transaction ends in a deadlock.
+            if not missing_tables(conn):
+                return
             for statement in DDL:
                 conn.execute(statement)
     except pgerrors.InsufficientPrivilege:

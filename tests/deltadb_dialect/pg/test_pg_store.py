@@ -233,6 +233,35 @@ def test_threads_reading_in_batches_and_another_host_lose_no_update(master_key, 
     engine.dispose()
 
 
+_OPEN_AND_COUNT = """
+    import sys
+    from sqlalchemy import create_engine, text
+    engine = create_engine(sys.argv[1])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS hosts (name TEXT PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO hosts VALUES (:name)"), {"name": sys.argv[2]})
+"""
+
+
+def test_hosts_starting_together_on_an_empty_database_make_one_store(
+        master_key, tmp_path, pg_url) -> None:
+    # App servers started at once (compose --scale, a deployment's rollout) all find no store
+    # and create it: every one must open the same store, none may fail on the tables.
+    hosts = [f"host{i}" for i in range(6)]
+    started = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_OPEN_AND_COUNT),
+                          _url(tmp_path / name, pg_url), name],
+                         stderr=subprocess.PIPE, text=True, env=os.environ)
+        for name in hosts
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in started]
+    assert [process.returncode for process in started] == [0] * len(hosts), errors
+    engine = create_engine(_url(tmp_path / "reader", pg_url))
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT name FROM hosts")).scalars()) == hosts
+    engine.dispose()
+
+
 def test_a_sql_ascii_database_holds_a_store(master_key, tmp_path,
                                             pg_cluster: PasswordCluster) -> None:
     # initdb without a locale (a minimal container image) makes SQL_ASCII databases, whose
