@@ -7,8 +7,9 @@ never reach it: they are keyed hashes inside the sealed records, as on disk. Wha
 PostgreSQL can see is the number, sizes and timing of commits.
 
 ``deltadb_head`` is the store's head: which log is current, where its next record goes
-and the last committed sequence number. Every transaction of every host locks that one
-row (``SELECT ... FOR UPDATE``), so writers on all hosts are serialized by PostgreSQL.
+and the last committed sequence number. Every writing transaction of every host locks that
+one row (``SELECT ... FOR UPDATE``), so writers on all hosts are serialized by PostgreSQL;
+readers only read it.
 ``deltadb_flush`` holds counters only: a commit's durability is waited for by updating one
 of them after the commit (see ``PgStorage.commit_records``).
 """

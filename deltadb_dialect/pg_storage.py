@@ -6,14 +6,17 @@ app server process opens the store through a local directory (the path of the
 ``deltadb:`` URL) where its host keeps the encrypted replica file and the lock file that
 serializes the host's own processes.
 
-Transactions: every store transaction, on every host, runs inside one PostgreSQL
-transaction that begins by locking the head row (``SELECT ... FOR UPDATE``, one round
-trip with its ``BEGIN``). The row says where the log ends; a process whose view is
-behind replays the records past it before its transaction runs, so every transaction
-sees every commit acknowledged before it began, on any host (read-after-write across a
-load balancer), and read-modify-write transactions cannot lose updates. A commit
-inserts its sealed records, moves the head and the anchor, and commits, in one round
-trip (a pipeline); it is acknowledged only after PostgreSQL has committed it.
+Transactions: a store transaction that begins with a read checks the head row (one query
+that locks nothing): where the log ends. A process whose view is behind replays the records
+past it before the transaction runs (in a read-only snapshot, so that no checkpoint of another
+host discards them meanwhile), so every transaction sees every commit acknowledged before it
+began, on any host (read-after-write across a load balancer). A transaction that writes holds
+the head row (``SELECT ... FOR UPDATE``) from its first write, or from its start when that is
+a write; a write that finds the head moved since the transaction's check catches up and has
+the connection check its reads again (see ``pg_lock.py``), so read-modify-write transactions
+cannot lose updates. A commit inserts its sealed records, moves the head and the anchor, and
+commits, in one round trip (a pipeline); it is acknowledged only after PostgreSQL has
+committed it.
 
 A host's replica ahead of PostgreSQL (the database restored from a backup to an
 earlier point) is noticed at that same head check: the host remembers the sequence
@@ -52,9 +55,13 @@ SEEN_NAME = "pg-seen"
 SEEN = struct.Struct(">Q32s")  # the last record this host applied or wrote: seq, digest
 LEFTOVER_AGE = "1 hour"  # an unnamed snapshot this old is no checkpoint still uploading
 
-HEAD_SQL = ("SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
-            "WHERE r.seq = %s ORDER BY r.off DESC LIMIT 1) "
-            "FROM deltadb_head h WHERE h.id = 1 FOR UPDATE OF h")
+HEAD_CHECK = ("SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
+              "WHERE r.seq = %s ORDER BY r.off DESC LIMIT 1) "
+              "FROM deltadb_head h WHERE h.id = 1")
+HEAD_SQL = HEAD_CHECK + " FOR UPDATE OF h"
+# A read's snapshot while it catches up: the records it fetches cannot be discarded under it
+# by another host's checkpoint.
+SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 INSERT_RECORD = ("INSERT INTO deltadb_records (log, off, seq, digest, data) "
                  "VALUES (%s, %s, %s, %s, %s)")
 MOVE_HEAD = "UPDATE deltadb_head SET log = %s, log_end = %s, seq = %s WHERE id = 1"
@@ -93,7 +100,9 @@ class PgStorage:
         self._lock: PgLock | None = None
         self._conn_lock = threading.RLock()  # the connection is shared by this process
         self._in_txn = False
+        self._locked = False  # the open transaction holds the head row (a writer's)
         self._dirty = False  # the open transaction changed something not yet committed
+        self._expect_moves = False  # the last head check found other hosts' commits
         self._head: Head | None = None  # as locked by the open (or last) transaction
         self._seen_head: Head | None = None  # the head this process's view is at
         self._seen_fd = -1
@@ -113,7 +122,7 @@ class PgStorage:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None  # another host may commit before we are back
         if conn is not None:
             try:
@@ -139,7 +148,7 @@ class PgStorage:
         return pg_schema.statement_error(self.url, exc)
 
     def _abort_quietly(self) -> None:
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None
         try:
             if self._conn is not None and not self._conn.broken:
@@ -149,26 +158,48 @@ class PgStorage:
 
     # --- transactions -------------------------------------------------------------------
 
-    def begin(self) -> bool:
-        """Open the PostgreSQL transaction holding the head row (one round trip); True when
-        the head moved since this process's view was last current. A transaction left open
-        by a batch of reads (see ``pg_lock.py``) still holds the head row: nothing moved."""
-        if self._in_txn and not self._dirty:
+    def begin(self, *, lock: bool = True) -> bool:
+        """Read the head; True when it moved since this process's view was last current.
+
+        ``lock``: in a PostgreSQL transaction holding the head row (a writer's, one round
+        trip); a read snapshot left open by a head check is ended in the same round trip.
+        Otherwise a head check that locks nothing: one query, and when the head moved (the
+        caller catches up) a read-only snapshot whose head the catch-up follows."""
+        if self._locked:
             return False
         seen_seq, seen_digest = self._read_seen()
+        head_sql = (HEAD_SQL if lock else HEAD_CHECK) % int(seen_seq)
+        if lock:
+            prefix = "COMMIT; BEGIN" if self._in_txn else "BEGIN"
+        else:
+            prefix = SNAPSHOT_BEGIN if self._expect_moves else ""
+        row = self._head_query(f"{prefix}; {head_sql}" if prefix else head_sql, lock)
+        if not lock and not prefix and row is not None and Head(*row[:3]) != self._seen_head:
+            self._expect_moves = True  # other hosts commit: fetch in a snapshot from now on
+            row = self._head_query(f"{SNAPSHOT_BEGIN}; {head_sql}", lock)
+        elif not lock and prefix and row is not None:
+            self._expect_moves = Head(*row[:3]) != self._seen_head
+        return self._took_head(row, seen_seq, seen_digest)
+
+    def _head_query(self, sql: str, lock: bool) -> tuple[Any, ...] | None:
+        """One simple-protocol query (integers inlined): the cheapest round trip psycopg
+        makes, in CPU as in time. Its last statement reads the head row."""
         with self._conn_lock:
             conn = self._connection()
             try:
-                # One simple-protocol query for both statements (an integer inlined): the
-                # cheapest round trip psycopg makes, in CPU as in time.
-                cur = conn.execute(f"BEGIN; {HEAD_SQL % int(seen_seq)}".encode())
-                cur.nextset()
+                cur = conn.execute(sql.encode())
+                while cur.nextset():
+                    pass
                 row = cur.fetchone()
             except psycopg.Error as exc:
                 if self._conn is not None and not self._conn.broken:
                     self._in_txn = True  # ROLLBACK the failed transaction
                 raise self._failed(exc) from None
-            self._in_txn, self._dirty = True, False
+            self._in_txn = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            self._locked, self._dirty = lock, False
+        return row
+
+    def _took_head(self, row: tuple[Any, ...] | None, seen_seq: int, seen_digest: bytes) -> bool:
         if row is None:
             self._abort_quietly()
             raise CorruptStoreError(f"the PostgreSQL database at {self.where} has lost the "
@@ -183,9 +214,15 @@ class PgStorage:
             METRICS["pg_rebuilds_for_lost_history"] += 1
         return head != self._seen_head
 
-    def read_only(self) -> bool:
-        """Whether the open PostgreSQL transaction has changed nothing."""
-        return self._in_txn and not self._dirty
+    def lock_for_write(self) -> bool:
+        """A transaction begun with a head check writes: take the head row (one round trip).
+        True when another host committed since the check (the caller catches up, in this
+        transaction, and checks that what it read is unchanged)."""
+        if self._locked:
+            return False
+        expected = self._head
+        self.begin(lock=True)
+        return self._head != expected
 
     def take_divergence(self) -> str | None:
         reason, self.divergence = self.divergence, None
@@ -194,7 +231,8 @@ class PgStorage:
     def end(self, *, commit: bool) -> None:
         """End the open transaction. A read-only one that cannot be ended is dropped with its
         connection (nothing was written); a failed commit of changes is raised."""
-        if not self._in_txn:
+        if not self._in_txn:  # a head check alone: the view is current if the caller says so
+            self._seen_head = self._head if commit else None
             return
         dirty = self._dirty
         with self._conn_lock:
@@ -202,20 +240,20 @@ class PgStorage:
                 self._connection().execute("COMMIT" if commit else "ROLLBACK")
             except psycopg.Error as exc:
                 error = self._failed(exc)
-                self._in_txn = self._dirty = False
+                self._in_txn = self._dirty = self._locked = False
                 self._seen_head = None
                 if dirty and commit:
                     raise error from None
                 return
-            self._in_txn = self._dirty = False
+            self._in_txn = self._dirty = self._locked = False
         self._seen_head = self._head if commit else None
 
     def _changing(self) -> None:
         """A change outside a commit (header, checkpoint switch, cleanup) must run in the
         locked transaction: after a commit in the same store transaction, lock again."""
-        if not self._in_txn:
+        if not self._locked:
             expected = self._head
-            self.begin()
+            self.begin(lock=True)
             if self._head != expected:
                 self._abort_quietly()
                 raise StoreError("another app server changed the store meanwhile; try again")
@@ -234,7 +272,7 @@ class PgStorage:
         does on one host.
         """
         head = self._head
-        if not self._in_txn or head is None or (head.log, head.end) != (log, at):
+        if not self._locked or head is None or (head.log, head.end) != (log, at):
             raise StoreError("a commit was attempted without holding the store's head")
         digests = [_digest(data) for _, _, data in rows]
         with self._conn_lock:
@@ -252,7 +290,7 @@ class PgStorage:
                     flushed = conn.execute(FLUSH_SQL, (self._flush_slot,))
             except psycopg.Error as exc:
                 raise self._failed(exc) from None
-            self._in_txn = self._dirty = False
+            self._in_txn = self._dirty = self._locked = False
             if flushed.rowcount != 1:
                 raise CorruptStoreError(f"the PostgreSQL database at {self.where} lacks the "
                                         "store's flush rows")
@@ -575,7 +613,7 @@ class PgStorage:
         if self._conn is not None:
             self._abandoned.append(self._conn)
         self._conn = None
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None
         self._conn_lock = threading.RLock()
 
