@@ -32,6 +32,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -45,12 +46,13 @@ from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import Keyring
 from deltadb_dialect.layout import ANCHOR_NAME, HEADER_NAME, LOCK_NAME, Header, new_file_name
 from deltadb_dialect.lock import StoreLock
-from deltadb_dialect.log import CRC, FILE_HEADER, FILE_MAGIC, Entry
+from deltadb_dialect.log import CRC, FILE_HEADER, FILE_MAGIC, RECORD_HEADER, Entry
 from deltadb_dialect.pg_lock import PgLock
 from deltadb_dialect.pg_log import FETCH_ROWS, PgLog, split_records, whole_records_end
 from deltadb_dialect.snapshot import Snapshot, write_snapshot
 
 SNAPSHOT_PART = 8 * 1024 * 1024  # bytes per row of a snapshot
+IMPORT_PART = 8 * 1024 * 1024  # bytes of a log file read at a time when a store moves in
 SEEN_NAME = "pg-seen"
 SEEN = struct.Struct(">Q32s")  # the last record this host applied or wrote: seq, digest
 LEFTOVER_AGE = "1 hour"  # an unnamed snapshot this old is no checkpoint still uploading
@@ -72,7 +74,9 @@ PUT_META = ("INSERT INTO deltadb_meta (name, data) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data")
 
 METRICS: dict[str, int] = {"pg_transactions": 0, "pg_commits": 0, "pg_reconnects": 0,
-                           "pg_rebuilds_for_lost_history": 0}
+                           "pg_rebuilds_for_lost_history": 0,
+                           "pg_commits_found_after_reconnect": 0}
+OUTCOME_SECONDS = 10.0  # how long a commit whose reply was lost waits to learn its outcome
 
 
 class Head(NamedTuple):
@@ -289,14 +293,40 @@ class PgStorage:
                     conn.execute("COMMIT")
                     flushed = conn.execute(FLUSH_SQL, (self._flush_slot,))
             except psycopg.Error as exc:
-                raise self._failed(exc) from None
+                error = self._failed(exc)
+                if not (isinstance(error, pg_schema.StorageUnavailableError)
+                        and self._made(log, rows[0][0], digests[0])):
+                    raise error from None
+                METRICS["pg_commits_found_after_reconnect"] += 1
+                flushed = None
             self._in_txn = self._dirty = self._locked = False
-            if flushed.rowcount != 1:
+            if flushed is not None and flushed.rowcount != 1:
                 raise CorruptStoreError(f"the PostgreSQL database at {self.where} lacks the "
                                         "store's flush rows")
         self._head = self._seen_head = Head(log, end, seq)
         METRICS["pg_commits"] += 1
         self.saw(seq, digests[-1])
+
+    def _made(self, log: str, offset: int, digest: bytes) -> bool:
+        """Whether a commit whose reply was lost (the connection dropped, PostgreSQL
+        restarted) was made: its first record, sealed with a nonce of its own, is its id.
+        Waits up to ``OUTCOME_SECONDS`` for the server to answer again; then, if it was made,
+        for its WAL flush. False when it was not made or the outcome stays unknown."""
+        deadline = time.monotonic() + min(OUTCOME_SECONDS, max(self._timeout, 1.0))
+        while True:
+            try:
+                rows = self._run("SELECT digest FROM deltadb_records WHERE log = %s AND off = %s",
+                                 (log, offset))
+                if not rows or bytes(rows[0][0]) != digest:
+                    return False
+                self._run(FLUSH_SQL, (self._flush_slot,))  # a later commit, flushed: ours too
+                return True
+            except pg_schema.StorageUnavailableError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.2)
+            except StoreError:
+                return False
 
     # --- what this host has seen ----------------------------------------------------------
 
@@ -579,16 +609,14 @@ class PgStorage:
         header, the log's records, the snapshot and the anchor, as the same bytes."""
         self._changing()
         self._run(PUT_META, ("header", (source / HEADER_NAME).read_bytes()))
-        data = (source / log).read_bytes()
         start = FILE_HEADER.size + CRC.size
-        self._run("INSERT INTO deltadb_logs (name, data) VALUES (%s, %s)", (log, data[:start]))
-        rows = split_records(data[start:whole_records_end(data, start)], start)
-        for first in range(0, len(rows), FETCH_ROWS):
-            self.insert_rows(log, rows[first:first + FETCH_ROWS])
-        end = rows[-1][0] + len(rows[-1][2]) if rows else start
-        base_seq = FILE_HEADER.unpack_from(data)[2]
-        self._run(MOVE_HEAD, (log, end, rows[-1][1] if rows else base_seq))
-        self._head = Head(log, end, rows[-1][1] if rows else base_seq)
+        with open(source / log, "rb") as handle:
+            head = handle.read(start)
+            self._run("INSERT INTO deltadb_logs (name, data) VALUES (%s, %s)", (log, head))
+            end, seq = self._import_records(log, handle, start,
+                                            base_seq=FILE_HEADER.unpack_from(head)[2])
+        self._run(MOVE_HEAD, (log, end, seq))
+        self._head = Head(log, end, seq)
         if snapshot is not None:
             with open(source / snapshot, "rb") as handle:
                 part = 0
@@ -599,6 +627,26 @@ class PgStorage:
         anchor = source / ANCHOR_NAME
         if anchor.exists():
             self._run(PUT_META, ("anchor", anchor.read_bytes()))
+
+    def _import_records(self, log: str, handle: Any, start: int, *,
+                        base_seq: int) -> tuple[int, int]:
+        """A log file's whole records from ``handle`` (at ``start``) into rows, read in parts
+        (a store of any size moves in bounded memory); where and at which sequence number
+        they end (before preallocated zeros or a torn write)."""
+        step = RECORD_HEADER.size + CRC.size
+        pending, at, seq = b"", start, base_seq
+        while chunk := handle.read(IMPORT_PART):
+            pending += chunk
+            whole = whole_records_end(pending, 0)
+            if whole:
+                rows = split_records(pending[:whole], at)
+                for first in range(0, len(rows), FETCH_ROWS):
+                    self.insert_rows(log, rows[first:first + FETCH_ROWS])
+                at, seq, pending = at + whole, rows[-1][1], pending[whole:]
+            if len(pending) >= step and CRC.unpack_from(pending, RECORD_HEADER.size)[0] != (
+                    zlib.crc32(pending[:RECORD_HEADER.size])):
+                break  # not a record's header: the records end here
+        return at, seq
 
     def sizes(self) -> dict[str, int]:
         rows = self._run(
