@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import struct
 import threading
@@ -64,6 +65,16 @@ HEAD_SQL = HEAD_CHECK + " FOR UPDATE OF h"
 # A read's snapshot while it catches up: the records it fetches cannot be discarded under it
 # by another host's checkpoint.
 SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# The head check of a process whose view is at (log, end): the head and, read in the same
+# statement (one snapshot), the records past that view, the first FETCH_ROWS of them.
+HEAD_AND_NEWS = ("WITH h AS (SELECT log, log_end, seq FROM deltadb_head WHERE id = 1) "
+                 "SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
+                 "WHERE r.seq = {seen} ORDER BY r.off DESC LIMIT 1), n.off, n.seq, n.digest, "
+                 "n.data FROM h LEFT JOIN LATERAL (SELECT r.off, r.seq, r.digest, r.data "
+                 "FROM deltadb_records r WHERE r.log = h.log AND h.log = '{log}' "
+                 "AND r.off >= {end} AND r.off < h.log_end ORDER BY r.off LIMIT {rows}) n "
+                 "ON true ORDER BY n.off")
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 INSERT_RECORD = ("INSERT INTO deltadb_records (log, off, seq, digest, data) "
                  "VALUES (%s, %s, %s, %s, %s)")
 MOVE_HEAD = "UPDATE deltadb_head SET log = %s, log_end = %s, seq = %s WHERE id = 1"
@@ -107,6 +118,8 @@ class PgStorage:
         self._locked = False  # the open transaction holds the head row (a writer's)
         self._dirty = False  # the open transaction changed something not yet committed
         self._expect_moves = False  # the last head check found other hosts' commits
+        # records the head check fetched with the head: (log, offset, rows)
+        self._news: tuple[str, int, list[tuple[int, int, bytes, bytes]]] | None = None
         self._head: Head | None = None  # as locked by the open (or last) transaction
         self._seen_head: Head | None = None  # the head this process's view is at
         self._seen_fd = -1
@@ -173,8 +186,24 @@ class PgStorage:
             return False
         seen_seq, seen_digest = self._read_seen()
         head_sql = (HEAD_SQL if lock else HEAD_CHECK) % int(seen_seq)
+        self._news = None
+        seen = self._seen_head
         if lock:
             prefix = "COMMIT; BEGIN" if self._in_txn else "BEGIN"
+        elif seen is not None and SAFE_NAME.fullmatch(seen.log) and not self._in_txn:
+            # One statement: the head and what this view lacks of it. Enough, unless a
+            # checkpoint switched logs or more records came than one fetch takes.
+            rows = self._head_rows(HEAD_AND_NEWS.format(seen=int(seen_seq), log=seen.log,
+                                                        end=int(seen.end), rows=FETCH_ROWS))
+            news = [(int(r[4]), int(r[5]), bytes(r[6]), bytes(r[7]))
+                    for r in rows if r[4] is not None]
+            row = rows[0][:4] if rows else None
+            if row is None or Head(*row[:3]) == seen or (
+                    row[0] == seen.log and len(news) < FETCH_ROWS):
+                if news:
+                    self._news = (seen.log, seen.end, news)
+                return self._took_head(row, seen_seq, seen_digest)
+            prefix = SNAPSHOT_BEGIN
         else:
             prefix = SNAPSHOT_BEGIN if self._expect_moves else ""
         row = self._head_query(f"{prefix}; {head_sql}" if prefix else head_sql, lock)
@@ -184,6 +213,15 @@ class PgStorage:
         elif not lock and prefix and row is not None:
             self._expect_moves = Head(*row[:3]) != self._seen_head
         return self._took_head(row, seen_seq, seen_digest)
+
+    def _head_rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._conn_lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute(sql.encode()).fetchall()
+            except psycopg.Error as exc:
+                raise self._failed(exc) from None
+        return rows
 
     def _head_query(self, sql: str, lock: bool) -> tuple[Any, ...] | None:
         """One simple-protocol query (integers inlined): the cheapest round trip psycopg
@@ -450,10 +488,21 @@ class PgStorage:
 
     def fetch_records(self, log: str, offset: int, limit: int,
                       ) -> list[tuple[int, int, bytes, bytes]]:
+        news, self._news = self._news, None
+        if news is not None and news[0] == log and news[1] == offset and limit >= FETCH_ROWS:
+            return news[2]
+        head = self._head
         rows = self._run("SELECT off, seq, digest, data FROM deltadb_records WHERE log = %s "
                          "AND off >= %s ORDER BY off LIMIT %s", (log, offset, limit))
-        return [(int(off), int(seq), bytes(digest), bytes(data))
-                for off, seq, digest, data in rows]
+        found = [(int(off), int(seq), bytes(digest), bytes(data))
+                 for off, seq, digest, data in rows]
+        if (not self._in_txn and head is not None and head.log == log and len(found) < limit
+                and (found[-1][0] + len(found[-1][3]) if found else offset) < head.end):
+            # Outside a snapshot, a checkpoint of another host discarded this log meanwhile.
+            raise pg_schema.StorageUnavailableError(
+                f"the store's log in PostgreSQL at {self.where} was replaced while this host "
+                "caught up with it; try again")
+        return found
 
     def fetch_range(self, log: str, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._run("SELECT off, data FROM deltadb_records WHERE log = %s AND off >= %s "

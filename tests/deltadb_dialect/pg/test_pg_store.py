@@ -315,6 +315,41 @@ def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path
     check.dispose()
 
 
+def test_a_read_that_catches_up_with_another_host_costs_one_query(master_key, tmp_path,
+                                                                    pg_url,
+                                                                    monkeypatch) -> None:
+    from deltadb_dialect import pg_storage
+
+    host_a = create_engine(_url(tmp_path / "a", pg_url))
+    host_b = create_engine(_url(tmp_path / "b", pg_url))
+    with host_a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    with host_b.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    queries: list[str] = []
+    for name in ("_run", "_head_rows", "_head_query"):
+        original = getattr(pg_storage.PgStorage, name)
+
+        def counted(self, *args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            queries.append(str(args[0])[:40])
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(pg_storage.PgStorage, name, counted)
+    for i in range(3):
+        with host_a.begin() as conn:
+            conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"row {i}"})
+        queries.clear()
+        with host_b.connect() as conn:  # the head and the new records, in one statement
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == i + 1
+        assert len(queries) == 1, queries
+    queries.clear()
+    with host_b.connect() as conn:  # nothing new: the head check alone
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 3
+    assert len(queries) == 1, queries
+    host_a.dispose()
+    host_b.dispose()
+
+
 def test_a_sql_ascii_database_holds_a_store(master_key, tmp_path,
                                             pg_cluster: PasswordCluster) -> None:
     # initdb without a locale (a minimal container image) makes SQL_ASCII databases, whose
