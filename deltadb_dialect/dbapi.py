@@ -237,6 +237,9 @@ class Connection:
         self._timeout = timeout
         self.isolation_level = isolation_level
         self._holding = False  # this connection holds the store (a transaction is open)
+        # What the transaction read before its first write: (sql, parameters, rows) each, so
+        # that a store shared by hosts can check them again when it takes the write lock.
+        self._reads: list[tuple[str, Any, list[Any]]] = []
         self._begun = False  # the replica transaction has begun (at the first write)
         self._explicit = False  # opened by an explicit BEGIN (matters in autocommit mode)
         self._capture: Capture | None = None  # the write transaction's changed rows
@@ -342,11 +345,11 @@ class Connection:
             raise ProgrammingError("Cannot operate on a closed database.")
         return self._store
 
-    def _begin(self) -> None:
+    def _begin(self, write: bool = True) -> None:
         """Take the store for this connection's transaction (lock, catch up)."""
         store = self._live_store()
         try:
-            store.acquire(self._timeout)
+            store.acquire(self._timeout, write=write)
         except store_errors.StoreError as exc:
             raise translate(exc) from exc
         self._holding = True
@@ -355,6 +358,8 @@ class Connection:
         """BEGIN and start capturing changes: deferred to the first statement that may write,
         so read-only transactions (most of them) cost no capture session at all."""
         try:
+            if self._live_store().lock_for_write():
+                self._check_reads()
             self._capture, self._schema_version = self._live_store().begin(
                 foreign_keys=self._foreign_keys)
         except BaseException as exc:
@@ -362,7 +367,22 @@ class Connection:
             raise translate(exc) from exc
         self._begun = True
 
+    def _check_reads(self) -> None:
+        """Other hosts committed between this transaction's start and its first write, and
+        the store caught up with them: every read made so far must return the same rows, or
+        what the transaction writes may rest on a past state (a lost update)."""
+        conn = self._live_store().replica.conn
+        cursor = conn.cursor()
+        cursor.convert_binding = _convert_binding
+        for sql, parameters, rows in self._reads:
+            if cursor.execute(sql, parameters).fetchall() != rows:
+                raise store_errors.SerializationError(
+                    "could not serialize access: another app server changed rows this "
+                    "transaction read before it wrote; nothing was written, try again")
+        self._reads = []
+
     def _end(self) -> None:
+        self._reads = []
         self._holding = False
         self._begun = False
         self._explicit = False
@@ -386,6 +406,8 @@ class Connection:
                     self._open_replica_transaction()
                 if many or not self._execute_described(cursor, sql, parameters, word):
                     self._execute(cursor, sql, parameters, many, word)
+                if not self._begun:
+                    self._reads.append((sql, parameters, cursor._rows))
                 if word == "PRAGMA":
                     self._note_stored_pragma(sql)
                 if self.isolation_level is None and not self._explicit:
@@ -407,11 +429,13 @@ class Connection:
             self._run_outside_transaction(cursor, sql, parameters)
             return
         if not self._holding:
-            self._begin()
+            self._begin(write=word not in _READ_ONLY_STATEMENTS)
         if not self._begun and word not in _READ_ONLY_STATEMENTS:
             self._open_replica_transaction()
         if many or not self._execute_described(cursor, sql, parameters, word):
             self._execute(cursor, sql, parameters, many, word)
+        if not self._begun:
+            self._reads.append((sql, parameters, cursor._rows))
         if self.isolation_level is None and not self._explicit:
             self.commit()
 

@@ -40,3 +40,7 @@ class StorageFullError(StoreError):
 
 class UnsupportedSchemaError(StoreError):
     """A table's shape is one the store cannot keep (the message says how to change it)."""
+
+
+class SerializationError(StoreError):
+    """Another host changed what a transaction read before it wrote; nothing was written."""

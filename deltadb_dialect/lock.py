@@ -82,9 +82,11 @@ class StoreLock:
 
     # --- transactions ---------------------------------------------------------------------
 
-    def acquire(self, wait: float) -> bool:
+    def acquire(self, wait: float, *, write: bool = True) -> bool:
         """Take the store for one transaction; True if the flock was taken afresh (another
-        process may have committed since this one last held it: the caller catches up)."""
+        process may have committed since this one last held it: the caller catches up).
+        ``write``: whether the transaction begins by writing (a storage shared by hosts
+        locks for writers only; here every transaction holds the store)."""
         if self.owner_thread == threading.get_ident():
             raise LockTimeoutError(
                 "database is locked: another connection in this thread has an open "
@@ -109,6 +111,11 @@ class StoreLock:
             raise
         self.flock_held = True
         return True
+
+    def lock_for_write(self) -> bool:
+        """A transaction that began reading writes; True when another host committed since
+        it began (never, here: the flock is held from its first statement)."""
+        return False
 
     def began(self, *, fresh: bool) -> None:
         """The transaction runs (after any catch-up): watch for idleness, note the owner."""

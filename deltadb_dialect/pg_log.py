@@ -148,7 +148,10 @@ class PgLog(LogFile):
         return at + len(data)
 
     def has_data_at(self, offset: int) -> bool:
-        return self._storage.has_record(self.name, offset, exact=True)
+        """Known from the head the transaction read (no query): a row is written only with
+        the head moved past it in the same PostgreSQL transaction, so no torn record is ever
+        left where the next one goes."""
+        return self._storage.log_grew_past(self, offset)
 
     def has_data_after(self, offset: int) -> bool:
         return self._storage.has_record(self.name, offset, exact=False)

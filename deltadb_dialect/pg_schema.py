@@ -7,8 +7,9 @@ never reach it: they are keyed hashes inside the sealed records, as on disk. Wha
 PostgreSQL can see is the number, sizes and timing of commits.
 
 ``deltadb_head`` is the store's head: which log is current, where its next record goes
-and the last committed sequence number. Every transaction of every host locks that one
-row (``SELECT ... FOR UPDATE``), so writers on all hosts are serialized by PostgreSQL.
+and the last committed sequence number. Every writing transaction of every host locks that
+one row (``SELECT ... FOR UPDATE``), so writers on all hosts are serialized by PostgreSQL;
+readers only read it.
 ``deltadb_flush`` holds counters only: a commit's durability is waited for by updating one
 of them after the commit (see ``PgStorage.commit_records``).
 """
@@ -129,6 +130,12 @@ def create_tables(conn: psycopg.Connection[Any], url: str) -> None:
             # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator (both pass
             # the check, one fails on the catalog's unique index), so creators take turns.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK_ID,))
+            # Another creator may have finished while this one waited: then nothing is run.
+            # Its DDL would lock tables that host may already use (CREATE INDEX takes a share
+            # lock on the records, the head row's INSERT waits for its transaction), and the
+            # host's next statement waiting for this transaction ends in a deadlock.
+            if not missing_tables(conn):
+                return
             for statement in DDL:
                 conn.execute(statement)
     except pgerrors.InsufficientPrivilege:

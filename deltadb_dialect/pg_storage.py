@@ -6,14 +6,17 @@ app server process opens the store through a local directory (the path of the
 ``deltadb:`` URL) where its host keeps the encrypted replica file and the lock file that
 serializes the host's own processes.
 
-Transactions: every store transaction, on every host, runs inside one PostgreSQL
-transaction that begins by locking the head row (``SELECT ... FOR UPDATE``, one round
-trip with its ``BEGIN``). The row says where the log ends; a process whose view is
-behind replays the records past it before its transaction runs, so every transaction
-sees every commit acknowledged before it began, on any host (read-after-write across a
-load balancer), and read-modify-write transactions cannot lose updates. A commit
-inserts its sealed records, moves the head and the anchor, and commits, in one round
-trip (a pipeline); it is acknowledged only after PostgreSQL has committed it.
+Transactions: a store transaction that begins with a read checks the head row (one query
+that locks nothing): where the log ends. A process whose view is behind replays the records
+past it before the transaction runs (in a read-only snapshot, so that no checkpoint of another
+host discards them meanwhile), so every transaction sees every commit acknowledged before it
+began, on any host (read-after-write across a load balancer). A transaction that writes holds
+the head row (``SELECT ... FOR UPDATE``) from its first write, or from its start when that is
+a write; a write that finds the head moved since the transaction's check catches up and has
+the connection check its reads again (see ``pg_lock.py``), so read-modify-write transactions
+cannot lose updates. A commit inserts its sealed records, moves the head and the anchor, and
+commits, in one round trip (a pipeline); it is acknowledged only after PostgreSQL has
+committed it.
 
 A host's replica ahead of PostgreSQL (the database restored from a backup to an
 earlier point) is noticed at that same head check: the host remembers the sequence
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,19 +47,34 @@ from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError
 from deltadb_dialect.keys import Keyring
 from deltadb_dialect.layout import ANCHOR_NAME, HEADER_NAME, LOCK_NAME, Header, new_file_name
 from deltadb_dialect.lock import StoreLock
-from deltadb_dialect.log import CRC, FILE_HEADER, FILE_MAGIC, Entry
+from deltadb_dialect.log import CRC, FILE_HEADER, FILE_MAGIC, RECORD_HEADER, Entry
 from deltadb_dialect.pg_lock import PgLock
 from deltadb_dialect.pg_log import FETCH_ROWS, PgLog, split_records, whole_records_end
 from deltadb_dialect.snapshot import Snapshot, write_snapshot
 
 SNAPSHOT_PART = 8 * 1024 * 1024  # bytes per row of a snapshot
+IMPORT_PART = 8 * 1024 * 1024  # bytes of a log file read at a time when a store moves in
 SEEN_NAME = "pg-seen"
 SEEN = struct.Struct(">Q32s")  # the last record this host applied or wrote: seq, digest
 LEFTOVER_AGE = "1 hour"  # an unnamed snapshot this old is no checkpoint still uploading
 
-HEAD_SQL = ("SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
-            "WHERE r.seq = %s ORDER BY r.off DESC LIMIT 1) "
-            "FROM deltadb_head h WHERE h.id = 1 FOR UPDATE OF h")
+HEAD_CHECK = ("SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
+              "WHERE r.seq = %s ORDER BY r.off DESC LIMIT 1) "
+              "FROM deltadb_head h WHERE h.id = 1")
+HEAD_SQL = HEAD_CHECK + " FOR UPDATE OF h"
+# A read's snapshot while it catches up: the records it fetches cannot be discarded under it
+# by another host's checkpoint.
+SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# The head check of a process whose view is at (log, end): the head and, read in the same
+# statement (one snapshot), the records past that view, the first FETCH_ROWS of them.
+HEAD_AND_NEWS = ("WITH h AS (SELECT log, log_end, seq FROM deltadb_head WHERE id = 1) "
+                 "SELECT h.log, h.log_end, h.seq, (SELECT r.digest FROM deltadb_records r "
+                 "WHERE r.seq = {seen} ORDER BY r.off DESC LIMIT 1), n.off, n.seq, n.digest, "
+                 "n.data FROM h LEFT JOIN LATERAL (SELECT r.off, r.seq, r.digest, r.data "
+                 "FROM deltadb_records r WHERE r.log = h.log AND h.log = '{log}' "
+                 "AND r.off >= {end} AND r.off < h.log_end ORDER BY r.off LIMIT {rows}) n "
+                 "ON true ORDER BY n.off")
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 INSERT_RECORD = ("INSERT INTO deltadb_records (log, off, seq, digest, data) "
                  "VALUES (%s, %s, %s, %s, %s)")
 MOVE_HEAD = "UPDATE deltadb_head SET log = %s, log_end = %s, seq = %s WHERE id = 1"
@@ -65,7 +85,9 @@ PUT_META = ("INSERT INTO deltadb_meta (name, data) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data")
 
 METRICS: dict[str, int] = {"pg_transactions": 0, "pg_commits": 0, "pg_reconnects": 0,
-                           "pg_rebuilds_for_lost_history": 0}
+                           "pg_rebuilds_for_lost_history": 0,
+                           "pg_commits_found_after_reconnect": 0}
+OUTCOME_SECONDS = 10.0  # how long a commit whose reply was lost waits to learn its outcome
 
 
 class Head(NamedTuple):
@@ -93,7 +115,11 @@ class PgStorage:
         self._lock: PgLock | None = None
         self._conn_lock = threading.RLock()  # the connection is shared by this process
         self._in_txn = False
+        self._locked = False  # the open transaction holds the head row (a writer's)
         self._dirty = False  # the open transaction changed something not yet committed
+        self._expect_moves = False  # the last head check found other hosts' commits
+        # records the head check fetched with the head: (log, offset, rows)
+        self._news: tuple[str, int, list[tuple[int, int, bytes, bytes]]] | None = None
         self._head: Head | None = None  # as locked by the open (or last) transaction
         self._seen_head: Head | None = None  # the head this process's view is at
         self._seen_fd = -1
@@ -113,7 +139,7 @@ class PgStorage:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None  # another host may commit before we are back
         if conn is not None:
             try:
@@ -139,7 +165,7 @@ class PgStorage:
         return pg_schema.statement_error(self.url, exc)
 
     def _abort_quietly(self) -> None:
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None
         try:
             if self._conn is not None and not self._conn.broken:
@@ -149,26 +175,73 @@ class PgStorage:
 
     # --- transactions -------------------------------------------------------------------
 
-    def begin(self) -> bool:
-        """Open the PostgreSQL transaction holding the head row (one round trip); True when
-        the head moved since this process's view was last current. A transaction left open
-        by a batch of reads (see ``pg_lock.py``) still holds the head row: nothing moved."""
-        if self._in_txn and not self._dirty:
+    def begin(self, *, lock: bool = True) -> bool:
+        """Read the head; True when it moved since this process's view was last current.
+
+        ``lock``: in a PostgreSQL transaction holding the head row (a writer's, one round
+        trip); a read snapshot left open by a head check is ended in the same round trip.
+        Otherwise a head check that locks nothing: one query, and when the head moved (the
+        caller catches up) a read-only snapshot whose head the catch-up follows."""
+        if self._locked:
             return False
         seen_seq, seen_digest = self._read_seen()
+        head_sql = (HEAD_SQL if lock else HEAD_CHECK) % int(seen_seq)
+        self._news = None
+        seen = self._seen_head
+        if lock:
+            prefix = "COMMIT; BEGIN" if self._in_txn else "BEGIN"
+        elif seen is not None and SAFE_NAME.fullmatch(seen.log) and not self._in_txn:
+            # One statement: the head and what this view lacks of it. Enough, unless a
+            # checkpoint switched logs or more records came than one fetch takes.
+            rows = self._head_rows(HEAD_AND_NEWS.format(seen=int(seen_seq), log=seen.log,
+                                                        end=int(seen.end), rows=FETCH_ROWS))
+            news = [(int(r[4]), int(r[5]), bytes(r[6]), bytes(r[7]))
+                    for r in rows if r[4] is not None]
+            row = rows[0][:4] if rows else None
+            if row is None or Head(*row[:3]) == seen or (
+                    row[0] == seen.log and len(news) < FETCH_ROWS):
+                if news:
+                    self._news = (seen.log, seen.end, news)
+                return self._took_head(row, seen_seq, seen_digest)
+            prefix = SNAPSHOT_BEGIN
+        else:
+            prefix = SNAPSHOT_BEGIN if self._expect_moves else ""
+        row = self._head_query(f"{prefix}; {head_sql}" if prefix else head_sql, lock)
+        if not lock and not prefix and row is not None and Head(*row[:3]) != self._seen_head:
+            self._expect_moves = True  # other hosts commit: fetch in a snapshot from now on
+            row = self._head_query(f"{SNAPSHOT_BEGIN}; {head_sql}", lock)
+        elif not lock and prefix and row is not None:
+            self._expect_moves = Head(*row[:3]) != self._seen_head
+        return self._took_head(row, seen_seq, seen_digest)
+
+    def _head_rows(self, sql: str) -> list[tuple[Any, ...]]:
         with self._conn_lock:
             conn = self._connection()
             try:
-                # One simple-protocol query for both statements (an integer inlined): the
-                # cheapest round trip psycopg makes, in CPU as in time.
-                cur = conn.execute(f"BEGIN; {HEAD_SQL % int(seen_seq)}".encode())
-                cur.nextset()
+                rows = conn.execute(sql.encode()).fetchall()
+            except psycopg.Error as exc:
+                raise self._failed(exc) from None
+        return rows
+
+    def _head_query(self, sql: str, lock: bool) -> tuple[Any, ...] | None:
+        """One simple-protocol query (integers inlined): the cheapest round trip psycopg
+        makes, in CPU as in time. Its last statement reads the head row."""
+        with self._conn_lock:
+            conn = self._connection()
+            try:
+                cur = conn.execute(sql.encode())
+                while cur.nextset():
+                    pass
                 row = cur.fetchone()
             except psycopg.Error as exc:
                 if self._conn is not None and not self._conn.broken:
                     self._in_txn = True  # ROLLBACK the failed transaction
                 raise self._failed(exc) from None
-            self._in_txn, self._dirty = True, False
+            self._in_txn = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            self._locked, self._dirty = lock, False
+        return row
+
+    def _took_head(self, row: tuple[Any, ...] | None, seen_seq: int, seen_digest: bytes) -> bool:
         if row is None:
             self._abort_quietly()
             raise CorruptStoreError(f"the PostgreSQL database at {self.where} has lost the "
@@ -183,9 +256,15 @@ class PgStorage:
             METRICS["pg_rebuilds_for_lost_history"] += 1
         return head != self._seen_head
 
-    def read_only(self) -> bool:
-        """Whether the open PostgreSQL transaction has changed nothing."""
-        return self._in_txn and not self._dirty
+    def lock_for_write(self) -> bool:
+        """A transaction begun with a head check writes: take the head row (one round trip).
+        True when another host committed since the check (the caller catches up, in this
+        transaction, and checks that what it read is unchanged)."""
+        if self._locked:
+            return False
+        expected = self._head
+        self.begin(lock=True)
+        return self._head != expected
 
     def take_divergence(self) -> str | None:
         reason, self.divergence = self.divergence, None
@@ -194,7 +273,8 @@ class PgStorage:
     def end(self, *, commit: bool) -> None:
         """End the open transaction. A read-only one that cannot be ended is dropped with its
         connection (nothing was written); a failed commit of changes is raised."""
-        if not self._in_txn:
+        if not self._in_txn:  # a head check alone: the view is current if the caller says so
+            self._seen_head = self._head if commit else None
             return
         dirty = self._dirty
         with self._conn_lock:
@@ -202,20 +282,20 @@ class PgStorage:
                 self._connection().execute("COMMIT" if commit else "ROLLBACK")
             except psycopg.Error as exc:
                 error = self._failed(exc)
-                self._in_txn = self._dirty = False
+                self._in_txn = self._dirty = self._locked = False
                 self._seen_head = None
                 if dirty and commit:
                     raise error from None
                 return
-            self._in_txn = self._dirty = False
+            self._in_txn = self._dirty = self._locked = False
         self._seen_head = self._head if commit else None
 
     def _changing(self) -> None:
         """A change outside a commit (header, checkpoint switch, cleanup) must run in the
         locked transaction: after a commit in the same store transaction, lock again."""
-        if not self._in_txn:
+        if not self._locked:
             expected = self._head
-            self.begin()
+            self.begin(lock=True)
             if self._head != expected:
                 self._abort_quietly()
                 raise StoreError("another app server changed the store meanwhile; try again")
@@ -234,7 +314,7 @@ class PgStorage:
         does on one host.
         """
         head = self._head
-        if not self._in_txn or head is None or (head.log, head.end) != (log, at):
+        if not self._locked or head is None or (head.log, head.end) != (log, at):
             raise StoreError("a commit was attempted without holding the store's head")
         digests = [_digest(data) for _, _, data in rows]
         with self._conn_lock:
@@ -251,14 +331,40 @@ class PgStorage:
                     conn.execute("COMMIT")
                     flushed = conn.execute(FLUSH_SQL, (self._flush_slot,))
             except psycopg.Error as exc:
-                raise self._failed(exc) from None
-            self._in_txn = self._dirty = False
-            if flushed.rowcount != 1:
+                error = self._failed(exc)
+                if not (isinstance(error, pg_schema.StorageUnavailableError)
+                        and self._made(log, rows[0][0], digests[0])):
+                    raise error from None
+                METRICS["pg_commits_found_after_reconnect"] += 1
+                flushed = None
+            self._in_txn = self._dirty = self._locked = False
+            if flushed is not None and flushed.rowcount != 1:
                 raise CorruptStoreError(f"the PostgreSQL database at {self.where} lacks the "
                                         "store's flush rows")
         self._head = self._seen_head = Head(log, end, seq)
         METRICS["pg_commits"] += 1
         self.saw(seq, digests[-1])
+
+    def _made(self, log: str, offset: int, digest: bytes) -> bool:
+        """Whether a commit whose reply was lost (the connection dropped, PostgreSQL
+        restarted) was made: its first record, sealed with a nonce of its own, is its id.
+        Waits up to ``OUTCOME_SECONDS`` for the server to answer again; then, if it was made,
+        for its WAL flush. False when it was not made or the outcome stays unknown."""
+        deadline = time.monotonic() + min(OUTCOME_SECONDS, max(self._timeout, 1.0))
+        while True:
+            try:
+                rows = self._run("SELECT digest FROM deltadb_records WHERE log = %s AND off = %s",
+                                 (log, offset))
+                if not rows or bytes(rows[0][0]) != digest:
+                    return False
+                self._run(FLUSH_SQL, (self._flush_slot,))  # a later commit, flushed: ours too
+                return True
+            except pg_schema.StorageUnavailableError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.2)
+            except StoreError:
+                return False
 
     # --- what this host has seen ----------------------------------------------------------
 
@@ -382,10 +488,21 @@ class PgStorage:
 
     def fetch_records(self, log: str, offset: int, limit: int,
                       ) -> list[tuple[int, int, bytes, bytes]]:
+        news, self._news = self._news, None
+        if news is not None and news[0] == log and news[1] == offset and limit >= FETCH_ROWS:
+            return news[2]
+        head = self._head
         rows = self._run("SELECT off, seq, digest, data FROM deltadb_records WHERE log = %s "
                          "AND off >= %s ORDER BY off LIMIT %s", (log, offset, limit))
-        return [(int(off), int(seq), bytes(digest), bytes(data))
-                for off, seq, digest, data in rows]
+        found = [(int(off), int(seq), bytes(digest), bytes(data))
+                 for off, seq, digest, data in rows]
+        if (not self._in_txn and head is not None and head.log == log and len(found) < limit
+                and (found[-1][0] + len(found[-1][3]) if found else offset) < head.end):
+            # Outside a snapshot, a checkpoint of another host discarded this log meanwhile.
+            raise pg_schema.StorageUnavailableError(
+                f"the store's log in PostgreSQL at {self.where} was replaced while this host "
+                "caught up with it; try again")
+        return found
 
     def fetch_range(self, log: str, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._run("SELECT off, data FROM deltadb_records WHERE log = %s AND off >= %s "
@@ -541,16 +658,14 @@ class PgStorage:
         header, the log's records, the snapshot and the anchor, as the same bytes."""
         self._changing()
         self._run(PUT_META, ("header", (source / HEADER_NAME).read_bytes()))
-        data = (source / log).read_bytes()
         start = FILE_HEADER.size + CRC.size
-        self._run("INSERT INTO deltadb_logs (name, data) VALUES (%s, %s)", (log, data[:start]))
-        rows = split_records(data[start:whole_records_end(data, start)], start)
-        for first in range(0, len(rows), FETCH_ROWS):
-            self.insert_rows(log, rows[first:first + FETCH_ROWS])
-        end = rows[-1][0] + len(rows[-1][2]) if rows else start
-        base_seq = FILE_HEADER.unpack_from(data)[2]
-        self._run(MOVE_HEAD, (log, end, rows[-1][1] if rows else base_seq))
-        self._head = Head(log, end, rows[-1][1] if rows else base_seq)
+        with open(source / log, "rb") as handle:
+            head = handle.read(start)
+            self._run("INSERT INTO deltadb_logs (name, data) VALUES (%s, %s)", (log, head))
+            end, seq = self._import_records(log, handle, start,
+                                            base_seq=FILE_HEADER.unpack_from(head)[2])
+        self._run(MOVE_HEAD, (log, end, seq))
+        self._head = Head(log, end, seq)
         if snapshot is not None:
             with open(source / snapshot, "rb") as handle:
                 part = 0
@@ -561,6 +676,26 @@ class PgStorage:
         anchor = source / ANCHOR_NAME
         if anchor.exists():
             self._run(PUT_META, ("anchor", anchor.read_bytes()))
+
+    def _import_records(self, log: str, handle: Any, start: int, *,
+                        base_seq: int) -> tuple[int, int]:
+        """A log file's whole records from ``handle`` (at ``start``) into rows, read in parts
+        (a store of any size moves in bounded memory); where and at which sequence number
+        they end (before preallocated zeros or a torn write)."""
+        step = RECORD_HEADER.size + CRC.size
+        pending, at, seq = b"", start, base_seq
+        while chunk := handle.read(IMPORT_PART):
+            pending += chunk
+            whole = whole_records_end(pending, 0)
+            if whole:
+                rows = split_records(pending[:whole], at)
+                for first in range(0, len(rows), FETCH_ROWS):
+                    self.insert_rows(log, rows[first:first + FETCH_ROWS])
+                at, seq, pending = at + whole, rows[-1][1], pending[whole:]
+            if len(pending) >= step and CRC.unpack_from(pending, RECORD_HEADER.size)[0] != (
+                    zlib.crc32(pending[:RECORD_HEADER.size])):
+                break  # not a record's header: the records end here
+        return at, seq
 
     def sizes(self) -> dict[str, int]:
         rows = self._run(
@@ -575,7 +710,7 @@ class PgStorage:
         if self._conn is not None:
             self._abandoned.append(self._conn)
         self._conn = None
-        self._in_txn = self._dirty = False
+        self._in_txn = self._dirty = self._locked = False
         self._seen_head = None
         self._conn_lock = threading.RLock()
 

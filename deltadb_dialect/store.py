@@ -528,16 +528,17 @@ class Store:
 
     # --- transactions --------------------------------------------------------------------
 
-    def acquire(self, timeout: float | None = None) -> None:
+    def acquire(self, timeout: float | None = None, *, write: bool = True) -> None:
         """Take the store for one transaction and catch up with other processes.
 
         If this process still holds the writer lock from its previous transaction, no
         other process can have committed since: there is nothing to catch up with.
+        ``write=False``: the transaction begins with a read (see ``lock_for_write``).
         """
         if self._sync.failure is not None:
             raise StoreError(self._sync.failure)
         lock = self.lock
-        fresh = lock.acquire(self.options.timeout if timeout is None else timeout)
+        fresh = lock.acquire(self.options.timeout if timeout is None else timeout, write=write)
         lost = self.storage.take_divergence() if fresh else None
         if lost is not None:
             self._needs_rebuild, self._rebuild_reason = True, lost
@@ -548,6 +549,18 @@ class Store:
             lock.abort()
             raise
         lock.began(fresh=fresh)
+
+    def lock_for_write(self) -> bool:
+        """A transaction begun with ``write=False`` writes: take the storage's write lock.
+        True when other hosts committed since it began: the store caught up with them, and
+        the caller checks that what the transaction read is unchanged."""
+        if not self.lock.lock_for_write():
+            return False
+        lost = self.storage.take_divergence()
+        if lost is not None:
+            self._needs_rebuild, self._rebuild_reason = True, lost
+        self._catch_up()
+        return True
 
     def release(self) -> None:
         """End a transaction; keep the writer lock unless another process waits for it."""

@@ -100,6 +100,55 @@ def test_postgresql_restarted_under_writes_reconnects_and_loses_nothing(
     _check_whole(_url(tmp_path / "b", pg_url), acknowledged)
 
 
+_KILL_OWN_BACKEND = "SELECT pg_terminate_backend(pg_backend_pid()) WHERE {} IS NOT NULL"
+
+
+@pytest.mark.parametrize("lost", ["reply", "commit"])
+def test_a_commit_whose_connection_drops_is_known_made_or_not(
+        master_key, tmp_path, pg_url, monkeypatch, lost: str) -> None:
+    from deltadb_dialect import pg_storage
+
+    engine = create_engine(_url(tmp_path / "a", pg_url))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    # The connection dies in the commit's round trip: after its COMMIT (the reply is lost),
+    # or before it (the commit is lost). Asking afterwards uses the real statements again.
+    if lost == "reply":
+        name, killer = "FLUSH_SQL", _KILL_OWN_BACKEND.format("%s::int")
+    else:
+        name, killer = "MOVE_HEAD", _KILL_OWN_BACKEND.format("%s || %s::text || %s::text")
+    real = getattr(pg_storage, name)
+    asked: list[bool] = []
+    made = pg_storage.PgStorage._made
+
+    def made_again(self: pg_storage.PgStorage, *args: object) -> bool:
+        monkeypatch.setattr(pg_storage, name, real)
+        asked.append(made(self, *args))  # type: ignore[arg-type]
+        return asked[-1]
+
+    monkeypatch.setattr(pg_storage.PgStorage, "_made", made_again)
+    monkeypatch.setattr(pg_storage, name, killer)
+    if lost == "reply":  # made: acknowledged as if the reply had come, never to be retried
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1, 'once')"))
+        assert asked == [True]
+    else:  # not made: a clean error, safe to retry
+        with pytest.raises(exc.OperationalError, match="not acknowledged"):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1, 'once')"))
+        assert asked == [False]
+        with engine.begin() as conn:  # the retry
+            conn.execute(text("INSERT INTO t VALUES (1, 'once')"))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2, 'next')"))
+    engine.dispose()
+    other = create_engine(_url(tmp_path / "b", pg_url))
+    with other.connect() as conn:
+        assert conn.execute(text("SELECT id, v FROM t ORDER BY id")).all() == [
+            (1, "once"), (2, "next")]
+    other.dispose()
+
+
 def _eventually(attempt: Callable[[], T], seconds: float = 20.0) -> T:
     """The first result of ``attempt`` that does not fail with a connection error."""
     deadline = time.monotonic() + seconds

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from tests.deltadb_dialect.pg.conftest import PasswordCluster
 
@@ -81,12 +82,18 @@ def test_a_commit_on_one_host_is_seen_by_the_next_transaction_on_another(
 
 _INCREMENT = """
     import sys
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, exc, text
     engine = create_engine(sys.argv[1])
-    for _ in range(int(sys.argv[2])):
-        with engine.begin() as conn:
-            value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
-            conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": value + 1})
+    done = 0
+    while done < int(sys.argv[2]):
+        try:
+            with engine.begin() as conn:
+                value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
+                conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": value + 1})
+        except exc.OperationalError as error:  # another host incremented since the read
+            assert "could not serialize" in str(error), error
+            continue
+        done += 1
 """
 
 
@@ -214,10 +221,16 @@ def test_threads_reading_in_batches_and_another_host_lose_no_update(master_key, 
                 for _ in range(3):
                     with engine.connect() as conn:
                         conn.execute(text("SELECT n FROM counter")).scalar()
-                with engine.begin() as conn:
-                    value = conn.execute(text("SELECT n FROM counter WHERE id = 1")).scalar()
-                    conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"),
-                                 {"n": value + 1})
+                while True:
+                    try:
+                        with engine.begin() as conn:
+                            value = conn.execute(
+                                text("SELECT n FROM counter WHERE id = 1")).scalar()
+                            conn.execute(text("UPDATE counter SET n = :n WHERE id = 1"),
+                                         {"n": value + 1})
+                        break
+                    except OperationalError as error:  # the other host came first
+                        assert "could not serialize" in str(error), error
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
@@ -231,6 +244,110 @@ def test_threads_reading_in_batches_and_another_host_lose_no_update(master_key, 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM counter")).scalar() == 6 * 15 + 60
     engine.dispose()
+
+
+_OPEN_AND_COUNT = """
+    import sys
+    from sqlalchemy import create_engine, text
+    engine = create_engine(sys.argv[1])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS hosts (name TEXT PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO hosts VALUES (:name)"), {"name": sys.argv[2]})
+"""
+
+
+def test_hosts_starting_together_on_an_empty_database_make_one_store(
+        master_key, tmp_path, pg_url) -> None:
+    # App servers started at once (compose --scale, a deployment's rollout) all find no store
+    # and create it: every one must open the same store, none may fail on the tables.
+    hosts = [f"host{i}" for i in range(6)]
+    started = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_OPEN_AND_COUNT),
+                          _url(tmp_path / name, pg_url), name],
+                         stderr=subprocess.PIPE, text=True, env=os.environ)
+        for name in hosts
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in started]
+    assert [process.returncode for process in started] == [0] * len(hosts), errors
+    engine = create_engine(_url(tmp_path / "reader", pg_url))
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT name FROM hosts")).scalars()) == hosts
+    engine.dispose()
+
+
+def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path,
+                                                            pg_url) -> None:
+    host_a = create_engine(_url(tmp_path / "a", pg_url))
+    host_b = create_engine(_url(tmp_path / "b", pg_url))
+    with host_a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 0), (2, 0)"))
+    with host_b.connect() as conn:  # opened (opening holds the store)
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    with host_a.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (3, 0)"))
+    with psycopg.connect(pg_url) as writer:  # a writer of another host holds the head row
+        writer.execute("SELECT 1 FROM deltadb_head WHERE id = 1 FOR UPDATE")
+        started = time.monotonic()
+        with host_b.connect() as conn:  # reads (and catches up) without waiting for it
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 3
+        assert time.monotonic() - started < 5
+        writer.rollback()
+    read = text("SELECT v FROM t WHERE id = 1")
+    with host_b.begin() as conn:  # A changes a row B did not read: B's write goes through
+        assert conn.execute(read).scalar() == 0
+        with host_a.begin() as other:
+            other.execute(text("UPDATE t SET v = 5 WHERE id = 2"))
+        conn.execute(text("UPDATE t SET v = 1 WHERE id = 1"))
+    with host_b.connect() as conn:  # A changes the row B read: B's write fails, unwritten
+        with conn.begin():
+            value = conn.execute(read).scalar()
+            with host_a.begin() as other:
+                other.execute(text("UPDATE t SET v = 7 WHERE id = 1"))
+            with pytest.raises(OperationalError, match="could not serialize"):
+                conn.execute(text("UPDATE t SET v = :v WHERE id = 1"), {"v": value + 1})
+    host_a.dispose()
+    host_b.dispose()
+    check = create_engine(_url(tmp_path / "c", pg_url))
+    with check.connect() as conn:
+        rows = conn.execute(text("SELECT id, v FROM t ORDER BY id")).all()
+    assert rows == [(1, 7), (2, 5), (3, 0)]
+    check.dispose()
+
+
+def test_a_read_that_catches_up_with_another_host_costs_one_query(master_key, tmp_path,
+                                                                    pg_url,
+                                                                    monkeypatch) -> None:
+    from deltadb_dialect import pg_storage
+
+    host_a = create_engine(_url(tmp_path / "a", pg_url))
+    host_b = create_engine(_url(tmp_path / "b", pg_url))
+    with host_a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    with host_b.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    queries: list[str] = []
+    for name in ("_run", "_head_rows", "_head_query"):
+        original = getattr(pg_storage.PgStorage, name)
+
+        def counted(self, *args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            queries.append(str(args[0])[:40])
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(pg_storage.PgStorage, name, counted)
+    for i in range(3):
+        with host_a.begin() as conn:
+            conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"row {i}"})
+        queries.clear()
+        with host_b.connect() as conn:  # the head and the new records, in one statement
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == i + 1
+        assert len(queries) == 1, queries
+    queries.clear()
+    with host_b.connect() as conn:  # nothing new: the head check alone
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 3
+    assert len(queries) == 1, queries
+    host_a.dispose()
+    host_b.dispose()
 
 
 def test_a_sql_ascii_database_holds_a_store(master_key, tmp_path,

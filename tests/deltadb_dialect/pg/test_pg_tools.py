@@ -89,3 +89,19 @@ def test_a_damaged_record_in_postgresql_is_reported_by_verify(master_key, tmp_pa
     report = _cli("verify", f"{tmp_path / 'fresh'}?storage={pg_url}")
     assert report.returncode == 2, report.stdout + report.stderr
     assert "PROBLEM: " in report.stdout and "log record 3" in report.stdout
+
+
+def test_a_log_moves_to_postgresql_in_parts_smaller_than_its_records(master_key, tmp_path,
+                                                                      pg_url,
+                                                                      monkeypatch) -> None:
+    from deltadb_dialect import pg_storage
+    from deltadb_dialect.migrate import migrate_storage
+
+    directory = tmp_path / "store"
+    _fill(f"deltadb:///{directory}", 40)  # no checkpoint: every row is in the log
+    monkeypatch.setattr(pg_storage, "IMPORT_PART", 97)  # records cut at every read
+    on_pg = f"{tmp_path / 'replica'}?storage={pg_url}"
+    done = migrate_storage(directory, on_pg, keys.resolve_source(passphrase=None,
+                                                                 key_file=None))
+    assert done["rows"] == 40
+    assert _rows(f"deltadb:///{on_pg}") == [f"note {i}" for i in range(40)]
