@@ -381,6 +381,12 @@ class Connection:
                     "transaction read before it wrote; nothing was written, try again")
         self._reads = []
 
+    def _note_read(self, sql: str, parameters: Any, cursor: Any) -> None:
+        """Keep a read made before the first write, only where the store checks them again
+        (a store held from the first read needs none, and keeps no rows alive)."""
+        if not self._begun and self._live_store().lock.rechecks_reads:
+            self._reads.append((sql, parameters, cursor._rows))
+
     def _end(self) -> None:
         self._reads = []
         self._holding = False
@@ -406,8 +412,7 @@ class Connection:
                     self._open_replica_transaction()
                 if many or not self._execute_described(cursor, sql, parameters, word):
                     self._execute(cursor, sql, parameters, many, word)
-                if not self._begun:
-                    self._reads.append((sql, parameters, cursor._rows))
+                self._note_read(sql, parameters, cursor)
                 if word == "PRAGMA":
                     self._note_stored_pragma(sql)
                 if self.isolation_level is None and not self._explicit:
@@ -434,8 +439,7 @@ class Connection:
             self._open_replica_transaction()
         if many or not self._execute_described(cursor, sql, parameters, word):
             self._execute(cursor, sql, parameters, many, word)
-        if not self._begun:
-            self._reads.append((sql, parameters, cursor._rows))
+        self._note_read(sql, parameters, cursor)
         if self.isolation_level is None and not self._explicit:
             self.commit()
 

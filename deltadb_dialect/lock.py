@@ -35,6 +35,10 @@ METRICS: dict[str, int] = {"lock_waits": 0}
 class StoreLock:
     """The process mutex and the store's flock, kept between transactions while busy."""
 
+    # Whether a transaction's reads before its first write are checked again when it takes
+    # the write lock (a storage shared by hosts); here the lock is held from the first read.
+    rechecks_reads = False
+
     def __init__(self, path: Path, *, timeout: float) -> None:
         self.path = path
         self.timeout = timeout

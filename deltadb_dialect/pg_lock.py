@@ -31,6 +31,8 @@ class PgLock(StoreLock):
     """The host's lock (process mutex and flock, as for a directory store) and, inside it,
     the head check or the head row in PostgreSQL."""
 
+    rechecks_reads = True  # readers take no lock: see StoreLock.lock_for_write
+
     def __init__(self, path: Path, *, timeout: float, storage: PgStorage) -> None:
         super().__init__(path, timeout=timeout)
         self._storage = storage
