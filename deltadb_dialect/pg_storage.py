@@ -103,6 +103,10 @@ def _digest(data: bytes) -> bytes:
 class PgStorage:
     """The store's durable state in PostgreSQL; ``location`` is this host's replica directory."""
 
+    # Every write goes through the process's one connection, in the transaction holding the
+    # head row: a checkpoint fills its new log under the store's lock.
+    writes_beside_transactions = False
+
     def __init__(self, root: str | os.PathLike[str], url: str, *, timeout: float,
                  create: bool = True) -> None:
         self.location = Path(root)

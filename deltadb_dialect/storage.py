@@ -58,6 +58,10 @@ class Storage(Protocol):
     """The durable state of one store, behind the lock that serializes its writers."""
 
     location: Path  # what names the store in messages and in the process registry
+    # Whether a checkpoint may write its new log outside a store transaction, beside the
+    # commits (files of its own); False when every write goes through the one transaction
+    # that holds the writers' lock (a database server's storage).
+    writes_beside_transactions: bool
 
     def exists(self) -> bool: ...
 
@@ -108,6 +112,8 @@ class Storage(Protocol):
 
 class DirectoryStorage:
     """A store kept in one directory of the local file system."""
+
+    writes_beside_transactions = True
 
     def __init__(self, root: str | os.PathLike[str], *, timeout: float) -> None:
         self.layout = StoreLayout(root)

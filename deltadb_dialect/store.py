@@ -830,18 +830,27 @@ class Store:
 
     def _background_checkpoint(self) -> None:
         """Pack the replica as of its last commit without the lock, copy the commits made
-        meanwhile into the new log, then switch under the lock (which copies the last few)."""
+        meanwhile into the new log, then switch under the lock (which copies the last few).
+        A storage that takes every write in the writers' transaction gets its new log, and
+        loses a failed one, under the lock only."""
+        beside = self.storage.writes_beside_transactions
         snapshot: dict[str, Any] | None = None
         prepared: _NewLog | None = None
         try:
             snapshot, point = self._pack_in_background()
-            prepared = self._prepare_new_log(snapshot, point)
+            if beside:
+                prepared = self._prepare_new_log(snapshot, point)
             self.acquire()
             try:
                 if not self.closed:
+                    if prepared is None:  # the switch copies every record
+                        prepared = self._new_log_at(snapshot, point)
                     self._switch_to(snapshot, point, prepared)
                     snapshot = prepared = None  # in use
             finally:
+                if not beside:
+                    self._discard_checkpoint(snapshot, prepared)
+                    snapshot = prepared = None
                 self.release()
         except Exception as exc:  # noqa: BLE001 - a checkpoint only saves work; commits go on
             if not self.closed:
@@ -850,21 +859,25 @@ class Store:
             self._checkpoint_retry_at = (self._require_replayer().log_end
                                          + self.options.checkpoint_bytes)
         finally:
-            if prepared is not None:
-                prepared.log.close()
-                self.storage.discard([prepared.name])
-            if snapshot is not None:
-                self.storage.discard([snapshot["file"]])
+            if beside:  # otherwise a snapshot left when the lock was not had waits for the
+                self._discard_checkpoint(snapshot, prepared)  # leftovers' clean-up
             self._checkpoint_thread = None
+
+    def _discard_checkpoint(self, snapshot: dict[str, Any] | None,
+                            prepared: _NewLog | None) -> None:
+        """Remove what a checkpoint that did not switch left behind."""
+        if prepared is not None:
+            prepared.log.close()
+            self.storage.discard([prepared.name])
+        if snapshot is not None:
+            self.storage.discard([snapshot["file"]])
 
     def _prepare_new_log(self, snapshot: dict[str, Any], point: Position) -> _NewLog:
         """The next log, already holding the records committed since the snapshot's point,
         copied without the lock (records before the log's known end never change): the
         switch then copies only what was committed during this copy."""
-        name, log = self._checkpointer.new_log(header=self.header,
-                                               keyring=self._require_keyring(),
-                                               seq=snapshot["seq"])
-        prepared = _NewLog(name, log, point.log_end, log.start)
+        prepared = self._new_log_at(snapshot, point)
+        name, log = prepared.name, prepared.log
         old: Log | None = None
         try:
             # a descriptor of our own: the commits' one may be closed by a catch-up meanwhile
@@ -887,6 +900,13 @@ class Store:
             if old is not None:
                 old.close()
         return prepared
+
+    def _new_log_at(self, snapshot: dict[str, Any], point: Position) -> _NewLog:
+        """The next log, empty: the records after the snapshot's point are still to copy."""
+        name, log = self._checkpointer.new_log(header=self.header,
+                                               keyring=self._require_keyring(),
+                                               seq=snapshot["seq"])
+        return _NewLog(name, log, point.log_end, log.start)
 
     def _known_end(self, log_file: str) -> int | None:
         """Where this process's last known record of ``log_file`` ends (None: another log)."""

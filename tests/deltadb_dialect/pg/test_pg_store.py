@@ -365,3 +365,57 @@ def test_a_sql_ascii_database_holds_a_store(master_key, tmp_path,
     with other.connect() as conn:
         assert conn.execute(text("SELECT v FROM t")).scalar() == "é"
     other.dispose()
+
+
+def test_background_checkpoints_leave_the_other_hosts_and_this_ones_reads_alone(
+        master_key, tmp_path, pg_url) -> None:
+    """Host A checkpoints again and again while its own threads read and write and host B
+    writes: no write waits long for A's checkpoints, nothing is lost, a new host sees all."""
+    import threading
+
+    a = create_engine(_url(tmp_path / "a", pg_url, "checkpoint_mb=0.01"))
+    b = create_engine(_url(tmp_path / "b", pg_url))
+    with a.begin() as conn:
+        conn.execute(text("CREATE TABLE w (id INTEGER PRIMARY KEY, host TEXT, v TEXT)"))
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    slowest = {"b": 0.0}
+
+    def read_on_a() -> None:
+        try:
+            while not stop.is_set():
+                with a.connect() as conn:
+                    conn.execute(text("SELECT count(*) FROM w")).one()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    def write_on_b() -> None:
+        try:
+            for i in range(150):
+                started = time.monotonic()
+                with b.begin() as conn:
+                    conn.execute(text("INSERT INTO w (host, v) VALUES ('b', :v)"), {"v": str(i)})
+                slowest["b"] = max(slowest["b"], time.monotonic() - started)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read_on_a), threading.Thread(target=write_on_b)]
+    for thread in threads:
+        thread.start()
+    for i in range(300):
+        with a.begin() as conn:
+            conn.execute(text("INSERT INTO w (host, v) VALUES ('a', :v)"), {"v": f"{i}" * 40})
+    threads[1].join(120)
+    stop.set()
+    threads[0].join(30)
+    assert failures == []
+    assert slowest["b"] < 5.0, slowest  # never held up by a checkpoint left holding the head
+    a.dispose()
+    b.dispose()
+    with psycopg.connect(pg_url) as pg:
+        assert pg.execute("SELECT count(DISTINCT name) FROM deltadb_snapshots").fetchone() == (1,)
+    c = create_engine(_url(tmp_path / "c", pg_url))
+    with c.connect() as conn:
+        rows = conn.execute(text("SELECT host, count(*) FROM w GROUP BY host ORDER BY host")).all()
+    c.dispose()
+    assert rows == [("a", 300), ("b", 150)]
