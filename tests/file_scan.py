@@ -20,14 +20,17 @@ from pathlib import Path
 _READER = """
 import json, sys
 from pathlib import Path
-needle = bytes.fromhex(sys.argv[2])
-print(json.dumps(sorted(p.name for p in Path(sys.argv[1]).iterdir()
-                        if p.is_file() and needle in p.read_bytes())))
+top, needles = Path(sys.argv[1]), [bytes.fromhex(n) for n in sys.argv[3:]]
+paths = top.rglob("*") if sys.argv[2] == "all" else top.iterdir()
+print(json.dumps(sorted(str(p.relative_to(top)) for p in paths if p.is_file()
+                        and any(n in p.read_bytes() for n in needles))))
 """
 
 
-def files_containing(directory: Path, needle: bytes) -> list[str]:
-    """The names of the files directly in ``directory`` that hold ``needle``."""
-    done = subprocess.run([sys.executable, "-c", _READER, str(directory), needle.hex()],
+def files_containing(directory: Path, *needles: bytes, recursive: bool = False) -> list[str]:
+    """The files in ``directory`` (and below it, if ``recursive``) that hold any of
+    ``needles``, as paths relative to it."""
+    done = subprocess.run([sys.executable, "-c", _READER, str(directory),
+                           "all" if recursive else "top", *(n.hex() for n in needles)],
                           capture_output=True, text=True, timeout=120, check=True)
     return list(json.loads(done.stdout))
