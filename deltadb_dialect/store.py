@@ -82,9 +82,8 @@ class StoreOptions:
     replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
     pack_in_process: bool = True  # background checkpoints pack in a child process
     # The replica's WAL copied back by a thread of its own instead of by the commit that
-    # filled it. Off by default: under the full backend suite it ended in a SIGBUS inside a
-    # commit that is not understood yet (see docs/PERFORMANCE.md).
-    wal_thread: bool = False
+    # filled it (false: SQLite's checkpoint inside the commit that passes 1,000 WAL pages).
+    wal_thread: bool = True
     storage: str | None = None  # a database server's URL (postgresql://...); None: a directory
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -57,12 +58,12 @@ def _ids(store_dir: Path) -> list[int]:
 
 def test_the_wal_is_checkpointed_by_a_thread_not_the_commit(master_key, store_dir,
                                                             monkeypatch) -> None:
-    """Past PAGES the WAL is copied back by the background thread (the commit only notes
-    its size), so the WAL file restarts instead of growing with every commit."""
+    """By default, past PAGES the WAL is copied back by the background thread (the commit
+    only notes its size), so the WAL file restarts instead of growing with every commit."""
     monkeypatch.setattr(wal_checkpoint, "PAGES", 64)
     monkeypatch.setattr(wal_checkpoint, "LIMIT", 10**9)  # never inline
     before = dict(wal_checkpoint.METRICS)
-    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=true")
+    engine = create_engine(f"deltadb:///{store_dir}")
     _create(engine)
     for first in range(1, 6001, 300):
         _insert(engine, first, 300)
@@ -72,6 +73,24 @@ def test_the_wal_is_checkpointed_by_a_thread_not_the_commit(master_key, store_di
     assert wal_checkpoint.METRICS["wal_checkpoints_inline"] == before["wal_checkpoints_inline"]
     # 6,000 rows of ~250 bytes are ~400 pages per 1,000 rows; a WAL that restarted holds a
     # few commits' pages, not the whole build's
+    assert wal.stat().st_size < 2_000 * 4096
+    engine.dispose()
+    assert _ids(store_dir) == list(range(1, 6001))
+
+
+def test_without_the_thread_sqlite_checkpoints_the_wal_itself(master_key, store_dir,
+                                                             monkeypatch) -> None:
+    """``?wal_thread=false``: no thread and no hook; SQLite's own checkpoint (inside the
+    commit that passes 1,000 pages) keeps the WAL small."""
+    monkeypatch.setattr(wal_checkpoint, "PAGES", 64)
+    before = dict(wal_checkpoint.METRICS)
+    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=false")
+    _create(engine)
+    for first in range(1, 6001, 300):
+        _insert(engine, first, 300)
+    assert dict(wal_checkpoint.METRICS) == before  # neither the thread nor the hook ran
+    assert not any(t.name == "deltadb-wal-checkpoint" for t in threading.enumerate())
+    wal = next(store_dir.glob("replica-*-wal"))
     assert wal.stat().st_size < 2_000 * 4096
     engine.dispose()
     assert _ids(store_dir) == list(range(1, 6001))
