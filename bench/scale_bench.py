@@ -49,11 +49,12 @@ PER_CONVERSATION = 50
 BODY = ("The quick brown fox jumps over the lazy dog; " * 14)[:600]
 
 
-def urls(work: Path, key_file: Path) -> dict[str, str]:
+def urls(work: Path, key_file: Path, deltadb_options: str = "") -> dict[str, str]:
+    extra = f"&{deltadb_options}" if deltadb_options else ""
     return {
         "sqlite": f"sqlite:///{work / 'bench.sqlite'}",
         "sqlcipher": f"sqlite+pysqlcipher://:{SQLCIPHER_PASSPHRASE}@/{work / 'bench.sqlcipher'}",
-        "deltadb": f"deltadb:///{work / 'bench.deltadb'}?key_file={key_file}",
+        "deltadb": f"deltadb:///{work / 'bench.deltadb'}?key_file={key_file}{extra}",
     }
 
 
@@ -211,7 +212,7 @@ def disk_mb(path: Path) -> float:
 def run_size(work: Path, key_file: Path, rows: int, args: argparse.Namespace
              ) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
-    for name, url in urls(work, key_file).items():
+    for name, url in urls(work, key_file, args.deltadb_options).items():
         if name not in args.only:
             continue
         print(f"  {name}: building {rows:,} rows ...", file=sys.stderr, flush=True)
@@ -274,6 +275,8 @@ def main() -> int:
                         choices=["sqlite", "sqlcipher", "deltadb"])
     parser.add_argument("--dir", help="where the temporary databases go (default: $TMPDIR)")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--deltadb-options", default="",
+                        help="more query options for the DeltaDB URL, e.g. wal_thread=false")
     args = parser.parse_args()
     # An installed driver opens from compiled bytecode, as SQLAlchemy and sqlcipher3 do here;
     # with PYTHONDONTWRITEBYTECODE set, every timed open would compile the driver's sources.

@@ -205,7 +205,7 @@ def connect(
     replica_cache_mb: float = DEFAULT_CACHE_MB,
     create: bool = True,
     storage: str | None = None,
-    wal_thread: bool = False,
+    wal_thread: bool = True,
     **_ignored: Any,
 ) -> Connection:
     """Open (creating if needed) the store at ``database`` and return a connection."""

@@ -10,9 +10,10 @@ Connection URL forms (modelled on ``sqlite+pysqlcipher``)::
 Query options: ``key_file``, ``timeout`` (seconds to wait for the store's
 lock), ``cache_size``, ``cache_ttl``, ``checkpoint_mb``, ``replica_cache_mb`` (the
 replica file's page cache in this process, in MB), ``create`` (false to refuse
-a missing store), ``wal_thread`` (true: the replica's WAL is copied back by a thread
-of its own, an experimental setting). The passphrase and key file are consumed here and handed to
-the driver as a key source, never as part of a logged string.
+a missing store), ``wal_thread`` (true, the default: the replica's WAL is copied back
+by a thread of its own; false: by SQLite inside the commit that fills it). The
+passphrase and key file are consumed here and handed to the driver as a key source,
+never as part of a logged string.
 """
 
 from __future__ import annotations

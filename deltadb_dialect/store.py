@@ -15,8 +15,9 @@ COMMIT the replica.
 
 The parts, each owning its state: ``storage.py`` (where the header, log,
 snapshots and anchor live), ``lock.py``, ``anchor.py``, ``group_sync.py``
-(deferred syncs), ``replay.py`` (the replica and its position in the log) and
-``checkpoint.py``.
+(deferred syncs), ``replay.py`` (the replica and its position in the log),
+``checkpoint.py`` and ``background_checkpoint.py`` (a checkpoint made beside the commits:
+its thread, packing, copying and switch).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import apsw
 
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.anchor import Anchor
+from deltadb_dialect.background_checkpoint import BackgroundCheckpoint
 from deltadb_dialect.cache import EntityCache
 from deltadb_dialect.checkpoint import Checkpointer, CheckpointPolicy
 from deltadb_dialect.errors import CorruptStoreError, StoreError, TamperError, WrongKeyError
@@ -43,7 +45,6 @@ from deltadb_dialect.group_sync import DeferredCommits, GroupSync
 from deltadb_dialect.keys import Keyring, MasterKeySource, MasterWrap
 from deltadb_dialect.layout import Header, unb64
 from deltadb_dialect.lock import StoreLock
-from deltadb_dialect.pack_worker import PACK_CACHE_MB, pack_in_child, pack_replica_file
 from deltadb_dialect.records import RecordBuilder
 from deltadb_dialect.replay import Replayer
 from deltadb_dialect.replica import Capture, Replica
@@ -59,7 +60,7 @@ from deltadb_dialect.replica_file import (
     open_connection,
     read_state,
 )
-from deltadb_dialect.storage import DirectoryStorage, Log, Storage, open_storage
+from deltadb_dialect.storage import Log, Storage, open_storage
 from deltadb_dialect.wal_checkpoint import WalCheckpointer
 
 logger = logging.getLogger("deltadb_dialect")
@@ -82,9 +83,8 @@ class StoreOptions:
     replica_cache_mb: float = DEFAULT_CACHE_MB  # SQLite's page cache for the replica file
     pack_in_process: bool = True  # background checkpoints pack in a child process
     # The replica's WAL copied back by a thread of its own instead of by the commit that
-    # filled it. Off by default: under the full backend suite it ended in a SIGBUS inside a
-    # commit that is not understood yet (see docs/PERFORMANCE.md).
-    wal_thread: bool = False
+    # filled it (false: SQLite's checkpoint inside the commit that passes 1,000 WAL pages).
+    wal_thread: bool = True
     storage: str | None = None  # a database server's URL (postgresql://...); None: a directory
 
 
@@ -103,20 +103,6 @@ def _cut_short(replica: Replica, path: Path) -> str | None:
     if path.stat().st_size % page_size:
         return "its file was cut short"
     return None
-
-
-TAIL_UNDER_LOCK = 1 << 20  # a checkpoint's switch copies at most about this much log
-COPY_STEP = 16 << 20  # ... and copies the rest before it in steps of this much, each synced
-
-
-@dataclass
-class _NewLog:
-    """A checkpoint's next log while it is filled: ``copied_to`` in the old log is ``end``."""
-
-    name: str
-    log: Log
-    copied_to: int
-    end: int
 
 
 class Store:
@@ -146,13 +132,12 @@ class Store:
         self._needs_realign = False  # a commit failed after its record was written
         self._needs_rebuild = False
         self._rebuild_reason: str | None = None  # why, when not a page that failed
-        self._checkpoint_thread: threading.Thread | None = None
-        self._checkpoint_retry_at = 0  # after a failed checkpoint: the log offset to retry at
         self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
-        self._checkpointer = Checkpointer(storage, CheckpointPolicy(
+        self.checkpointer = Checkpointer(storage, CheckpointPolicy(
             min_bytes=options.checkpoint_bytes, ratio=options.checkpoint_ratio))
+        self._background = BackgroundCheckpoint(self)
         self._functions: dict[tuple[str, int], tuple[Any, bool]] = {}
         self._functions_lock = threading.Lock()
         self._functions_pending = False
@@ -314,8 +299,8 @@ class Store:
                 keyring.add_wrapped_data_key(kid, wrapped)
         keyring.active_kid = header.active_kid
         self._header = header
-        self._checkpointer.forget()
-        self._checkpoint_retry_at = 0  # the log may be another one now
+        self.checkpointer.forget()
+        self._background.forget_failures()  # the log may be another one now
 
     def _require_keyring(self) -> Keyring:
         if self._keyring is None:
@@ -655,10 +640,8 @@ class Store:
         self._schema_seen = self.replica.schema_version()
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
-        log_end = self._require_replayer().log_end
-        if (wrote and self._checkpoint_thread is None and log_end >= self._checkpoint_retry_at
-                and self._checkpointer.due(self.header, self._require_log(), log_end)):
-            self._start_background_checkpoint()
+        if wrote:
+            self._background.after_commit(self._require_log(), self._require_replayer().log_end)
 
     def rollback(self, capture: Capture | None, *, foreign_keys: bool) -> None:
         replica = self.replica
@@ -808,7 +791,7 @@ class Store:
     def checkpoint(self) -> None:
         """Pack every live entity into a new snapshot and start an empty log (lock held)."""
         replayer = self._require_replayer()
-        self._log = log = self._checkpointer.write(
+        self._log = log = self.checkpointer.write(
             header=self.header, keyring=self._require_keyring(), replayer=replayer,
             log=self._require_log())
         self._log_name = self.header.log["file"]
@@ -818,136 +801,34 @@ class Store:
 
     def wait_for_checkpoint(self, timeout: float = 120.0) -> None:
         """Let a background checkpoint finish (before closing: its switch needs the lock)."""
-        thread = self._checkpoint_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._background.wait(timeout)
 
-    def _start_background_checkpoint(self) -> None:
-        thread = threading.Thread(target=self._background_checkpoint, daemon=True,
-                                  name="deltadb-checkpoint")
-        self._checkpoint_thread = thread
-        thread.start()
+    # what a background checkpoint (``background_checkpoint.py``) reads and moves
 
-    def _background_checkpoint(self) -> None:
-        """Pack the replica as of its last commit without the lock, copy the commits made
-        meanwhile into the new log, then switch under the lock (which copies the last few).
-        A storage that takes every write in the writers' transaction gets its new log, and
-        loses a failed one, under the lock only."""
-        beside = self.storage.writes_beside_transactions
-        snapshot: dict[str, Any] | None = None
-        prepared: _NewLog | None = None
-        try:
-            snapshot, point = self._pack_in_background()
-            if beside:
-                prepared = self._prepare_new_log(snapshot, point)
-            self.acquire()
-            try:
-                if not self.closed:
-                    if prepared is None:  # the switch copies every record
-                        prepared = self._new_log_at(snapshot, point)
-                    self._switch_to(snapshot, point, prepared)
-                    snapshot = prepared = None  # in use
-            finally:
-                if not beside:
-                    self._discard_checkpoint(snapshot, prepared)
-                    snapshot = prepared = None
-                self.release()
-        except Exception as exc:  # noqa: BLE001 - a checkpoint only saves work; commits go on
-            if not self.closed:
-                logger.warning("a background checkpoint of %s failed: %s", self.location, exc)
-            # not again at every commit: once the log has grown by another checkpoint's worth
-            self._checkpoint_retry_at = (self._require_replayer().log_end
-                                         + self.options.checkpoint_bytes)
-        finally:
-            if beside:  # otherwise a snapshot left when the lock was not had waits for the
-                self._discard_checkpoint(snapshot, prepared)  # leftovers' clean-up
-            self._checkpoint_thread = None
+    @property
+    def replica_key(self) -> bytes:
+        return self._replica_key
 
-    def _discard_checkpoint(self, snapshot: dict[str, Any] | None,
-                            prepared: _NewLog | None) -> None:
-        """Remove what a checkpoint that did not switch left behind."""
-        if prepared is not None:
-            prepared.log.close()
-            self.storage.discard([prepared.name])
-        if snapshot is not None:
-            self.storage.discard([snapshot["file"]])
+    def position(self) -> Position:
+        """This process's position in the log (its last applied commit)."""
+        return self._require_replayer().position()
 
-    def _prepare_new_log(self, snapshot: dict[str, Any], point: Position) -> _NewLog:
-        """The next log, already holding the records committed since the snapshot's point,
-        copied without the lock (records before the log's known end never change): the
-        switch then copies only what was committed during this copy."""
-        prepared = self._new_log_at(snapshot, point)
-        name, log = prepared.name, prepared.log
-        old: Log | None = None
-        try:
-            # a descriptor of our own: the commits' one may be closed by a catch-up meanwhile
-            old = self.storage.open_log(point.log_file, store_id=self.header.store_id,
-                                        keyring=self._require_keyring())
-            for _round in range(4):
-                end = self._known_end(point.log_file)
-                if end is None or end - prepared.copied_to < TAIL_UNDER_LOCK:
-                    break
-                while prepared.copied_to < end:  # in synced steps: few dirty pages at once
-                    step = min(end, prepared.copied_to + COPY_STEP)
-                    prepared.end = log.append_raw(old.read_range(prepared.copied_to, step),
-                                                  prepared.end)
-                    prepared.copied_to = step
-        except BaseException:
-            log.close()
-            self.storage.discard([name])
-            raise
-        finally:
-            if old is not None:
-                old.close()
-        return prepared
+    def current_log(self) -> Log:
+        return self._require_log()
 
-    def _new_log_at(self, snapshot: dict[str, Any], point: Position) -> _NewLog:
-        """The next log, empty: the records after the snapshot's point are still to copy."""
-        name, log = self._checkpointer.new_log(header=self.header,
-                                               keyring=self._require_keyring(),
-                                               seq=snapshot["seq"])
-        return _NewLog(name, log, point.log_end, log.start)
-
-    def _known_end(self, log_file: str) -> int | None:
-        """Where this process's last known record of ``log_file`` ends (None: another log)."""
-        with self.lock.mutex:  # waits for a running transaction, holds no other process up
-            position = self._require_replayer().position()
-        return position.log_end if position.log_file == log_file else None
-
-    def _pack_in_background(self) -> tuple[dict[str, Any], Position]:
+    def replica_path(self) -> Path:
+        """The current replica file (StoreError if there is none)."""
         name = self._replica_files.current()
         if name is None:
             raise StoreError("the replica file is gone")
-        path = self._replica_files.path(name)
-        if self.options.pack_in_process and isinstance(self.storage, DirectoryStorage):
-            # another core, and no GIL shared with the commits made meanwhile
-            return pack_in_child(location=self.location, path=path,
-                                 store_key=self._require_keyring().store_key)
-        return pack_replica_file(storage=self.storage, header=self.header,
-                                 keyring=self._require_keyring(), path=path,
-                                 key=self._replica_key,
-                                 cache_mb=min(PACK_CACHE_MB, self.options.replica_cache_mb))
+        return self._replica_files.path(name)
 
-    def _switch_to(self, snapshot: dict[str, Any], point: Position, prepared: _NewLog) -> None:
-        """Name the snapshot in the header, with the new log completed by what was committed
-        since ``prepared`` was copied (lock held)."""
-        if point.log_file != self.header.log["file"]:
-            raise StoreError("another checkpoint came first")
-        replayer = self._require_replayer()
-        now = replayer.position()
-        log = self._require_log()
-        tail = log.read_range(prepared.copied_to, now.log_end)
-        self._log = new = self._checkpointer.switch(
-            header=self.header, keyring=self._require_keyring(), snapshot=snapshot, log=log,
-            tail=tail, new=(prepared.name, prepared.log), new_end=prepared.end)
+    def moved_to_log(self, log: Log, position: Position) -> None:
+        """A checkpoint switched to ``log``, synced with every commit up to ``position``
+        (lock held): commits append there from now on."""
+        self._log = log
         self._log_name = self.header.log["file"]
-        shift = new.start - point.log_end
-        if now.seq == point.seq:
-            position = Position(now.seq, self._log_name, new.start, new.start, now.seq + 1)
-        else:
-            position = Position(now.seq, self._log_name, now.log_end + shift,
-                                now.commit_start + shift, now.commit_seq)
-        self._sync.covered(now.seq)  # the new log was synced with everything in it
+        self._sync.covered(position.seq)
         self._save_moved_position(position)
 
     def _save_moved_position(self, position: Position) -> None:

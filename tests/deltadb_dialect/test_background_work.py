@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -57,12 +58,12 @@ def _ids(store_dir: Path) -> list[int]:
 
 def test_the_wal_is_checkpointed_by_a_thread_not_the_commit(master_key, store_dir,
                                                             monkeypatch) -> None:
-    """Past PAGES the WAL is copied back by the background thread (the commit only notes
-    its size), so the WAL file restarts instead of growing with every commit."""
+    """By default, past PAGES the WAL is copied back by the background thread (the commit
+    only notes its size), so the WAL file restarts instead of growing with every commit."""
     monkeypatch.setattr(wal_checkpoint, "PAGES", 64)
     monkeypatch.setattr(wal_checkpoint, "LIMIT", 10**9)  # never inline
     before = dict(wal_checkpoint.METRICS)
-    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=true")
+    engine = create_engine(f"deltadb:///{store_dir}")
     _create(engine)
     for first in range(1, 6001, 300):
         _insert(engine, first, 300)
@@ -72,6 +73,24 @@ def test_the_wal_is_checkpointed_by_a_thread_not_the_commit(master_key, store_di
     assert wal_checkpoint.METRICS["wal_checkpoints_inline"] == before["wal_checkpoints_inline"]
     # 6,000 rows of ~250 bytes are ~400 pages per 1,000 rows; a WAL that restarted holds a
     # few commits' pages, not the whole build's
+    assert wal.stat().st_size < 2_000 * 4096
+    engine.dispose()
+    assert _ids(store_dir) == list(range(1, 6001))
+
+
+def test_without_the_thread_sqlite_checkpoints_the_wal_itself(master_key, store_dir,
+                                                             monkeypatch) -> None:
+    """``?wal_thread=false``: no thread and no hook; SQLite's own checkpoint (inside the
+    commit that passes 1,000 pages) keeps the WAL small."""
+    monkeypatch.setattr(wal_checkpoint, "PAGES", 64)
+    before = dict(wal_checkpoint.METRICS)
+    engine = create_engine(f"deltadb:///{store_dir}?wal_thread=false")
+    _create(engine)
+    for first in range(1, 6001, 300):
+        _insert(engine, first, 300)
+    assert dict(wal_checkpoint.METRICS) == before  # neither the thread nor the hook ran
+    assert not any(t.name == "deltadb-wal-checkpoint" for t in threading.enumerate())
+    wal = next(store_dir.glob("replica-*-wal"))
     assert wal.stat().st_size < 2_000 * 4096
     engine.dispose()
     assert _ids(store_dir) == list(range(1, 6001))
@@ -263,3 +282,80 @@ def test_opening_a_store_does_not_import_alembic_and_alembic_still_finds_it(mast
     """, str(store_dir))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "DeltaImpl"]
+
+
+# --- other code reading the replica's files ---------------------------------------------------
+
+_SCAN_THEN_SHARE = """
+    import os, subprocess, sys
+    from pathlib import Path
+    from sqlalchemy import create_engine, text
+    from deltadb_dialect import wal_checkpoint
+    from tests.file_scan import files_containing
+    # no checkpoint at all: the WAL outgrows the first 32 KiB region of its index (-shm)
+    wal_checkpoint.PAGES = wal_checkpoint.LIMIT = 10**9
+    store, how, body = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    engine = create_engine(f"deltadb:///{store}?wal_thread=true")
+    def insert(first, count):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO notes (id, body) VALUES (:i, :b)"),
+                         [{"i": i, "b": f"{i} {body}"} for i in range(first, first + count)])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+    insert(1, 10)
+    if how == "here":  # what the backend suite's plaintext check did
+        for path in store.iterdir():
+            path.read_bytes()
+    else:
+        assert files_containing(store, b"no such bytes") == []
+    # SQLite's read lock on the WAL index's "in use" byte (128) says to every other process
+    # that this one has the -shm mapped: without it, the next to open the store resets it.
+    shm = next(store.glob("replica-*.db-shm"))
+    mine = [line.split() for line in open("/proc/locks")
+            if line.split()[4] == str(os.getpid())
+            and line.split()[5].endswith(":" + str(shm.stat().st_ino))]
+    print("in use" if any(fields[6] == "128" for fields in mine) else "released")
+    other = subprocess.run([sys.executable, "-c", sys.argv[4], str(store), body], timeout=120)
+    assert other.returncode == 0
+    for first in range(100, 30_100, 1_000):  # about 6,000 WAL pages
+        insert(first, 1_000)
+    print("done")
+"""
+
+_ONE_ROW = """
+import sys
+from sqlalchemy import create_engine, text
+engine = create_engine("deltadb:///" + sys.argv[1])
+with engine.begin() as conn:
+    conn.execute(text("INSERT INTO notes (id, body) VALUES (11, :b)"), {"b": "11 " + sys.argv[2]})
+engine.dispose()
+"""
+
+
+def test_reading_the_store_files_from_a_child_keeps_the_replica_shared_safely(
+        master_key, store_dir) -> None:
+    """Scanning an open store's files for plaintext leaves this process's SQLite locks in
+    place; another process then opens it, the WAL grows past 4,096 pages, and every row is
+    there. (Read by the process itself, the files' descriptors dropped its lock on the -shm:
+    in the backend suite another process then reset the WAL index under its mapping, and a
+    later commit, past the index's first 32 KiB, died of a SIGBUS.)"""
+    big = BODY * 8
+    done = _python(_SCAN_THEN_SHARE, str(store_dir), "child", big, _ONE_ROW, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["in", "use", "done"]
+    ids = _ids_with_body(store_dir, big)
+    assert ids == [*range(1, 12), *range(100, 30_100)]
+
+
+def _ids_with_body(store_dir: Path, body: str) -> list[int]:
+    done = _python("""
+        import sys
+        from sqlalchemy import create_engine, text
+        engine = create_engine("deltadb:///" + sys.argv[1])
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, body FROM notes ORDER BY id")).all()
+        assert all(b == f"{i} " + sys.argv[2] for i, b in rows), "a row changed"
+        print(" ".join(str(i) for i, _ in rows))
+    """, str(store_dir), body)
+    assert done.returncode == 0, done.stderr
+    return [int(i) for i in done.stdout.split()]
