@@ -64,6 +64,13 @@ class OperationalError(DatabaseError):
     pass
 
 
+class SerializationFailure(OperationalError):
+    """Another app server changed what the transaction read before it wrote; nothing was
+    written. Run the whole transaction again (PostgreSQL's SQLSTATE for the same case)."""
+
+    sqlstate = "40001"
+
+
 class IntegrityError(DatabaseError):
     pass
 
@@ -110,6 +117,7 @@ _APSW_ERRORS: dict[type[BaseException], type[Error]] = {
 _STORE_ERRORS: dict[type[BaseException], type[Error]] = {
     ConstraintViolation: IntegrityError,
     store_errors.SchemaViolationError: IntegrityError,
+    store_errors.SerializationError: SerializationFailure,
     store_errors.LockTimeoutError: OperationalError,
     store_errors.StorageFullError: OperationalError,
     store_errors.KeyMissingError: OperationalError,

@@ -1,6 +1,9 @@
 """The engine, sessions, and the guard that refuses an un-migrated database."""
 
 import asyncio
+import logging
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +14,7 @@ from alembic.script import ScriptDirectory
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import registry
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from backend.core.config import settings
@@ -18,6 +22,7 @@ from backend.core.startup_errors import exit_on_configuration_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # The package's entry point registers `deltadb://` once installed (`pip install -e .`);
 # registering it here too lets a plain checkout run from its own directory.
@@ -65,8 +70,7 @@ SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)
 # keeps each transaction as short as its work; the others wait their turn on the event loop.
 # Servers with concurrent transactions (PostgreSQL, SQLite in WAL) keep anyio's pool.
 # A store kept in PostgreSQL (``?storage=``) is the exception: there a transaction's thread
-# waits for the network (without the GIL), and threads waiting their turn let the store run
-# their reads in one PostgreSQL transaction (deltadb_dialect/pg_lock.py).
+# waits for the network (without the GIL), and reads take no lock in PostgreSQL.
 _LOCAL_STORE = engine.dialect.name == "deltadb" and "storage" not in engine.url.query
 database_threads = CapacityLimiter(1 if _LOCAL_STORE else 40)
 
@@ -79,11 +83,35 @@ async def run_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     `run_in_threadpool`, so that it never holds up the database threads.
     """
 
-    def call() -> T:
-        with SessionLocal() as session:
-            return fn(session=session, **kwargs)
+    return await to_thread.run_sync(
+        lambda: run_unit_of_work(fn, **kwargs), limiter=database_threads
+    )
 
-    return await to_thread.run_sync(call, limiter=database_threads)
+
+# A unit of work that lost a serialization race (another app server changed what it read
+# before it wrote; nothing was written) runs again from its start, as PostgreSQL's
+# documentation asks of SERIALIZABLE clients; after the last try the error reaches the
+# route as a 503 ("try again").
+SERIALIZATION_RETRIES = 4
+
+
+def is_serialization_failure(error: BaseException) -> bool:
+    """SQLSTATE 40001 from the driver: deltadb on a shared store, or PostgreSQL itself."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == "40001"
+
+
+def run_unit_of_work(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """`fn(session=..., **kwargs)` in a session of its own, again on a serialization failure."""
+    for attempt in range(SERIALIZATION_RETRIES + 1):
+        try:
+            with SessionLocal() as session:
+                return fn(session=session, **kwargs)
+        except DBAPIError as error:
+            if attempt == SERIALIZATION_RETRIES or not is_serialization_failure(error):
+                raise
+            logger.info("serialization_retry", extra={"unit": fn.__name__, "attempt": attempt})
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter only
+    raise AssertionError("unreachable")
 
 
 # Whether quick units of work may run on the event loop itself (see run_quick_in_session).
@@ -114,7 +142,12 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """
     if (QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0
             and (store := _ready_store()) is not None):
-        return await _on_the_loop(store, fn, **kwargs)
+        try:
+            return await _on_the_loop(store, fn, **kwargs)
+        except DBAPIError as error:
+            if not is_serialization_failure(error):
+                raise
+            # nothing was written: try again in a thread, where a retry may wait
     return await run_in_session(fn, **kwargs)
 
 

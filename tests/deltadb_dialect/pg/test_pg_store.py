@@ -304,8 +304,9 @@ def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path
             value = conn.execute(read).scalar()
             with host_a.begin() as other:
                 other.execute(text("UPDATE t SET v = 7 WHERE id = 1"))
-            with pytest.raises(OperationalError, match="could not serialize"):
+            with pytest.raises(OperationalError, match="could not serialize") as lost:
                 conn.execute(text("UPDATE t SET v = :v WHERE id = 1"), {"v": value + 1})
+            assert lost.value.orig.sqlstate == "40001"  # as PostgreSQL says it: run it again
     host_a.dispose()
     host_b.dispose()
     check = create_engine(_url(tmp_path / "c", pg_url))
