@@ -3,8 +3,8 @@
     python pg_netns_client.py URL NAME
 
 Each attempt reads how many rows each writer has made and adds one row of its own (again
-when another writer changed the counts first), then prints one JSON line: when it started, how long it took, whether it worked (the error's
-class if not) and the counts it saw.
+when another writer changed the counts first), then prints one JSON line: when it started,
+how long it took, whether it worked (the error's class if not) and the counts it saw.
 """
 
 import json
