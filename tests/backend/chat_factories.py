@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,3 +96,16 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
         lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         events.append((lines.get("event", "message"), json.loads(lines["data"])))
     return events
+
+
+def wait_for_privacy_state(
+    client: TestClient, headers: dict[str, str], state: str
+) -> dict[str, Any]:
+    """Poll the user's zero-access state (a conversion runs in the background) until `state`."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = client.get("/api/privacy", headers=headers).json()
+        if found["state"] == state:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"still {found}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from chat_factories import DEFAULT_PASSWORD, create_user
+from chat_factories import wait_for_privacy_state as wait_for_state
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
@@ -30,15 +31,6 @@ def turn_on(client: TestClient, headers: dict[str, str]) -> str:
     assert response.status_code == 200, response.text
     return response.json()["recovery_key"]
 
-
-def wait_for_state(client: TestClient, headers: dict[str, str], state: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        found = client.get("/api/privacy", headers=headers).json()
-        if found["state"] == state:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"still {found}")
 
 
 def zero_access_user(client: TestClient) -> dict[str, str]:

@@ -2,11 +2,11 @@
 the database, audited, overridden by ZERO_ACCESS_REQUIRED; what it does to users without it."""
 
 import logging
-import time
 from typing import Any
 
 import pytest
 from chat_factories import DEFAULT_PASSWORD, create_user
+from chat_factories import wait_for_privacy_state as wait_for_state
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -29,15 +29,6 @@ def sign_in(client: TestClient, username: str) -> Any:
 def bearer(signed_in: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {signed_in['access_token']}"}
 
-
-def wait_for_state(client: TestClient, headers: dict[str, str], state: str) -> Any:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        found = client.get("/api/privacy", headers=headers).json()
-        if found["state"] == state:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"still {found}")
 
 
 def require(client: TestClient, headers: dict[str, str], required: bool) -> Any:
