@@ -101,7 +101,7 @@ def free_port() -> int:
 
 
 def document(i: int) -> dict[str, object]:
-    """A chat session of a few messages (~300 bytes of JSON), like the seed's example."""
+    """A chat session of a few messages (~300 bytes of JSON), like DeltaDatabase's chat example."""
     return {"messages": [{"role": "user", "content": f"Question {i}: how do I read a file?"},
                          {"role": "assistant", "content": "Use open(path).read(); " * 4}],
             "n": i}
