@@ -55,7 +55,7 @@ def test_folders_organise_and_filter_the_sidebar(
     _move(page, "Quarterly plan", folder="Work")
     expect(page.locator(".toast", has_text="Moved to Work")).to_be_visible()
     _move(page, "Birthday ideas", new="Family")
-    filter_ = page.get_by_label("Folder", exact=True)
+    filter_ = page.get_by_role("complementary", name="Chats").get_by_label("Folder", exact=True)
     expect(filter_.locator("option")).to_have_text(["All chats", "Family (1)", "Work (1)"])
     expect(links).to_have_count(3)  # "All chats" still lists every chat, in place
     expect(links).to_have_text(["Quarterly plan", "Birthday ideas", "Tax return"])
