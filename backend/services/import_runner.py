@@ -227,14 +227,8 @@ def _why_it_cannot_write(*, session: Session, user_id: int) -> str | None:
 async def _import(reader: ExportReader, claimed: Claimed) -> None:
     await to_thread.run_sync(reader.open)
     while (batch := await to_thread.run_sync(reader.next_batch)) is not None:
-        # The admin may require zero-access while a job runs: it stops before the next batch.
-        refusal = await run_in_session(_why_it_cannot_write, user_id=claimed.user_id)
-        if refusal is not None:
-            raise ImportRefused(refusal)
         started = time.perf_counter()
-        await run_in_session(
-            import_jobs.record_batch, job_id=claimed.id, user_id=claimed.user_id, batch=batch
-        )
+        await run_in_session(_record_allowed_batch, claimed=claimed, batch=batch)
         seconds = time.perf_counter() - started
         reader.adapt(written=batch.weight, seconds=seconds)
         if _others_use_the_store():
@@ -244,6 +238,17 @@ async def _import(reader: ExportReader, claimed: Claimed) -> None:
             await asyncio.sleep(seconds)
     await run_in_session(import_jobs.finish, job_id=claimed.id, bytes_read=claimed.bytes_total)
     logger.info("import_done", extra={"job": claimed.uuid})
+
+
+def _record_allowed_batch(*, session: Session, claimed: Claimed, batch: Batch) -> None:
+    """One batch, in the transaction that checks it may still be written: the admin may
+    require zero-access while a job runs, and the job then stops before its next batch."""
+    refusal = _why_it_cannot_write(session=session, user_id=claimed.user_id)
+    if refusal is not None:
+        raise ImportRefused(refusal)
+    import_jobs.record_batch(
+        session=session, job_id=claimed.id, user_id=claimed.user_id, batch=batch
+    )
 
 
 def _others_use_the_store() -> bool:
