@@ -6,7 +6,7 @@ import os
 import secrets
 import threading
 
-from deltadb_dialect import checkpoint, lock, replay
+from deltadb_dialect import checkpoint, lock, replay, replica_keeper
 from deltadb_dialect import keys as keymod
 from deltadb_dialect.errors import WrongKeyError
 from deltadb_dialect.keys import MasterKeySource, MasterWrap
@@ -57,7 +57,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def store_metrics() -> dict[str, int]:
     """Process-wide counters, for /metrics endpoints (no contents, no keys)."""
-    metrics = {**METRICS, **replay.METRICS, **checkpoint.METRICS, **lock.METRICS}
+    metrics = {**METRICS, **replica_keeper.METRICS, **replay.METRICS, **checkpoint.METRICS,
+               **lock.METRICS}
     stores = open_stores()
     metrics["cache_hits"] = sum(s.cache.hits for s in stores)
     metrics["cache_misses"] = sum(s.cache.misses for s in stores)

@@ -1,4 +1,4 @@
-"""The store: the encrypted system of record behind one in-memory replica.
+"""The store: the encrypted system of record behind one replica (a SQLite file on the host).
 
 A ``Store`` is shared by every DB-API connection of a process to one store.
 Transactions are serialized: a transaction holds the store's lock (a process
@@ -16,14 +16,15 @@ COMMIT the replica.
 The parts, each owning its state: ``storage.py`` (where the header, log,
 snapshots and anchor live), ``lock.py``, ``anchor.py``, ``group_sync.py``
 (deferred syncs), ``replay.py`` (the replica and its position in the log),
-``checkpoint.py`` and ``background_checkpoint.py`` (a checkpoint made beside the commits:
-its thread, packing, copying and switch).
+``replica_keeper.py`` (the host's replica file opened, kept aligned with the log, and
+rebuilt when missing, damaged or ahead of it), ``checkpoint.py`` and
+``background_checkpoint.py`` (a checkpoint made beside the commits: its thread, packing,
+copying and switch).
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import secrets
 import threading
@@ -48,22 +49,9 @@ from deltadb_dialect.lock import StoreLock
 from deltadb_dialect.records import RecordBuilder
 from deltadb_dialect.replay import Replayer
 from deltadb_dialect.replica import Capture, Replica
-from deltadb_dialect.replica_file import (
-    DEFAULT_CACHE_MB,
-    FORMAT,
-    UNUSABLE,
-    Position,
-    ReplicaFiles,
-    State,
-    create_state,
-    finish_build,
-    open_connection,
-    read_state,
-)
+from deltadb_dialect.replica_file import DEFAULT_CACHE_MB, Position
+from deltadb_dialect.replica_keeper import ReplicaKeeper
 from deltadb_dialect.storage import Log, Storage, open_storage
-from deltadb_dialect.wal_checkpoint import WalCheckpointer
-
-logger = logging.getLogger("deltadb_dialect")
 
 __all__ = ["ConstraintViolation", "DeferredCommits", "Store", "StoreOptions", "METRICS"]
 
@@ -92,17 +80,7 @@ METRICS: dict[str, int] = {
     "commits": 0,
     "records_written": 0,
     "entities_written": 0,
-    "catch_ups": 0,
 }
-
-
-def _cut_short(replica: Replica, path: Path) -> str | None:
-    """Why the file cannot be whole: its size is not a number of pages (a truncated copy)."""
-    # apsw types a value as any SQLite value (None included); page_size is an integer.
-    page_size = int(replica.conn.execute("PRAGMA page_size").fetchall()[0][0])  # type: ignore[arg-type]
-    if path.stat().st_size % page_size:
-        return "its file was cut short"
-    return None
 
 
 class Store:
@@ -120,19 +98,10 @@ class Store:
         self._store_id = b""
         self._keyring: Keyring | None = None
         self._anchor: Anchor | None = None
-        self._replayer: Replayer | None = None
         self._log: Log | None = None
         self._log_name = ""  # the name of the log ``_log`` reads
-        self._replica_files = ReplicaFiles(storage.location)
         self._replica_key = b""  # derived from the store key; never written anywhere
-        self._replica_id: tuple[int, int] | None = None  # which replica file we have open
-        self._schema_seen = -1  # the replica's schema version when this process last looked
-        self._abandoned: list[Any] = []  # a parent's connections, inherited by a fork
-        self._needs_reopen = False  # forked: open the replica file afresh
-        self._needs_realign = False  # a commit failed after its record was written
-        self._needs_rebuild = False
-        self._rebuild_reason: str | None = None  # why, when not a page that failed
-        self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
+        self._keeper = ReplicaKeeper(self, install_functions=self._install_functions)
         self._tables_dirty = False
         self._sync = GroupSync(self._anchor_after_sync)
         self.checkpointer = Checkpointer(storage, CheckpointPolicy(
@@ -223,16 +192,16 @@ class Store:
             self.unlock_keys(source)
             lost = storage.take_divergence()
             if lost is not None:
-                self._rebuild(lost)
+                self._keeper.rebuild(lost)
             else:
-                self._open_replica()
+                self._keeper.open()
             self._require_anchor().check(self.seq)
-            self._drop_torn_tail(full=True)
+            self.drop_torn_tail(full=True)
             self._remove_orphans()
         finally:
             self._lock.unhold()
 
-    def _drop_torn_tail(self, *, full: bool) -> None:
+    def drop_torn_tail(self, *, full: bool) -> None:
         """Cut off what a crashed writer left after the log's end (caller holds the lock,
         so nobody is writing). ``full``: look at every byte to the end of the file (at
         open: a power loss can leave a torn write whose first block is still zero);
@@ -247,7 +216,7 @@ class Store:
         header = self.header
         live = {header.log["file"]} | ({header.snapshot["file"]} if header.snapshot else set())
         self.storage.remove_leftovers(live)
-        self._replica_files.remove_others(keep=self._replica_files.current())
+        self._keeper.remove_other_files()
 
     def _initialize(self, source: MasterKeySource) -> None:
         store_id = secrets.token_bytes(16)
@@ -308,9 +277,7 @@ class Store:
         return self._keyring
 
     def _require_replayer(self) -> Replayer:
-        if self._replayer is None:
-            raise StoreError("the store is not open")
-        return self._replayer
+        return self._keeper.replayer
 
     def _require_log(self) -> Log:
         if self._log is None:
@@ -341,175 +308,26 @@ class Store:
             return None
         return self.storage.open_snapshot(header.snapshot, store_id=header.store_id)
 
-    # --- the replica file ----------------------------------------------------------------
+    # --- the log this process reads (which the replica keeper follows) ---------------------
 
-    def _open_replica(self) -> None:
-        """Open the host's replica and bring it up to the log's end, or rebuild it when it
-        is missing, damaged, another store's, another version's, or not a prefix of the
-        log (caller holds the lock)."""
-        files = self._replica_files
-        name = files.current()
-        if name is None:
-            if files.named() is not None:
-                self._rebuild("its file is missing")
-            else:  # a new store, or one from before replica files: building it is expected
-                self._rebuild("there is none yet", level=logging.INFO)
-            return
-        replica = None
-        try:
-            replica = Replica(open_connection(files.path(name), self._replica_key,
-                                              cache_mb=self.options.replica_cache_mb))
-            reason = self._unfit(read_state(replica.conn)) or _cut_short(replica, files.path(name))
-        except UNUSABLE as exc:
-            reason = f"its file is damaged or another store's ({exc})"
-        if reason is not None:
-            if replica is not None:
-                replica.close()
-            self._rebuild(reason)
-            return
-        assert replica is not None
-        self._use_replica(replica)
-        self._watch_wal(files.path(name))
-        self._replica_id = files.pointer_id()
-        try:
-            self._align(verify=True)
-        except UNUSABLE as exc:
-            self._rebuild(f"a page failed to authenticate ({exc})")
-
-    def _unfit(self, state: State | None) -> str | None:
-        """Why a replica with this state cannot be used (None: it can)."""
-        if state is None:
-            return "it holds no state"
-        if state.format != FORMAT:
-            return f"it was written by another version (format {state.format})"
-        if state.store_id != self._store_id:
-            return "it belongs to another store"
-        return None
-
-    def _use_replica(self, replica: Replica) -> None:
-        replayer = self._replayer
-        if replayer is None:
-            self._replayer = Replayer(keyring=self._require_keyring(), store_id=self._store_id,
-                                      cache=self.cache, statement_cache=self.statement_cache,
-                                      replica=replica)
-        else:
-            old, replayer.replica = replayer.replica, replica
-            if self._needs_reopen:
-                self._abandoned.append(old)  # a parent's connection: never touched here
-            else:
-                old.close()
-        self._needs_reopen = False
-        self._install_functions()
-
-    def _rebuild(self, reason: str, *, level: int = logging.WARNING) -> None:
-        """Build a new replica file from the snapshot and the log, then point at it (caller
-        holds the lock). Processes that have the old one open move at their next catch-up."""
-        logger.log(level, "rebuilding the replica of the store at %s: %s", self.location, reason)
-        files = self._replica_files
-        name = files.new_name()
-        path = files.path(name)
-        conn = open_connection(path, self._replica_key, cache_mb=self.options.replica_cache_mb,
-                               building=True)
-        replica = Replica(conn)
-        try:
-            create_state(conn, store_id=self._store_id, position=Position(0, "", 0, 0, 0))
-            if self._replayer is None or self._needs_reopen:
-                self._use_replica(Replica())  # a placeholder, replaced by the rebuild
-            self._reopen_log()
-            replayer = self._require_replayer()
-            replayer.rebuild(replica, self.open_snapshot(), self._require_log(), self._log_name,
-                             self.acknowledged, base_seq=self.header.log.get("base_seq", 0))
-            finish_build(conn, path)
-        except BaseException:
-            replica.close()
-            for leftover in files.directory.glob(name + "*"):
-                leftover.unlink(missing_ok=True)
-            raise
-        files.publish(name)
-        self._watch_wal(path)
-        self._replica_id = files.pointer_id()
-        self._schema_seen = replica.schema_version()
-        self._needs_rebuild = self._needs_reopen = False
-        self._install_functions()
-
-    def _watch_wal(self, path: Path) -> None:
-        """Checkpoint the WAL of the replica now in use from a thread of its own."""
-        if self._wal is not None:
-            self._wal.stop()
-            self._wal = None
-        if not self.options.wal_thread:
-            return  # SQLite's own checkpoint after the commit that fills its WAL page budget
-        self._wal = WalCheckpointer(path, self._replica_key)
-        self._wal.attach(self.replica.conn)
-
-    def _reopen_log(self) -> None:
+    def reopen_log(self) -> Log:
+        """Close the log this process reads and open the header's current one."""
         if self._log is not None:
             self._log.close()
             self._log = None
-        self._log = self.open_log()
+        self._log = log = self.open_log()
         self._log_name = self.header.log["file"]
+        return log
 
-    def _align(self, *, verify: bool = False) -> None:
-        """Bring this process's view to the replica's state (another process may have
-        committed, checkpointed or changed the schema), then replay whatever the log holds
-        past it (a writer killed between its log sync and its replica commit). ``verify``:
-        check that the replica's last commit is in the log as it says (at open)."""
-        replayer = self._require_replayer()
-        state = read_state(replayer.replica.conn)
-        reason = self._unfit(state)
-        if reason is not None:
-            self._rebuild(reason)
-            return
-        assert state is not None
-        position = state.position
-        if position != replayer.position():
-            self.cache.clear()  # rows may have changed under any cached document
-        log = self._log
-        if (position.log_file != self.header.log["file"]
-                or (log is not None and self.storage.log_replaced(log))):
-            self._reload_header()
-        header = self.header
-        if position.log_file != header.log["file"]:
-            if not (header.snapshot and header.snapshot["seq"] == position.seq):
-                self._rebuild("it is not at a point of the store's current log")
-                return
-            # a checkpoint wrote its header, and its writer died before moving the replica
-            position = Position(position.seq, header.log["file"], 0, 0, position.seq + 1)
-            verify = False
-        if self._log is None or self._log_name != header.log["file"]:
-            self._reopen_log()
-        log = self._require_log()
-        if position.log_end == 0:  # (the case just above) the new log's start
-            position = Position(position.seq, position.log_file, log.start, log.start,
-                                position.seq + 1)
-        if verify and not self._in_log(position, log):
-            self._rebuild("it is ahead of the store's log, or not from this log")
-            return
-        replayer.move_to(position)
-        schema = replayer.replica.schema_version()
-        if schema != self._schema_seen:
-            replayer.adopt_catalog(state.catalog)
-            self._schema_seen = schema
-        if self.storage.log_grew_past(log, replayer.log_end):
-            METRICS["catch_ups"] += 1
-            self._replay_log()
-            # We hold the lock, so nobody is writing: anything left where the next record
-            # would start is a crashed writer's torn record, never acknowledged.
-            self._drop_torn_tail(full=False)
-            self._schema_seen = replayer.replica.schema_version()
+    def follow_header_log(self) -> Log:
+        """The header's current log, opened afresh unless it is the one this process reads."""
+        if self._log is None or self._log_name != self.header.log["file"]:
+            return self.reopen_log()
+        return self._log
 
-    def _in_log(self, position: Position, log: Log) -> bool:
-        """Whether the log holds the replica's last commit where its state says."""
-        if position.commit_start == position.log_end:
-            return (position.log_end == log.start
-                    and position.seq == self.header.log.get("base_seq", 0))
-        try:
-            for record in log.records(position.commit_start, position.commit_seq):
-                if record.end >= position.log_end:
-                    return record.end == position.log_end and record.seq == position.seq
-        except StoreError:
-            return False
-        return False
+    def log_replaced(self) -> bool:
+        """Whether a checkpoint (of any process) replaced the log this process reads."""
+        return self._log is not None and self.storage.log_replaced(self._log)
 
     # --- transactions --------------------------------------------------------------------
 
@@ -526,10 +344,10 @@ class Store:
         fresh = lock.acquire(self.options.timeout if timeout is None else timeout, write=write)
         lost = self.storage.take_divergence() if fresh else None
         if lost is not None:
-            self._needs_rebuild, self._rebuild_reason = True, lost
+            self._keeper.mark_for_rebuild(lost)
         try:
-            if fresh or self._needs_rebuild or self._needs_realign or self._needs_reopen:
-                self._catch_up()
+            if fresh or self._keeper.needs_catch_up():
+                self._keeper.catch_up()
         except BaseException:
             lock.abort()
             raise
@@ -543,8 +361,8 @@ class Store:
             return False
         lost = self.storage.take_divergence()
         if lost is not None:
-            self._needs_rebuild, self._rebuild_reason = True, lost
-        self._catch_up()
+            self._keeper.mark_for_rebuild(lost)
+        self._keeper.catch_up()
         return True
 
     def release(self) -> None:
@@ -566,34 +384,10 @@ class Store:
         """A forked child must not use its parent's SQLite connection: it opens its own."""
         if self._lock is not None:
             self._lock.after_fork_in_child()
-        if self._wal is not None:
-            self._wal.forget_after_fork()
-            self._wal = None  # the parent's connection is not ours: the reopen watches anew
-        self._needs_reopen = True
+        self._keeper.after_fork_in_child()
 
-    def _catch_up(self) -> None:
-        try:
-            if self._needs_rebuild:
-                self._reload_header()
-                reason, self._rebuild_reason = self._rebuild_reason, None
-                self._rebuild(reason or "a page of it failed to authenticate")
-            elif self._needs_reopen or self._replica_files.pointer_id() != self._replica_id:
-                self._open_replica()  # forked, or another process rebuilt it
-            else:
-                self._align()
-        except UNUSABLE as exc:
-            self._reload_header()
-            self._rebuild(f"it could not be read ({exc})")
-        self._needs_realign = False
-
-    def _replay_log(self) -> None:
-        try:
-            self._require_replayer().catch_up(self._require_log(), self.acknowledged)
-        except BaseException:
-            self._needs_realign = True  # the replica rolled back: start from its state again
-            raise
-
-    def _reload_header(self) -> None:
+    def reload_header(self) -> None:
+        """Read the header again: another process may have checkpointed or added a data key."""
         body, mac = self.storage.read_header()
         self._load_header(body, mac)
         if self.header.snapshot:
@@ -632,12 +426,12 @@ class Store:
             conn.execute("COMMIT")
         except BaseException:
             if wrote:  # in the log, not in the replica: the next transaction replays it
-                self._needs_realign = True
+                self._keeper.mark_for_realign()
             raise
         finally:
             if collecting:
                 gc.enable()
-        self._schema_seen = self.replica.schema_version()
+        self._keeper.saw_schema(self.replica.schema_version())
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
         if wrote:
@@ -655,7 +449,7 @@ class Store:
             replica.refresh_tables()
             self._require_replayer().retag()
             self._tables_dirty = False
-        self._schema_seen = replica.schema_version()
+        self._keeper.saw_schema(replica.schema_version())
 
     def _check_deferred_constraints(self, foreign_keys: bool) -> None:
         conn = self.replica.conn
@@ -759,7 +553,7 @@ class Store:
         return dict(document)
 
     def mark_for_rebuild(self) -> None:
-        self._needs_rebuild = True
+        self._keeper.mark_for_rebuild()
 
     # --- group commit --------------------------------------------------------------------
 
@@ -796,14 +590,15 @@ class Store:
             log=self._require_log())
         self._log_name = self.header.log["file"]
         self._sync.covered(replayer.seq)
-        self._save_moved_position(Position(replayer.seq, self._log_name, log.start, log.start,
-                                           replayer.seq + 1))
+        self._keeper.move_to(Position(replayer.seq, self._log_name, log.start, log.start,
+                                      replayer.seq + 1))
 
     def wait_for_checkpoint(self, timeout: float = 120.0) -> None:
         """Let a background checkpoint finish (before closing: its switch needs the lock)."""
         self._background.wait(timeout)
 
-    # what a background checkpoint (``background_checkpoint.py``) reads and moves
+    # what a background checkpoint (``background_checkpoint.py``) and the replica keeper
+    # (``replica_keeper.py``) read and move
 
     @property
     def replica_key(self) -> bytes:
@@ -818,10 +613,7 @@ class Store:
 
     def replica_path(self) -> Path:
         """The current replica file (StoreError if there is none)."""
-        name = self._replica_files.current()
-        if name is None:
-            raise StoreError("the replica file is gone")
-        return self._replica_files.path(name)
+        return self._keeper.path()
 
     def moved_to_log(self, log: Log, position: Position) -> None:
         """A checkpoint switched to ``log``, synced with every commit up to ``position``
@@ -829,20 +621,7 @@ class Store:
         self._log = log
         self._log_name = self.header.log["file"]
         self._sync.covered(position.seq)
-        self._save_moved_position(position)
-
-    def _save_moved_position(self, position: Position) -> None:
-        replayer = self._require_replayer()
-        replayer.move_to(position)
-        conn = replayer.replica.conn
-        conn.execute("BEGIN")
-        try:
-            replayer.save_position()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._needs_realign = True  # the replica still names the old log: it follows
-            raise
+        self._keeper.move_to(position)
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -873,9 +652,5 @@ class Store:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._wal is not None:
-            self._wal.stop()
-            self._wal = None
-        if self._replayer is not None and not self._needs_reopen:
-            self._replayer.replica.close()
+        self._keeper.close()
         self.storage.close()  # gives the writer lock up and closes its file
