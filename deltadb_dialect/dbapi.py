@@ -29,7 +29,7 @@ from deltadb_dialect.keys import resolve_source
 from deltadb_dialect.registry import connect_store, disconnect_store
 from deltadb_dialect.replica import Capture
 from deltadb_dialect.replica_file import DEFAULT_CACHE_MB
-from deltadb_dialect.store import ConstraintViolation, Store, StoreOptions
+from deltadb_dialect.store import SEAL_AHEAD_ROWS, ConstraintViolation, Store, StoreOptions
 
 apilevel = "2.0"
 threadsafety = 1
@@ -420,6 +420,8 @@ class Connection:
                     self._open_replica_transaction()
                 if many or not self._execute_described(cursor, sql, parameters, word):
                     self._execute(cursor, sql, parameters, many, word)
+                if self._capture is not None and word not in _READ_ONLY_STATEMENTS:
+                    self._after_write(sql)
                 self._note_read(sql, parameters, cursor)
                 if word == "PRAGMA":
                     self._note_stored_pragma(sql)
@@ -447,9 +449,21 @@ class Connection:
             self._open_replica_transaction()
         if many or not self._execute_described(cursor, sql, parameters, word):
             self._execute(cursor, sql, parameters, many, word)
+        if self._capture is not None and word not in _READ_ONLY_STATEMENTS:
+            self._after_write(sql)
         self._note_read(sql, parameters, cursor)
         if self.isolation_level is None and not self._explicit:
             self.commit()
+
+    def _after_write(self, sql: str) -> None:
+        """After a statement that may have written: seal a big transaction's rows so far
+        (its COMMIT then has less to do), unless the statement may have undone sealed rows."""
+        capture = self._capture
+        assert capture is not None
+        if capture.ahead is not None and "ROLLBACK" in sql.upper():
+            capture.stale = True  # ROLLBACK TO: rows sealed ahead may be back as they were
+        elif capture.pending() >= SEAL_AHEAD_ROWS:
+            self._live_store().seal_ahead(capture, self._schema_version)
 
     def _transaction_control(self, control: re.Match[str]) -> None:
         if control.group(1):

@@ -16,7 +16,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 import orjson
@@ -161,7 +161,8 @@ class Capture:
     read at commit, may have another key or none (a delete to write).
     """
 
-    __slots__ = ("replica", "rowids", "keys", "whole", "dropped", "pragmas_changed", "_old_key")
+    __slots__ = ("replica", "rowids", "keys", "whole", "dropped", "pragmas_changed", "_old_key",
+                 "ahead", "ahead_seq", "stale", "_sealed_rowids", "_sealed_keys")
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
@@ -171,6 +172,35 @@ class Capture:
         self.dropped: set[str] = set()  # dropped, renamed or altered: re-exported whole too
         self.pragmas_changed = False  # a stored pragma was set: the catalog is written
         self._old_key: dict[str, Callable[[Any], tuple]] = {}
+        # Sealing ahead (a big transaction's rows sealed as its statements write them, see
+        # ``Store.seal_ahead``): the records built so far, the sequence number they start at,
+        # and every row they cover with its key before the transaction. ``stale``: what was
+        # sealed ahead may no longer match the rows (a ROLLBACK TO, DDL, a failed seal); the
+        # commit then seals the whole transaction afresh.
+        self.ahead: Any = None
+        self.ahead_seq = 0
+        self.stale = False
+        self._sealed_rowids: dict[str, dict[int, tuple | None]] = {}
+        self._sealed_keys: dict[str, dict[tuple, tuple | None]] = {}
+
+    def pending(self) -> int:
+        """How many rows changed since the last seal (or the start), roughly."""
+        return (sum(map(len, self.rowids.values())) + sum(map(len, self.keys.values()))
+                if not self.stale else 0)
+
+    def sealed(self, skip: set[str]) -> None:
+        """The rows followed so far are sealed (those of ``skip`` excepted): follow anew from
+        here, each row's next change noting its key as it is now, so that each sealed step
+        holds the changes since the one before and the steps in order give the final state."""
+        _move_followed(self.rowids, self._sealed_rowids, skip)
+        _move_followed(self.keys, self._sealed_keys, skip)
+
+    def unseal(self) -> None:
+        """Forget what was sealed ahead: every row the transaction changed is followed again
+        with its key before the transaction, for a commit that seals it all afresh."""
+        _restore_followed(self.rowids, self._sealed_rowids)
+        _restore_followed(self.keys, self._sealed_keys)
+        self.ahead, self.ahead_seq, self.stale = None, 0, False
 
     def on_change(self, update: Any) -> None:
         """The preupdate hook (hot: every row an INSERT writes comes through here)."""
@@ -241,12 +271,16 @@ class Capture:
         conn = self.replica.conn
         if table.capture_mode == "key":
             seen = self.keys[table.name]
+            if not seen:
+                return [], []
             rows = [found[0] for key in seen
                     if (found := conn.execute(table.select_sql, key).fetchall())]
             current = {table.key_of_row(row): row for row in rows}
             gone = [old for key, old in seen.items() if old is not None and key not in current]
             return gone, rows
         by_rowid = self.rowids[table.name]
+        if not by_rowid:
+            return [], []
         low, high = min(by_rowid), max(by_rowid)
         if high - low + 1 == len(by_rowid):  # one range (what inserts make): no id list
             fetched = conn.execute(table.rows_in_range_sql, (low, high)).fetchall()
@@ -264,6 +298,27 @@ class Capture:
             return [], rows
         keys_now = dict(zip(rowids, map(table.key_of_row, rows), strict=True))
         return [old for rowid, old in olds if keys_now.get(rowid) != old], rows
+
+
+_Row = TypeVar("_Row", int, tuple)
+
+
+def _move_followed(current: dict[str, dict[_Row, tuple | None]],
+                   sealed: dict[str, dict[_Row, tuple | None]], skip: set[str]) -> None:
+    for name in list(current):
+        if name in skip:
+            continue
+        done = sealed.setdefault(name, {})
+        for row, before in current[name].items():
+            done.setdefault(row, before)  # the first (oldest) key is the one before
+        current[name] = {}
+
+
+def _restore_followed(current: dict[str, dict[_Row, tuple | None]],
+                      sealed: dict[str, dict[_Row, tuple | None]]) -> None:
+    for name, done in sealed.items():
+        current[name] = {**current.get(name, {}), **done}  # the older key wins
+    sealed.clear()
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ copying and switch).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import secrets
 import threading
@@ -75,12 +76,18 @@ class StoreOptions:
     wal_thread: bool = True
     storage: str | None = None  # a database server's URL (postgresql://...); None: a directory
 
+logger = logging.getLogger("deltadb_dialect")
 
 METRICS: dict[str, int] = {
     "commits": 0,
     "records_written": 0,
     "entities_written": 0,
+    "commits_sealed_ahead": 0,
 }
+
+# A write transaction that has changed at least this many rows since its last seal has them
+# sealed at the end of the statement (``Store.seal_ahead``); smaller ones seal at COMMIT.
+SEAL_AHEAD_ROWS = 1024
 
 
 class Store:
@@ -459,23 +466,73 @@ class Store:
         elif conn.status(apsw.SQLITE_DBSTATUS_DEFERRED_FKS)[0]:
             raise ConstraintViolation("FOREIGN KEY constraint failed")
 
+    def seal_ahead(self, capture: Capture, schema_version: int) -> None:
+        """Seal the rows a big transaction changed so far, while it goes on (caller holds
+        the store for write; the statement that changed them succeeded).
+
+        The work of sealing a row is the same at a statement's end as at the commit, so a
+        bulk transaction's COMMIT is left with the log's write and sync and the replica's
+        COMMIT. Each step seals the changes since the one before; replayed in order, the
+        steps give the transaction's final state. Anything that could make a sealed step
+        disagree with the rows (a ROLLBACK TO, DDL, a row that does not validate) makes the
+        capture stale, and the commit then seals the whole transaction afresh, as without
+        this; nothing sealed ahead is written before the commit.
+        """
+        if capture.stale or self.replica.schema_version() != schema_version:
+            capture.stale = True
+            return
+        replayer = self._require_replayer()
+        if capture.ahead is None:
+            capture.ahead, capture.ahead_seq = self._new_builder(replayer.seq + 1), replayer.seq + 1
+        skip = capture.whole | capture.dropped
+        collecting = gc.isenabled()
+        gc.disable()  # as in commit: the sealed entries live until the commit
+        try:
+            capture.ahead.captured(capture, skip)
+            capture.sealed(skip)
+        except (StoreError, apsw.Error) as exc:
+            # The commit seals everything again and raises this, if it still holds then.
+            logger.debug("sealing ahead stopped: %s", exc)
+            capture.stale = True
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _new_builder(self, seq: int) -> RecordBuilder:
+        keyring = self._require_keyring()
+        return RecordBuilder(sealer=keyring.active, store_id=self._store_id,
+                             naming_key=keyring.naming_key, seq=seq,
+                             key_hashers=self._require_replayer().key_hashers, cache=self.cache)
+
+    def _sealed_ahead(self, capture: Capture, schema_changed: bool) -> RecordBuilder | None:
+        """The records sealed ahead, if the commit can go on from them (else: forgotten)."""
+        builder = capture.ahead
+        if builder is None:
+            return None
+        if (capture.stale or schema_changed or capture.pragmas_changed
+                or capture.ahead_seq != self._require_replayer().seq + 1):
+            capture.unseal()
+            return None
+        METRICS["commits_sealed_ahead"] += 1
+        return builder
+
     def _seal_changes(self, capture: Capture, schema_version: int) -> RecordBuilder:
         """The transaction's changes, validated and sealed into records (nothing written
-        yet): the catalog and the tables exported whole first (created or altered in the
-        transaction, or not followable row by row), then the changed rows."""
+        yet): what was sealed ahead, then the catalog and the tables exported whole
+        (created or altered in the transaction, or not followable row by row), then the
+        changed rows."""
         replayer = self._require_replayer()
         replica = replayer.replica
         replica.stop_capture()
-        keyring = self._require_keyring()
         schema_changed = replica.schema_version() != schema_version
         changed: set[str] = set()
         if schema_changed:
             self._tables_dirty = True
             changed = replica.refresh_tables()
         whole = changed | capture.whole | capture.dropped
-        builder = RecordBuilder(sealer=keyring.active, store_id=self._store_id,
-                                naming_key=keyring.naming_key, seq=replayer.seq + 1,
-                                key_hashers=replayer.key_hashers, cache=self.cache)
+        builder = self._sealed_ahead(capture, schema_changed)
+        if builder is None:
+            builder = self._new_builder(replayer.seq + 1)
         if schema_changed:
             replayer.retag()
         if schema_changed or capture.pragmas_changed:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, exc
+
+from deltadb_dialect import dbapi, store
+from deltadb_dialect.store import SEAL_AHEAD_ROWS
 
 SCHEMA = [
     "CREATE TABLE ipk (id INTEGER PRIMARY KEY, u TEXT UNIQUE, n INT)",
@@ -110,9 +114,24 @@ def content(engine: Engine) -> dict[str, list[tuple]]:
                 for name, sql in CONTENT.items()}
 
 
+def remove_replica(store_dir: Path) -> None:
+    """Delete the host's replica: the next open rebuilds it from the snapshot and the log,
+    so what a test reads back is what the commits wrote to the store."""
+    (store_dir / "store.replica").unlink()
+    for path in store_dir.glob("replica-*"):
+        path.unlink()
+
+
+@pytest.mark.parametrize("seal_ahead_rows", [SEAL_AHEAD_ROWS, 1],
+                         ids=["sealed-at-commit", "sealed-after-each-statement"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reopened_store_holds_exactly_the_committed_rows(
-        make_engine: Callable[..., Engine], seed: int) -> None:
+        make_engine: Callable[..., Engine], store_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        seed: int, seal_ahead_rows: int) -> None:
+    # Sealed after each statement, every step of a transaction (key moves, rows changed
+    # again, savepoints rolled back, failed statements) must still give its final state.
+    monkeypatch.setattr(dbapi, "SEAL_AHEAD_ROWS", seal_ahead_rows)
+    sealed_ahead = store.METRICS["commits_sealed_ahead"]
     rng = random.Random(seed)
     engine = make_engine()
     with engine.begin() as conn:
@@ -123,9 +142,97 @@ def test_reopened_store_holds_exactly_the_committed_rows(
             random_transaction(engine, rng)
         expected = content(engine)
         assert any(expected.values())
-        engine.dispose()  # closes the store; the next engine rebuilds it from disk
+        engine.dispose()  # closes the store; the next engine rebuilds it from the log
+        remove_replica(store_dir)
         engine = make_engine()
         assert content(engine) == expected
+    if seal_ahead_rows == 1:
+        assert store.METRICS["commits_sealed_ahead"] > sealed_ahead + 20
+    else:
+        assert store.METRICS["commits_sealed_ahead"] == sealed_ahead
+
+
+def test_a_bulk_transaction_is_sealed_as_its_statements_run(
+        make_engine: Callable[..., Engine], store_dir: Path) -> None:
+    engine = make_engine()
+    in_transactions(engine, ["CREATE TABLE m (id INTEGER PRIMARY KEY, k TEXT UNIQUE, n INT)",
+                             "CREATE TABLE w (k TEXT PRIMARY KEY, n INT) WITHOUT ROWID"])
+    rows = SEAL_AHEAD_ROWS + 500
+    sealed_ahead = store.METRICS["commits_sealed_ahead"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO m VALUES (?, ?, ?)",
+                             [(i, f"k{i}", i) for i in range(1, rows + 1)])
+        conn.exec_driver_sql("INSERT INTO w VALUES (?, ?)",
+                             [(f"k{i}", i) for i in range(1, rows + 1)])
+        # after the first seal: rows sealed ahead move, change, go and come back
+        conn.exec_driver_sql("UPDATE m SET id = id + 100000 WHERE id <= 10")
+        conn.exec_driver_sql("INSERT INTO m VALUES (5, 'new5', -5)")
+        conn.exec_driver_sql("DELETE FROM m WHERE id BETWEEN 20 AND 30")
+        conn.exec_driver_sql("UPDATE w SET k = 'moved' || k WHERE n <= 10")
+        conn.exec_driver_sql("INSERT INTO w VALUES ('k3', -3)")
+        conn.exec_driver_sql("INSERT OR REPLACE INTO m VALUES (40, 'k41', 0)")  # two rows go
+    assert store.METRICS["commits_sealed_ahead"] == sealed_ahead + 1
+    expected = {name: [tuple(r) for r in engine.connect().exec_driver_sql(
+        f"SELECT * FROM {name} ORDER BY 1")] for name in ("m", "w")}
+    engine.dispose()
+    remove_replica(store_dir)
+    reopened_engine = make_engine()
+    with reopened_engine.connect() as conn:
+        for name, rows_before in expected.items():
+            assert [tuple(r) for r in conn.exec_driver_sql(
+                f"SELECT * FROM {name} ORDER BY 1")] == rows_before
+
+
+def test_rows_sealed_ahead_then_rolled_back_to_a_savepoint_never_reach_the_store(
+        make_engine: Callable[..., Engine], store_dir: Path) -> None:
+    engine = make_engine()
+    in_transactions(engine, ["CREATE TABLE t (id INTEGER PRIMARY KEY, n INT)"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)", [(i, i) for i in range(1, 101)])
+        savepoint = conn.begin_nested()
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)",
+                             [(i, i) for i in range(101, 102 + SEAL_AHEAD_ROWS)])
+        conn.exec_driver_sql("UPDATE t SET n = -1 WHERE id <= 100")
+        savepoint.rollback()
+    assert reopened_after_rebuild(make_engine, engine, store_dir,
+                                  "SELECT count(*), sum(n) FROM t") == [(100, 5050)]
+
+
+def test_a_bulk_row_that_violates_its_schema_fails_the_commit_and_writes_nothing(
+        make_engine: Callable[..., Engine], store_dir: Path) -> None:
+    engine = make_engine()
+    in_transactions(engine, ["CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(3))"])
+    rows = [(i, "ok") for i in range(1, SEAL_AHEAD_ROWS + 10)]
+    rows[-5] = (rows[-5][0], "toolong")
+    with pytest.raises(exc.IntegrityError, match="violates its schema at column 'code'"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)", rows)
+    with engine.begin() as conn:  # the store goes on
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)", rows[:-5])
+    assert reopened_after_rebuild(make_engine, engine, store_dir,
+                                  "SELECT count(*) FROM t") == [(len(rows) - 5,)]
+
+
+def test_a_schema_change_after_rows_were_sealed_ahead(
+        make_engine: Callable[..., Engine], store_dir: Path) -> None:
+    engine = make_engine()
+    in_transactions(engine, ["CREATE TABLE t (id INTEGER PRIMARY KEY, n INT)"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)",
+                             [(i, i) for i in range(1, SEAL_AHEAD_ROWS + 2)])
+        conn.exec_driver_sql("ALTER TABLE t ADD COLUMN label TEXT")
+        conn.exec_driver_sql("UPDATE t SET label = 'x' || id WHERE id % 2 = 0")
+    assert reopened_after_rebuild(
+        make_engine, engine, store_dir,
+        "SELECT count(*), count(label), max(label) FROM t WHERE id <= 10") == [(10, 5, "x8")]
+
+
+def reopened_after_rebuild(make_engine: Callable[..., Engine], engine: Engine,
+                           store_dir: Path, sql: str) -> list[tuple]:
+    engine.dispose()
+    remove_replica(store_dir)
+    with make_engine().connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(sql)]
 
 
 def reopened(make_engine: Callable[..., Engine], engine: Engine, sql: str) -> list[tuple]:
