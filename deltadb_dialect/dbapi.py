@@ -361,12 +361,16 @@ class Connection:
         except store_errors.StoreError as exc:
             raise translate(exc) from exc
         self._holding = True
+        if store.lock.rechecks_reads:  # other connections of this thread read into it too
+            store.reads_before_write = self._reads
 
     def _open_replica_transaction(self) -> None:
         """BEGIN and start capturing changes: deferred to the first statement that may write,
         so read-only transactions (most of them) cost no capture session at all."""
         try:
-            if self._live_store().lock_for_write():
+            store = self._live_store()
+            store.reads_before_write = None  # from here on, the write lock holds what it read
+            if store.lock_for_write():
                 self._check_reads()
             self._capture, self._schema_version = self._live_store().begin(
                 foreign_keys=self._foreign_keys)
@@ -397,6 +401,8 @@ class Connection:
 
     def _end(self) -> None:
         self._reads = []
+        if self._store is not None and self._holding:
+            self._store.reads_before_write = None
         self._holding = False
         self._begun = False
         self._explicit = False
@@ -436,6 +442,9 @@ class Connection:
             return
         if not self._holding and self._live_store().held_by_this_thread():
             self._execute(cursor, sql, parameters, many, word, guest=True)
+            reads = self._live_store().reads_before_write
+            if reads is not None and not many:  # checked with the holder's own reads
+                reads.append((sql, parameters, cursor._rows))
             return
         if not self._holding and word == "PRAGMA" and _STORED_PRAGMA.match(sql):
             self._run_stored_pragma(cursor, sql, parameters)

@@ -121,6 +121,10 @@ class Store:
         # cleared whenever the schema changes.
         self.statement_cache: dict[str, tuple[Any]] = {}
         self.cache = EntityCache(options.cache_size, options.cache_ttl)
+        # The running transaction's reads before its first write, where the storage checks
+        # them again when it takes the write lock (shared by hosts): the holder's and those
+        # its thread makes through other connections meanwhile. None otherwise.
+        self.reads_before_write: list[tuple[str, Any, list[Any]]] | None = None
 
     # --- what the rest of the driver sees ---------------------------------------------------
 

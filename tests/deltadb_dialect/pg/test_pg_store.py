@@ -316,6 +316,31 @@ def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path
     check.dispose()
 
 
+def test_a_read_through_another_connection_of_the_thread_is_checked_too(master_key, tmp_path,
+                                                                        pg_url) -> None:
+    # Code that reads through a second connection while the first one's transaction is open
+    # (a helper with its own session) reads into that transaction: its rows count as read.
+    host_a = create_engine(_url(tmp_path / "a", pg_url))
+    host_b = create_engine(_url(tmp_path / "b", pg_url))
+    with host_a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
+        conn.execute(text("INSERT INTO t VALUES (1, 0)"))
+    read = text("SELECT v FROM t WHERE id = 1")
+    with host_b.connect() as conn, host_b.connect() as side:
+        with conn.begin():
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+            value = side.execute(read).scalar()
+            side.rollback()
+            with host_a.begin() as other:
+                other.execute(text("UPDATE t SET v = 7 WHERE id = 1"))
+            with pytest.raises(OperationalError, match="could not serialize"):
+                conn.execute(text("UPDATE t SET v = :v WHERE id = 1"), {"v": value + 1})
+    with host_b.connect() as conn:
+        assert conn.execute(read).scalar() == 7
+    host_a.dispose()
+    host_b.dispose()
+
+
 def test_a_read_that_catches_up_with_another_host_costs_one_query(master_key, tmp_path,
                                                                     pg_url,
                                                                     monkeypatch) -> None:
