@@ -5,10 +5,11 @@ process keeps the flock between its transactions, so back-to-back transactions c
 no lock/unlock/fstat system calls. A process that wants the lock sets a flag in the
 (mapped) lock file and wakes the holder's helper thread through a datagram to the
 holder's abstract socket, whose name the holder publishes in the lock file. The holder
-gives the lock up at the end of its running transaction, or at once (helper thread)
-when it is between transactions. With nobody asking, the helper still gives the lock
-up after ``LOCK_IDLE_SECONDS`` without a transaction (it wakes this often while the
-lock is kept, so a waiter that cannot wake it waits at most about this).
+gives the lock up at the end of its turn (``TURN_SECONDS`` after it took the lock, while
+it keeps running transactions), or as soon as it is idle (helper thread). With nobody
+asking, the helper still gives the lock up after ``LOCK_IDLE_SECONDS`` without a
+transaction (it wakes this often while the lock is kept, so a waiter that cannot wake it
+waits at most about this).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from deltadb_dialect.errors import LockTimeoutError
 
 LOCK_IDLE_SECONDS = 1.0
 HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to take it back
+# A process that took the lock from another keeps it this long while busy, even when asked
+# for it: a handover costs more than a transaction (the taker catches up and reads the
+# replica's pages afresh, since another process wrote them), so busy processes take turns
+# of many transactions each. A waiter waits at most a turn and one transaction.
+TURN_SECONDS = 0.04
+WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
 LOCK_FILE_BYTES = 32  # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token
 _WAKE_PREFIX = b"\0deltadb-lock-"
 
@@ -54,6 +61,7 @@ class StoreLock:
         self._wake_sender: socket.socket | None = None
         self._closing = False
         self._yield_until = 0.0
+        self._turn_ends = 0.0  # a waiter asking before then waits for the end of our turn
         self._map_flag()
 
     def _map_flag(self) -> None:
@@ -114,6 +122,7 @@ class StoreLock:
             self.mutex.release()
             raise
         self.flock_held = True
+        self._turn_ends = time.monotonic() + TURN_SECONDS
         return True
 
     def lock_for_write(self) -> bool:
@@ -140,10 +149,13 @@ class StoreLock:
         flag = self._map
         if flag is None:
             self.unlock_file()
-        elif flag[0]:
+        elif flag[0] and self._turn_over():
             self.unlock_file()
             self._yield_until = time.monotonic() + HANDOVER_SECONDS
         self.mutex.release()
+
+    def _turn_over(self) -> bool:
+        return time.monotonic() >= self._turn_ends
 
     def unlock_file(self) -> None:
         self.flock_held = False
@@ -167,10 +179,13 @@ class StoreLock:
             METRICS["lock_waits"] += 1
         deadline = time.monotonic() + wait
         pause = 0.0002
+        next_wake = 0.0
         while True:
             if flag is not None:
                 flag[0] = 1  # ask the holder to give the lock up (re-asserted at each try)
-                self._wake_holder(flag)
+                if time.monotonic() >= next_wake:
+                    self._wake_holder(flag)
+                    next_wake = time.monotonic() + WAKE_REPEAT_SECONDS
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if flag is not None:
@@ -246,9 +261,9 @@ class StoreLock:
                 wanted = flag is not None and flag[0]
             except ValueError:  # unmapped by close()
                 return
-            if self._activity != seen and not wanted:
-                seen = self._activity  # busy: keep the lock for the next transaction
-                continue
+            busy, seen = self._activity != seen, self._activity
+            if busy and not (wanted and self._turn_over()):
+                continue  # keep the lock for the next transaction
             if not self.mutex.acquire(blocking=False):
                 continue  # a transaction is running; it gives the lock up at its end
             try:
