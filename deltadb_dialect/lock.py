@@ -19,6 +19,7 @@ import mmap
 import os
 import secrets
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,10 @@ HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to
 # of many transactions each. A waiter waits at most a turn and one transaction.
 TURN_SECONDS = 0.04
 WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
-LOCK_FILE_BYTES = 32  # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token
+# byte 0: "a process is waiting"; bytes 8-24: the holder's wake token; bytes 24-32: when the
+# holder's turn ends (CLOCK_MONOTONIC seconds, the same clock in every process of the host)
+LOCK_FILE_BYTES = 32
+_TURN_END = struct.Struct("=d")
 _WAKE_PREFIX = b"\0deltadb-lock-"
 
 METRICS: dict[str, int] = {"lock_waits": 0}
@@ -122,8 +126,13 @@ class StoreLock:
             self.mutex.release()
             raise
         self.flock_held = True
-        self._turn_ends = time.monotonic() + TURN_SECONDS
+        self._begin_turn()
         return True
+
+    def _begin_turn(self) -> None:
+        self._turn_ends = time.monotonic() + TURN_SECONDS
+        if self._map is not None:
+            _TURN_END.pack_into(self._map, 24, self._turn_ends)  # waiters sleep until then
 
     def lock_for_write(self) -> bool:
         """A transaction that began reading writes; True when another host committed since
@@ -196,8 +205,18 @@ class StoreLock:
                     raise LockTimeoutError(
                         "database is locked: another process held the store for too long"
                     ) from None
-                time.sleep(pause)
+                time.sleep(self._pause_before_retry(flag, pause))
                 pause = min(pause * 2, 0.001)
+
+    @staticmethod
+    def _pause_before_retry(flag: mmap.mmap | None, pause: float) -> float:
+        """How long to wait before trying the flock again: while the holder's turn runs it
+        keeps the lock (unless it goes idle), so trying every ``pause`` would only take the
+        interpreter from this process's other threads a thousand times a second."""
+        if flag is None:
+            return pause
+        turn_left = _TURN_END.unpack_from(flag, 24)[0] - time.monotonic()
+        return max(pause, min(turn_left, WAKE_REPEAT_SECONDS))
 
     def _wake_holder(self, flag: mmap.mmap) -> None:
         """Wake the lock holder's helper thread (best effort: the flag is what counts)."""
