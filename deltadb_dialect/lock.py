@@ -32,7 +32,7 @@ HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to
 # for it: a handover costs more than a transaction (the taker catches up and reads the
 # replica's pages afresh, since another process wrote them), so busy processes take turns
 # of many transactions each. A waiter waits at most a turn and one transaction.
-TURN_SECONDS = 0.04
+TURN_SECONDS = 0.015
 WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
 # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token; bytes 24-32: when the
 # holder's turn ends (CLOCK_MONOTONIC seconds, the same clock in every process of the host)
