@@ -50,6 +50,14 @@ class GroupCommit:
         can be stale at once): callers use it to choose where to run short work."""
         return not self._store.closed and not self._store.would_wait()
 
+    def take(self) -> None:
+        """Take the store for this process (waiting for its other threads and for other
+        processes, then catching up with their commits) and keep it for the transactions
+        that follow, so that they begin without waiting. Blocks: call it from a thread."""
+        store = self._store
+        store.acquire()
+        store.release()
+
     @contextmanager
     def deferring(self) -> Iterator[DeferredCommits]:
         """Commits by this thread in the block return once written, before the log's sync;

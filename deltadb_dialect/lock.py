@@ -5,10 +5,11 @@ process keeps the flock between its transactions, so back-to-back transactions c
 no lock/unlock/fstat system calls. A process that wants the lock sets a flag in the
 (mapped) lock file and wakes the holder's helper thread through a datagram to the
 holder's abstract socket, whose name the holder publishes in the lock file. The holder
-gives the lock up at the end of its running transaction, or at once (helper thread)
-when it is between transactions. With nobody asking, the helper still gives the lock
-up after ``LOCK_IDLE_SECONDS`` without a transaction (it wakes this often while the
-lock is kept, so a waiter that cannot wake it waits at most about this).
+gives the lock up at the end of its turn (``TURN_SECONDS`` after it took the lock, while
+it keeps running transactions), or as soon as it is idle (helper thread). With nobody
+asking, the helper still gives the lock up after ``LOCK_IDLE_SECONDS`` without a
+transaction (it wakes this often while the lock is kept, so a waiter that cannot wake it
+waits at most about this).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import mmap
 import os
 import secrets
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -26,7 +28,16 @@ from deltadb_dialect.errors import LockTimeoutError
 
 LOCK_IDLE_SECONDS = 1.0
 HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to take it back
-LOCK_FILE_BYTES = 32  # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token
+# A process that took the lock from another keeps it this long while busy, even when asked
+# for it: a handover costs more than a transaction (the taker catches up and reads the
+# replica's pages afresh, since another process wrote them), so busy processes take turns
+# of many transactions each. A waiter waits at most a turn and one transaction.
+TURN_SECONDS = 0.015
+WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
+# byte 0: "a process is waiting"; bytes 8-24: the holder's wake token; bytes 24-32: when the
+# holder's turn ends (CLOCK_MONOTONIC seconds, the same clock in every process of the host)
+LOCK_FILE_BYTES = 32
+_TURN_END = struct.Struct("=d")
 _WAKE_PREFIX = b"\0deltadb-lock-"
 
 METRICS: dict[str, int] = {"lock_waits": 0}
@@ -54,6 +65,7 @@ class StoreLock:
         self._wake_sender: socket.socket | None = None
         self._closing = False
         self._yield_until = 0.0
+        self._turn_ends = 0.0  # a waiter asking before then waits for the end of our turn
         self._map_flag()
 
     def _map_flag(self) -> None:
@@ -114,7 +126,13 @@ class StoreLock:
             self.mutex.release()
             raise
         self.flock_held = True
+        self._begin_turn()
         return True
+
+    def _begin_turn(self) -> None:
+        self._turn_ends = time.monotonic() + TURN_SECONDS
+        if self._map is not None:
+            _TURN_END.pack_into(self._map, 24, self._turn_ends)  # waiters sleep until then
 
     def lock_for_write(self) -> bool:
         """A transaction that began reading writes; True when another host committed since
@@ -140,10 +158,13 @@ class StoreLock:
         flag = self._map
         if flag is None:
             self.unlock_file()
-        elif flag[0]:
+        elif flag[0] and self._turn_over():
             self.unlock_file()
             self._yield_until = time.monotonic() + HANDOVER_SECONDS
         self.mutex.release()
+
+    def _turn_over(self) -> bool:
+        return time.monotonic() >= self._turn_ends
 
     def unlock_file(self) -> None:
         self.flock_held = False
@@ -167,10 +188,13 @@ class StoreLock:
             METRICS["lock_waits"] += 1
         deadline = time.monotonic() + wait
         pause = 0.0002
+        next_wake = 0.0
         while True:
             if flag is not None:
                 flag[0] = 1  # ask the holder to give the lock up (re-asserted at each try)
-                self._wake_holder(flag)
+                if time.monotonic() >= next_wake:
+                    self._wake_holder(flag)
+                    next_wake = time.monotonic() + WAKE_REPEAT_SECONDS
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if flag is not None:
@@ -181,8 +205,18 @@ class StoreLock:
                     raise LockTimeoutError(
                         "database is locked: another process held the store for too long"
                     ) from None
-                time.sleep(pause)
+                time.sleep(self._pause_before_retry(flag, pause))
                 pause = min(pause * 2, 0.001)
+
+    @staticmethod
+    def _pause_before_retry(flag: mmap.mmap | None, pause: float) -> float:
+        """How long to wait before trying the flock again: while the holder's turn runs it
+        keeps the lock (unless it goes idle), so trying every ``pause`` would only take the
+        interpreter from this process's other threads a thousand times a second."""
+        if flag is None:
+            return pause
+        turn_left = _TURN_END.unpack_from(flag, 24)[0] - time.monotonic()
+        return max(pause, min(turn_left, WAKE_REPEAT_SECONDS))
 
     def _wake_holder(self, flag: mmap.mmap) -> None:
         """Wake the lock holder's helper thread (best effort: the flag is what counts)."""
@@ -246,9 +280,9 @@ class StoreLock:
                 wanted = flag is not None and flag[0]
             except ValueError:  # unmapped by close()
                 return
-            if self._activity != seen and not wanted:
-                seen = self._activity  # busy: keep the lock for the next transaction
-                continue
+            busy, seen = self._activity != seen, self._activity
+            if busy and not (wanted and self._turn_over()):
+                continue  # keep the lock for the next transaction
             if not self.mutex.acquire(blocking=False):
                 continue  # a transaction is running; it gives the lock up at its end
             try:

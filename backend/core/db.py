@@ -131,17 +131,17 @@ if QUICK_WORK_ON_LOOP:
 async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """`run_in_session` for the per-message hot path: a few statements over bounded rows.
 
-    On deltadb, when taking the store cannot wait, this runs right here on the event loop. The
-    store runs one transaction at a time per process anyway, and handing a millisecond of work
-    to a thread costs more than the work: the thread and the loop then trade the GIL back and
-    forth (bench/api_bench.py, 50 users: 5.4-5.9 ms of server CPU per message this way, 6.6-7.0
-    ms through the thread). When the store may make it wait (a database thread is busy with a
-    long search or an export, or another process may hold the store), it goes to the thread
-    instead, so the loop never blocks on a wait. On the loop, a commit is acknowledged only
-    after the log's sync, which the units of one loop round share (see `_on_the_loop`).
+    On deltadb this runs right here on the event loop. The store runs one transaction at a
+    time per process anyway, and handing a millisecond of work to a thread costs more than the
+    work: the thread and the loop then trade the GIL back and forth (bench/api_bench.py, 50
+    users: 5.4-5.9 ms of server CPU per message this way, 6.6-7.0 ms through the thread). When
+    taking the store would wait (a database thread has it for a long search or an export,
+    or another process holds it), a thread waits and takes it for this process (see
+    `_store_for_the_loop`) while the loop goes on; then the unit runs on the loop. On the
+    loop, a commit is acknowledged only after the log's sync, which the units of one loop
+    round share (see `_on_the_loop`).
     """
-    if (QUICK_WORK_ON_LOOP and database_threads.borrowed_tokens == 0
-            and (store := _ready_store()) is not None):
+    if QUICK_WORK_ON_LOOP and (store := await _store_for_the_loop()) is not None:
         try:
             return await _on_the_loop(store, fn, **kwargs)
         except DBAPIError as error:
@@ -188,13 +188,37 @@ def _sync_now(group: Any, round_: "asyncio.Future[None]") -> None:
         round_.set_result(None)
 
 
-def _ready_store() -> Any:
-    """The store's group commit handle when no wait is in sight: this process kept the
-    store's lock since its last transaction and no other thread has it (else None).
-    Otherwise another process may hold the store (another worker, a backup, a migration),
-    and waiting for it must not stall the event loop."""
+# Taking the store when it is busy: one thread at a time does it for all the units waiting
+# on the loop, apart from the database threads (which may be busy with long work).
+_store_taker = CapacityLimiter(1)
+_taking: "asyncio.Future[None] | None" = None
+async def _store_for_the_loop() -> Any:
+    """The store's group commit handle once a transaction begun on the loop would not wait:
+    this process holds the store's lock and no other thread has it (None if that does not
+    come). Until then a thread waits for the store while the loop goes on, and takes it for
+    this process; the units waiting for it then run on the loop one after the other, instead
+    of each in a thread with its own log sync (and, with several worker processes, with a
+    handover of the store between every two of them)."""
     group = _group_commit
-    return group if group is not None and group.ready() else None
+    if group is None or not group.is_open:
+        return None
+    while not group.ready():
+        try:
+            await _store_taken(group)
+        except Exception:  # noqa: BLE001 - the unit's own thread meets the error, if it lasts
+            return None
+        if not group.is_open:
+            return None
+    return group
+
+
+async def _store_taken(group: Any) -> None:
+    """Until a thread has taken the store for this process (one take shared by the waiters)."""
+    global _taking
+    loop = asyncio.get_running_loop()
+    if _taking is None or _taking.done() or _taking.get_loop() is not loop:
+        _taking = asyncio.ensure_future(to_thread.run_sync(group.take, limiter=_store_taker))
+    await asyncio.shield(_taking)
 
 
 def alembic_config() -> Config:

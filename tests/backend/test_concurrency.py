@@ -57,11 +57,11 @@ async def test_a_hundred_concurrent_requests_on_one_connection(one_connection_po
 @pytest.mark.skipif(
     not settings.DATABASE_URL.startswith("deltadb"), reason="the quick path is deltadb's"
 )
-async def test_quick_work_runs_on_the_loop_unless_the_store_could_make_it_wait(
+async def test_quick_work_runs_on_the_loop_once_the_store_is_taken_for_it(
     migrated_engine: Engine,
 ) -> None:
     """Short units run on the event loop's own thread; while another thread holds the store
-    they go to the database thread, so that the loop never blocks waiting for it."""
+    a thread waits for it, so that the loop never blocks, and the unit then runs on the loop."""
     loop_thread = threading.get_ident()
 
     def where(*, session: Session) -> int:
@@ -86,7 +86,7 @@ async def test_quick_work_runs_on_the_loop_unless_the_store_could_make_it_wait(
     await asyncio.sleep(0.05)
     assert not queued.done()  # waiting, but not on the loop: we are still running
     release.set()
-    assert await asyncio.wait_for(queued, 10) != loop_thread
+    assert await asyncio.wait_for(queued, 10) == loop_thread
     holder.join(10)
 
 
