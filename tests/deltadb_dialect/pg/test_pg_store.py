@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from tests.deltadb_dialect.pg.conftest import PasswordCluster
@@ -275,13 +275,20 @@ def test_hosts_starting_together_on_an_empty_database_make_one_store(
     engine.dispose()
 
 
-def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path,
-                                                            pg_url) -> None:
+def _two_hosts_sharing_table_t(tmp_path, pg_url, *, rows: int) -> tuple[Engine, Engine]:
+    """Engines of hosts A and B on one store; A has made table t with ``rows`` rows (v = 0)."""
     host_a = create_engine(_url(tmp_path / "a", pg_url))
     host_b = create_engine(_url(tmp_path / "b", pg_url))
     with host_a.begin() as conn:
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
-        conn.execute(text("INSERT INTO t VALUES (1, 0), (2, 0)"))
+        conn.execute(text("INSERT INTO t VALUES (:id, 0)"),
+                     [{"id": i} for i in range(1, rows + 1)])
+    return host_a, host_b
+
+
+def test_reads_take_no_lock_and_a_write_checks_what_it_read(master_key, tmp_path,
+                                                            pg_url) -> None:
+    host_a, host_b = _two_hosts_sharing_table_t(tmp_path, pg_url, rows=2)
     with host_b.connect() as conn:  # opened (opening holds the store)
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2
     with host_a.begin() as conn:
@@ -320,11 +327,7 @@ def test_a_read_through_another_connection_of_the_thread_is_checked_too(master_k
                                                                         pg_url) -> None:
     # Code that reads through a second connection while the first one's transaction is open
     # (a helper with its own session) reads into that transaction: its rows count as read.
-    host_a = create_engine(_url(tmp_path / "a", pg_url))
-    host_b = create_engine(_url(tmp_path / "b", pg_url))
-    with host_a.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v INT)"))
-        conn.execute(text("INSERT INTO t VALUES (1, 0)"))
+    host_a, host_b = _two_hosts_sharing_table_t(tmp_path, pg_url, rows=1)
     read = text("SELECT v FROM t WHERE id = 1")
     with host_b.connect() as conn, host_b.connect() as side:
         with conn.begin():
