@@ -50,6 +50,12 @@ class GroupCommit:
         can be stale at once): callers use it to choose where to run short work."""
         return not self._store.closed and not self._store.would_wait()
 
+    @property
+    def can_be_taken(self) -> bool:
+        """Whether ``take`` can make the next transactions begin without waiting (a store on
+        a directory; on a storage shared by hosts every transaction begins with a round trip)."""
+        return self._store.lock.kept_between_transactions
+
     def take(self) -> None:
         """Take the store for this process (waiting for its other threads and for other
         processes, then catching up with their commits) and keep it for the transactions

@@ -49,6 +49,9 @@ class StoreLock:
     # Whether a transaction's reads before its first write are checked again when it takes
     # the write lock (a storage shared by hosts); here the lock is held from the first read.
     rechecks_reads = False
+    # Whether a process can keep the store between transactions, so that the next ones begin
+    # without waiting (``would_wait`` False); a storage shared by hosts never can.
+    kept_between_transactions = True
 
     def __init__(self, path: Path, *, timeout: float) -> None:
         self.path = path

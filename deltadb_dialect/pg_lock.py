@@ -32,6 +32,7 @@ class PgLock(StoreLock):
     the head check or the head row in PostgreSQL."""
 
     rechecks_reads = True  # readers take no lock: see StoreLock.lock_for_write
+    kept_between_transactions = False  # each transaction begins with a round trip
 
     def __init__(self, path: Path, *, timeout: float, storage: PgStorage) -> None:
         super().__init__(path, timeout=timeout)

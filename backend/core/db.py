@@ -191,7 +191,10 @@ def _sync_now(group: Any, round_: "asyncio.Future[None]") -> None:
 # Taking the store when it is busy: one thread at a time does it for all the units waiting
 # on the loop, apart from the database threads (which may be busy with long work).
 _store_taker = CapacityLimiter(1)
+_TAKES_BEFORE_A_THREAD = 3
 _taking: "asyncio.Future[None] | None" = None
+
+
 async def _store_for_the_loop() -> Any:
     """The store's group commit handle once a transaction begun on the loop would not wait:
     this process holds the store's lock and no other thread has it (None if that does not
@@ -202,14 +205,20 @@ async def _store_for_the_loop() -> Any:
     group = _group_commit
     if group is None or not group.is_open:
         return None
-    while not group.ready():
+    if not group.can_be_taken:  # every transaction waits for a round trip: in a thread
+        return group if group.ready() else None
+    for _attempt in range(_TAKES_BEFORE_A_THREAD):
+        if group.ready():
+            return group
         try:
             await _store_taken(group)
         except Exception:  # noqa: BLE001 - the unit's own thread meets the error, if it lasts
             return None
         if not group.is_open:
             return None
-    return group
+    # Still not ready (the lock cannot be kept here, or others keep taking it first): the
+    # unit runs in a thread of its own, which may wait.
+    return group if group.ready() else None
 
 
 async def _store_taken(group: Any) -> None:
