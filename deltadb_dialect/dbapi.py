@@ -144,6 +144,9 @@ _DROPS_TABLES = re.compile(r"\b(?:DROP|ALTER)\b", re.IGNORECASE)
 _ROWCOUNT_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 # Statements that never write: they run while the store is held, without BEGIN.
 _READ_ONLY_STATEMENTS = ("SELECT",)
+# A statement beginning with WITH writes only if one of these words appears in it (a word in
+# a string literal only costs the statement a replica transaction it did not need).
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
 def translate(exc: BaseException) -> Error:
@@ -188,7 +191,10 @@ def _classify(sql: str) -> tuple[re.Match[str] | None, str]:
     if found is None:
         if len(_CLASSIFIED) >= _CLASSIFIED_LIMIT:
             _CLASSIFIED.clear()
-        found = _CLASSIFIED[sql] = (_TXN_CONTROL.match(sql), _first_word(sql))
+        word = _first_word(sql)
+        if word == "WITH" and not _WRITES.search(sql):
+            word = "SELECT"  # a query with common table expressions reads only
+        found = _CLASSIFIED[sql] = (_TXN_CONTROL.match(sql), word)
     return found
 
 

@@ -50,6 +50,9 @@ class ChatTurn:
     # A regeneration: what the conversation showed before, shown again if the new version
     # fails (the earlier versions are all kept).
     restores_uuid: str | None = None
+    # The answer's shared row (`answer_generations`), when the transaction that stored the
+    # question registered it too (one commit instead of two).
+    generation_uuid: str | None = None
 
 
 def derive_title(question: str) -> str:
@@ -131,7 +134,8 @@ def start_turn(
     parent_uuid: str | None = None,
     edit_of: str | None = None,
 ) -> ChatTurn:
-    """Store the question and prepare the model call (the question is kept even if it fails).
+    """Write the question and prepare the model call; the caller commits (the question is
+    kept even if the answer fails).
 
     It follows the message shown last, or `parent_uuid`; with `edit_of` it is a new version
     of that question. The model sees the path it continues, and the conversation now shows it.
@@ -182,7 +186,6 @@ def start_turn(
     public = ConversationPublic.model_validate(conversation).model_copy(
         update={"updated_at": now, "title": title, "current_message_uuid": question["uuid"]}
     )
-    session.commit()
     return ChatTurn(
         conversation_id=conversation.id,
         conversation=public,

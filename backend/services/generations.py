@@ -101,8 +101,9 @@ def ensure_idle(*, session: Session, conversation_id: int) -> None:
         raise Conflict(BUSY)
 
 
-def _register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
-    ensure_idle(session=session, conversation_id=turn.conversation_id)
+def register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
+    """Add the answer's shared row to the session's transaction (the caller made sure that
+    no answer is running, and commits: a concurrent registration fails that commit)."""
     # A failed or abandoned answer of an earlier question makes way.
     session.execute(
         delete(AnswerGeneration).where(AnswerGeneration.conversation_id == turn.conversation_id)
@@ -115,11 +116,22 @@ def _register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
             model=turn.model,
         )
     )
+
+
+def commit_registered(session: Session) -> None:
+    """Commit a transaction that registered an answer; Conflict if another worker registered
+    one for the same conversation meanwhile (then nothing of the transaction is kept)."""
     try:
         session.commit()
-    except IntegrityError as error:  # another worker registered one in the meantime
+    except IntegrityError as error:
         session.rollback()
         raise Conflict(BUSY) from error
+
+
+def _register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
+    ensure_idle(session=session, conversation_id=turn.conversation_id)
+    register(session=session, turn=turn, uuid=uuid)
+    commit_registered(session)
 
 
 def _heartbeat(*, session: Session, uuid: str, content: str) -> bool:
@@ -165,8 +177,10 @@ def _start_event(turn: ChatTurn, uuid: str) -> dict[str, Any]:
 
 async def start(turn: ChatTurn, options: AnswerOptions) -> Generation:
     """Register and start the answer; it runs to its end whoever follows it."""
-    uuid = new_uuid()
-    await run_quick_in_session(_register, turn=turn, uuid=uuid)
+    uuid = turn.generation_uuid
+    if uuid is None:  # not registered with the question
+        uuid = new_uuid()
+        await run_quick_in_session(_register, turn=turn, uuid=uuid)
     generation = Generation(
         uuid=uuid, conversation_id=turn.conversation_id, started=_start_event(turn, uuid)
     )

@@ -23,13 +23,15 @@ def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTur
     conversation = _find_quickchat(session=session, owner=owner) or create_conversation(
         session=session, owner=owner, conversation_in=ConversationCreate(), kind="quickchat"
     )
-    return start_turn(
+    turn = start_turn(
         session=session,
         owner=owner,
         conversation_uuid=conversation.uuid,
         content=content,
         model=None,
     )
+    session.commit()
+    return turn
 
 
 def history(*, session: Session, owner: Owner) -> list[QuickChatExchange]:

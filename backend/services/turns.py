@@ -1,13 +1,14 @@
-"""Starting a turn under the issue-6 rules: usage limits first, then the conversation's tools.
+"""Starting a turn: usage limits first, then the question, then the conversation's tools.
 
 The limit check, the question's row and the counters are one transaction, so a refused
 question is neither stored nor counted, and concurrent processes cannot both slip past a limit.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
+from backend.models import new_uuid
 from backend.services import chat, generations, quickchat, quotas, storage
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner, read_owned_conversation
@@ -32,6 +33,15 @@ def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
         tools_enabled=conversation.tools_enabled and conversation.kind == "chat",
         tool_approval=conversation.tool_approval,
     )
+
+
+def _registered(*, session: Session, owner: Owner, turn: ChatTurn) -> PreparedTurn:
+    """Register the answer in the transaction that started the turn, and commit both: the
+    question (or the branch now shown) and the running answer become visible together."""
+    uuid = new_uuid()
+    generations.register(session=session, turn=turn, uuid=uuid)
+    generations.commit_registered(session)
+    return _prepared(owner=owner, turn=replace(turn, generation_uuid=uuid))
 
 
 def _ensure_idle(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
@@ -68,7 +78,7 @@ def start_turn(
         parent_uuid=parent_uuid,
         edit_of=edit_of,
     )
-    return _prepared(owner=owner, turn=turn)
+    return _registered(session=session, owner=owner, turn=turn)
 
 
 def start_regeneration(
@@ -89,8 +99,7 @@ def start_regeneration(
         model=model,
         replaces=replaces,
     )
-    session.commit()  # the counted question and the branch now shown
-    return _prepared(owner=owner, turn=turn)
+    return _registered(session=session, owner=owner, turn=turn)
 
 
 def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTurn:
