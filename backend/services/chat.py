@@ -9,7 +9,7 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
@@ -113,6 +113,20 @@ _TOUCH_CONVERSATION = (
     )
 )
 
+# A question: the conversation is touched and shows it, in one statement.
+_ASK_IN_CONVERSATION = _TOUCH_CONVERSATION.values(current_message_uuid=bindparam("shown"))
+# An answer: touched, and shown instead of its question unless something else is shown by now
+# (another branch chosen meanwhile stays chosen).
+_ANSWER_IN_CONVERSATION = _TOUCH_CONVERSATION.values(
+    current_message_uuid=case(
+        (
+            Conversation.__table__.c.current_message_uuid == bindparam("instead_of"),
+            bindparam("shown"),
+        ),
+        else_=Conversation.__table__.c.current_message_uuid,
+    )
+)
+
 
 def _write_message(*, connection: Connection, message: dict[str, Any]) -> int:
     """INSERT one question or answer (the one place message content is written on the chat
@@ -128,19 +142,19 @@ def start_turn(
     *,
     session: Session,
     owner: Owner,
-    conversation_uuid: str,
+    conversation: Any,
     content: str,
     model: str | None,
     parent_uuid: str | None = None,
     edit_of: str | None = None,
 ) -> ChatTurn:
-    """Write the question and prepare the model call; the caller commits (the question is
-    kept even if the answer fails).
+    """Write the question into `conversation` (the owner's, as read in this transaction: a row
+    or the ORM object) and prepare the model call; the caller commits (the question is kept
+    even if the answer fails).
 
     It follows the message shown last, or `parent_uuid`; with `edit_of` it is a new version
     of that question. The model sees the path it continues, and the conversation now shows it.
     """
-    conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
     resolved, provider = model_and_provider(
         session=session,
         owner=owner,
@@ -178,8 +192,7 @@ def start_turn(
     # still named after what was asked (a title set meanwhile is kept by the COALESCE).
     title = conversation.title or derive_title(content)
     touch = {"conversation_id": conversation.id, "now": now, "title": title}
-    connection.execute(_TOUCH_CONVERSATION, touch)
-    message_tree.show(connection=connection, conversation_id=conversation.id, uuid=question["uuid"])
+    connection.execute(_ASK_IN_CONVERSATION, {**touch, "shown": question["uuid"]})
     versions = message_tree.versions(
         connection=connection, conversation_id=conversation.id, parent_ids=[parent_id]
     )[parent_id]
@@ -283,12 +296,6 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         usage.count_answer(
             connection=connection, user_id=turn.owner_id, paid_by_server=paid, **response
         )
-    message_tree.show_instead(
-        connection=connection,
-        conversation_id=turn.conversation_id,
-        shown_uuid=message["uuid"],
-        instead_of=turn.user_message.uuid,
-    )
     versions = message_tree.versions(
         connection=connection, conversation_id=turn.conversation_id, parent_ids=[turn.question_id]
     )[turn.question_id]
@@ -305,7 +312,8 @@ def finish_turn(*, session: Session, turn: ChatTurn, completion: Completion) -> 
     answer = _store_answer(session=session, turn=turn, completion=completion)
     title = turn.conversation.title or derive_title(turn.user_message.content)
     touch = {"conversation_id": turn.conversation_id, "now": answer.created_at, "title": title}
-    session.connection().execute(_TOUCH_CONVERSATION, touch)
+    shown = {"shown": answer.uuid, "instead_of": turn.user_message.uuid}
+    session.connection().execute(_ANSWER_IN_CONVERSATION, {**touch, **shown})
     if turn.owner_id is not None:  # quick chats are answered in the asking request
         session.connection().execute(_END_GENERATION, {"conversation_id": turn.conversation_id})
     session.commit()

@@ -92,22 +92,25 @@ def _live(row: AnswerGeneration) -> bool:
     return row.status == "running" and utcnow() - row.updated_at < STALE_AFTER
 
 
-def ensure_idle(*, session: Session, conversation_id: int) -> None:
-    """Conflict if an answer is being written in the conversation (by any worker)."""
+def ensure_idle(*, session: Session, conversation_id: int) -> AnswerGeneration | None:
+    """Conflict if an answer is being written in the conversation (by any worker); else the
+    row a failed or abandoned answer left, if any."""
     row = session.scalars(
         select(AnswerGeneration).where(AnswerGeneration.conversation_id == conversation_id)
     ).first()
     if row is not None and _live(row):
         raise Conflict(BUSY)
+    return row
 
 
-def register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
-    """Add the answer's shared row to the session's transaction (the caller made sure that
-    no answer is running, and commits: a concurrent registration fails that commit)."""
-    # A failed or abandoned answer of an earlier question makes way.
-    session.execute(
-        delete(AnswerGeneration).where(AnswerGeneration.conversation_id == turn.conversation_id)
-    )
+def register(*, session: Session, turn: ChatTurn, uuid: str, left: AnswerGeneration | None) -> None:
+    """Add the answer's shared row to the session's transaction. The caller made sure that
+    no answer is running (``left``: the row an earlier answer left, as `ensure_idle` found
+    it), and commits: a concurrent registration fails that commit."""
+    if left is not None:  # a failed or abandoned answer of an earlier question makes way
+        session.execute(
+            delete(AnswerGeneration).where(AnswerGeneration.conversation_id == turn.conversation_id)
+        )
     session.add(
         AnswerGeneration(
             uuid=uuid,
@@ -129,8 +132,8 @@ def commit_registered(session: Session) -> None:
 
 
 def _register(*, session: Session, turn: ChatTurn, uuid: str) -> None:
-    ensure_idle(session=session, conversation_id=turn.conversation_id)
-    register(session=session, turn=turn, uuid=uuid)
+    left = ensure_idle(session=session, conversation_id=turn.conversation_id)
+    register(session=session, turn=turn, uuid=uuid, left=left)
     commit_registered(session)
 
 

@@ -26,7 +26,7 @@ def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTur
     turn = start_turn(
         session=session,
         owner=owner,
-        conversation_uuid=conversation.uuid,
+        conversation=conversation,
         content=content,
         model=None,
     )

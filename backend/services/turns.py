@@ -5,10 +5,12 @@ question is neither stored nor counted, and concurrent processes cannot both sli
 """
 
 from dataclasses import dataclass, replace
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from backend.models import new_uuid
+from backend.models import AnswerGeneration, new_uuid
 from backend.services import chat, generations, quickchat, quotas, storage
 from backend.services.chat import ChatTurn
 from backend.services.conversations import Owner, read_owned_conversation
@@ -35,19 +37,25 @@ def _prepared(*, owner: Owner, turn: ChatTurn) -> PreparedTurn:
     )
 
 
-def _registered(*, session: Session, owner: Owner, turn: ChatTurn) -> PreparedTurn:
+def _registered(
+    *, session: Session, owner: Owner, turn: ChatTurn, left: AnswerGeneration | None
+) -> PreparedTurn:
     """Register the answer in the transaction that started the turn, and commit both: the
     question (or the branch now shown) and the running answer become visible together."""
     uuid = new_uuid()
-    generations.register(session=session, turn=turn, uuid=uuid)
+    generations.register(session=session, turn=turn, uuid=uuid, left=left)
     generations.commit_registered(session)
     return _prepared(owner=owner, turn=replace(turn, generation_uuid=uuid))
 
 
-def _ensure_idle(*, session: Session, owner: Owner, conversation_uuid: str) -> None:
-    """One answer at a time per conversation: refused before the question is stored."""
+def _idle_conversation(
+    *, session: Session, owner: Owner, conversation_uuid: str
+) -> tuple[Row[Any], AnswerGeneration | None]:
+    """One answer at a time per conversation: refused before the question is stored. The
+    conversation, and the row an earlier answer left in it."""
     conversation = read_owned_conversation(session=session, owner=owner, uuid=conversation_uuid)
-    generations.ensure_idle(session=session, conversation_id=conversation.id)
+    left = generations.ensure_idle(session=session, conversation_id=conversation.id)
+    return conversation, left
 
 
 def start_turn(
@@ -60,7 +68,9 @@ def start_turn(
     parent_uuid: str | None = None,
     edit_of: str | None = None,
 ) -> PreparedTurn:
-    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
+    conversation, left = _idle_conversation(
+        session=session, owner=owner, conversation_uuid=conversation_uuid
+    )
     if owner.user is not None:
         limits = quotas.enforce(session=session, user_id=owner.user.id)
         storage.ensure_room(
@@ -72,13 +82,13 @@ def start_turn(
     turn = chat.start_turn(
         session=session,
         owner=owner,
-        conversation_uuid=conversation_uuid,
+        conversation=conversation,
         content=content,
         model=model,
         parent_uuid=parent_uuid,
         edit_of=edit_of,
     )
-    return _registered(session=session, owner=owner, turn=turn)
+    return _registered(session=session, owner=owner, turn=turn, left=left)
 
 
 def start_regeneration(
@@ -89,7 +99,7 @@ def start_regeneration(
     model: str | None,
     replaces: str | None = None,
 ) -> PreparedTurn:
-    _ensure_idle(session=session, owner=owner, conversation_uuid=conversation_uuid)
+    _, left = _idle_conversation(session=session, owner=owner, conversation_uuid=conversation_uuid)
     if owner.user is not None:
         quotas.enforce(session=session, user_id=owner.user.id)
     turn = chat.start_regeneration(
@@ -99,7 +109,7 @@ def start_regeneration(
         model=model,
         replaces=replaces,
     )
-    return _registered(session=session, owner=owner, turn=turn)
+    return _registered(session=session, owner=owner, turn=turn, left=left)
 
 
 def start_quick_turn(*, session: Session, owner: Owner, content: str) -> ChatTurn:

@@ -398,3 +398,32 @@ def test_a_drop_inside_a_string_of_statements_is_followed(
         conn.exec_driver_sql(f"INSERT INTO items VALUES (2, 'old'); DROP TABLE items; {create}")
         conn.exec_driver_sql("INSERT INTO items VALUES (3, 'new')")
     assert reopened(make_engine, engine, "SELECT * FROM items") == [(3, "new")]
+
+
+def test_statements_with_common_table_expressions_read_or_write_as_they_say(
+        make_engine: Callable[..., Engine], store_dir: Path) -> None:
+    """A WITH query only reads (no replica transaction for it); a WITH that ends in a write,
+    or names one in a string, is a write like any other and reaches the store's log."""
+    engine = make_engine()
+    in_transactions(engine, ["CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("WITH n(x) AS (VALUES (1), (2), (3)) "
+                             "INSERT INTO t SELECT x, 'row ' || x FROM n")
+        conn.exec_driver_sql("WITH o(x) AS (SELECT 2) UPDATE t SET note = 'second' "
+                             "WHERE id IN (SELECT x FROM o)")
+        conn.exec_driver_sql("WITH o(x) AS (SELECT 3) DELETE FROM t WHERE id IN (SELECT x FROM o)")
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "WITH RECURSIVE up(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM up WHERE x < 3) "
+            "SELECT t.id, t.note, 'do not delete' FROM up JOIN t ON t.id = up.x ORDER BY 1").all()
+        assert [tuple(r) for r in found] == [(1, "row 1", "do not delete"),
+                                             (2, "second", "do not delete")]
+    with engine.connect() as conn:
+        count = conn.exec_driver_sql("WITH ids(id) AS (SELECT id FROM t) SELECT count(*) FROM ids")
+        assert count.scalar() == 2
+        assert not conn.connection.dbapi_connection._begun  # the read opened no capture
+    engine.dispose()
+    remove_replica(store_dir)
+    with make_engine().connect() as conn:
+        assert [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM t ORDER BY 1")] == [
+            (1, "row 1"), (2, "second")]
