@@ -9,7 +9,7 @@ may stay open while a model thinks.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from backend.core.config import settings
@@ -115,16 +115,9 @@ _TOUCH_CONVERSATION = (
 
 # A question: the conversation is touched and shows it, in one statement.
 _ASK_IN_CONVERSATION = _TOUCH_CONVERSATION.values(current_message_uuid=bindparam("shown"))
-# An answer: touched, and shown instead of its question unless something else is shown by now
-# (another branch chosen meanwhile stays chosen).
+# An answer: touched, and shown instead of its question unless something else is shown by now.
 _ANSWER_IN_CONVERSATION = _TOUCH_CONVERSATION.values(
-    current_message_uuid=case(
-        (
-            Conversation.__table__.c.current_message_uuid == bindparam("instead_of"),
-            bindparam("shown"),
-        ),
-        else_=Conversation.__table__.c.current_message_uuid,
-    )
+    current_message_uuid=message_tree.SHOWN_INSTEAD
 )
 
 

@@ -13,7 +13,17 @@ them), so no request loads a whole conversation to walk it in Python.
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Integer, bindparam, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from backend.core.config import settings
 from backend.models import Conversation, Message
@@ -96,7 +106,13 @@ SHOW = (
     # move the chat in the sidebar, whose order is that of the last message.
     .values(current_message_uuid=bindparam("shown"), updated_at=_CONVERSATIONS.c.updated_at)
 )
-# A finished answer is shown only if its question still is (the user may have switched away).
+# A finished answer is shown only if its question still is (the user may have switched away):
+# as a value for an UPDATE of the conversation that also changes other columns...
+SHOWN_INSTEAD = case(
+    (_CONVERSATIONS.c.current_message_uuid == bindparam("instead_of"), bindparam("shown")),
+    else_=_CONVERSATIONS.c.current_message_uuid,
+)
+# ...or as an UPDATE of its own, which leaves the row alone when the question is not shown.
 _SHOW_INSTEAD = (
     update(_CONVERSATIONS)
     .where(
