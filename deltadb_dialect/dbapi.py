@@ -65,10 +65,17 @@ class OperationalError(DatabaseError):
 
 
 class SerializationFailure(OperationalError):
-    """Another app server changed what the transaction read before it wrote; nothing was
-    written. Run the whole transaction again (PostgreSQL's SQLSTATE for the same case)."""
+    """Another process or host changed what the transaction read before it wrote; nothing
+    was written. Run the whole transaction again (PostgreSQL's SQLSTATE for the same case)."""
 
     sqlstate = "40001"
+
+
+class LockNotAvailable(OperationalError):
+    """The transaction would have waited for the store, in a block that asked it not to
+    (``GroupCommit.not_waiting``); nothing was written. PostgreSQL's SQLSTATE for NOWAIT."""
+
+    sqlstate = "55P03"
 
 
 class IntegrityError(DatabaseError):
@@ -118,6 +125,7 @@ _STORE_ERRORS: dict[type[BaseException], type[Error]] = {
     ConstraintViolation: IntegrityError,
     store_errors.SchemaViolationError: IntegrityError,
     store_errors.SerializationError: SerializationFailure,
+    store_errors.LockNotAvailableError: LockNotAvailable,
     store_errors.LockTimeoutError: OperationalError,
     store_errors.StorageFullError: OperationalError,
     store_errors.KeyMissingError: OperationalError,
@@ -206,6 +214,9 @@ def _first_word(sql: str) -> str:
     return text[:8].split(None, 1)[0].upper() if text else ""
 
 
+LOCKING = ("first_statement", "first_write")
+
+
 def connect(
     database: str,
     *,
@@ -220,9 +231,22 @@ def connect(
     create: bool = True,
     storage: str | None = None,
     wal_thread: bool = True,
+    locking: str | None = None,
     **_ignored: Any,
 ) -> Connection:
-    """Open (creating if needed) the store at ``database`` and return a connection."""
+    """Open (creating if needed) the store at ``database`` and return a connection.
+
+    ``locking``: when a transaction takes the store's writer lock. ``"first_statement"``
+    (the default for a store on a directory): every transaction holds it from its first
+    statement, so a read-modify-write never fails. ``"first_write"`` (the default, and the
+    only choice that lets readers on other hosts go on, for a store in PostgreSQL): a
+    transaction that begins with a read reads a snapshot without it and takes it at its
+    first write; if another process or host changed what it read by then, that write fails
+    with SerializationFailure (SQLSTATE 40001), nothing is written, and the transaction is
+    to be run again from its start."""
+    if locking not in (None, *LOCKING):
+        raise ProgrammingError(
+            f"locking must be one of {', '.join(LOCKING)}, not {locking!r}")
     try:
         source = resolve_source(passphrase=passphrase, key_file=key_file)
         options = StoreOptions(timeout=timeout, checkpoint_bytes=checkpoint_bytes, create=create,
@@ -234,7 +258,10 @@ def connect(
         raise translate(exc) from exc
     except OSError as exc:
         raise OperationalError(f"unable to open the store at {database}: {exc.strerror}") from exc
-    return Connection(store, timeout=timeout, isolation_level=isolation_level)
+    if locking is None:
+        locking = "first_write" if storage else "first_statement"
+    return Connection(store, timeout=timeout, isolation_level=isolation_level,
+                      lock_at_first_write=locking == "first_write")
 
 
 class Connection:
@@ -246,9 +273,11 @@ class Connection:
     InternalError, ProgrammingError = InternalError, ProgrammingError
     NotSupportedError = NotSupportedError
 
-    def __init__(self, store: Store, *, timeout: float, isolation_level: str | None) -> None:
+    def __init__(self, store: Store, *, timeout: float, isolation_level: str | None,
+                 lock_at_first_write: bool = False) -> None:
         self._store: Store | None = store
         self._timeout = timeout
+        self._lock_at_first_write = lock_at_first_write
         self.isolation_level = isolation_level
         self._holding = False  # this connection holds the store (a transaction is open)
         # What the transaction read before its first write: (sql, parameters, rows) each, so
@@ -363,11 +392,11 @@ class Connection:
         """Take the store for this connection's transaction (lock, catch up)."""
         store = self._live_store()
         try:
-            store.acquire(self._timeout, write=write)
+            store.acquire(self._timeout, write=write or not self._lock_at_first_write)
         except store_errors.StoreError as exc:
             raise translate(exc) from exc
         self._holding = True
-        if store.lock.rechecks_reads:  # other connections of this thread read into it too
+        if store.lock.checks_reads:  # other connections of this thread read into it too
             store.reads_before_write = self._reads
 
     def _open_replica_transaction(self) -> None:
@@ -386,23 +415,23 @@ class Connection:
         self._begun = True
 
     def _check_reads(self) -> None:
-        """Other hosts committed between this transaction's start and its first write, and
-        the store caught up with them: every read made so far must return the same rows, or
-        what the transaction writes may rest on a past state (a lost update)."""
+        """Other processes or hosts committed between this transaction's start and its first
+        write, and the store caught up with them: every read made so far must return the same
+        rows, or what the transaction writes may rest on a past state (a lost update)."""
         conn = self._live_store().replica.conn
         cursor = conn.cursor()
         cursor.convert_binding = _convert_binding
         for sql, parameters, rows in self._reads:
             if cursor.execute(sql, parameters).fetchall() != rows:
                 raise store_errors.SerializationError(
-                    "could not serialize access: another app server changed rows this "
+                    "could not serialize access: another process changed rows this "
                     "transaction read before it wrote; nothing was written, try again")
         self._reads = []
 
     def _note_read(self, sql: str, parameters: Any, cursor: Any) -> None:
         """Keep a read made before the first write, only where the store checks them again
         (a store held from the first read needs none, and keeps no rows alive)."""
-        if not self._begun and self._live_store().lock.rechecks_reads:
+        if not self._begun and self._live_store().lock.checks_reads:
             self._reads.append((sql, parameters, cursor._rows))
 
     def _end(self) -> None:
@@ -456,7 +485,7 @@ class Connection:
             self._run_stored_pragma(cursor, sql, parameters)
             return
         if not self._holding and word in _OUTSIDE_TRANSACTION:
-            self._run_outside_transaction(cursor, sql, parameters)
+            self._run_outside_transaction(cursor, sql, parameters, word)
             return
         if not self._holding:
             self._begin(write=word not in _READ_ONLY_STATEMENTS)
@@ -512,7 +541,8 @@ class Connection:
             raise
         self.commit()
 
-    def _run_outside_transaction(self, cursor: Cursor, sql: str, parameters: Any) -> None:
+    def _run_outside_transaction(self, cursor: Cursor, sql: str, parameters: Any,
+                                 word: str) -> None:
         setting = _FOREIGN_KEYS.match(sql)
         if setting:
             # The replica is shared: keep this connection's setting and apply it to its
@@ -521,8 +551,10 @@ class Connection:
             cursor._set_result(None, [], -1)
             return
         store = self._live_store()
+        # A pragma that only asks (no "=") reads, and may read a snapshot like a SELECT.
+        asks = self._lock_at_first_write and word == "PRAGMA" and "=" not in sql
         try:
-            store.acquire(self._timeout)
+            store.acquire(self._timeout, write=not asks)
         except store_errors.StoreError as exc:
             raise translate(exc) from exc
         try:

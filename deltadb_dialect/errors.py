@@ -30,6 +30,10 @@ class LockTimeoutError(StoreError):
     """Another connection or process held the store for longer than the timeout."""
 
 
+class LockNotAvailableError(LockTimeoutError):
+    """A transaction that was not to wait (``GroupCommit.not_waiting``) would have waited."""
+
+
 class SchemaViolationError(StoreError):
     """A row does not satisfy its table's JSON Schema."""
 

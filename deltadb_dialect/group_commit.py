@@ -71,6 +71,17 @@ class GroupCommit:
         with self._store.deferring_sync() as block:
             yield block
 
+    @contextmanager
+    def not_waiting(self) -> Iterator[None]:
+        """Transactions of this thread in the block never wait for the store: where one
+        would (another thread of this process has it, or another process has the writer
+        lock a first write needs), it fails with ``dbapi.LockNotAvailable`` (SQLSTATE
+        55P03, as PostgreSQL's NOWAIT), having written nothing, and asks the holder to give
+        the store up. With ``locking=first_write`` a transaction that only reads never
+        waits for another process, so only transactions that write can fail this way."""
+        with self._store.lock.not_waiting():
+            yield
+
     def make_durable(self, seq: int | None = None) -> None:
         """Sync the log up to commit ``seq`` (default: the newest); from any thread."""
         self._store.make_durable(self._store.seq if seq is None else seq)

@@ -1,6 +1,11 @@
 """The lock that serializes a store's transactions: a process mutex and an inter-process flock.
 
-A transaction holds both from its first statement to its end. Lock retention: a
+A transaction holds both from its first statement to its end, unless its connection asks
+for the flock only at the first write (``locking=first_write``): then a transaction that
+begins with a read, while another process may hold the flock, takes only the mutex and reads
+a snapshot of the shared replica (WAL: readers never wait for the writer); at its first
+write it waits for the flock, and the store catches up with whatever was committed since
+its snapshot (see ``lock_for_write``). Lock retention: a
 process keeps the flock between its transactions, so back-to-back transactions cost
 no lock/unlock/fstat system calls. A process that wants the lock sets a flag in the
 (mapped) lock file and wakes the holder's helper thread through a datagram to the
@@ -22,17 +27,22 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from deltadb_dialect.errors import LockTimeoutError
+from deltadb_dialect.errors import LockNotAvailableError, LockTimeoutError
 
 LOCK_IDLE_SECONDS = 1.0
 HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to take it back
 # A process that took the lock from another keeps it this long while busy, even when asked
 # for it: a handover costs more than a transaction (the taker catches up and reads the
 # replica's pages afresh, since another process wrote them), so busy processes take turns
-# of many transactions each. A waiter waits at most a turn and one transaction.
-TURN_SECONDS = 0.015
+# of many transactions each. A waiter waits at most a turn and one transaction. Measured with
+# the chat service on two workers (bench/api_bench.py --workers 2 --think-ms 0): 60 ms turns
+# gave 1.5-2.4x the messages/s of 15 ms turns, at about half the CPU per message, and a lower
+# p95; 30 ms and 100 ms turns did worse than 60.
+TURN_SECONDS = 0.06
 WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
 # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token; bytes 24-32: when the
 # holder's turn ends (CLOCK_MONOTONIC seconds, the same clock in every process of the host)
@@ -46,9 +56,6 @@ METRICS: dict[str, int] = {"lock_waits": 0}
 class StoreLock:
     """The process mutex and the store's flock, kept between transactions while busy."""
 
-    # Whether a transaction's reads before its first write are checked again when it takes
-    # the write lock (a storage shared by hosts); here the lock is held from the first read.
-    rechecks_reads = False
     # Whether a process can keep the store between transactions, so that the next ones begin
     # without waiting (``would_wait`` False); a storage shared by hosts never can.
     kept_between_transactions = True
@@ -69,6 +76,11 @@ class StoreLock:
         self._closing = False
         self._yield_until = 0.0
         self._turn_ends = 0.0  # a waiter asking before then waits for the end of our turn
+        # The running transaction reads without the writer lock (a snapshot): its reads are
+        # checked again when it takes the lock to write.
+        self.reads_unlocked = False
+        self._wait = timeout  # how long the running transaction may wait for the flock
+        self._no_wait = threading.local()  # see not_waiting
         self._map_flag()
 
     def _map_flag(self) -> None:
@@ -104,33 +116,82 @@ class StoreLock:
     def acquire(self, wait: float, *, write: bool = True) -> bool:
         """Take the store for one transaction; True if the flock was taken afresh (another
         process may have committed since this one last held it: the caller catches up).
-        ``write``: whether the transaction begins by writing (a storage shared by hosts
-        locks for writers only; here every transaction holds the store)."""
+        ``write``: whether the transaction takes the writer lock now; False (a transaction
+        that begins with a read and may take it at its first write) takes only the mutex
+        when another process may hold the flock (``reads_unlocked``)."""
         if self.owner_thread == threading.get_ident():
             raise LockTimeoutError(
                 "database is locked: another connection in this thread has an open "
                 "transaction; commit or close it first"
             )
-        if not self.mutex.acquire(timeout=wait):
+        refusing = self.refuses_to_wait()
+        if not self.mutex.acquire(timeout=0 if refusing else wait):
+            if refusing:
+                raise LockNotAvailableError(
+                    "database is locked: another connection in this process has the store")
             raise LockTimeoutError(
                 f"database is locked: another connection in this process held the store "
                 f"for more than {wait:g} s"
             )
         if self.flock_held:
             return False
+        if not write:
+            self.reads_unlocked = True
+            self._wait = wait
+            return False
         try:
-            if self._yield_until:  # we just handed the lock over: let the waiter take it
-                pause = self._yield_until - time.monotonic()
-                self._yield_until = 0.0
-                if pause > 0:
-                    time.sleep(pause)
-            self._flock(wait)
+            self._take_flock(wait)
         except BaseException:
             self.mutex.release()
             raise
+        return True
+
+    def _take_flock(self, wait: float) -> None:
+        if self.refuses_to_wait():
+            self._take_flock_now()
+            return
+        if self._yield_until:  # we just handed the lock over: let the waiter take it
+            pause = self._yield_until - time.monotonic()
+            self._yield_until = 0.0
+            if pause > 0:
+                time.sleep(pause)
+        self._flock(wait)
         self.flock_held = True
         self._begin_turn()
-        return True
+
+    def _take_flock_now(self) -> None:
+        """The flock if it is free (and not just handed over); else ask its holder for it
+        and raise ``LockNotAvailableError``."""
+        try:
+            if self._yield_until > time.monotonic():
+                raise LockTimeoutError("handed over")
+            self._flock(0.0)
+        except LockTimeoutError:
+            raise LockNotAvailableError(
+                "database is locked: another process has the store") from None
+        self._yield_until = 0.0
+        self.flock_held = True
+        self._begin_turn()
+
+    @contextmanager
+    def not_waiting(self) -> Iterator[None]:
+        """Transactions of this thread in the block raise ``LockNotAvailableError`` where
+        they would wait for the store (for work on an event loop, which must not block)."""
+        previous = self.refuses_to_wait()
+        self._no_wait.on = True
+        try:
+            yield
+        finally:
+            self._no_wait.on = previous
+
+    def refuses_to_wait(self) -> bool:
+        return getattr(self._no_wait, "on", False)
+
+    @property
+    def checks_reads(self) -> bool:
+        """Whether the running transaction's reads before its first write are to be checked
+        again when it takes the writer lock (it reads without it)."""
+        return self.reads_unlocked
 
     def _begin_turn(self) -> None:
         self._turn_ends = time.monotonic() + TURN_SECONDS
@@ -138,9 +199,14 @@ class StoreLock:
             _TURN_END.pack_into(self._map, 24, self._turn_ends)  # waiters sleep until then
 
     def lock_for_write(self) -> bool:
-        """A transaction that began reading writes; True when another host committed since
-        it began (never, here: the flock is held from its first statement)."""
-        return False
+        """A transaction that began reading writes: True when it read without the flock,
+        which it now holds (the caller catches up and checks what the transaction read)."""
+        if not self.reads_unlocked:
+            return False
+        self._take_flock(self._wait)  # (a timeout leaves the transaction reading, to end)
+        self.reads_unlocked = False
+        self._watch_idle()
+        return True
 
     def began(self, *, fresh: bool) -> None:
         """The transaction runs (after any catch-up): watch for idleness, note the owner."""
@@ -151,6 +217,7 @@ class StoreLock:
 
     def abort(self) -> None:
         """Give everything up after a failed start (the catch-up raised)."""
+        self.reads_unlocked = False
         if self.flock_held:
             self.unlock_file()
         self.mutex.release()
@@ -158,6 +225,10 @@ class StoreLock:
     def release(self) -> None:
         """End a transaction; keep the flock unless another process waits for it."""
         self.owner_thread = None
+        if self.reads_unlocked:  # read without the flock: nothing to give up but the mutex
+            self.reads_unlocked = False
+            self.mutex.release()
+            return
         flag = self._map
         if flag is None:
             self.unlock_file()

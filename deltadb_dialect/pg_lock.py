@@ -31,12 +31,16 @@ class PgLock(StoreLock):
     """The host's lock (process mutex and flock, as for a directory store) and, inside it,
     the head check or the head row in PostgreSQL."""
 
-    rechecks_reads = True  # readers take no lock: see StoreLock.lock_for_write
     kept_between_transactions = False  # each transaction begins with a round trip
 
     def __init__(self, path: Path, *, timeout: float, storage: PgStorage) -> None:
         super().__init__(path, timeout=timeout)
         self._storage = storage
+        self._head_unlocked = False  # the transaction began with a head check, not the lock
+
+    @property
+    def checks_reads(self) -> bool:
+        return self._head_unlocked
 
     def hold(self) -> None:
         super().hold()
@@ -61,9 +65,11 @@ class PgLock(StoreLock):
         except BaseException:
             super().abort()
             raise
+        self._head_unlocked = not write
         return fresh or moved
 
     def lock_for_write(self) -> bool:
+        self._head_unlocked = False
         return self._storage.lock_for_write()
 
     def would_wait(self) -> bool:
@@ -73,12 +79,14 @@ class PgLock(StoreLock):
         return True
 
     def abort(self) -> None:
+        self._head_unlocked = False
         try:
             self._storage.end(commit=False)
         finally:
             super().abort()
 
     def release(self) -> None:
+        self._head_unlocked = False
         try:
             self._storage.end(commit=True)
         finally:

@@ -11,7 +11,11 @@ Query options: ``key_file``, ``timeout`` (seconds to wait for the store's
 lock), ``cache_size``, ``cache_ttl``, ``checkpoint_mb``, ``replica_cache_mb`` (the
 replica file's page cache in this process, in MB), ``create`` (false to refuse
 a missing store), ``wal_thread`` (true, the default: the replica's WAL is copied back
-by a thread of its own; false: by SQLite inside the commit that fills it). The
+by a thread of its own; false: by SQLite inside the commit that fills it), ``locking``
+(``first_statement``, the default for a directory: a transaction holds the store's writer
+lock from its first statement; ``first_write``, the default with ``storage``: it reads a
+snapshot without the lock and takes it at its first write, failing with SQLSTATE 40001 if
+another process changed what it read meanwhile; see ``dbapi.connect``). The
 passphrase and key file are consumed here and handed to the driver as a key source,
 never as part of a logged string.
 """
@@ -37,6 +41,7 @@ _OPTIONS: dict[str, type] = {
     "create": bool,
     "storage": str,
     "wal_thread": bool,
+    "locking": str,
 }
 
 URL_FORMS = (
@@ -81,6 +86,10 @@ class DeltaDialect_pydeltadb(DeltaDialect, SQLiteDialect_pysqlite):
             if value is None:
                 continue
             options[key] = _coerce(key, value, kind)
+        if options.get("locking", "first_write") not in ("first_statement", "first_write"):
+            raise exc.ArgumentError(
+                f"DeltaDB URL option locking={options['locking']!r} must be "
+                "first_statement or first_write")
         if "checkpoint_mb" in options:
             options["checkpoint_bytes"] = int(options.pop("checkpoint_mb") * 1024 * 1024)
         if url.password:

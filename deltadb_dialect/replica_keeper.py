@@ -72,6 +72,7 @@ class ReplicaKeeper:
         self._needs_rebuild = False
         self._rebuild_reason: str | None = None  # why, when not a page that failed
         self._wal: WalCheckpointer | None = None  # the replica's WAL, copied back in a thread
+        self._read_position: Position | None = None  # the snapshot a lockless reader reads
 
     # --- what the store sees and tells ---------------------------------------------------
 
@@ -96,6 +97,53 @@ class ReplicaKeeper:
     def needs_catch_up(self) -> bool:
         """Whether the next transaction must catch up even if no other process committed."""
         return self._needs_rebuild or self._needs_realign or self._needs_reopen
+
+    # --- reading without the writer lock ---------------------------------------------------
+
+    def begin_reading(self) -> bool:
+        """Begin a snapshot of the replica for a transaction that reads without the flock,
+        and bring this process's view to it (other processes' commits, a schema change).
+        False when the replica needs more than that first (a rebuild, a reopen, a replay,
+        another log): the caller takes the flock and catches up instead. Commits in the log
+        but not in the replica are a crashed writer's, never acknowledged: the next writer
+        replays them."""
+        if self.needs_catch_up() or self._files.pointer_id() != self._replica_id:
+            return False
+        store = self._store
+        replayer = self.replayer
+        conn = replayer.replica.conn
+        conn.execute("BEGIN")  # deferred: the snapshot is taken by the read just below
+        try:
+            state = read_state(conn)
+        except UNUSABLE:
+            conn.execute("ROLLBACK")
+            return False
+        if (self._unfit(state) is not None or state is None
+                or state.position.log_file != store.header.log["file"]):
+            conn.execute("ROLLBACK")
+            return False
+        position = state.position
+        if position != replayer.position():
+            store.cache.clear()  # rows may have changed under any cached document
+            replayer.move_to(position)
+        schema = replayer.replica.schema_version()
+        if schema != self._schema_seen:
+            replayer.adopt_catalog(state.catalog)
+            self._schema_seen = schema
+        self._read_position = position
+        return True
+
+    def end_reading(self) -> None:
+        """End the snapshot ``begin_reading`` began (if it is still open)."""
+        if self._replayer is None or self._needs_reopen:
+            return
+        conn = self._replayer.replica.conn
+        if not conn.get_autocommit():
+            conn.execute("ROLLBACK")
+
+    def moved_since_reading(self) -> bool:
+        """Whether the replica moved past the snapshot the transaction read."""
+        return self.replayer.position() != self._read_position
 
     def mark_for_realign(self) -> None:
         """The replica may not be where this process's view says (a commit failed after its

@@ -353,31 +353,42 @@ class Store:
             raise StoreError(self._sync.failure)
         lock = self.lock
         fresh = lock.acquire(self.options.timeout if timeout is None else timeout, write=write)
-        lost = self.storage.take_divergence() if fresh else None
-        if lost is not None:
-            self._keeper.mark_for_rebuild(lost)
         try:
+            if lock.reads_unlocked and not self._keeper.begin_reading():
+                # the replica must be rebuilt, reopened or replayed first: under the flock
+                lock.lock_for_write()
+                fresh = True
+            lost = self.storage.take_divergence() if fresh else None
+            if lost is not None:
+                self._keeper.mark_for_rebuild(lost)
             if fresh or self._keeper.needs_catch_up():
                 self._keeper.catch_up()
         except BaseException:
+            self._keeper.end_reading()
             lock.abort()
             raise
         lock.began(fresh=fresh)
 
     def lock_for_write(self) -> bool:
         """A transaction begun with ``write=False`` writes: take the storage's write lock.
-        True when other hosts committed since it began: the store caught up with them, and
-        the caller checks that what the transaction read is unchanged."""
-        if not self.lock.lock_for_write():
+        True when others committed since it began reading: the store caught up with them,
+        and the caller checks that what the transaction read is unchanged."""
+        lock = self.lock
+        reading = lock.reads_unlocked
+        if reading:
+            self._keeper.end_reading()  # SQLite could not write from a snapshot past its end
+        if not lock.lock_for_write():
             return False
         lost = self.storage.take_divergence()
         if lost is not None:
             self._keeper.mark_for_rebuild(lost)
         self._keeper.catch_up()
-        return True
+        return not reading or self._keeper.moved_since_reading()
 
     def release(self) -> None:
         """End a transaction; keep the writer lock unless another process waits for it."""
+        if self.lock.reads_unlocked:
+            self._keeper.end_reading()
         self.lock.release()
 
     def would_wait(self) -> bool:

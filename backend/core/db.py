@@ -5,6 +5,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.dialects import registry
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
@@ -29,14 +30,24 @@ logger = logging.getLogger(__name__)
 registry.register("deltadb", "deltadb_dialect.pydeltadb", "DeltaDialect_pydeltadb")
 
 
-def make_engine(url: str, *, enforce_foreign_keys: bool = True, **options: Any) -> Engine:
+def make_engine(url: str, *, enforce_foreign_keys: bool = True,
+                lock_at_first_write: bool = False, **options: Any) -> Engine:
     """One engine per process; SQLite files get the pragmas that make them behave like a server.
 
     Migrations pass `enforce_foreign_keys=False`: Alembic's batch mode rebuilds a table by
     copy, drop and rename, and with SQLite enforcing foreign keys the drop would cascade
     into the child rows.
+
+    `lock_at_first_write` (the app's own engine): on deltadb, transactions read a snapshot
+    and take the store's writer lock at their first write (the driver's `locking` option,
+    unless the URL sets it), so requests that only read never wait for another worker's
+    writes. A unit whose reads another worker changed meanwhile fails with 40001, having
+    written nothing, and runs again (`run_unit_of_work`).
     """
     options.setdefault("hide_parameters", True)  # a failed statement never logs user data
+    if (lock_at_first_write and url.startswith("deltadb")
+            and "locking" not in make_url(url).query):
+        options.setdefault("connect_args", {"locking": "first_write"})
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=url.startswith("postgresql"), **options)
     connect_args = {"check_same_thread": False, "timeout": 30}
@@ -57,7 +68,7 @@ def make_engine(url: str, *, enforce_foreign_keys: bool = True, **options: Any) 
 
 
 with exit_on_configuration_error(database_url=settings.DATABASE_URL):
-    engine = make_engine(settings.DATABASE_URL)
+    engine = make_engine(settings.DATABASE_URL, lock_at_first_write=True)
 # Objects stay readable after commit: routes build responses from them once the
 # transaction is over, which keeps every transaction short.
 SessionLocal = sessionmaker(bind=engine, expire_on_commit=False)
@@ -116,6 +127,9 @@ def run_unit_of_work(fn: Callable[..., T], /, **kwargs: Any) -> T:
 
 # Whether quick units of work may run on the event loop itself (see run_quick_in_session).
 QUICK_WORK_ON_LOOP = engine.dialect.name == "deltadb"
+# ... and whether they may run there while another process has the store: the engine's
+# transactions take the writer lock only at their first write (make_engine).
+READS_WITHOUT_LOCK = _LOCAL_STORE and engine.url.query.get("locking") in (None, "first_write")
 # The store's group commit handle (deltadb's driver API, `deltadb_dialect.group_commit`),
 # taken from each new driver connection: the newest belongs to the store open now.
 _group_commit: Any = None
@@ -141,9 +155,21 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     loop, a commit is acknowledged only after the log's sync, which the units of one loop
     round share (see `_on_the_loop`).
     """
+    group = _group_commit
+    if (READS_WITHOUT_LOCK and group is not None and group.is_open and group.can_be_taken
+            and not group.ready() and not _WROTE_LAST_TIME.get(fn, False)):
+        # Another process has the store's writer lock (or had it last): a unit that only
+        # reads does not need it, so it runs here at once. Should it write while the lock is
+        # still away, it fails (55P03, nothing written) and takes the way below.
+        try:
+            return await _on_the_loop(group, fn, True, **kwargs)
+        except DBAPIError as error:
+            if not (is_serialization_failure(error) or _lock_not_available(error)):
+                raise
+            _WROTE_LAST_TIME[fn] = True
     if QUICK_WORK_ON_LOOP and (store := await _store_for_the_loop()) is not None:
         try:
-            return await _on_the_loop(store, fn, **kwargs)
+            return await _on_the_loop(store, fn, False, **kwargs)
         except DBAPIError as error:
             if not is_serialization_failure(error):
                 raise
@@ -151,12 +177,27 @@ async def run_quick_in_session(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await run_in_session(fn, **kwargs)
 
 
-async def _on_the_loop(group: Any, fn: Callable[..., T], /, **kwargs: Any) -> T:
+# Whether each unit (by function) committed a write when it last ran on the loop: one that
+# did waits for the store's writer lock rather than first run without it, only to fail at its
+# first write and run again (its reads done twice). A few dozen functions at most.
+_WROTE_LAST_TIME: dict[Callable[..., Any], bool] = {}
+
+
+def _lock_not_available(error: BaseException) -> bool:
+    """SQLSTATE 55P03: the unit would have waited for the store where it must not."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == "55P03"
+
+
+async def _on_the_loop(group: Any, fn: Callable[..., T], never_wait: bool, /,
+                       **kwargs: Any) -> T:
     """Run the unit here. Its commit returns once written; the log's sync comes after the
     other callbacks the loop has ready (more units, often), so one sync covers all of them,
-    and nothing is answered before it."""
-    with group.deferring() as written, SessionLocal() as session:
+    and nothing is answered before it. ``never_wait``: where the unit would wait for the
+    store, it fails with 55P03 instead (the loop must not block)."""
+    with (group.deferring() as written, group.not_waiting() if never_wait else nullcontext(),
+          SessionLocal() as session):
         result = fn(session=session, **kwargs)
+    _WROTE_LAST_TIME[fn] = written.seq is not None
     if written.seq is not None:
         await _synced(group, written.seq)
     return result

@@ -164,6 +164,10 @@ def start_turn(
     )
     parent_id = parent.id if parent else None
     history = message_tree.read_context(connection=connection, leaf_id=parent_id)
+    # read before the question's INSERT, which comes after every read (see turns.start_turn)
+    earlier_versions = message_tree.versions(
+        connection=connection, conversation_id=conversation.id, parent_ids=[parent_id]
+    )[parent_id]
     question: dict[str, Any] = {
         "uuid": new_uuid(),
         "conversation_id": conversation.id,
@@ -186,9 +190,7 @@ def start_turn(
     title = conversation.title or derive_title(content)
     touch = {"conversation_id": conversation.id, "now": now, "title": title}
     connection.execute(_ASK_IN_CONVERSATION, {**touch, "shown": question["uuid"]})
-    versions = message_tree.versions(
-        connection=connection, conversation_id=conversation.id, parent_ids=[parent_id]
-    )[parent_id]
+    versions = [*earlier_versions, question["uuid"]]  # the newest version comes last
     public = ConversationPublic.model_validate(conversation).model_copy(
         update={"updated_at": now, "title": title, "current_message_uuid": question["uuid"]}
     )
@@ -257,6 +259,11 @@ def start_regeneration(
 def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -> MessagePublic:
     """INSERT the answer and its response row, count its usage; the answer as returned."""
     connection, now = session.connection(), utcnow()
+    # read before the writes: the store's writer lock, taken at the first write, is then
+    # held for the writes and the commit only
+    earlier_versions = message_tree.versions(
+        connection=connection, conversation_id=turn.conversation_id, parent_ids=[turn.question_id]
+    )[turn.question_id]
     message: dict[str, Any] = {
         "uuid": new_uuid(),
         "conversation_id": turn.conversation_id,
@@ -289,14 +296,11 @@ def _store_answer(*, session: Session, turn: ChatTurn, completion: Completion) -
         usage.count_answer(
             connection=connection, user_id=turn.owner_id, paid_by_server=paid, **response
         )
-    versions = message_tree.versions(
-        connection=connection, conversation_id=turn.conversation_id, parent_ids=[turn.question_id]
-    )[turn.question_id]
     return MessagePublic(
         **message,
         response=ResponsePublic(**response),
         parent_uuid=turn.user_message.uuid,
-        versions=versions,
+        versions=[*earlier_versions, message["uuid"]],  # the newest version comes last
     )
 
 

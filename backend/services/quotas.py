@@ -105,18 +105,33 @@ def enforce(*, session: Session, user_id: int) -> dict[str, int | None]:
     """Count this question and refuse it when a limit is reached (the caller then rolls back).
 
     Returns the user's effective limits, for the storage check that follows."""
+    limits = check_budget(session=session, user_id=user_id)
+    count_question(session=session, user_id=user_id, limits=limits)
+    return limits
+
+
+def check_budget(*, session: Session, user_id: int) -> dict[str, int | None]:
+    """The reading half of `enforce`: refuse a question when the daily token budget is spent.
+    Returns the user's effective limits, for `count_question`."""
     limits, now = effective_limits(session=session, user_id=user_id), datetime.now(UTC)
+    budget = limits["daily_token_budget"]
+    if budget is not None and (used := tokens_today(session=session, user_id=user_id)) >= budget:
+        reason = f"Daily token budget reached: {used} of {budget} tokens used today."
+        raise _too_many(reason, reset=window_start("day", now) + PERIODS["day"], now=now)
+    return limits
+
+
+def count_question(*, session: Session, user_id: int, limits: dict[str, int | None]) -> None:
+    """The writing half of `enforce`: count the question in one statement and refuse it when
+    that passes a message limit (the caller then rolls back, the count with it). A turn does
+    this after its reads, so that what holds the store's writer lock is only its writes."""
+    now = datetime.now(UTC)
     counts = _count_question(connection=session.connection(), user_id=user_id, now=now)
     for period, name in (("minute", "messages_per_minute"), ("day", "messages_per_day")):
         if (limit := limits[name]) is not None and counts[period] > limit:
             reset = window_start(period, now) + PERIODS[period]
             reason = f"Message limit reached: at most {limit} messages per {period}."
             raise _too_many(reason, reset=reset, now=now)
-    budget = limits["daily_token_budget"]
-    if budget is not None and (used := tokens_today(session=session, user_id=user_id)) >= budget:
-        reason = f"Daily token budget reached: {used} of {budget} tokens used today."
-        raise _too_many(reason, reset=window_start("day", now) + PERIODS["day"], now=now)
-    return limits
 
 
 def _current_count(*, session: Session, user_id: int, period: str, now: datetime) -> int:

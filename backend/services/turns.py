@@ -68,11 +68,14 @@ def start_turn(
     parent_uuid: str | None = None,
     edit_of: str | None = None,
 ) -> PreparedTurn:
+    # Reads first, writes last: on a store whose transactions take the writer lock at their
+    # first write, the lock is then held only for the writes and the commit.
     conversation, left = _idle_conversation(
         session=session, owner=owner, conversation_uuid=conversation_uuid
     )
+    limits = None
     if owner.user is not None:
-        limits = quotas.enforce(session=session, user_id=owner.user.id)
+        limits = quotas.check_budget(session=session, user_id=owner.user.id)
         storage.ensure_room(
             session=session,
             user_id=owner.user.id,
@@ -88,6 +91,8 @@ def start_turn(
         parent_uuid=parent_uuid,
         edit_of=edit_of,
     )
+    if owner.user is not None and limits is not None:
+        quotas.count_question(session=session, user_id=owner.user.id, limits=limits)
     return _registered(session=session, owner=owner, turn=turn, left=left)
 
 
