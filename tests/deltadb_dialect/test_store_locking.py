@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +183,33 @@ def test_an_unknown_locking_mode_is_refused_in_one_sentence(master_key: str,
                                                             store_dir: Path) -> None:
     with pytest.raises(exc.ArgumentError, match="first_statement or first_write"):
         create_engine(f"deltadb:///{store_dir}?locking=sometimes").connect()
+
+
+def test_a_transaction_that_must_not_wait_reads_and_fails_at_once_where_it_would_wait(
+        engine: Engine, store_dir: Path) -> None:
+    holder = Holder(store_dir, "UPDATE counter SET value = 5 WHERE id = 2")
+    try:
+        raw = engine.raw_connection()
+        group = raw.driver_connection.group_commit()  # type: ignore[union-attr]
+        raw.close()
+        with group.not_waiting(), engine.connect() as conn:
+            assert _values(conn) == [0, 0]
+            with pytest.raises(exc.OperationalError) as failure:
+                conn.execute(text("UPDATE counter SET value = 1 WHERE id = 1"))
+            assert failure.value.orig.sqlstate == "55P03"  # type: ignore[union-attr]
+            conn.rollback()
+        holder.commit()  # the holder, asked for the store and now idle, gives it up
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with group.not_waiting(), engine.begin() as conn:
+                    conn.execute(text("UPDATE counter SET value = 1 WHERE id = 1"))
+                break
+            except exc.OperationalError as error:
+                assert error.orig.sqlstate == "55P03"  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the idle holder never gave the store up"
+                time.sleep(0.05)
+        with engine.connect() as conn:
+            assert _values(conn) == [1, 5]
+    finally:
+        holder.close()
