@@ -4,16 +4,13 @@ import argparse
 import sys
 
 from backend.core.config import settings
-from backend.core.db import SessionLocal, engine, migration_problem
+from backend.core.db import engine, migration_problem, run_unit_of_work
 from backend.core.startup_errors import exit_on_configuration_error
 from backend.services import archive
 
 
 def _archive_idle(arguments: argparse.Namespace) -> int:
-    with SessionLocal() as session:
-        result = archive.archive_idle(
-            session=session, days=arguments.days, dry_run=arguments.dry_run
-        )
+    result = run_unit_of_work(archive.archive_idle, days=arguments.days, dry_run=arguments.dry_run)
     for conversation in result.conversations:
         when = conversation.updated_at.strftime("%Y-%m-%d %H:%M")
         owner = f"user {conversation.user_id}"

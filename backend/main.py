@@ -15,7 +15,7 @@ from backend.api.main import api_router
 from backend.api.routes import imports, mock_openai, quickchat
 from backend.core import metrics
 from backend.core.config import settings
-from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem
+from backend.core.db import REPO_ROOT, SessionLocal, engine, migration_problem, run_unit_of_work
 from backend.core.logging import configure_logging
 from backend.core.startup_errors import ConfigurationError, explain, report
 from backend.errors import register_exception_handlers
@@ -81,8 +81,8 @@ def _open_the_database() -> None:
     # Refuse to serve on a schema this code was not written for.
     if problem := migration_problem(engine):
         raise DatabaseNotMigrated(problem)
-    with SessionLocal() as session:
-        users.ensure_configured_admin(session=session)
+    # (again if another worker starting beside this one created the admin meanwhile: 40001)
+    run_unit_of_work(users.ensure_configured_admin)
     mcp_runtime.check_servers_file()
 
 
