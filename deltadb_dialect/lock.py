@@ -40,8 +40,8 @@ HANDOVER_SECONDS = 0.002  # after giving the lock to a waiter, wait this long to
 # replica's pages afresh, since another process wrote them), so busy processes take turns
 # of many transactions each. A waiter waits at most a turn and one transaction. Measured with
 # the chat service on two workers (bench/api_bench.py --workers 2 --think-ms 0): 60 ms turns
-# gave 1.5-2.4x the messages/s of 15 ms turns, at about half the CPU per message, and a lower
-# p95; 30 ms and 100 ms turns did worse than 60.
+# gave 1.4-1.5x the messages/s of 15 ms turns run beside them, at 0.65-0.7x the CPU per
+# message and a lower p95; 30 ms and 100 ms turns did worse than 60.
 TURN_SECONDS = 0.06
 WAKE_REPEAT_SECONDS = 0.005  # a waiter wakes the holder's helper thread at most this often
 # byte 0: "a process is waiting"; bytes 8-24: the holder's wake token; bytes 24-32: when the
